@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The broker core: the buffer registry, holders, share tokens and quotas.
+ *
+ * No D-Bus in here. A "client" is an opaque connection name (the bus layer
+ * uses the sender's unique name) plus its uid; the bus layer tells the core
+ * when a client vanishes and is told, through BrokerCallbacks, when a client
+ * becomes known or forgotten and when a buffer is dropped. Time is passed in
+ * (CLOCK_MONOTONIC usec) so tests can drive expiry.
+ *
+ * Errors: functions return 0 or a negative errno and, where a BrokerError is
+ * passed, a message for a human. The errnos are the ones the protocol maps to
+ * error names (bufbroker-protocol.h): -EINVAL malformed input, -EDQUOT quota,
+ * -ENOKEY unknown/expired/used token, -EPERM not the owner, -EACCES token bound
+ * to another uid, -EALREADY already frozen, -EBUSY writable mappings exist.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "bufbroker-protocol.h"
+#include "macro.h"
+
+#define USEC_INFINITY UINT64_MAX
+#define BUFFER_PLANES_MAX 8
+
+typedef struct Broker Broker;
+typedef struct Buffer Buffer;
+typedef struct Client Client;
+typedef struct Hold Hold;
+typedef struct Token Token;
+typedef struct UidUsage UidUsage;
+
+typedef struct BrokerLimits {
+        uint64_t max_buffer_size;
+        uint64_t max_buffers_per_uid;
+        uint64_t max_bytes_per_uid;
+        uint64_t max_tokens_per_uid;
+        uint64_t max_buffers;
+        uint64_t max_bytes;
+        uint64_t max_tokens;
+} BrokerLimits;
+
+typedef struct BrokerStats {
+        uint64_t buffers;
+        uint64_t bytes;
+        uint64_t clients;
+        uint64_t tokens;
+} BrokerStats;
+
+typedef struct BrokerCallbacks {
+        /* A client got its first hold. Return <0 to refuse (the operation
+         * that needed it then fails and is undone). */
+        int (*client_added)(Broker *b, Client *c, void *userdata);
+        /* A client holds nothing any more and is about to be freed. */
+        void (*client_removed)(Broker *b, Client *c, void *userdata);
+        /* A buffer is about to be freed (released, expired, last holder gone). */
+        void (*buffer_dropped)(Broker *b, Buffer *buf, void *userdata);
+} BrokerCallbacks;
+
+/* Who is calling: a connection name (NULL = not a bus client, never becomes a
+ * holder) and the uid the bus vouches for. */
+typedef struct Caller {
+        const char *name;
+        uid_t uid;
+} Caller;
+
+typedef struct BrokerError {
+        char message[256];
+} BrokerError;
+
+struct Hold {
+        Buffer *buffer;
+        Client *client;
+        TAILQ_ENTRY(Hold) by_buffer;
+        TAILQ_ENTRY(Hold) by_client;
+};
+
+struct Client {
+        Broker *broker;
+        char *name;
+        uid_t uid;
+        void *userdata;                 /* the bus layer's (its sd_bus_track) */
+        TAILQ_HEAD(, Hold) holds;
+        TAILQ_ENTRY(Client) link;
+};
+
+struct Token {
+        Broker *broker;
+        Buffer *buffer;
+        char id[BB_TOKEN_LEN + 1];
+        uid_t owner_uid;                /* charged to this uid's token quota */
+        uid_t bound_uid;                /* (uid_t) -1: any uid */
+        bool read_only;
+        bool single_use;
+        uint64_t expire_usec;           /* monotonic; USEC_INFINITY: never */
+        TAILQ_ENTRY(Token) by_buffer;
+        TAILQ_ENTRY(Token) link;
+};
+
+typedef struct BufferPlane {
+        int fd;                         /* the daemon's own fd, O_RDWR */
+        uint64_t length;
+} BufferPlane;
+
+struct Buffer {
+        Broker *broker;
+        uint64_t id;
+        char *name;
+        const char *kind;               /* BB_KIND_* */
+        char *path;                     /* D-Bus object path */
+        uint64_t size;                  /* bytes charged, sum of plane lengths */
+        uid_t owner_uid;
+        bool persistent;
+        bool frozen;
+        uint64_t expire_usec;           /* monotonic; USEC_INFINITY: never */
+        uint64_t created_usec;          /* CLOCK_REALTIME */
+        unsigned n_planes;
+        BufferPlane planes[BUFFER_PLANES_MAX];
+        unsigned n_holds;
+        TAILQ_HEAD(, Hold) holds;
+        TAILQ_HEAD(, Token) tokens;
+        TAILQ_ENTRY(Buffer) link;
+};
+
+struct UidUsage {
+        uid_t uid;
+        uint64_t buffers;
+        uint64_t bytes;
+        uint64_t tokens;
+        TAILQ_ENTRY(UidUsage) link;
+};
+
+struct Broker {
+        BrokerLimits limits;
+        BrokerCallbacks callbacks;
+        void *userdata;
+        uid_t self_uid;                 /* sees and may do everything, like root */
+        uint64_t next_id;
+        BrokerStats stats;
+        void *buffer_index;             /* tsearch trees */
+        void *token_index;
+        void *client_index;
+        TAILQ_HEAD(, Buffer) buffers;   /* in id order */
+        TAILQ_HEAD(, Token) tokens;
+        TAILQ_HEAD(, Client) clients;
+        TAILQ_HEAD(, UidUsage) usage;
+};
+
+typedef struct ShareOptions {
+        bool read_only;
+        bool single_use;
+        uid_t bound_uid;                /* (uid_t) -1: any uid */
+        uint64_t ttl_usec;              /* 0: no expiry */
+} ShareOptions;
+
+void broker_limits_default(BrokerLimits *ret);
+
+int broker_new(Broker **ret, const BrokerLimits *limits, const BrokerCallbacks *callbacks, void *userdata);
+Broker *broker_free(Broker *b);
+DEFINE_POINTER_CLEANUP(Broker, broker_free);
+
+/* Argument checks, shared with the bus layer so both say the same thing. */
+int broker_validate_name(const char *name, BrokerError *err);
+
+int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint64_t size,
+                        bool persistent, uint64_t ttl_usec, uint64_t now, BrokerError *err,
+                        Buffer **ret);
+
+/* Open by token. On success the caller holds the buffer and *ret_fds holds
+ * buf->n_planes new fds (O_RDONLY ones for a read-only token) that the caller
+ * must close. */
+int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now,
+                BrokerError *err, Buffer **ret, bool *ret_read_only, int ret_fds[BUFFER_PLANES_MAX]);
+
+int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOptions *opts,
+                 uint64_t now, BrokerError *err, const char **ret_token);
+int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err);
+int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err);
+
+/* The bus connection behind a client is gone: drop its holds. */
+void broker_client_vanished(Broker *b, Client *c);
+Client *broker_find_client(Broker *b, const char *name);
+
+/* Drop expired tokens and buffers; returns the next deadline (USEC_INFINITY: none). */
+uint64_t broker_expire(Broker *b, uint64_t now);
+uint64_t broker_next_deadline(Broker *b);
+
+Buffer *broker_find_buffer(Broker *b, uint64_t id);
+/* Owner uid, root, the daemon's uid and the buffer's holders may see a buffer. */
+bool broker_may_see(Broker *b, const Caller *caller, Buffer *buf);
+bool broker_is_privileged(Broker *b, uid_t uid);
+const UidUsage *broker_usage(Broker *b, uid_t uid);
+
+#define BROKER_FOREACH_BUFFER(buf, b) TAILQ_FOREACH(buf, &(b)->buffers, link)

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The bufbroker D-Bus contract in C: bus name, object paths, interfaces,
+ * error names and option keys. Daemon and library both include this file, so
+ * a name is spelled once. org.bufbroker.Broker1.xml beside it is the
+ * authoritative description of the methods; a test compares the daemon's live
+ * introspection against it.
+ */
+#pragma once
+
+#include <errno.h>
+#include <stddef.h>
+
+#define BB_BUS_NAME             "org.bufbroker.Broker1"
+#define BB_MANAGER_PATH         "/org/bufbroker/Broker1"
+#define BB_MANAGER_INTERFACE    "org.bufbroker.Broker1"
+#define BB_BUFFER_PATH_PREFIX   "/org/bufbroker/Broker1/buffer"
+#define BB_BUFFER_INTERFACE     "org.bufbroker.Buffer1"
+
+/* Buffer kinds (the Kind property and "kind" in Open's info). */
+#define BB_KIND_MEMFD           "memfd"
+
+/* Error names. Malformed input uses org.freedesktop.DBus.Error.InvalidArgs. */
+#define BB_ERROR_QUOTA_EXCEEDED "org.bufbroker.Error.QuotaExceeded"
+#define BB_ERROR_NO_SUCH_BUFFER "org.bufbroker.Error.NoSuchBuffer"
+#define BB_ERROR_NO_SUCH_TOKEN  "org.bufbroker.Error.NoSuchToken"
+#define BB_ERROR_NOT_OWNER      "org.bufbroker.Error.NotOwner"
+#define BB_ERROR_ACCESS_DENIED  "org.bufbroker.Error.AccessDenied"
+#define BB_ERROR_FROZEN         "org.bufbroker.Error.Frozen"
+#define BB_ERROR_BUSY           "org.bufbroker.Error.Busy"
+
+/* The errno each error name stands for, on both sides of the bus: the daemon's
+ * core returns these errnos, the library hands them to its callers. */
+struct bb_error_errno {
+        const char *name;
+        int error;
+};
+
+#define BB_ERROR_ERRNO_TABLE                                    \
+        {                                                       \
+                { BB_ERROR_QUOTA_EXCEEDED, EDQUOT },            \
+                { BB_ERROR_NO_SUCH_BUFFER, ENOENT },            \
+                { BB_ERROR_NO_SUCH_TOKEN, ENOKEY },             \
+                { BB_ERROR_NOT_OWNER, EPERM },                  \
+                { BB_ERROR_ACCESS_DENIED, EACCES },             \
+                { BB_ERROR_FROZEN, EALREADY },                  \
+                { BB_ERROR_BUSY, EBUSY },                       \
+        }
+
+/* Option keys of CreateMemfd's a{sv}. */
+#define BB_OPT_PERSISTENT       "persistent"    /* b */
+#define BB_OPT_TTL_USEC         "ttl-usec"      /* t */
+
+/* Option keys of Buffer1.Share's a{sv}. */
+#define BB_OPT_READ_ONLY        "read-only"     /* b */
+#define BB_OPT_UID              "uid"           /* u */
+#define BB_OPT_SINGLE_USE       "single-use"    /* b */
+/* and BB_OPT_TTL_USEC */
+
+/* Keys of Open's info a{sv}. */
+#define BB_INFO_ID              "id"            /* t */
+#define BB_INFO_KIND            "kind"          /* s */
+#define BB_INFO_SIZE            "size"          /* t */
+#define BB_INFO_NAME            "name"          /* s */
+#define BB_INFO_READ_ONLY       "read-only"     /* b */
+#define BB_INFO_OWNER_UID       "owner-uid"     /* u */
+#define BB_INFO_FROZEN          "frozen"        /* b */
+
+/* Keys of the Limits property (all t; 0 never appears: every limit is finite). */
+#define BB_LIMIT_MAX_BUFFER_SIZE        "max-buffer-size"
+#define BB_LIMIT_MAX_BUFFERS_PER_UID    "max-buffers-per-uid"
+#define BB_LIMIT_MAX_BYTES_PER_UID      "max-bytes-per-uid"
+#define BB_LIMIT_MAX_TOKENS_PER_UID     "max-tokens-per-uid"
+#define BB_LIMIT_MAX_BUFFERS            "max-buffers"
+#define BB_LIMIT_MAX_BYTES              "max-bytes"
+#define BB_LIMIT_MAX_TOKENS             "max-tokens"
+
+/* Keys of the Stats property (all t). */
+#define BB_STAT_BUFFERS         "buffers"
+#define BB_STAT_BYTES           "bytes"
+#define BB_STAT_CLIENTS         "clients"
+#define BB_STAT_TOKENS          "tokens"
+
+/* A buffer name is at most this many bytes, with no control characters. */
+#define BB_NAME_MAX             255
+/* A token is this many lower-case hex digits (128 random bits). */
+#define BB_TOKEN_LEN            32
+
+/* Signature of one ListBuffers() entry:
+ * (o path, t id, s name, s kind, t size, u owner_uid, b persistent, b frozen,
+ *  u holders, t created_usec) */
+#define BB_LIST_ENTRY_SIGNATURE "(otsstubbut)"
