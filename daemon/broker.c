@@ -1,0 +1,743 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The broker core: which buffers exist, who holds them, which tokens open
+ * them and what every uid is charged. Ownership rules live here and nowhere
+ * else; the bus layer only decodes arguments and maps errnos to error names.
+ *
+ * Lifetime: a buffer lives while a client holds it or while it is persistent,
+ * and never past its TTL. A client is known while it holds something.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <search.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "broker.h"
+#include "memfd.h"
+
+#define UID_INVALID ((uid_t) -1)
+
+_printf_(2, 3)
+static int set_error(BrokerError *err, const char *fmt, ...) {
+        va_list ap;
+
+        if (err) {
+                va_start(ap, fmt);
+                vsnprintf(err->message, sizeof(err->message), fmt, ap);
+                va_end(ap);
+        }
+        return 0;
+}
+
+#define fail(err, r, ...) (set_error((err), __VA_ARGS__), (r))
+
+static uint64_t page_size(void) {
+        long p = sysconf(_SC_PAGESIZE);
+        return p > 0 ? (uint64_t) p : 4096;
+}
+
+static uint64_t usec_add(uint64_t a, uint64_t b) {
+        return a > USEC_INFINITY - b ? USEC_INFINITY : a + b;
+}
+
+static uint64_t realtime_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+void broker_limits_default(BrokerLimits *ret) {
+        *ret = (BrokerLimits) {
+                .max_buffer_size = UINT64_C(1) << 30,           /* 1 GiB */
+                .max_buffers_per_uid = 1024,
+                .max_bytes_per_uid = UINT64_C(4) << 30,         /* 4 GiB */
+                .max_tokens_per_uid = 1024,
+                .max_buffers = 16384,
+                .max_bytes = UINT64_C(64) << 30,                /* 64 GiB */
+                .max_tokens = 16384,
+        };
+}
+
+/* ------------------------------------------------------------ indexes --- */
+
+static int buffer_compare(const void *a, const void *b) {
+        const Buffer *x = a, *y = b;
+        return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int token_compare(const void *a, const void *b) {
+        return strcmp(((const Token *) a)->id, ((const Token *) b)->id);
+}
+
+static int client_compare(const void *a, const void *b) {
+        return strcmp(((const Client *) a)->name, ((const Client *) b)->name);
+}
+
+Buffer *broker_find_buffer(Broker *b, uint64_t id) {
+        Buffer key = { .id = id };
+        void **n = tfind(&key, &b->buffer_index, buffer_compare);
+        return n ? *n : NULL;
+}
+
+static Token *find_token(Broker *b, const char *id) {
+        Token key = {};
+        void **n;
+
+        if (strlen(id) != BB_TOKEN_LEN)
+                return NULL;
+        memcpy(key.id, id, BB_TOKEN_LEN + 1);
+        n = tfind(&key, &b->token_index, token_compare);
+        return n ? *n : NULL;
+}
+
+Client *broker_find_client(Broker *b, const char *name) {
+        Client key = { .name = (char *) name };
+        void **n = tfind(&key, &b->client_index, client_compare);
+        return n ? *n : NULL;
+}
+
+/* -------------------------------------------------------------- usage --- */
+
+static UidUsage *usage_get(Broker *b, uid_t uid, bool create) {
+        UidUsage *u;
+
+        TAILQ_FOREACH(u, &b->usage, link)
+                if (u->uid == uid)
+                        return u;
+        if (!create)
+                return NULL;
+
+        u = calloc(1, sizeof(*u));
+        if (!u)
+                return NULL;
+        u->uid = uid;
+        TAILQ_INSERT_TAIL(&b->usage, u, link);
+        return u;
+}
+
+static void usage_gc(Broker *b, UidUsage *u) {
+        if (u && u->buffers == 0 && u->bytes == 0 && u->tokens == 0) {
+                TAILQ_REMOVE(&b->usage, u, link);
+                free(u);
+        }
+}
+
+const UidUsage *broker_usage(Broker *b, uid_t uid) {
+        return usage_get(b, uid, false);
+}
+
+/* ------------------------------------------------------------ clients --- */
+
+static Client *client_free(Client *c) {
+        if (!c)
+                return NULL;
+        free(c->name);
+        free(c);
+        return NULL;
+}
+
+/* Find or make the client behind @caller. A new client is registered only
+ * once the bus layer accepted it (client_added), so failure leaves nothing. */
+static int client_get(Broker *b, const Caller *caller, Client **ret) {
+        Client *c;
+        int r;
+
+        c = broker_find_client(b, caller->name);
+        if (c) {
+                *ret = c;
+                return 0;
+        }
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->broker = b;
+        c->uid = caller->uid;
+        TAILQ_INIT(&c->holds);
+        c->name = strdup(caller->name);
+        if (!c->name) {
+                client_free(c);
+                return -ENOMEM;
+        }
+
+        if (!tsearch(c, &b->client_index, client_compare)) {
+                client_free(c);
+                return -ENOMEM;
+        }
+
+        if (b->callbacks.client_added) {
+                r = b->callbacks.client_added(b, c, b->userdata);
+                if (r < 0) {
+                        tdelete(c, &b->client_index, client_compare);
+                        client_free(c);
+                        return r;
+                }
+        }
+
+        TAILQ_INSERT_TAIL(&b->clients, c, link);
+        b->stats.clients++;
+        *ret = c;
+        return 0;
+}
+
+/* Forget a client that holds nothing any more. */
+static void client_gc(Broker *b, Client *c) {
+        if (!TAILQ_EMPTY(&c->holds))
+                return;
+
+        if (b->callbacks.client_removed)
+                b->callbacks.client_removed(b, c, b->userdata);
+
+        tdelete(c, &b->client_index, client_compare);
+        TAILQ_REMOVE(&b->clients, c, link);
+        b->stats.clients--;
+        client_free(c);
+}
+
+/* -------------------------------------------------------------- holds --- */
+
+static Hold *hold_find(Buffer *buf, Client *c) {
+        Hold *h;
+
+        TAILQ_FOREACH(h, &c->holds, by_client)
+                if (h->buffer == buf)
+                        return h;
+        return NULL;
+}
+
+/* Make @caller a holder of @buf; holding twice is holding once. */
+static int hold_add(Broker *b, Buffer *buf, const Caller *caller) {
+        Client *c;
+        Hold *h;
+        int r;
+
+        r = client_get(b, caller, &c);
+        if (r < 0)
+                return r;
+
+        if (hold_find(buf, c))
+                return 0;
+
+        h = calloc(1, sizeof(*h));
+        if (!h) {
+                client_gc(b, c);
+                return -ENOMEM;
+        }
+        h->buffer = buf;
+        h->client = c;
+        TAILQ_INSERT_TAIL(&buf->holds, h, by_buffer);
+        TAILQ_INSERT_TAIL(&c->holds, h, by_client);
+        buf->n_holds++;
+        return 0;
+}
+
+/* Remove a hold; the client is forgotten if that was its last one. */
+static void hold_free(Broker *b, Hold *h) {
+        Client *c = h->client;
+
+        TAILQ_REMOVE(&h->buffer->holds, h, by_buffer);
+        TAILQ_REMOVE(&c->holds, h, by_client);
+        h->buffer->n_holds--;
+        free(h);
+        client_gc(b, c);
+}
+
+/* ------------------------------------------------------------- tokens --- */
+
+static void token_free(Broker *b, Token *t) {
+        UidUsage *u;
+
+        tdelete(t, &b->token_index, token_compare);
+        TAILQ_REMOVE(&t->buffer->tokens, t, by_buffer);
+        TAILQ_REMOVE(&b->tokens, t, link);
+        b->stats.tokens--;
+
+        u = usage_get(b, t->owner_uid, false);
+        if (u) {
+                u->tokens--;
+                usage_gc(b, u);
+        }
+        free(t);
+}
+
+static int token_generate(char ret[static BB_TOKEN_LEN + 1]) {
+        uint8_t raw[BB_TOKEN_LEN / 2];
+        ssize_t n;
+
+        n = getrandom(raw, sizeof(raw), 0);
+        if (n < 0)
+                return negative_errno();
+        if ((size_t) n != sizeof(raw))
+                return -EIO;
+
+        for (size_t i = 0; i < sizeof(raw); i++)
+                sprintf(ret + 2 * i, "%02x", raw[i]);
+        return 0;
+}
+
+static bool token_well_formed(const char *s) {
+        size_t i;
+
+        for (i = 0; s[i]; i++)
+                if (i >= BB_TOKEN_LEN || !strchr("0123456789abcdef", s[i]))
+                        return false;
+        return i == BB_TOKEN_LEN;
+}
+
+/* ------------------------------------------------------------ buffers --- */
+
+static Buffer *buffer_free(Buffer *buf) {
+        if (!buf)
+                return NULL;
+        for (unsigned i = 0; i < buf->n_planes; i++)
+                safe_close(buf->planes[i].fd);
+        free(buf->name);
+        free(buf->path);
+        free(buf);
+        return NULL;
+}
+DEFINE_POINTER_CLEANUP(Buffer, buffer_free);
+
+/* Unregister and free a registered buffer, with its tokens and holds. */
+static void buffer_drop(Broker *b, Buffer *buf) {
+        UidUsage *u;
+        Hold *h;
+        Token *t;
+
+        if (b->callbacks.buffer_dropped)
+                b->callbacks.buffer_dropped(b, buf, b->userdata);
+
+        while ((t = TAILQ_FIRST(&buf->tokens)))
+                token_free(b, t);
+        while ((h = TAILQ_FIRST(&buf->holds)))
+                hold_free(b, h);
+
+        tdelete(buf, &b->buffer_index, buffer_compare);
+        TAILQ_REMOVE(&b->buffers, buf, link);
+        b->stats.buffers--;
+        b->stats.bytes -= buf->size;
+
+        u = usage_get(b, buf->owner_uid, false);
+        if (u) {
+                u->buffers--;
+                u->bytes -= buf->size;
+                usage_gc(b, u);
+        }
+        buffer_free(buf);
+}
+
+/* Drop a buffer that nobody keeps alive any more. */
+static void buffer_gc(Broker *b, Buffer *buf) {
+        if (buf->n_holds == 0 && !buf->persistent)
+                buffer_drop(b, buf);
+}
+
+bool broker_is_privileged(Broker *b, uid_t uid) {
+        return uid == 0 || uid == b->self_uid;
+}
+
+static bool may_manage(Broker *b, const Caller *caller, Buffer *buf) {
+        return caller->uid == buf->owner_uid || broker_is_privileged(b, caller->uid);
+}
+
+bool broker_may_see(Broker *b, const Caller *caller, Buffer *buf) {
+        Client *c;
+
+        if (may_manage(b, caller, buf))
+                return true;
+        if (!caller->name)
+                return false;
+        c = broker_find_client(b, caller->name);
+        return c && hold_find(buf, c);
+}
+
+int broker_validate_name(const char *name, BrokerError *err) {
+        size_t n = strlen(name);
+
+        if (n > BB_NAME_MAX)
+                return fail(err, -EINVAL, "Buffer name is %zu bytes long, at most %u are allowed",
+                            n, BB_NAME_MAX);
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) name[i] < 0x20 || name[i] == 0x7f)
+                        return fail(err, -EINVAL,
+                                    "Buffer name contains control character 0x%02x at byte %zu",
+                                    (unsigned char) name[i], i);
+        return 0;
+}
+
+/* Would charging @uid one more buffer of @size bytes break a limit? */
+static int check_buffer_quota(Broker *b, uid_t uid, uint64_t size, BrokerError *err) {
+        const BrokerLimits *l = &b->limits;
+        const UidUsage *u = usage_get(b, uid, false);
+        uint64_t buffers = u ? u->buffers : 0, bytes = u ? u->bytes : 0;
+
+        if (buffers >= l->max_buffers_per_uid)
+                return fail(err, -EDQUOT, "uid %u already has %" PRIu64 " buffers, the limit per uid",
+                            (unsigned) uid, buffers);
+        if (size > l->max_bytes_per_uid - bytes)
+                return fail(err, -EDQUOT,
+                            "uid %u would exceed its limit of %" PRIu64 " bytes (%" PRIu64 " in use, %" PRIu64 " asked)",
+                            (unsigned) uid, l->max_bytes_per_uid, bytes, size);
+        if (b->stats.buffers >= l->max_buffers)
+                return fail(err, -EDQUOT, "The broker holds %" PRIu64 " buffers, its global limit",
+                            b->stats.buffers);
+        if (size > l->max_bytes - b->stats.bytes)
+                return fail(err, -EDQUOT,
+                            "The broker would exceed its global limit of %" PRIu64 " bytes (%" PRIu64 " in use, %" PRIu64 " asked)",
+                            l->max_bytes, b->stats.bytes, size);
+        return 0;
+}
+
+int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint64_t size,
+                        bool persistent, uint64_t ttl_usec, uint64_t now, BrokerError *err,
+                        Buffer **ret) {
+        _cleanup_(buffer_freep) Buffer *buf = NULL;
+        uint64_t page = page_size();
+        UidUsage *u;
+        int r;
+
+        r = broker_validate_name(name, err);
+        if (r < 0)
+                return r;
+        if (size == 0)
+                return fail(err, -EINVAL, "Buffer size must not be 0");
+        if (size > b->limits.max_buffer_size)
+                return fail(err, -EDQUOT, "Buffer size %" PRIu64 " exceeds the limit of %" PRIu64 " bytes",
+                            size, b->limits.max_buffer_size);
+        if (!persistent && !caller->name)
+                return fail(err, -EINVAL, "A buffer without a holder must be persistent");
+
+        /* max_buffer_size is far below 2^64, so rounding up cannot overflow. */
+        size = (size + page - 1) / page * page;
+        if (size > b->limits.max_buffer_size)
+                return fail(err, -EDQUOT, "Buffer size %" PRIu64 " (page-aligned) exceeds the limit of %" PRIu64 " bytes",
+                            size, b->limits.max_buffer_size);
+
+        r = check_buffer_quota(b, caller->uid, size, err);
+        if (r < 0)
+                return r;
+
+        u = usage_get(b, caller->uid, true);
+        if (!u)
+                return fail(err, -ENOMEM, "Out of memory");
+
+        buf = calloc(1, sizeof(*buf));
+        if (!buf) {
+                usage_gc(b, u);
+                return fail(err, -ENOMEM, "Out of memory");
+        }
+        buf->broker = b;
+        buf->id = b->next_id;
+        buf->kind = BB_KIND_MEMFD;
+        buf->size = size;
+        buf->owner_uid = caller->uid;
+        buf->persistent = persistent;
+        buf->expire_usec = ttl_usec > 0 ? usec_add(now, ttl_usec) : USEC_INFINITY;
+        buf->created_usec = realtime_usec();
+        buf->n_planes = 1;
+        buf->planes[0] = (BufferPlane) { .fd = -1, .length = size };
+        TAILQ_INIT(&buf->holds);
+        TAILQ_INIT(&buf->tokens);
+
+        buf->name = strdup(name);
+        if (!buf->name || asprintf(&buf->path, BB_BUFFER_PATH_PREFIX "/%" PRIu64, buf->id) < 0) {
+                buf->path = NULL;
+                usage_gc(b, u);
+                return fail(err, -ENOMEM, "Out of memory");
+        }
+
+        r = memfd_new_sealed(name, size, &buf->planes[0].fd);
+        if (r < 0) {
+                usage_gc(b, u);
+                return fail(err, r, "Failed to create a memfd of %" PRIu64 " bytes: %s", size, strerror(-r));
+        }
+
+        if (!tsearch(buf, &b->buffer_index, buffer_compare)) {
+                usage_gc(b, u);
+                return fail(err, -ENOMEM, "Out of memory");
+        }
+
+        /* From here on the buffer is registered and buffer_drop() undoes it all. */
+        TAILQ_INSERT_TAIL(&b->buffers, buf, link);
+        b->next_id++;
+        b->stats.buffers++;
+        b->stats.bytes += size;
+        u->buffers++;
+        u->bytes += size;
+
+        if (caller->name) {
+                r = hold_add(b, buf, caller);
+                if (r < 0) {
+                        buffer_drop(b, TAKE_PTR(buf));
+                        return fail(err, r, "Failed to register the caller as holder: %s", strerror(-r));
+                }
+        }
+
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* New fds for every plane of @buf, read-only ones if asked. */
+static int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BUFFER_PLANES_MAX]) {
+        unsigned i;
+        int fd;
+
+        for (i = 0; i < buf->n_planes; i++) {
+                if (read_only)
+                        fd = fd_reopen_read_only(buf->planes[i].fd);
+                else {
+                        fd = fcntl(buf->planes[i].fd, F_DUPFD_CLOEXEC, 3);
+                        if (fd < 0)
+                                fd = negative_errno();
+                }
+                if (fd < 0) {
+                        while (i > 0)
+                                safe_close(ret_fds[--i]);
+                        return fd;
+                }
+                ret_fds[i] = fd;
+        }
+        return 0;
+}
+
+int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now,
+                BrokerError *err, Buffer **ret, bool *ret_read_only, int ret_fds[BUFFER_PLANES_MAX]) {
+        Buffer *buf;
+        Token *t;
+        int r;
+
+        if (!token_well_formed(token))
+                return fail(err, -EINVAL, "Token '%.64s' is malformed: expected %u lower-case hex digits",
+                            token, BB_TOKEN_LEN);
+
+        t = find_token(b, token);
+        if (t && t->expire_usec <= now) {
+                token_free(b, t);
+                t = NULL;
+        }
+        if (!t)
+                return fail(err, -ENOKEY, "No such token (unknown, expired, used up or its buffer was released)");
+
+        if (t->bound_uid != UID_INVALID && t->bound_uid != caller->uid)
+                return fail(err, -EACCES, "Token is bound to uid %u, caller is uid %u",
+                            (unsigned) t->bound_uid, (unsigned) caller->uid);
+
+        buf = t->buffer;
+        r = buffer_open_fds(buf, t->read_only, ret_fds);
+        if (r < 0)
+                return fail(err, r, "Failed to open buffer %" PRIu64 ": %s", buf->id, strerror(-r));
+
+        if (caller->name) {
+                r = hold_add(b, buf, caller);
+                if (r < 0) {
+                        for (unsigned i = 0; i < buf->n_planes; i++)
+                                safe_close(ret_fds[i]);
+                        return fail(err, r, "Failed to register the caller as holder: %s", strerror(-r));
+                }
+        }
+
+        *ret = buf;
+        *ret_read_only = t->read_only;
+        if (t->single_use)
+                token_free(b, t);
+        return 0;
+}
+
+int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOptions *opts,
+                 uint64_t now, BrokerError *err, const char **ret_token) {
+        const BrokerLimits *l = &b->limits;
+        UidUsage *u;
+        Token *t;
+        int r;
+
+        if (!may_manage(b, caller, buf))
+                return fail(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; only its owner or root may share it",
+                            buf->id, (unsigned) buf->owner_uid);
+
+        u = usage_get(b, caller->uid, false);
+        if (u && u->tokens >= l->max_tokens_per_uid)
+                return fail(err, -EDQUOT, "uid %u already has %" PRIu64 " tokens, the limit per uid",
+                            (unsigned) caller->uid, u->tokens);
+        if (b->stats.tokens >= l->max_tokens)
+                return fail(err, -EDQUOT, "The broker holds %" PRIu64 " tokens, its global limit", b->stats.tokens);
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return fail(err, -ENOMEM, "Out of memory");
+
+        /* 128 random bits: a collision means a broken RNG, but be exact anyway. */
+        do {
+                r = token_generate(t->id);
+                if (r < 0) {
+                        free(t);
+                        return fail(err, r, "Failed to get random bytes: %s", strerror(-r));
+                }
+        } while (find_token(b, t->id));
+
+        u = usage_get(b, caller->uid, true);
+        if (!u || !tsearch(t, &b->token_index, token_compare)) {
+                if (u)
+                        usage_gc(b, u);
+                free(t);
+                return fail(err, -ENOMEM, "Out of memory");
+        }
+
+        t->broker = b;
+        t->buffer = buf;
+        t->owner_uid = caller->uid;
+        t->bound_uid = opts->bound_uid;
+        t->read_only = opts->read_only;
+        t->single_use = opts->single_use;
+        t->expire_usec = opts->ttl_usec > 0 ? usec_add(now, opts->ttl_usec) : USEC_INFINITY;
+        TAILQ_INSERT_TAIL(&buf->tokens, t, by_buffer);
+        TAILQ_INSERT_TAIL(&b->tokens, t, link);
+        b->stats.tokens++;
+        u->tokens++;
+
+        *ret_token = t->id;
+        return 0;
+}
+
+int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err) {
+        Client *c = caller->name ? broker_find_client(b, caller->name) : NULL;
+        Hold *h = c ? hold_find(buf, c) : NULL;
+        bool manager = may_manage(b, caller, buf);
+
+        if (!h && !manager)
+                return fail(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u and the caller does not hold it",
+                            buf->id, (unsigned) buf->owner_uid);
+
+        /* The owner's Release ends persistence; anyone's ends their own hold. */
+        if (manager)
+                buf->persistent = false;
+        if (h)
+                hold_free(b, h);
+
+        buffer_gc(b, buf);
+        return 0;
+}
+
+int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err) {
+        int r;
+
+        if (!may_manage(b, caller, buf))
+                return fail(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; only its owner or root may freeze it",
+                            buf->id, (unsigned) buf->owner_uid);
+        if (buf->frozen)
+                return fail(err, -EALREADY, "Buffer %" PRIu64 " is already frozen", buf->id);
+        if (strcmp(buf->kind, BB_KIND_MEMFD) != 0)
+                return fail(err, -EOPNOTSUPP, "Buffers of kind %s cannot be frozen", buf->kind);
+
+        r = memfd_freeze(buf->planes[0].fd);
+        if (r == -EBUSY)
+                return fail(err, r, "Buffer %" PRIu64 " is mapped writable somewhere; unmap it before freezing",
+                            buf->id);
+        if (r == -EALREADY) {
+                /* A writable holder sealed it on its own: it is frozen now. */
+                buf->frozen = true;
+                return fail(err, r, "Buffer %" PRIu64 " is already frozen", buf->id);
+        }
+        if (r < 0)
+                return fail(err, r, "Failed to seal buffer %" PRIu64 ": %s", buf->id, strerror(-r));
+
+        buf->frozen = true;
+        return 0;
+}
+
+void broker_client_vanished(Broker *b, Client *c) {
+        Hold *h;
+
+        /* Take the client off the index first so that nothing finds it while
+         * its holds go; the last hold_free() frees it. */
+        while ((h = TAILQ_FIRST(&c->holds))) {
+                Buffer *buf = h->buffer;
+                bool last = TAILQ_NEXT(h, by_client) == NULL;
+
+                hold_free(b, h);        /* frees c with the last hold */
+                buffer_gc(b, buf);
+                if (last)
+                        return;
+        }
+        /* A client without holds is never registered. */
+}
+
+uint64_t broker_next_deadline(Broker *b) {
+        uint64_t next = USEC_INFINITY;
+        Buffer *buf;
+        Token *t;
+
+        TAILQ_FOREACH(buf, &b->buffers, link)
+                if (buf->expire_usec < next)
+                        next = buf->expire_usec;
+        TAILQ_FOREACH(t, &b->tokens, link)
+                if (t->expire_usec < next)
+                        next = t->expire_usec;
+        return next;
+}
+
+uint64_t broker_expire(Broker *b, uint64_t now) {
+        Buffer *buf, *buf_next;
+        Token *t, *t_next;
+
+        for (t = TAILQ_FIRST(&b->tokens); t; t = t_next) {
+                t_next = TAILQ_NEXT(t, link);
+                if (t->expire_usec <= now)
+                        token_free(b, t);
+        }
+
+        /* Dropping a buffer frees only its own tokens and holds, never another
+         * buffer, so the next pointer stays valid. */
+        for (buf = TAILQ_FIRST(&b->buffers); buf; buf = buf_next) {
+                buf_next = TAILQ_NEXT(buf, link);
+                if (buf->expire_usec <= now)
+                        buffer_drop(b, buf);
+        }
+
+        return broker_next_deadline(b);
+}
+
+int broker_new(Broker **ret, const BrokerLimits *limits, const BrokerCallbacks *callbacks, void *userdata) {
+        Broker *b;
+
+        b = calloc(1, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+
+        if (limits)
+                b->limits = *limits;
+        else
+                broker_limits_default(&b->limits);
+        if (callbacks)
+                b->callbacks = *callbacks;
+        b->userdata = userdata;
+        b->self_uid = geteuid();
+        b->next_id = 1;
+        TAILQ_INIT(&b->buffers);
+        TAILQ_INIT(&b->tokens);
+        TAILQ_INIT(&b->clients);
+        TAILQ_INIT(&b->usage);
+
+        *ret = b;
+        return 0;
+}
+
+Broker *broker_free(Broker *b) {
+        Buffer *buf;
+
+        if (!b)
+                return NULL;
+
+        /* Tear down quietly: the bus layer is going away too. */
+        b->callbacks.buffer_dropped = NULL;
+        while ((buf = TAILQ_FIRST(&b->buffers)))
+                buffer_drop(b, buf);
+
+        free(b);
+        return NULL;
+}

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * org.bufbroker.Buffer1 on /org/bufbroker/Broker1/buffer/<id>: one object per
+ * buffer, served by a fallback vtable whose find callback maps the path to
+ * the core's Buffer. Properties are visible to whoever may see the buffer
+ * (owner uid, root, holders); methods enforce ownership in the core.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "bus.h"
+#include "parse-util.h"
+
+/* "/org/bufbroker/Broker1/buffer/42" → 42; 0 for anything else. */
+static uint64_t buffer_id_from_path(const char *path) {
+        const char *p;
+        uint64_t id;
+
+        if (strncmp(path, BB_BUFFER_PATH_PREFIX "/", strlen(BB_BUFFER_PATH_PREFIX "/")) != 0)
+                return 0;
+        p = path + strlen(BB_BUFFER_PATH_PREFIX "/");
+        if (p[0] == '0' || parse_uint64(p, &id) < 0)   /* no leading zeros: one path per id */
+                return 0;
+        return id;
+}
+
+static int buffer_object_find(sd_bus *bus, const char *path, const char *interface,
+                              void *userdata, void **ret_found, sd_bus_error *error) {
+        Manager *m = userdata;
+        Buffer *buf;
+        uint64_t id;
+
+        if (strcmp(path, BB_BUFFER_PATH_PREFIX) == 0)
+                return 0;       /* the parent node itself is no buffer */
+
+        id = buffer_id_from_path(path);
+        buf = id > 0 ? broker_find_buffer(m->broker, id) : NULL;
+        if (!buf)
+                return sd_bus_error_setf(error, BB_ERROR_NO_SUCH_BUFFER,
+                                         "No buffer at %s", path);
+        *ret_found = buf;
+        return 1;
+}
+
+static int buffer_node_enumerator(sd_bus *bus, const char *path, void *userdata,
+                                  char ***ret_nodes, sd_bus_error *error) {
+        Manager *m = userdata;
+        sd_bus_message *msg = sd_bus_get_current_message(bus);
+        Caller caller;
+        Buffer *buf;
+        char **nodes;
+        size_t n = 0;
+        int r;
+
+        if (!msg)
+                return -EINVAL;
+        r = bus_get_caller(m, msg, &caller, error);
+        if (r < 0)
+                return r;
+
+        nodes = calloc(m->broker->stats.buffers + 1, sizeof(char *));
+        if (!nodes)
+                return -ENOMEM;
+        BROKER_FOREACH_BUFFER(buf, m->broker) {
+                if (!broker_may_see(m->broker, &caller, buf))
+                        continue;
+                nodes[n] = strdup(buf->path);
+                if (!nodes[n]) {
+                        while (n > 0)
+                                free(nodes[--n]);
+                        free(nodes);
+                        return -ENOMEM;
+                }
+                n++;
+        }
+        *ret_nodes = nodes;
+        return 0;
+}
+
+/* Buffer1 methods all start the same way: who calls, and on what. */
+static int get_caller(sd_bus_message *msg, Buffer *buf, Caller *ret, sd_bus_error *error) {
+        Manager *m = buf->broker->userdata;
+        return bus_get_caller(m, msg, ret, error);
+}
+
+static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Buffer *buf = userdata;
+        Broker *b = buf->broker;
+        BrokerError err = {};
+        Caller caller;
+        int r;
+
+        r = get_caller(msg, buf, &caller, error);
+        if (r < 0)
+                return r;
+
+        /* May free buf (and emit BufferReleased before this reply). */
+        r = broker_release(b, &caller, buf, &err);
+        if (r < 0)
+                return bus_map_broker_error(error, r, &err);
+
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_share(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Buffer *buf = userdata;
+        Manager *m = buf->broker->userdata;
+        ShareOptions opts = { .bound_uid = (uid_t) -1 };
+        uint32_t uid = UINT32_MAX;
+        BusOption options[] = {
+                { BB_OPT_READ_ONLY, 'b', &opts.read_only },
+                { BB_OPT_UID, 'u', &uid },
+                { BB_OPT_SINGLE_USE, 'b', &opts.single_use },
+                { BB_OPT_TTL_USEC, 't', &opts.ttl_usec },
+                {}
+        };
+        BrokerError err = {};
+        const char *token;
+        Caller caller;
+        int r;
+
+        r = bus_read_options(msg, options, error);
+        if (r < 0)
+                return r;
+        if (options[1].seen && uid == UINT32_MAX)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "Option 'uid' must be a valid uid, not 4294967295");
+        if (options[3].seen && opts.ttl_usec == 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
+        if (options[1].seen)
+                opts.bound_uid = (uid_t) uid;
+
+        r = get_caller(msg, buf, &caller, error);
+        if (r < 0)
+                return r;
+
+        r = broker_share(m->broker, &caller, buf, &opts, now_usec(), &err, &token);
+        if (r < 0)
+                return bus_map_broker_error(error, r, &err);
+        if (opts.ttl_usec > 0)
+                manager_schedule_expiry(m);
+
+        return sd_bus_reply_method_return(msg, "s", token);
+}
+
+static int method_freeze(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Buffer *buf = userdata;
+        BrokerError err = {};
+        Caller caller;
+        int r;
+
+        r = get_caller(msg, buf, &caller, error);
+        if (r < 0)
+                return r;
+
+        r = broker_freeze(buf->broker, &caller, buf, &err);
+        if (r < 0)
+                return bus_map_broker_error(error, r, &err);
+
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int property_get(sd_bus *bus, const char *path, const char *interface,
+                        const char *property, sd_bus_message *reply,
+                        void *userdata, sd_bus_error *error) {
+        Buffer *buf = userdata;
+        sd_bus_message *msg = sd_bus_get_current_message(bus);
+        Caller caller;
+        int r;
+
+        /* Reading a property is seeing the buffer. */
+        if (!msg)
+                return -EINVAL;
+        r = get_caller(msg, buf, &caller, error);
+        if (r < 0)
+                return r;
+        if (!broker_may_see(buf->broker, &caller, buf))
+                return sd_bus_error_setf(error, BB_ERROR_NOT_OWNER,
+                                         "Buffer %" PRIu64 " belongs to uid %u; only its owner, root and its holders may read it",
+                                         buf->id, (unsigned) buf->owner_uid);
+
+        if (strcmp(property, "Id") == 0)
+                return sd_bus_message_append(reply, "t", buf->id);
+        if (strcmp(property, "Name") == 0)
+                return sd_bus_message_append(reply, "s", buf->name);
+        if (strcmp(property, "Kind") == 0)
+                return sd_bus_message_append(reply, "s", buf->kind);
+        if (strcmp(property, "Size") == 0)
+                return sd_bus_message_append(reply, "t", buf->size);
+        if (strcmp(property, "OwnerUid") == 0)
+                return sd_bus_message_append(reply, "u", (uint32_t) buf->owner_uid);
+        if (strcmp(property, "Persistent") == 0)
+                return sd_bus_message_append(reply, "b", buf->persistent);
+        if (strcmp(property, "Frozen") == 0)
+                return sd_bus_message_append(reply, "b", buf->frozen);
+        if (strcmp(property, "CreatedUsec") == 0)
+                return sd_bus_message_append(reply, "t", buf->created_usec);
+        return -ENOENT;
+}
+
+const sd_bus_vtable buffer_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Name", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Kind", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Size", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("OwnerUid", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Persistent", "b", property_get, 0, 0),
+        SD_BUS_PROPERTY("Frozen", "b", property_get, 0, 0),
+        SD_BUS_PROPERTY("CreatedUsec", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD("Release", NULL, NULL, method_release, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Share",
+                                SD_BUS_ARGS("a{sv}", options),
+                                SD_BUS_RESULT("s", token),
+                                method_share,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Freeze", NULL, NULL, method_freeze, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END
+};
+
+int bus_buffer_register(Manager *m) {
+        int r;
+
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, BB_BUFFER_PATH_PREFIX, BB_BUFFER_INTERFACE,
+                                       buffer_vtable, buffer_object_find, m);
+        if (r < 0)
+                return r;
+        return sd_bus_add_node_enumerator(m->bus, NULL, BB_BUFFER_PATH_PREFIX, buffer_node_enumerator, m);
+}

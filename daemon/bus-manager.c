@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * org.bufbroker.Broker1 on /org/bufbroker/Broker1: create, open, list, and
+ * the broker-wide properties. Also the glue that lets the core track holders
+ * (one sd_bus_track per client) and announce dropped buffers.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "bus.h"
+#include "config.h"
+
+/* ------------------------------------------------- core callbacks --- */
+
+static int on_client_track_empty(sd_bus_track *track, void *userdata) {
+        Client *c = userdata;
+
+        /* The connection is gone (exit, crash, disconnect): drop its holds.
+         * This also frees c and unrefs this track (sd-bus keeps it alive
+         * until we return). */
+        broker_client_vanished(c->broker, c);
+        return 0;
+}
+
+static int on_client_added(Broker *b, Client *c, void *userdata) {
+        Manager *m = userdata;
+        sd_bus_track *track = NULL;
+        int r;
+
+        r = sd_bus_track_new(m->bus, &track, on_client_track_empty, c);
+        if (r < 0)
+                return r;
+        r = sd_bus_track_add_name(track, c->name);
+        if (r < 0) {
+                sd_bus_track_unref(track);
+                return r;
+        }
+        c->userdata = track;
+        return 0;
+}
+
+static void on_client_removed(Broker *b, Client *c, void *userdata) {
+        c->userdata = sd_bus_track_unref(c->userdata);
+}
+
+static void on_buffer_dropped(Broker *b, Buffer *buf, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        r = sd_bus_emit_signal(m->bus, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "BufferReleased",
+                               "ot", buf->path, buf->id);
+        if (r < 0)
+                fprintf(stderr, "Failed to emit BufferReleased for %s: %s\n", buf->path, strerror(-r));
+}
+
+const BrokerCallbacks bus_broker_callbacks = {
+        .client_added = on_client_added,
+        .client_removed = on_client_removed,
+        .buffer_dropped = on_buffer_dropped,
+};
+
+/* --------------------------------------------------------- methods --- */
+
+static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        bool persistent = false;
+        uint64_t size, ttl_usec = 0;
+        BusOption options[] = {
+                { BB_OPT_PERSISTENT, 'b', &persistent },
+                { BB_OPT_TTL_USEC, 't', &ttl_usec },
+                {}
+        };
+        BrokerError err = {};
+        const char *name;
+        Caller caller;
+        Buffer *buf;
+        int r;
+
+        r = sd_bus_message_read(msg, "st", &name, &size);
+        if (r < 0)
+                return r;
+        r = bus_read_options(msg, options, error);
+        if (r < 0)
+                return r;
+
+        r = broker_validate_name(name, &err);
+        if (r < 0)
+                return bus_map_broker_error(error, r, &err);
+        if (size == 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Buffer size must not be 0");
+        if (options[1].seen && ttl_usec == 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
+
+        r = bus_get_caller(m, msg, &caller, error);
+        if (r < 0)
+                return r;
+
+        r = broker_create_memfd(m->broker, &caller, name, size, persistent, ttl_usec, now_usec(), &err, &buf);
+        if (r < 0)
+                return bus_map_broker_error(error, r, &err);
+        if (ttl_usec > 0)
+                manager_schedule_expiry(m);
+
+        r = sd_bus_reply_method_return(msg, "oht", buf->path, buf->planes[0].fd, buf->size);
+        if (r < 0)
+                /* Nobody will ever learn of this buffer: undo it. */
+                (void) broker_release(m->broker, &caller, buf, NULL);
+        return r;
+}
+
+static int append_info(sd_bus_message *reply, Buffer *buf, bool read_only) {
+        return sd_bus_message_append(reply, "a{sv}", 7,
+                                     BB_INFO_ID, "t", buf->id,
+                                     BB_INFO_KIND, "s", buf->kind,
+                                     BB_INFO_SIZE, "t", buf->size,
+                                     BB_INFO_NAME, "s", buf->name,
+                                     BB_INFO_READ_ONLY, "b", read_only,
+                                     BB_INFO_OWNER_UID, "u", (uint32_t) buf->owner_uid,
+                                     BB_INFO_FROZEN, "b", buf->frozen);
+}
+
+static void close_fds(int (*fds)[BUFFER_PLANES_MAX]) {
+        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++)
+                safe_close((*fds)[i]);
+}
+
+static int method_open(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+        Manager *m = userdata;
+        BusOption options[] = { {} };
+        BrokerError err = {};
+        const char *token;
+        bool read_only;
+        Caller caller;
+        Buffer *buf;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &token);
+        if (r < 0)
+                return r;
+        r = bus_read_options(msg, options, error);
+        if (r < 0)
+                return r;
+
+        r = bus_get_caller(m, msg, &caller, error);
+        if (r < 0)
+                return r;
+
+        r = broker_open(m->broker, &caller, token, now_usec(), &err, &buf, &read_only, fds);
+        if (r < 0)
+                return bus_map_broker_error(error, r, &err);
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "o", buf->path);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "h");
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < buf->n_planes; i++) {
+                r = sd_bus_message_append(reply, "h", fds[i]);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        r = append_info(reply, buf, read_only);
+        if (r < 0)
+                return r;
+
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_list_buffers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        Caller caller;
+        Buffer *buf;
+        int r;
+
+        r = bus_get_caller(m, msg, &caller, error);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', BB_LIST_ENTRY_SIGNATURE);
+        if (r < 0)
+                return r;
+
+        BROKER_FOREACH_BUFFER(buf, m->broker) {
+                if (!broker_may_see(m->broker, &caller, buf))
+                        continue;
+                r = sd_bus_message_append(reply, BB_LIST_ENTRY_SIGNATURE,
+                                          buf->path, buf->id, buf->name, buf->kind, buf->size,
+                                          (uint32_t) buf->owner_uid, buf->persistent, buf->frozen,
+                                          (uint32_t) buf->n_holds, buf->created_usec);
+                if (r < 0)
+                        return r;
+        }
+
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+/* ------------------------------------------------------ properties --- */
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface,
+                                const char *property, sd_bus_message *reply,
+                                void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+}
+
+static int property_get_limits(sd_bus *bus, const char *path, const char *interface,
+                               const char *property, sd_bus_message *reply,
+                               void *userdata, sd_bus_error *error) {
+        const BrokerLimits *l = &((Manager *) userdata)->broker->limits;
+
+        return sd_bus_message_append(reply, "a{sv}", 7,
+                                     BB_LIMIT_MAX_BUFFER_SIZE, "t", l->max_buffer_size,
+                                     BB_LIMIT_MAX_BUFFERS_PER_UID, "t", l->max_buffers_per_uid,
+                                     BB_LIMIT_MAX_BYTES_PER_UID, "t", l->max_bytes_per_uid,
+                                     BB_LIMIT_MAX_TOKENS_PER_UID, "t", l->max_tokens_per_uid,
+                                     BB_LIMIT_MAX_BUFFERS, "t", l->max_buffers,
+                                     BB_LIMIT_MAX_BYTES, "t", l->max_bytes,
+                                     BB_LIMIT_MAX_TOKENS, "t", l->max_tokens);
+}
+
+static int property_get_stats(sd_bus *bus, const char *path, const char *interface,
+                              const char *property, sd_bus_message *reply,
+                              void *userdata, sd_bus_error *error) {
+        const BrokerStats *s = &((Manager *) userdata)->broker->stats;
+
+        return sd_bus_message_append(reply, "a{sv}", 4,
+                                     BB_STAT_BUFFERS, "t", s->buffers,
+                                     BB_STAT_BYTES, "t", s->bytes,
+                                     BB_STAT_CLIENTS, "t", s->clients,
+                                     BB_STAT_TOKENS, "t", s->tokens);
+}
+
+const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Limits", "a{sv}", property_get_limits, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Stats", "a{sv}", property_get_stats, 0, 0),
+        SD_BUS_METHOD_WITH_ARGS("CreateMemfd",
+                                SD_BUS_ARGS("s", name, "t", size, "a{sv}", options),
+                                SD_BUS_RESULT("o", buffer, "h", fd, "t", size),
+                                method_create_memfd,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Open",
+                                SD_BUS_ARGS("s", token, "a{sv}", options),
+                                SD_BUS_RESULT("o", buffer, "ah", fds, "a{sv}", info),
+                                method_open,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListBuffers",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a" BB_LIST_ENTRY_SIGNATURE, buffers),
+                                method_list_buffers,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("BufferReleased",
+                                SD_BUS_ARGS("o", buffer, "t", id),
+                                0),
+        SD_BUS_VTABLE_END
+};
+
+int bus_manager_register(Manager *m) {
+        return sd_bus_add_object_vtable(m->bus, NULL, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
+                                        manager_vtable, m);
+}

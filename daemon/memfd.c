@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * memfd allocator. Seals are what make a shared buffer safe to map: with
+ * F_SEAL_SHRINK no holder can truncate the file under another holder's
+ * mapping (which would SIGBUS the victim on access), with F_SEAL_GROW no
+ * holder can make the daemon account for less than it hands out.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "memfd.h"
+
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+
+/* memfd_create() accepts names up to 249 bytes (NAME_MAX minus "memfd:"). */
+#define MEMFD_NAME_MAX 249
+
+int memfd_new_sealed(const char *name, uint64_t size, int *ret_fd) {
+        _cleanup_close_ int fd = -1;
+        char full[MEMFD_NAME_MAX + 1];
+
+        if ((uint64_t) (off_t) size != size || (off_t) size < 0)
+                return -EFBIG;
+
+        snprintf(full, sizeof(full), "bufbroker:%s", name);
+
+        fd = memfd_create(full, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
+        if (fd < 0 && errno == EINVAL)
+                /* Kernels before 6.3 do not know MFD_NOEXEC_SEAL. */
+                fd = memfd_create(full, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return negative_errno();
+
+        if (ftruncate(fd, (off_t) size) < 0)
+                return negative_errno();
+
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+                return negative_errno();
+
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int memfd_freeze(int fd) {
+        int seals;
+
+        seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0)
+                return negative_errno();
+        if (seals & F_SEAL_WRITE)
+                return -EALREADY;
+
+        /* The kernel refuses F_SEAL_WRITE with EBUSY while a writable shared
+         * mapping exists: freezing would otherwise be a lie. */
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) < 0)
+                return negative_errno();
+
+        return 0;
+}
+
+int fd_reopen_read_only(int fd) {
+        char path[sizeof("/proc/self/fd/") + 12];
+        int r;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%i", fd);
+        r = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (r < 0)
+                return negative_errno();
+        return r;
+}
