@@ -1,0 +1,26 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Install what building and testing bufbroker needs on Debian 12, but only
+# what is missing (so a prepared machine needs no network).
+#   tests/install-deps.sh [build|test]     (default: test)
+set -euo pipefail
+
+build_pkgs=(gcc meson ninja-build pkg-config libsystemd-dev libv4l-dev check
+            dbus-daemon dbus-broker dbus-bin systemd xsltproc docbook-xsl libxml2-utils)
+test_pkgs=(valgrind util-linux procps)
+
+pkgs=("${build_pkgs[@]}")
+[ "${1:-test}" = test ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
