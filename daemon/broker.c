@@ -413,7 +413,8 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
         if (!persistent && !caller->name)
                 return fail(err, -EINVAL, "A buffer without a holder must be persistent");
 
-        /* max_buffer_size is far below 2^64, so rounding up cannot overflow. */
+        if (size > UINT64_MAX - (page - 1))
+                return fail(err, -EDQUOT, "Buffer size %" PRIu64 " cannot be rounded up to a page", size);
         size = (size + page - 1) / page * page;
         if (size > b->limits.max_buffer_size)
                 return fail(err, -EDQUOT, "Buffer size %" PRIu64 " (page-aligned) exceeds the limit of %" PRIu64 " bytes",

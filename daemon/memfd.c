@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -35,6 +36,13 @@ int memfd_new_sealed(const char *name, uint64_t size, int *ret_fd) {
                 /* Kernels before 6.3 do not know MFD_NOEXEC_SEAL. */
                 fd = memfd_create(full, MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
+                return negative_errno();
+
+        /* memfds start out mode 0777 (0666 with MFD_NOEXEC_SEAL). Anyone who
+         * has an fd can reopen /proc/self/fd/N with the inode's permissions,
+         * which would turn a read-only share into a writable one: only the
+         * daemon's own uid may open the inode by path. */
+        if (fchmod(fd, 0600) < 0)
                 return negative_errno();
 
         if (ftruncate(fd, (off_t) size) < 0)
