@@ -484,19 +484,12 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
         return 0;
 }
 
-/* New fds for every plane of @buf, read-only ones if asked. */
-static int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BUFFER_PLANES_MAX]) {
+int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BUFFER_PLANES_MAX]) {
         unsigned i;
         int fd;
 
         for (i = 0; i < buf->n_planes; i++) {
-                if (read_only)
-                        fd = fd_reopen_read_only(buf->planes[i].fd);
-                else {
-                        fd = fcntl(buf->planes[i].fd, F_DUPFD_CLOEXEC, 3);
-                        if (fd < 0)
-                                fd = negative_errno();
-                }
+                fd = fd_reopen(buf->planes[i].fd, read_only ? O_RDONLY : O_RDWR);
                 if (fd < 0) {
                         while (i > 0)
                                 safe_close(ret_fds[--i]);
@@ -637,7 +630,7 @@ int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err
 
         r = memfd_freeze(buf->planes[0].fd);
         if (r == -EBUSY)
-                return fail(err, r, "Buffer %" PRIu64 " is mapped writable somewhere; unmap it before freezing",
+                return fail(err, r, "Buffer %" PRIu64 " is mapped writable somewhere (or a holder sealed its seals); unmap it before freezing",
                             buf->id);
         if (r == -EALREADY) {
                 /* A writable holder sealed it on its own: it is frozen now. */

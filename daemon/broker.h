@@ -176,6 +176,10 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
 int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now,
                 BrokerError *err, Buffer **ret, bool *ret_read_only, int ret_fds[BUFFER_PLANES_MAX]);
 
+/* New fds for every plane of @buf, each its own open file description
+ * (O_RDONLY ones if asked); the caller closes them. */
+int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BUFFER_PLANES_MAX]);
+
 int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOptions *opts,
                  uint64_t now, BrokerError *err, const char **ret_token);
 int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err);

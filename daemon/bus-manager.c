@@ -61,7 +61,13 @@ const BrokerCallbacks bus_broker_callbacks = {
 
 /* --------------------------------------------------------- methods --- */
 
+static void close_fds(int (*fds)[BUFFER_PLANES_MAX]) {
+        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++)
+                safe_close((*fds)[i]);
+}
+
 static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, -1, -1, -1, -1, -1, -1, -1 };
         Manager *m = userdata;
         bool persistent = false;
         uint64_t size, ttl_usec = 0;
@@ -102,7 +108,10 @@ static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error
         if (ttl_usec > 0)
                 manager_schedule_expiry(m);
 
-        r = sd_bus_reply_method_return(msg, "oht", buf->path, buf->planes[0].fd, buf->size);
+        /* The creator gets its own open of the file, not the daemon's. */
+        r = buffer_open_fds(buf, false, fds);
+        if (r >= 0)
+                r = sd_bus_reply_method_return(msg, "oht", buf->path, fds[0], buf->size);
         if (r < 0)
                 /* Nobody will ever learn of this buffer: undo it. */
                 (void) broker_release(m->broker, &caller, buf, NULL);
@@ -118,11 +127,6 @@ static int append_info(sd_bus_message *reply, Buffer *buf, bool read_only) {
                                      BB_INFO_READ_ONLY, "b", read_only,
                                      BB_INFO_OWNER_UID, "u", (uint32_t) buf->owner_uid,
                                      BB_INFO_FROZEN, "b", buf->frozen);
-}
-
-static void close_fds(int (*fds)[BUFFER_PLANES_MAX]) {
-        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++)
-                safe_close((*fds)[i]);
 }
 
 static int method_open(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

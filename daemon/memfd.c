@@ -67,17 +67,18 @@ int memfd_freeze(int fd) {
         /* The kernel refuses F_SEAL_WRITE with EBUSY while a writable shared
          * mapping exists: freezing would otherwise be a lie. */
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) < 0)
-                return negative_errno();
+                /* EPERM: a writable holder added F_SEAL_SEAL on its own. */
+                return errno == EPERM ? -EBUSY : negative_errno();
 
         return 0;
 }
 
-int fd_reopen_read_only(int fd) {
+int fd_reopen(int fd, int flags) {
         char path[sizeof("/proc/self/fd/") + 12];
         int r;
 
         snprintf(path, sizeof(path), "/proc/self/fd/%i", fd);
-        r = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        r = open(path, flags | O_CLOEXEC | O_NOCTTY);
         if (r < 0)
                 return negative_errno();
         return r;

@@ -11,10 +11,12 @@
  * supports MFD_NOEXEC_SEAL, sealed against shrinking and growing. */
 int memfd_new_sealed(const char *name, uint64_t size, int *ret_fd);
 
-/* Seal against writes: -EBUSY while writable shared mappings exist,
- * -EALREADY when already write-sealed. */
+/* Seal against writes: -EBUSY while writable shared mappings exist (or a
+ * holder sealed the seals), -EALREADY when already write-sealed. */
 int memfd_freeze(int fd);
 
-/* A new, independent O_RDONLY open of the same memory: it cannot be mapped
- * writable, written, truncated or sealed by whoever receives it. */
-int fd_reopen_read_only(int fd);
+/* A new, independent open of the same file (O_CLOEXEC is added). Every
+ * holder gets its own open file description, so one holder's fcntl flags
+ * (O_APPEND, O_NONBLOCK) or file offset never reach another. With O_RDONLY
+ * the fd cannot be mapped writable, written, truncated or sealed. */
+int fd_reopen(int fd, int flags);
