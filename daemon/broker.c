@@ -295,8 +295,11 @@ static bool token_well_formed(const char *s) {
 static Buffer *buffer_free(Buffer *buf) {
         if (!buf)
                 return NULL;
-        for (unsigned i = 0; i < buf->n_planes; i++)
+        for (unsigned i = 0; i < buf->n_planes; i++) {
                 safe_close(buf->planes[i].fd);
+                safe_close(buf->planes[i].ro_fd);
+        }
+        v4l2_queue_unref(buf->queue);
         free(buf->name);
         free(buf->path);
         free(buf);
@@ -305,12 +308,12 @@ static Buffer *buffer_free(Buffer *buf) {
 DEFINE_POINTER_CLEANUP(Buffer, buffer_free);
 
 /* Unregister and free a registered buffer, with its tokens and holds. */
-static void buffer_drop(Broker *b, Buffer *buf) {
+static void buffer_drop(Broker *b, Buffer *buf, bool announce) {
         UidUsage *u;
         Hold *h;
         Token *t;
 
-        if (b->callbacks.buffer_dropped)
+        if (announce && b->callbacks.buffer_dropped)
                 b->callbacks.buffer_dropped(b, buf, b->userdata);
 
         while ((t = TAILQ_FIRST(&buf->tokens)))
@@ -335,7 +338,7 @@ static void buffer_drop(Broker *b, Buffer *buf) {
 /* Drop a buffer that nobody keeps alive any more. */
 static void buffer_gc(Broker *b, Buffer *buf) {
         if (buf->n_holds == 0 && !buf->persistent)
-                buffer_drop(b, buf);
+                buffer_drop(b, buf, true);
 }
 
 bool broker_is_privileged(Broker *b, uid_t uid) {
@@ -371,26 +374,92 @@ int broker_validate_name(const char *name, BrokerError *err) {
         return 0;
 }
 
-/* Would charging @uid one more buffer of @size bytes break a limit? */
-static int check_buffer_quota(Broker *b, uid_t uid, uint64_t size, BrokerError *err) {
+/* Would charging @uid @n more buffers of @bytes bytes in all break a limit? */
+static int check_buffer_quota(Broker *b, uid_t uid, uint64_t n, uint64_t bytes, BrokerError *err) {
         const BrokerLimits *l = &b->limits;
         const UidUsage *u = usage_get(b, uid, false);
-        uint64_t buffers = u ? u->buffers : 0, bytes = u ? u->bytes : 0;
+        uint64_t buffers = u ? u->buffers : 0, used = u ? u->bytes : 0;
 
-        if (buffers >= l->max_buffers_per_uid)
-                return fail(err, -EDQUOT, "uid %u already has %" PRIu64 " buffers, the limit per uid",
-                            (unsigned) uid, buffers);
-        if (size > l->max_bytes_per_uid - bytes)
+        if (n > l->max_buffers_per_uid - buffers)
+                return fail(err, -EDQUOT, "uid %u has %" PRIu64 " buffers and may have %" PRIu64 "; %" PRIu64 " more asked",
+                            (unsigned) uid, buffers, l->max_buffers_per_uid, n);
+        if (bytes > l->max_bytes_per_uid - used)
                 return fail(err, -EDQUOT,
                             "uid %u would exceed its limit of %" PRIu64 " bytes (%" PRIu64 " in use, %" PRIu64 " asked)",
-                            (unsigned) uid, l->max_bytes_per_uid, bytes, size);
-        if (b->stats.buffers >= l->max_buffers)
-                return fail(err, -EDQUOT, "The broker holds %" PRIu64 " buffers, its global limit",
-                            b->stats.buffers);
-        if (size > l->max_bytes - b->stats.bytes)
+                            (unsigned) uid, l->max_bytes_per_uid, used, bytes);
+        if (n > l->max_buffers - b->stats.buffers)
+                return fail(err, -EDQUOT, "The broker holds %" PRIu64 " buffers and may hold %" PRIu64 "; %" PRIu64 " more asked",
+                            b->stats.buffers, l->max_buffers, n);
+        if (bytes > l->max_bytes - b->stats.bytes)
                 return fail(err, -EDQUOT,
                             "The broker would exceed its global limit of %" PRIu64 " bytes (%" PRIu64 " in use, %" PRIu64 " asked)",
-                            l->max_bytes, b->stats.bytes, size);
+                            l->max_bytes, b->stats.bytes, bytes);
+        return 0;
+}
+
+/* A new buffer, not registered yet: freeing it undoes everything. */
+static int buffer_new(Broker *b, uid_t owner, const char *kind, const char *name, bool persistent,
+                      uint64_t ttl_usec, uint64_t now, Buffer **ret) {
+        _cleanup_(buffer_freep) Buffer *buf = NULL;
+
+        buf = calloc(1, sizeof(*buf));
+        if (!buf)
+                return -ENOMEM;
+        buf->broker = b;
+        buf->kind = kind;
+        buf->owner_uid = owner;
+        buf->persistent = persistent;
+        buf->expire_usec = ttl_usec > 0 ? usec_add(now, ttl_usec) : USEC_INFINITY;
+        buf->created_usec = realtime_usec();
+        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++)
+                buf->planes[i] = (BufferPlane) { .fd = -1, .ro_fd = -1 };
+        TAILQ_INIT(&buf->holds);
+        TAILQ_INIT(&buf->tokens);
+
+        buf->name = strdup(name);
+        if (!buf->name)
+                return -ENOMEM;
+
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* Give @buf the next id, index and account it, and make @caller (if it has
+ * a name) its holder. On failure @buf is freed and nothing is left. */
+static int buffer_register(Broker *b, Buffer *buf, const Caller *caller) {
+        UidUsage *u;
+        int r;
+
+        buf->id = b->next_id;
+        if (asprintf(&buf->path, BB_BUFFER_PATH_PREFIX "/%" PRIu64, buf->id) < 0) {
+                buf->path = NULL;
+                buffer_free(buf);
+                return -ENOMEM;
+        }
+
+        u = usage_get(b, buf->owner_uid, true);
+        if (!u || !tsearch(buf, &b->buffer_index, buffer_compare)) {
+                if (u)
+                        usage_gc(b, u);
+                buffer_free(buf);
+                return -ENOMEM;
+        }
+
+        /* From here on the buffer is registered and buffer_drop() undoes it all. */
+        TAILQ_INSERT_TAIL(&b->buffers, buf, link);
+        b->next_id++;
+        b->stats.buffers++;
+        b->stats.bytes += buf->size;
+        u->buffers++;
+        u->bytes += buf->size;
+
+        if (caller->name) {
+                r = hold_add(b, buf, caller);
+                if (r < 0) {
+                        buffer_drop(b, buf, false);
+                        return r;
+                }
+        }
         return 0;
 }
 
@@ -399,7 +468,6 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
                         Buffer **ret) {
         _cleanup_(buffer_freep) Buffer *buf = NULL;
         uint64_t page = page_size();
-        UidUsage *u;
         int r;
 
         r = broker_validate_name(name, err);
@@ -420,76 +488,148 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
                 return fail(err, -EDQUOT, "Buffer size %" PRIu64 " (page-aligned) exceeds the limit of %" PRIu64 " bytes",
                             size, b->limits.max_buffer_size);
 
-        r = check_buffer_quota(b, caller->uid, size, err);
+        r = check_buffer_quota(b, caller->uid, 1, size, err);
         if (r < 0)
                 return r;
 
-        u = usage_get(b, caller->uid, true);
-        if (!u)
-                return fail(err, -ENOMEM, "Out of memory");
-
-        buf = calloc(1, sizeof(*buf));
-        if (!buf) {
-                usage_gc(b, u);
-                return fail(err, -ENOMEM, "Out of memory");
-        }
-        buf->broker = b;
-        buf->id = b->next_id;
-        buf->kind = BB_KIND_MEMFD;
+        r = buffer_new(b, caller->uid, BB_KIND_MEMFD, name, persistent, ttl_usec, now, &buf);
+        if (r < 0)
+                return fail(err, r, "Out of memory");
         buf->size = size;
-        buf->owner_uid = caller->uid;
-        buf->persistent = persistent;
-        buf->expire_usec = ttl_usec > 0 ? usec_add(now, ttl_usec) : USEC_INFINITY;
-        buf->created_usec = realtime_usec();
         buf->n_planes = 1;
-        buf->planes[0] = (BufferPlane) { .fd = -1, .length = size };
-        TAILQ_INIT(&buf->holds);
-        TAILQ_INIT(&buf->tokens);
-
-        buf->name = strdup(name);
-        if (!buf->name || asprintf(&buf->path, BB_BUFFER_PATH_PREFIX "/%" PRIu64, buf->id) < 0) {
-                buf->path = NULL;
-                usage_gc(b, u);
-                return fail(err, -ENOMEM, "Out of memory");
-        }
+        buf->planes[0].length = size;
 
         r = memfd_new_sealed(name, size, &buf->planes[0].fd);
-        if (r < 0) {
-                usage_gc(b, u);
+        if (r < 0)
                 return fail(err, r, "Failed to create a memfd of %" PRIu64 " bytes: %s", size, strerror(-r));
-        }
 
-        if (!tsearch(buf, &b->buffer_index, buffer_compare)) {
-                usage_gc(b, u);
-                return fail(err, -ENOMEM, "Out of memory");
-        }
-
-        /* From here on the buffer is registered and buffer_drop() undoes it all. */
-        TAILQ_INSERT_TAIL(&b->buffers, buf, link);
-        b->next_id++;
-        b->stats.buffers++;
-        b->stats.bytes += size;
-        u->buffers++;
-        u->bytes += size;
-
-        if (caller->name) {
-                r = hold_add(b, buf, caller);
-                if (r < 0) {
-                        buffer_drop(b, TAKE_PTR(buf));
-                        return fail(err, r, "Failed to register the caller as holder: %s", strerror(-r));
-                }
+        r = buffer_register(b, buf, caller);
+        if (r < 0) {
+                buf = NULL;     /* freed by buffer_register() */
+                return fail(err, r, "Failed to register the buffer: %s", strerror(-r));
         }
 
         *ret = TAKE_PTR(buf);
         return 0;
 }
 
+int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, const V4L2Request *req,
+                       const char *name, bool persistent, bool read_only, uint64_t ttl_usec,
+                       uint64_t now, BrokerError *err, Buffer ***ret, unsigned *ret_n) {
+        _cleanup_(v4l2_queue_unrefp) V4L2Queue *q = NULL;
+        _cleanup_free_ Buffer **bufs = NULL;
+        const V4L2Format *fmt;
+        uint64_t total = 0;
+        unsigned n, i;
+        int r;
+
+        r = broker_validate_name(name, err);
+        if (r < 0)
+                return r;
+        if (!persistent && !caller->name)
+                return fail(err, -EINVAL, "A buffer without a holder must be persistent");
+
+        /* Count first: no point in allocating device memory we cannot hand out. */
+        r = check_buffer_quota(b, caller->uid, req->count, 0, err);
+        if (r < 0)
+                return r;
+
+        r = v4l2_queue_new(device, req, err, &q);
+        if (r < 0)
+                return r;
+        fmt = v4l2_queue_format(q);
+        n = v4l2_queue_count(q);
+
+        bufs = calloc(n, sizeof(Buffer *));
+        if (!bufs)
+                return fail(err, -ENOMEM, "Out of memory");
+
+        /* Build every buffer before registering any, so that a failure halfway
+         * leaves nothing anyone has seen. */
+        for (i = 0; i < n; i++) {
+                V4L2Plane planes[V4L2_QUEUE_PLANES_MAX], ro_planes[V4L2_QUEUE_PLANES_MAX];
+                char bufname[BB_NAME_MAX + 16];
+                Buffer *buf;
+
+                snprintf(bufname, sizeof(bufname), "%s%u", name, i);
+                r = buffer_new(b, caller->uid, BB_KIND_V4L2, bufname, persistent, ttl_usec, now, &buf);
+                if (r < 0) {
+                        (void) fail(err, r, "Out of memory");
+                        goto fail;
+                }
+                bufs[i] = buf;
+                buf->queue = v4l2_queue_ref(q);
+                buf->v4l2_index = i;
+                buf->read_only = read_only;
+                buf->n_planes = fmt->n_planes;
+
+                r = v4l2_queue_export(q, i, read_only, bufname, err, planes);
+                if (r < 0)
+                        goto fail;
+                for (unsigned p = 0; p < fmt->n_planes; p++)
+                        buf->planes[p] = (BufferPlane) {
+                                .fd = planes[p].fd,
+                                .ro_fd = -1,
+                                .length = planes[p].length,
+                                .bytesperline = planes[p].bytesperline,
+                                .offset = planes[p].offset,
+                        };
+                if (!read_only) {
+                        r = v4l2_queue_export(q, i, true, bufname, err, ro_planes);
+                        if (r < 0)
+                                goto fail;
+                        for (unsigned p = 0; p < fmt->n_planes; p++)
+                                buf->planes[p].ro_fd = ro_planes[p].fd;
+                }
+                for (unsigned p = 0; p < fmt->n_planes; p++)
+                        buf->size += buf->planes[p].length;
+                total += buf->size;
+        }
+
+        r = check_buffer_quota(b, caller->uid, n, total, err);
+        if (r < 0)
+                goto fail;
+
+        for (i = 0; i < n; i++) {
+                r = buffer_register(b, bufs[i], caller);
+                if (r < 0) {
+                        /* bufs[i] is freed; drop the ones registered before it. */
+                        bufs[i] = NULL;
+                        while (i > 0) {
+                                buffer_drop(b, bufs[--i], false);
+                                bufs[i] = NULL;
+                        }
+                        (void) fail(err, r, "Failed to register the buffers: %s", strerror(-r));
+                        goto fail;
+                }
+        }
+
+        *ret = TAKE_PTR(bufs);
+        *ret_n = n;
+        return 0;
+
+fail:
+        for (i = 0; i < n; i++)
+                bufs[i] = buffer_free(bufs[i]);
+        return r;
+}
+
 int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BUFFER_PLANES_MAX]) {
         unsigned i;
         int fd;
 
+        read_only = read_only || buf->read_only;
         for (i = 0; i < buf->n_planes; i++) {
-                fd = fd_reopen(buf->planes[i].fd, read_only ? O_RDONLY : O_RDWR);
+                const BufferPlane *p = &buf->planes[i];
+
+                if (buf->queue) {
+                        /* A dma-buf cannot be reopened by path: hand out the
+                         * export of the right mode itself. */
+                        fd = fcntl(read_only && p->ro_fd >= 0 ? p->ro_fd : p->fd, F_DUPFD_CLOEXEC, 3);
+                        if (fd < 0)
+                                fd = negative_errno();
+                } else
+                        fd = fd_reopen(p->fd, read_only ? O_RDONLY : O_RDWR);
                 if (fd < 0) {
                         while (i > 0)
                                 safe_close(ret_fds[--i]);
@@ -537,9 +677,32 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
         }
 
         *ret = buf;
-        *ret_read_only = t->read_only;
+        *ret_read_only = t->read_only || buf->read_only;
         if (t->single_use)
                 token_free(b, t);
+        return 0;
+}
+
+int broker_open_fds(Broker *b, const Caller *caller, Buffer *buf, bool read_only, BrokerError *err,
+                    int ret_fds[BUFFER_PLANES_MAX]) {
+        int r;
+
+        if (!may_manage(b, caller, buf))
+                return fail(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; others open it with a token",
+                            buf->id, (unsigned) buf->owner_uid);
+
+        r = buffer_open_fds(buf, read_only, ret_fds);
+        if (r < 0)
+                return fail(err, r, "Failed to open buffer %" PRIu64 ": %s", buf->id, strerror(-r));
+
+        if (caller->name) {
+                r = hold_add(b, buf, caller);
+                if (r < 0) {
+                        for (unsigned i = 0; i < buf->n_planes; i++)
+                                safe_close(ret_fds[i]);
+                        return fail(err, r, "Failed to register the caller as holder: %s", strerror(-r));
+                }
+        }
         return 0;
 }
 
@@ -630,7 +793,7 @@ int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err
 
         r = memfd_freeze(buf->planes[0].fd);
         if (r == -EBUSY)
-                return fail(err, r, "Buffer %" PRIu64 " is mapped writable somewhere (or a holder sealed its seals); unmap it before freezing",
+                return fail(err, -ETXTBSY, "Buffer %" PRIu64 " is mapped writable somewhere (or a holder sealed its seals); unmap it before freezing",
                             buf->id);
         if (r == -EALREADY) {
                 /* A writable holder sealed it on its own: it is frozen now. */
@@ -690,7 +853,7 @@ uint64_t broker_expire(Broker *b, uint64_t now) {
         for (buf = TAILQ_FIRST(&b->buffers); buf; buf = buf_next) {
                 buf_next = TAILQ_NEXT(buf, link);
                 if (buf->expire_usec <= now)
-                        buffer_drop(b, buf);
+                        buffer_drop(b, buf, true);
         }
 
         return broker_next_deadline(b);
@@ -728,9 +891,8 @@ Broker *broker_free(Broker *b) {
                 return NULL;
 
         /* Tear down quietly: the bus layer is going away too. */
-        b->callbacks.buffer_dropped = NULL;
         while ((buf = TAILQ_FIRST(&b->buffers)))
-                buffer_drop(b, buf);
+                buffer_drop(b, buf, false);
 
         free(b);
         return NULL;

@@ -12,7 +12,8 @@
  * passed, a message for a human. The errnos are the ones the protocol maps to
  * error names (bufbroker-protocol.h): -EINVAL malformed input, -EDQUOT quota,
  * -ENOKEY unknown/expired/used token, -EPERM not the owner, -EACCES token bound
- * to another uid, -EALREADY already frozen, -EBUSY writable mappings exist.
+ * to another uid, -EALREADY already frozen, -ETXTBSY writable mappings exist,
+ * -ENODEV not a usable V4L2 device, -EBUSY the device's queue is in use.
  */
 #pragma once
 
@@ -23,6 +24,7 @@
 
 #include "bufbroker-protocol.h"
 #include "macro.h"
+#include "v4l2.h"
 
 #define USEC_INFINITY UINT64_MAX
 #define BUFFER_PLANES_MAX 8
@@ -102,8 +104,12 @@ struct Token {
 };
 
 typedef struct BufferPlane {
-        int fd;                         /* the daemon's own fd, O_RDWR */
+        int fd;                         /* the daemon's own fd */
+        int ro_fd;                      /* dma-bufs: an O_RDONLY export for read-only
+                                         * shares (memfds are reopened instead); -1 */
         uint64_t length;
+        uint32_t bytesperline;          /* V4L2 only */
+        uint32_t offset;                /* where the data starts in the fd */
 } BufferPlane;
 
 struct Buffer {
@@ -118,8 +124,11 @@ struct Buffer {
         bool frozen;
         uint64_t expire_usec;           /* monotonic; USEC_INFINITY: never */
         uint64_t created_usec;          /* CLOCK_REALTIME */
+        bool read_only;                 /* even the owner gets read-only fds */
         unsigned n_planes;
         BufferPlane planes[BUFFER_PLANES_MAX];
+        V4L2Queue *queue;               /* kind "v4l2": the device queue, shared */
+        uint32_t v4l2_index;            /* and the buffer's index in it */
         unsigned n_holds;
         TAILQ_HEAD(, Hold) holds;
         TAILQ_HEAD(, Token) tokens;
@@ -169,6 +178,18 @@ int broker_validate_name(const char *name, BrokerError *err);
 int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint64_t size,
                         bool persistent, uint64_t ttl_usec, uint64_t now, BrokerError *err,
                         Buffer **ret);
+
+/* Allocate buffers from a V4L2 device (see v4l2.h), all or none. Each
+ * becomes a buffer of its own, named "@name<index>", held by the caller.
+ * On success *ret is a malloc()ed array of *ret_n buffers. */
+int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, const V4L2Request *req,
+                       const char *name, bool persistent, bool read_only, uint64_t ttl_usec,
+                       uint64_t now, BrokerError *err, Buffer ***ret, unsigned *ret_n);
+
+/* Fds of a buffer for its owner (or root): read-write unless the buffer is
+ * read-only or @read_only is set. The caller becomes a holder. */
+int broker_open_fds(Broker *b, const Caller *caller, Buffer *buf, bool read_only, BrokerError *err,
+                    int ret_fds[BUFFER_PLANES_MAX]);
 
 /* Open by token. On success the caller holds the buffer and *ret_fds holds
  * buf->n_planes new fds (O_RDONLY ones for a read-only token) that the caller

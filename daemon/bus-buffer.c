@@ -144,6 +144,43 @@ static int method_share(sd_bus_message *msg, void *userdata, sd_bus_error *error
         return sd_bus_reply_method_return(msg, "s", token);
 }
 
+static void close_fds(int (*fds)[BUFFER_PLANES_MAX]) {
+        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++)
+                safe_close((*fds)[i]);
+}
+
+static int method_open_fds(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+        Buffer *buf = userdata;
+        bool read_only = false;
+        BusOption options[] = {
+                { BB_OPT_READ_ONLY, 'b', &read_only },
+                {}
+        };
+        BrokerError err = {};
+        Caller caller;
+        int r;
+
+        r = bus_read_options(msg, options, error);
+        if (r < 0)
+                return r;
+        r = get_caller(msg, buf, &caller, error);
+        if (r < 0)
+                return r;
+
+        r = broker_open_fds(buf->broker, &caller, buf, read_only, &err, fds);
+        if (r < 0)
+                return bus_map_broker_error(error, r, &err);
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = bus_append_fds_and_info(reply, buf, read_only || buf->read_only, fds);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        return r;
+}
+
 static int method_freeze(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Buffer *buf = userdata;
         BrokerError err = {};
@@ -216,6 +253,11 @@ const sd_bus_vtable buffer_vtable[] = {
                                 method_share,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD("Freeze", NULL, NULL, method_freeze, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("OpenFds",
+                                SD_BUS_ARGS("a{sv}", options),
+                                SD_BUS_RESULT("ah", fds, "a{sv}", info),
+                                method_open_fds,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
 

@@ -73,6 +73,8 @@ static const char *type_name(char type) {
         case 'b': return "boolean (b)";
         case 't': return "uint64 (t)";
         case 'u': return "uint32 (u)";
+        case 's': return "string (s)";
+        case 'F': return "fourcc string (s) or uint32 (u)";
         default:  return "?";
         }
 }
@@ -111,12 +113,34 @@ int bus_read_options(sd_bus_message *msg, BusOption *options, sd_bus_error *erro
                 r = sd_bus_message_peek_type(msg, NULL, &contents);
                 if (r < 0)
                         return r;
-                if (!contents || strlen(contents) != 1 || contents[0] != o->type)
+                if (!contents || strlen(contents) != 1 ||
+                    (o->type == 'F' ? !strchr("su", contents[0]) : contents[0] != o->type))
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Option '%s' must be a %s, got a value of type '%s'",
                                                  key, type_name(o->type), contents ?: "?");
 
                 switch (o->type) {
+                case 's':
+                        r = sd_bus_message_read(msg, "v", "s", (const char **) o->value);
+                        break;
+                case 'F':
+                        if (contents[0] == 'u')
+                                r = sd_bus_message_read(msg, "v", "u", (uint32_t *) o->value);
+                        else {
+                                const char *f;
+
+                                r = sd_bus_message_read(msg, "v", "s", &f);
+                                if (r >= 0 && strlen(f) != 4)
+                                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                                 "Option '%s' must be four characters like \"YUYV\", not \"%s\"",
+                                                                 key, f);
+                                if (r >= 0)
+                                        *(uint32_t *) o->value = (uint32_t) (uint8_t) f[0] |
+                                                (uint32_t) (uint8_t) f[1] << 8 |
+                                                (uint32_t) (uint8_t) f[2] << 16 |
+                                                (uint32_t) (uint8_t) f[3] << 24;
+                        }
+                        break;
                 case 'b': {
                         int b;
                         r = sd_bus_message_read(msg, "v", "b", &b);

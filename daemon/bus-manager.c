@@ -5,6 +5,9 @@
  * (one sd_bus_track per client) and announce dropped buffers.
  */
 #include <inttypes.h>
+#include <limits.h>
+#include <linux/videodev2.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bus.h"
@@ -118,15 +121,114 @@ static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error
         return r;
 }
 
+static int append_u32_array_entry(sd_bus_message *reply, const char *key, const uint32_t *v, unsigned n) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", key);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', "au");
+        if (r >= 0)
+                r = sd_bus_message_append_array(reply, 'u', v, n * sizeof(uint32_t));
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+/* The format's {sv} entries, inside an a{sv} the caller opened. */
+static int append_v4l2_format_entries(sd_bus_message *reply, const V4L2Format *f) {
+        char fourcc[5];
+        int r;
+
+        r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}",
+                                  BB_FMT_WIDTH, "u", f->width,
+                                  BB_FMT_HEIGHT, "u", f->height,
+                                  BB_FMT_FOURCC, "s", v4l2_fourcc_to_string(f->fourcc, fourcc),
+                                  BB_FMT_TYPE, "s", v4l2_type_to_string(f->type) ?: "unknown",
+                                  BB_FMT_FIELD, "u", f->field,
+                                  BB_FMT_NUM_PLANES, "u", f->n_planes);
+        if (r >= 0)
+                r = append_u32_array_entry(reply, BB_FMT_BYTESPERLINE, f->bytesperline, f->n_planes);
+        if (r >= 0)
+                r = append_u32_array_entry(reply, BB_FMT_SIZEIMAGE, f->sizeimage, f->n_planes);
+        return r;
+}
+
+int bus_append_v4l2_format(sd_bus_message *reply, const V4L2Format *f, unsigned count) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r >= 0)
+                r = append_v4l2_format_entries(reply, f);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", BB_FMT_COUNT, "u", count);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
 static int append_info(sd_bus_message *reply, Buffer *buf, bool read_only) {
-        return sd_bus_message_append(reply, "a{sv}", 7,
-                                     BB_INFO_ID, "t", buf->id,
-                                     BB_INFO_KIND, "s", buf->kind,
-                                     BB_INFO_SIZE, "t", buf->size,
-                                     BB_INFO_NAME, "s", buf->name,
-                                     BB_INFO_READ_ONLY, "b", read_only,
-                                     BB_INFO_OWNER_UID, "u", (uint32_t) buf->owner_uid,
-                                     BB_INFO_FROZEN, "b", buf->frozen);
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
+                                  BB_INFO_ID, "t", buf->id,
+                                  BB_INFO_KIND, "s", buf->kind,
+                                  BB_INFO_SIZE, "t", buf->size,
+                                  BB_INFO_NAME, "s", buf->name,
+                                  BB_INFO_READ_ONLY, "b", read_only,
+                                  BB_INFO_OWNER_UID, "u", (uint32_t) buf->owner_uid,
+                                  BB_INFO_FROZEN, "b", buf->frozen);
+        if (r < 0)
+                return r;
+
+        /* planes: a(tuu) of (length, bytesperline, offset), one per fd. */
+        r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", BB_INFO_PLANES);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', "a(tuu)");
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(tuu)");
+        for (unsigned i = 0; r >= 0 && i < buf->n_planes; i++)
+                r = sd_bus_message_append(reply, "(tuu)", buf->planes[i].length,
+                                          buf->planes[i].bytesperline, buf->planes[i].offset);
+        for (unsigned i = 0; r >= 0 && i < 3; i++)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+
+        if (buf->queue) {
+                r = append_v4l2_format_entries(reply, v4l2_queue_format(buf->queue));
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "{sv}", BB_INFO_INDEX, "u", buf->v4l2_index);
+                if (r < 0)
+                        return r;
+        }
+
+        return sd_bus_message_close_container(reply);
+}
+
+int bus_append_fds_and_info(sd_bus_message *reply, Buffer *buf, bool read_only, const int fds[]) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "h");
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < buf->n_planes; i++) {
+                r = sd_bus_message_append(reply, "h", fds[i]);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return append_info(reply, buf, read_only);
 }
 
 static int method_open(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -162,22 +264,123 @@ static int method_open(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         r = sd_bus_message_append(reply, "o", buf->path);
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(reply, 'a', "h");
-        if (r < 0)
-                return r;
-        for (unsigned i = 0; i < buf->n_planes; i++) {
-                r = sd_bus_message_append(reply, "h", fds[i]);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        r = append_info(reply, buf, read_only);
+        r = bus_append_fds_and_info(reply, buf, read_only, fds);
         if (r < 0)
                 return r;
 
         return sd_bus_send(NULL, reply, NULL);
+}
+
+/* Device paths are absolute, plain and short; the allocator checks the rest
+ * (what the path really is) on the opened inode. */
+static int validate_device_path(const char *path, sd_bus_error *error) {
+        if (path[0] != '/')
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Device path '%.256s' is not absolute", path);
+        if (strlen(path) >= PATH_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Device path is %zu bytes long, at most %u are allowed",
+                                         strlen(path), PATH_MAX - 1);
+        for (const char *p = path; (p = strstr(p, "/..")); p += 3)
+                if (p[3] == '/' || p[3] == 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Device path '%.256s' contains '..'", path);
+        return 0;
+}
+
+static int method_create_v4l2(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ Buffer **bufs = NULL;
+        Manager *m = userdata;
+        V4L2Request req = {};
+        const char *device, *type = NULL, *name = NULL;
+        bool persistent = false, read_only = false;
+        uint64_t ttl_usec = 0;
+        BusOption format[] = {
+                { BB_FMT_WIDTH, 'u', &req.width },
+                { BB_FMT_HEIGHT, 'u', &req.height },
+                { BB_FMT_FOURCC, 'F', &req.fourcc },
+                { BB_FMT_TYPE, 's', &type },
+                {}
+        };
+        BusOption options[] = {
+                { BB_OPT_PERSISTENT, 'b', &persistent },
+                { BB_OPT_TTL_USEC, 't', &ttl_usec },
+                { BB_OPT_READ_ONLY, 'b', &read_only },
+                { BB_OPT_NAME, 's', &name },
+                {}
+        };
+        char default_name[BB_NAME_MAX + 1];
+        BrokerError err = {};
+        Caller caller;
+        unsigned n;
+        int r;
+
+        r = sd_bus_message_read(msg, "su", &device, &req.count);
+        if (r < 0)
+                return r;
+        r = bus_read_options(msg, format, error);
+        if (r < 0)
+                return r;
+        r = bus_read_options(msg, options, error);
+        if (r < 0)
+                return r;
+
+        r = validate_device_path(device, error);
+        if (r < 0)
+                return r;
+        if (req.count == 0 || req.count > VIDEO_MAX_FRAME)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Buffer count %u is out of range 1..%u", req.count, VIDEO_MAX_FRAME);
+        if (type) {
+                req.type = v4l2_type_from_string(type);
+                if (req.type == 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Format type '%.64s' is none of capture, output, capture-mplane, output-mplane",
+                                                 type);
+        }
+        if (options[1].seen && ttl_usec == 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
+        if (!name) {
+                const char *base = strrchr(device, '/') + 1;
+                snprintf(default_name, sizeof(default_name), "%.200s-", *base ? base : "v4l2");
+                name = default_name;
+        }
+        if (strlen(name) > BB_NAME_MAX - 3)     /* room for the index */
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Option 'name' is %zu bytes long, at most %u are allowed",
+                                         strlen(name), BB_NAME_MAX - 3);
+
+        r = bus_get_caller(m, msg, &caller, error);
+        if (r < 0)
+                return r;
+
+        r = broker_create_v4l2(m->broker, &caller, device, &req, name, persistent, read_only, ttl_usec,
+                               now_usec(), &err, &bufs, &n);
+        if (r < 0)
+                return bus_map_broker_error(error, r, &err);
+        if (ttl_usec > 0)
+                manager_schedule_expiry(m);
+
+        /* No fds here: a default system bus carries at most 16 per message,
+         * and 32 buffers of 3 planes are 96. Each buffer's fds come from its
+         * own Buffer1.OpenFds() call. */
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "o");
+        for (unsigned i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "o", bufs[i]->path);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = bus_append_v4l2_format(reply, v4l2_queue_format(bufs[0]->queue), n);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                for (unsigned i = 0; i < n; i++)
+                        (void) broker_release(m->broker, &caller, bufs[i], NULL);
+        return r;
 }
 
 static int method_list_buffers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -264,6 +467,11 @@ const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("s", token, "a{sv}", options),
                                 SD_BUS_RESULT("o", buffer, "ah", fds, "a{sv}", info),
                                 method_open,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateV4L2",
+                                SD_BUS_ARGS("s", device, "u", count, "a{sv}", format, "a{sv}", options),
+                                SD_BUS_RESULT("ao", buffers, "a{sv}", format),
+                                method_create_v4l2,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListBuffers",
                                 SD_BUS_NO_ARGS,

@@ -31,13 +31,18 @@ void manager_schedule_expiry(Manager *m);
 
 typedef struct BusOption {
         const char *key;
-        char type;              /* 'b', 't' or 'u' */
-        void *value;            /* bool *, uint64_t * or uint32_t * */
+        char type;              /* 'b', 't', 'u', 's', or 'F' (a fourcc as s or u) */
+        void *value;            /* bool *, uint64_t *, uint32_t *, const char ** */
         bool seen;
 } BusOption;
 /* Read an a{sv}; every key must be in @options (NULL-key terminated) with the
  * stated type, at most once. */
 int bus_read_options(sd_bus_message *msg, BusOption *options, sd_bus_error *error);
+
+/* Open's and OpenFds' reply: the fds, then the info a{sv}. */
+int bus_append_fds_and_info(sd_bus_message *reply, Buffer *buf, bool read_only, const int fds[]);
+/* The a{sv} describing a V4L2 format (CreateV4L2's reply, info). */
+int bus_append_v4l2_format(sd_bus_message *reply, const V4L2Format *f, unsigned count);
 
 /* bus-manager.c */
 extern const sd_bus_vtable manager_vtable[];

@@ -19,6 +19,7 @@
 
 /* Buffer kinds (the Kind property and "kind" in Open's info). */
 #define BB_KIND_MEMFD           "memfd"
+#define BB_KIND_V4L2            "v4l2"
 
 /* Error names. Malformed input uses org.freedesktop.DBus.Error.InvalidArgs. */
 #define BB_ERROR_QUOTA_EXCEEDED "org.bufbroker.Error.QuotaExceeded"
@@ -28,6 +29,8 @@
 #define BB_ERROR_ACCESS_DENIED  "org.bufbroker.Error.AccessDenied"
 #define BB_ERROR_FROZEN         "org.bufbroker.Error.Frozen"
 #define BB_ERROR_BUSY           "org.bufbroker.Error.Busy"
+#define BB_ERROR_DEVICE_NOT_SUPPORTED "org.bufbroker.Error.DeviceNotSupported"
+#define BB_ERROR_DEVICE_BUSY    "org.bufbroker.Error.DeviceBusy"
 
 /* The errno each error name stands for, on both sides of the bus: the daemon's
  * core returns these errnos, the library hands them to its callers. */
@@ -44,7 +47,9 @@ struct bb_error_errno {
                 { BB_ERROR_NOT_OWNER, EPERM },                  \
                 { BB_ERROR_ACCESS_DENIED, EACCES },             \
                 { BB_ERROR_FROZEN, EALREADY },                  \
-                { BB_ERROR_BUSY, EBUSY },                       \
+                { BB_ERROR_BUSY, ETXTBSY },                     \
+                { BB_ERROR_DEVICE_NOT_SUPPORTED, ENODEV },      \
+                { BB_ERROR_DEVICE_BUSY, EBUSY },                \
         }
 
 /* Option keys of CreateMemfd's a{sv}. */
@@ -65,6 +70,28 @@ struct bb_error_errno {
 #define BB_INFO_READ_ONLY       "read-only"     /* b */
 #define BB_INFO_OWNER_UID       "owner-uid"     /* u */
 #define BB_INFO_FROZEN          "frozen"        /* b */
+#define BB_INFO_PLANES          "planes"        /* a(tuu): length, bytesperline, offset per fd */
+#define BB_INFO_INDEX           "index"         /* u: V4L2 buffer index */
+/* V4L2 buffers' info also carries the BB_FMT_* keys below. */
+
+/* Keys of CreateV4L2's format argument (in) and reply (out). In: width,
+ * height (u), fourcc (s like "YUYV", or u), type (s: "capture", "output",
+ * "capture-mplane", "output-mplane"). Out: all of them as chosen by the
+ * driver (fourcc as s), and field, num-planes, count (u), bytesperline and
+ * sizeimage (au, one per plane). */
+#define BB_FMT_WIDTH            "width"
+#define BB_FMT_HEIGHT           "height"
+#define BB_FMT_FOURCC           "fourcc"
+#define BB_FMT_TYPE             "type"
+#define BB_FMT_FIELD            "field"
+#define BB_FMT_NUM_PLANES       "num-planes"
+#define BB_FMT_COUNT            "count"
+#define BB_FMT_BYTESPERLINE     "bytesperline"
+#define BB_FMT_SIZEIMAGE        "sizeimage"
+
+/* Option keys of CreateV4L2's options: BB_OPT_PERSISTENT, BB_OPT_TTL_USEC,
+ * BB_OPT_READ_ONLY (export O_RDONLY: nobody gets a writable fd), and: */
+#define BB_OPT_NAME             "name"          /* s: buffers are named NAME<index> */
 
 /* Keys of the Limits property (all t; 0 never appears: every limit is finite). */
 #define BB_LIMIT_MAX_BUFFER_SIZE        "max-buffer-size"

@@ -393,7 +393,7 @@ START_TEST(test_freeze_busy_with_writable_mapping) {
         p = mmap(NULL, buf->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         ck_assert_ptr_ne(p, MAP_FAILED);
 
-        assert_fails(broker_freeze(b, CALLER(":1.1", UID_A), buf, &err), EBUSY, err);
+        assert_fails(broker_freeze(b, CALLER(":1.1", UID_A), buf, &err), ETXTBSY, err);
         ck_assert(!buf->frozen);
         ck_assert_int_eq(seals(fd) & F_SEAL_WRITE, 0);
         /* Nothing changed: the mapping still writes, files still write. */
@@ -401,7 +401,7 @@ START_TEST(test_freeze_busy_with_writable_mapping) {
         ck_assert_int_eq(pwrite(fd, "yes", 3, 10), 3);
 
         /* A second try fails the same way, then succeeds once the mapping is gone. */
-        assert_fails(broker_freeze(b, CALLER(":1.1", UID_A), buf, &err), EBUSY, err);
+        assert_fails(broker_freeze(b, CALLER(":1.1", UID_A), buf, &err), ETXTBSY, err);
         ck_assert_int_eq(munmap(p, buf->size), 0);
         ck_assert_int_eq(freeze(buf, ":1.1", UID_A), 0);
         ck_assert(buf->frozen);
@@ -411,7 +411,7 @@ START_TEST(test_freeze_busy_with_writable_mapping) {
         buf = create_shared("busy2", page_size(), tok);
         p = mmap(NULL, buf->size, PROT_READ | PROT_WRITE, MAP_SHARED, buf->planes[0].fd, 0);
         ck_assert_ptr_ne(p, MAP_FAILED);
-        assert_fails(broker_freeze(b, CALLER(":1.1", UID_A), buf, &err), EBUSY, err);
+        assert_fails(broker_freeze(b, CALLER(":1.1", UID_A), buf, &err), ETXTBSY, err);
         ck_assert(!buf->frozen);
         munmap(p, buf->size);
         close(fd);

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The V4L2 allocator when bufbroker is built with -Dv4l2=disabled. */
+#include <stdio.h>
+#include <string.h>
+
+#include "broker.h"
+#include "v4l2.h"
+
+int v4l2_queue_new(const char *path, const V4L2Request *req, struct BrokerError *err, V4L2Queue **ret) {
+        if (err)
+                snprintf(err->message, sizeof(err->message),
+                         "This bufbrokerd was built without V4L2 support");
+        return -ENODEV;
+}
+
+V4L2Queue *v4l2_queue_ref(V4L2Queue *q) { return q; }
+V4L2Queue *v4l2_queue_unref(V4L2Queue *q) { return NULL; }
+const V4L2Format *v4l2_queue_format(const V4L2Queue *q) { return NULL; }
+unsigned v4l2_queue_count(const V4L2Queue *q) { return 0; }
+const char *v4l2_queue_device(const V4L2Queue *q) { return NULL; }
+
+int v4l2_queue_export(V4L2Queue *q, unsigned index, bool read_only, const char *name,
+                      struct BrokerError *err, V4L2Plane planes[V4L2_QUEUE_PLANES_MAX]) {
+        return -ENODEV;
+}
+
+const char *v4l2_fourcc_to_string(uint32_t fourcc, char buf[static 5]) {
+        memcpy(buf, &fourcc, 4);
+        buf[4] = 0;
+        return buf;
+}
+
+const char *v4l2_type_to_string(uint32_t type) { return NULL; }
+uint32_t v4l2_type_from_string(const char *s) { return 0; }

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The V4L2 allocator: a device's MMAP buffer queue, exported as dma-bufs.
+ *
+ * One V4L2Queue is one open device with buffers allocated by VIDIOC_REQBUFS.
+ * Every bufbroker buffer made from it keeps a reference; the last reference
+ * frees the queue (REQBUFS(0)) and closes the device. Exported dma-bufs stay
+ * valid after that: the kernel keeps the memory while any fd refers to it.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct BrokerError;
+
+#define V4L2_QUEUE_PLANES_MAX 8
+
+typedef struct V4L2Request {
+        uint32_t width, height;         /* 0: keep the device's current value */
+        uint32_t fourcc;                /* 0: keep the device's current format */
+        uint32_t type;                  /* V4L2_BUF_TYPE_*; 0: the device's capture
+                                         * queue, else its output queue */
+        uint32_t count;                 /* buffers asked for, 1..VIDEO_MAX_FRAME */
+} V4L2Request;
+
+typedef struct V4L2Format {
+        uint32_t type;                  /* V4L2_BUF_TYPE_* */
+        uint32_t width, height, fourcc, field;
+        uint32_t n_planes;
+        uint32_t bytesperline[V4L2_QUEUE_PLANES_MAX];
+        uint32_t sizeimage[V4L2_QUEUE_PLANES_MAX];
+} V4L2Format;
+
+typedef struct V4L2Plane {
+        int fd;                         /* dma-buf, O_CLOEXEC */
+        uint64_t length;
+        uint32_t bytesperline;
+        uint32_t offset;                /* where the data starts in the dma-buf */
+} V4L2Plane;
+
+typedef struct V4L2Queue V4L2Queue;
+
+/* Check that @path is a V4L2 streaming device (character device of the
+ * video4linux major, capture or output, streaming I/O), open it through
+ * libv4l2, set the format and allocate @req->count MMAP buffers. Errors:
+ * -EINVAL bad request, -ENODEV not a usable device (the message says why),
+ * -EBUSY the device's queue is in use, others from the driver. */
+int v4l2_queue_new(const char *path, const V4L2Request *req, struct BrokerError *err, V4L2Queue **ret);
+
+V4L2Queue *v4l2_queue_ref(V4L2Queue *q);
+V4L2Queue *v4l2_queue_unref(V4L2Queue *q);
+static inline void v4l2_queue_unrefp(V4L2Queue **q) {
+        v4l2_queue_unref(*q);
+}
+
+/* What the driver chose, and how many buffers it gave. */
+const V4L2Format *v4l2_queue_format(const V4L2Queue *q);
+unsigned v4l2_queue_count(const V4L2Queue *q);
+const char *v4l2_queue_device(const V4L2Queue *q);
+
+/* Export every plane of buffer @index with VIDIOC_EXPBUF: n_planes fds. */
+int v4l2_queue_export(V4L2Queue *q, unsigned index, bool read_only, const char *name,
+                      struct BrokerError *err, V4L2Plane planes[V4L2_QUEUE_PLANES_MAX]);
+
+/* "YUYV" for V4L2_PIX_FMT_YUYV; @buf must hold 5 bytes. */
+const char *v4l2_fourcc_to_string(uint32_t fourcc, char buf[static 5]);
+/* "capture", "output", "capture-mplane", "output-mplane"; NULL for others. */
+const char *v4l2_type_to_string(uint32_t type);
+uint32_t v4l2_type_from_string(const char *s);
