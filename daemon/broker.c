@@ -234,6 +234,7 @@ static int hold_add(Broker *b, Buffer *buf, const Caller *caller) {
         TAILQ_INSERT_TAIL(&buf->holds, h, by_buffer);
         TAILQ_INSERT_TAIL(&c->holds, h, by_client);
         buf->n_holds++;
+        b->generation++;
         return 0;
 }
 
@@ -244,6 +245,7 @@ static void hold_free(Broker *b, Hold *h) {
         TAILQ_REMOVE(&h->buffer->holds, h, by_buffer);
         TAILQ_REMOVE(&c->holds, h, by_client);
         h->buffer->n_holds--;
+        b->generation++;
         free(h);
         client_gc(b, c);
 }
@@ -257,6 +259,7 @@ static void token_free(Broker *b, Token *t) {
         TAILQ_REMOVE(&t->buffer->tokens, t, by_buffer);
         TAILQ_REMOVE(&b->tokens, t, link);
         b->stats.tokens--;
+        b->generation++;
 
         u = usage_get(b, t->owner_uid, false);
         if (u) {
@@ -324,6 +327,7 @@ static void buffer_drop(Broker *b, Buffer *buf, bool announce) {
         tdelete(buf, &b->buffer_index, buffer_compare);
         TAILQ_REMOVE(&b->buffers, buf, link);
         b->stats.buffers--;
+        b->generation++;
         b->stats.bytes -= buf->size;
 
         u = usage_get(b, buf->owner_uid, false);
@@ -449,6 +453,7 @@ static int buffer_register(Broker *b, Buffer *buf, const Caller *caller) {
         TAILQ_INSERT_TAIL(&b->buffers, buf, link);
         b->next_id++;
         b->stats.buffers++;
+        b->generation++;
         b->stats.bytes += buf->size;
         u->buffers++;
         u->bytes += buf->size;
@@ -460,6 +465,9 @@ static int buffer_register(Broker *b, Buffer *buf, const Caller *caller) {
                         return r;
                 }
         }
+
+        if (b->callbacks.buffer_added)
+                b->callbacks.buffer_added(b, buf, b->userdata);
         return 0;
 }
 
@@ -755,6 +763,7 @@ int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOption
         TAILQ_INSERT_TAIL(&buf->tokens, t, by_buffer);
         TAILQ_INSERT_TAIL(&b->tokens, t, link);
         b->stats.tokens++;
+        b->generation++;
         u->tokens++;
 
         *ret_token = t->id;
@@ -773,6 +782,7 @@ int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *er
         /* The owner's Release ends persistence; anyone's ends their own hold. */
         if (manager)
                 buf->persistent = false;
+        b->generation++;
         if (h)
                 hold_free(b, h);
 
@@ -798,12 +808,14 @@ int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err
         if (r == -EALREADY) {
                 /* A writable holder sealed it on its own: it is frozen now. */
                 buf->frozen = true;
+        b->generation++;
                 return fail(err, r, "Buffer %" PRIu64 " is already frozen", buf->id);
         }
         if (r < 0)
                 return fail(err, r, "Failed to seal buffer %" PRIu64 ": %s", buf->id, strerror(-r));
 
         buf->frozen = true;
+        b->generation++;
         return 0;
 }
 
@@ -857,6 +869,111 @@ uint64_t broker_expire(Broker *b, uint64_t now) {
         }
 
         return broker_next_deadline(b);
+}
+
+int broker_restore_buffer(Broker *b, uint64_t id, const char *name, uid_t owner, bool persistent,
+                          bool frozen, uint64_t expire_usec, uint64_t created_usec,
+                          unsigned n_planes, const BufferPlane planes[], Buffer **ret) {
+        Buffer *buf;
+        UidUsage *u;
+        int r;
+
+        if (id == 0 || broker_find_buffer(b, id) || n_planes == 0 || n_planes > BUFFER_PLANES_MAX)
+                return -EINVAL;
+        r = broker_validate_name(name, NULL);
+        if (r < 0)
+                return r;
+
+        r = buffer_new(b, owner, BB_KIND_MEMFD, name, persistent, 0, 0, &buf);
+        if (r < 0)
+                return r;
+        buf->id = id;
+        buf->frozen = frozen;
+        buf->expire_usec = expire_usec;
+        buf->created_usec = created_usec;
+        buf->n_planes = n_planes;
+        for (unsigned i = 0; i < n_planes; i++)
+                buf->size += planes[i].length;
+
+        u = usage_get(b, owner, true);
+        if (!u || asprintf(&buf->path, BB_BUFFER_PATH_PREFIX "/%" PRIu64, id) < 0 ||
+            !tsearch(buf, &b->buffer_index, buffer_compare)) {
+                if (u)
+                        usage_gc(b, u);
+                buffer_free(buf);       /* planes not taken yet */
+                return -ENOMEM;
+        }
+        memcpy(buf->planes, planes, n_planes * sizeof(BufferPlane));
+
+        /* Keep id order in the list, whatever order the state came in. */
+        Buffer *after = TAILQ_LAST(&b->buffers, Buffer_list);
+        while (after && after->id > id)
+                after = TAILQ_PREV(after, Buffer_list, link);
+        if (after)
+                TAILQ_INSERT_AFTER(&b->buffers, after, buf, link);
+        else
+                TAILQ_INSERT_HEAD(&b->buffers, buf, link);
+        b->stats.buffers++;
+        b->stats.bytes += buf->size;
+        u->buffers++;
+        u->bytes += buf->size;
+        b->generation++;
+        if (id >= b->next_id)
+                b->next_id = id + 1;
+
+        if (b->callbacks.buffer_added)
+                b->callbacks.buffer_added(b, buf, b->userdata);
+        *ret = buf;
+        return 0;
+}
+
+int broker_restore_hold(Broker *b, Buffer *buf, const Caller *holder) {
+        return hold_add(b, buf, holder);
+}
+
+int broker_restore_token(Broker *b, Buffer *buf, const char *id, uid_t owner_uid, const ShareOptions *opts,
+                         uint64_t expire_usec) {
+        UidUsage *u;
+        Token *t;
+
+        if (!token_well_formed(id) || find_token(b, id))
+                return -EINVAL;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        memcpy(t->id, id, BB_TOKEN_LEN + 1);
+        u = usage_get(b, owner_uid, true);
+        if (!u || !tsearch(t, &b->token_index, token_compare)) {
+                if (u)
+                        usage_gc(b, u);
+                free(t);
+                return -ENOMEM;
+        }
+        t->broker = b;
+        t->buffer = buf;
+        t->owner_uid = owner_uid;
+        t->bound_uid = opts->bound_uid;
+        t->read_only = opts->read_only;
+        t->single_use = opts->single_use;
+        t->expire_usec = expire_usec;
+        TAILQ_INSERT_TAIL(&buf->tokens, t, by_buffer);
+        TAILQ_INSERT_TAIL(&b->tokens, t, link);
+        b->stats.tokens++;
+        b->generation++;
+        u->tokens++;
+        return 0;
+}
+
+void broker_restore_done(Broker *b, uint64_t next_id) {
+        Buffer *buf, *next;
+
+        if (next_id > b->next_id)
+                b->next_id = next_id;
+        for (buf = TAILQ_FIRST(&b->buffers); buf; buf = next) {
+                next = TAILQ_NEXT(buf, link);
+                buffer_gc(b, buf);
+        }
 }
 
 int broker_new(Broker **ret, const BrokerLimits *limits, const BrokerCallbacks *callbacks, void *userdata) {

@@ -59,6 +59,8 @@ typedef struct BrokerCallbacks {
         int (*client_added)(Broker *b, Client *c, void *userdata);
         /* A client holds nothing any more and is about to be freed. */
         void (*client_removed)(Broker *b, Client *c, void *userdata);
+        /* A buffer was registered (its id and path are set). */
+        void (*buffer_added)(Broker *b, Buffer *buf, void *userdata);
         /* A buffer is about to be freed (released, expired, last holder gone). */
         void (*buffer_dropped)(Broker *b, Buffer *buf, void *userdata);
 } BrokerCallbacks;
@@ -149,11 +151,12 @@ struct Broker {
         void *userdata;
         uid_t self_uid;                 /* sees and may do everything, like root */
         uint64_t next_id;
+        uint64_t generation;            /* bumped by every change of state */
         BrokerStats stats;
         void *buffer_index;             /* tsearch trees */
         void *token_index;
         void *client_index;
-        TAILQ_HEAD(, Buffer) buffers;   /* in id order */
+        TAILQ_HEAD(Buffer_list, Buffer) buffers;        /* in id order */
         TAILQ_HEAD(, Token) tokens;
         TAILQ_HEAD(, Client) clients;
         TAILQ_HEAD(, UidUsage) usage;
@@ -219,5 +222,17 @@ Buffer *broker_find_buffer(Broker *b, uint64_t id);
 bool broker_may_see(Broker *b, const Caller *caller, Buffer *buf);
 bool broker_is_privileged(Broker *b, uid_t uid);
 const UidUsage *broker_usage(Broker *b, uid_t uid);
+
+/* Rebuilding the state saved before a restart (fdstore.c). Quotas are not
+ * checked: the buffers existed. broker_restore_buffer() takes the plane
+ * fds on success only. After the last call, broker_restore_done() drops
+ * buffers that nobody holds any more. */
+int broker_restore_buffer(Broker *b, uint64_t id, const char *name, uid_t owner, bool persistent,
+                          bool frozen, uint64_t expire_usec, uint64_t created_usec,
+                          unsigned n_planes, const BufferPlane planes[], Buffer **ret);
+int broker_restore_hold(Broker *b, Buffer *buf, const Caller *holder);
+int broker_restore_token(Broker *b, Buffer *buf, const char *id, uid_t owner_uid, const ShareOptions *opts,
+                         uint64_t expire_usec);
+void broker_restore_done(Broker *b, uint64_t next_id);
 
 #define BROKER_FOREACH_BUFFER(buf, b) TAILQ_FOREACH(buf, &(b)->buffers, link)

@@ -205,3 +205,11 @@ int log_errno(int r, const char *message) {
         fprintf(stderr, "bufbrokerd: %s: %s\n", message, strerror(-r));
         return r;
 }
+
+void strv_free_simple(char **l) {
+        if (!l)
+                return;
+        for (char **i = l; *i; i++)
+                free(*i);
+        free(l);
+}

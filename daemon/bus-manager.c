@@ -12,6 +12,7 @@
 
 #include "bus.h"
 #include "config.h"
+#include "fdstore.h"
 
 /* ------------------------------------------------- core callbacks --- */
 
@@ -46,9 +47,15 @@ static void on_client_removed(Broker *b, Client *c, void *userdata) {
         c->userdata = sd_bus_track_unref(c->userdata);
 }
 
+static void on_buffer_added(Broker *b, Buffer *buf, void *userdata) {
+        fdstore_buffer_added(userdata, buf);
+}
+
 static void on_buffer_dropped(Broker *b, Buffer *buf, void *userdata) {
         Manager *m = userdata;
         int r;
+
+        fdstore_buffer_dropped(m, buf);
 
         r = sd_bus_emit_signal(m->bus, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "BufferReleased",
                                "ot", buf->path, buf->id);
@@ -59,6 +66,7 @@ static void on_buffer_dropped(Broker *b, Buffer *buf, void *userdata) {
 const BrokerCallbacks bus_broker_callbacks = {
         .client_added = on_client_added,
         .client_removed = on_client_removed,
+        .buffer_added = on_buffer_added,
         .buffer_dropped = on_buffer_dropped,
 };
 

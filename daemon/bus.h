@@ -21,9 +21,18 @@ typedef struct Manager {
          * stays right for as long as the name exists: cache the last one. */
         char *cached_sender;
         uid_t cached_uid;
+
+        /* Under systemd: the fd store, the STATUS= line, exit when idle. */
+        bool fdstore;
+        uint64_t saved_generation;
+        uint64_t status_generation;
+        uint64_t exit_idle_usec;        /* 0: never */
+        sd_event_source *idle_timer;
+        sd_event_source *post;
 } Manager;
 
 /* bus-common.c */
+void strv_free_simple(char **l);
 uint64_t now_usec(void);
 int bus_get_caller(Manager *m, sd_bus_message *msg, Caller *ret, sd_bus_error *error);
 int bus_map_broker_error(sd_bus_error *error, int r, const BrokerError *err);

@@ -12,9 +12,11 @@
 
 #include "bus.h"
 #include "config.h"
+#include "fdstore.h"
 #include "parse-util.h"
 
 static bool arg_user = false;
+static uint64_t arg_exit_idle_usec = 0;
 static BrokerLimits arg_limits;
 
 static void help(void) {
@@ -26,6 +28,9 @@ static void help(void) {
                "                               DBUS_SYSTEM_BUS_ADDRESS)\n"
                "     --user                    Serve the session bus (honours\n"
                "                               DBUS_SESSION_BUS_ADDRESS)\n"
+               "     --exit-idle-time=TIME     Exit after TIME without buffers, tokens or\n"
+               "                               clients (e.g. 30s; default: never); bus\n"
+               "                               activation brings the daemon back\n"
                "     --max-buffer-size=SIZE    Largest buffer (default %" PRIu64 ")\n"
                "     --max-buffers-per-uid=N   Buffers one uid may own (default %" PRIu64 ")\n"
                "     --max-bytes-per-uid=SIZE  Bytes one uid may own (default %" PRIu64 ")\n"
@@ -46,6 +51,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_VERSION = 0x100,
                 ARG_SYSTEM,
                 ARG_USER,
+                ARG_EXIT_IDLE_TIME,
                 ARG_MAX_BUFFER_SIZE,
                 ARG_MAX_BUFFERS_PER_UID,
                 ARG_MAX_BYTES_PER_UID,
@@ -59,6 +65,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "version",             no_argument,       NULL, ARG_VERSION },
                 { "system",              no_argument,       NULL, ARG_SYSTEM },
                 { "user",                no_argument,       NULL, ARG_USER },
+                { "exit-idle-time",      required_argument, NULL, ARG_EXIT_IDLE_TIME },
                 { "max-buffer-size",     required_argument, NULL, ARG_MAX_BUFFER_SIZE },
                 { "max-buffers-per-uid", required_argument, NULL, ARG_MAX_BUFFERS_PER_UID },
                 { "max-bytes-per-uid",   required_argument, NULL, ARG_MAX_BYTES_PER_UID },
@@ -86,6 +93,14 @@ static int parse_argv(int argc, char *argv[]) {
                         continue;
                 case ARG_USER:
                         arg_user = true;
+                        continue;
+                case ARG_EXIT_IDLE_TIME:
+                        r = parse_duration_usec(optarg, &arg_exit_idle_usec);
+                        if (r < 0) {
+                                fprintf(stderr, "bufbrokerd: invalid value '%s' for --exit-idle-time: %s\n",
+                                        optarg, strerror(-r));
+                                return r;
+                        }
                         continue;
                 case ARG_MAX_BUFFER_SIZE:
                         limit = &arg_limits.max_buffer_size, is_size = true;
@@ -116,8 +131,12 @@ static int parse_argv(int argc, char *argv[]) {
 
                 r = is_size ? parse_size(optarg, limit) : parse_uint64(optarg, limit);
                 if (r < 0) {
+                        const char *opt = "?";
+                        for (const struct option *o = options; o->name; o++)
+                                if (o->val == c)
+                                        opt = o->name;
                         fprintf(stderr, "bufbrokerd: invalid value '%s' for --%s: %s\n",
-                                optarg, options[c - ARG_VERSION + 1].name, strerror(-r));
+                                optarg, opt, strerror(-r));
                         return r;
                 }
         }
@@ -154,10 +173,78 @@ static void raise_fd_limit(void) {
         }
 }
 
+static bool manager_is_idle(Manager *m) {
+        const BrokerStats *s = &m->broker->stats;
+        return s->buffers == 0 && s->tokens == 0 && s->clients == 0;
+}
+
+static int on_idle_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        if (!manager_is_idle(m))
+                return 0;
+
+        /* Give the name back first: calls made from now on wait for the bus
+         * to activate a new instance instead of reaching a dying one. */
+        fprintf(stderr, "bufbrokerd: idle for %" PRIu64 " s, exiting\n", m->exit_idle_usec / 1000000);
+        r = sd_bus_release_name(m->bus, BB_BUS_NAME);
+        if (r < 0)
+                fprintf(stderr, "bufbrokerd: failed to release %s: %s\n", BB_BUS_NAME, strerror(-r));
+        return sd_event_exit(m->event, 0);
+}
+
+/* After each round of events: tell systemd how we are, save the state for a
+ * restart, and start or stop counting idle time. One place, once per round,
+ * however many things changed in it. */
+static int on_post(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        const BrokerStats *st = &m->broker->stats;
+        uint64_t now;
+        int r;
+
+        fdstore_flush(m);
+
+        if (m->status_generation != m->broker->generation) {
+                m->status_generation = m->broker->generation;
+                (void) sd_notifyf(false, "STATUS=%" PRIu64 " buffers (%" PRIu64 " bytes), %" PRIu64 " clients, %" PRIu64 " tokens",
+                                  st->buffers, st->bytes, st->clients, st->tokens);
+        }
+
+        if (m->exit_idle_usec == 0)
+                return 0;
+        if (!manager_is_idle(m)) {
+                if (m->idle_timer)
+                        sd_event_source_set_enabled(m->idle_timer, SD_EVENT_OFF);
+                return 0;
+        }
+        if (m->idle_timer) {
+                int enabled = SD_EVENT_OFF;
+                sd_event_source_get_enabled(m->idle_timer, &enabled);
+                if (enabled != SD_EVENT_OFF)
+                        return 0;       /* already counting */
+        }
+        r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return 0;
+        if (!m->idle_timer) {
+                r = sd_event_add_time(m->event, &m->idle_timer, CLOCK_MONOTONIC,
+                                      now + m->exit_idle_usec, 0, on_idle_timeout, m);
+                if (r < 0)
+                        fprintf(stderr, "bufbrokerd: cannot arm the idle timer: %s\n", strerror(-r));
+                return 0;
+        }
+        sd_event_source_set_time(m->idle_timer, now + m->exit_idle_usec);
+        sd_event_source_set_enabled(m->idle_timer, SD_EVENT_ONESHOT);
+        return 0;
+}
+
 static void manager_done(Manager *m) {
         /* The core first: its callbacks still use the bus. */
         m->broker = broker_free(m->broker);
         m->expire_timer = sd_event_source_unref(m->expire_timer);
+        m->idle_timer = sd_event_source_unref(m->idle_timer);
+        m->post = sd_event_source_unref(m->post);
         if (m->bus) {
                 sd_bus_flush(m->bus);
                 m->bus = sd_bus_flush_close_unref(m->bus);
@@ -205,6 +292,26 @@ static int run(int argc, char *argv[]) {
         r = broker_new(&m.broker, &arg_limits, &bus_broker_callbacks, &m);
         if (r < 0)
                 return log_errno(r, "Failed to set up the broker");
+        m.exit_idle_usec = arg_exit_idle_usec;
+        m.fdstore = fdstore_enabled();
+
+        /* Buffers kept by systemd across our restart come back first, so the
+         * first call sees them (and their ids are not handed out again). */
+        r = fdstore_restore(&m);
+        if (r < 0)
+                log_errno(r, "Failed to restore buffers from the file descriptor store");
+        manager_schedule_expiry(&m);
+
+        /* The watchdog is pinged from the loop: a hung loop gets restarted. */
+        r = sd_event_set_watchdog(m.event, true);
+        if (r < 0)
+                log_errno(r, "Failed to enable the watchdog");
+        r = sd_event_add_post(m.event, &m.post, on_post, &m);
+        if (r < 0)
+                return log_errno(r, "Failed to add the post-event hook");
+        r = sd_event_source_set_enabled(m.post, SD_EVENT_ON);
+        if (r < 0)
+                return log_errno(r, "Failed to enable the post-event hook");
 
         r = bus_manager_register(&m);
         if (r < 0)

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Keeping buffers across a restart with systemd's file descriptor store.
+ *
+ * Every memfd buffer's fd is stored as "buf-<id>-<plane>" when it appears
+ * and removed when it goes; the registry (ids, names, owners, holders'
+ * unique names, persistence, tokens, deadlines) is serialised into a sealed
+ * memfd stored as "state", rewritten whenever the broker changed. On start
+ * the daemon gets all of them back in LISTEN_FDS and rebuilds the registry,
+ * keeping holders that are still on the bus.
+ *
+ * V4L2 buffers are not kept: their device queue cannot be handed over.
+ */
+#pragma once
+
+#include "bus.h"
+
+/* Whether systemd keeps fds for us (we run under systemd with a store). */
+bool fdstore_enabled(void);
+
+void fdstore_buffer_added(Manager *m, Buffer *buf);
+void fdstore_buffer_dropped(Manager *m, Buffer *buf);
+/* Rewrite "state" if the broker changed since the last call. */
+void fdstore_flush(Manager *m);
+/* Rebuild the broker from LISTEN_FDS; call once the bus is connected. */
+int fdstore_restore(Manager *m);
