@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libbufbroker: the client library of bufbroker, a daemon that hands out
+ * shared-memory buffers (sealed memfds) over D-Bus.
+ *
+ * Conventions, for every function below:
+ *  - Functions returning int return 0 (or a documented positive value) on
+ *    success and a negative errno on failure. Output arguments ("ret_*") are
+ *    only written on success.
+ *  - D-Bus errors of the daemon become errnos: QuotaExceeded -EDQUOT,
+ *    NoSuchBuffer -ENOENT, NoSuchToken -ENOKEY, NotOwner -EPERM,
+ *    AccessDenied -EACCES, Frozen -EALREADY, Busy -ETXTBSY,
+ *    DeviceNotSupported -ENODEV, DeviceBusy -EBUSY, InvalidArgs -EINVAL (the
+ *    table in bufbroker-protocol.h is the reference); other standard D-Bus
+ *    errors as sd-bus maps them (ServiceUnknown -EHOSTUNREACH, ...). The
+ *    error's name and human-readable message stay
+ *    available through bb_client_error_name()/bb_client_error_message().
+ *  - Handles are reference counted; *_unref() takes NULL and returns NULL.
+ *  - A bb_client and its buffers belong to one thread at a time; the library
+ *    keeps no global state. A forked child cannot use its parent's bb_client
+ *    (calls fail with -ECHILD); it may use the fds and mappings it inherited.
+ *  - All file descriptors the library creates are O_CLOEXEC.
+ *
+ * This header is C89-clean so that any program may include it.
+ */
+#ifndef BUFBROKER_H
+#define BUFBROKER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A connection to the broker (one sd-bus connection). */
+typedef struct bb_client bb_client;
+
+/* A handle on one broker buffer. It may own the buffer's fd (handles from
+ * bb_buffer_create() and bb_buffer_open()) or describe it only (handles from
+ * bb_buffer_get() and bb_client_list_buffers()). */
+typedef struct bb_buffer bb_buffer;
+
+/* One key/value pair of the Stats or Limits properties. */
+typedef struct bb_key_value {
+        const char *key;
+        uint64_t value;
+} bb_key_value;
+
+/* Flags of bb_buffer_create(). */
+#define BB_CREATE_PERSISTENT    (1U << 0)  /* outlive this connection until released or expired */
+
+/* Flags of bb_buffer_share(). */
+#define BB_SHARE_READ_ONLY      (1U << 0)  /* the opener gets an O_RDONLY fd */
+#define BB_SHARE_SINGLE_USE     (1U << 1)  /* the token dies after one bb_buffer_open() */
+#define BB_SHARE_UID            (1U << 2)  /* only the given uid may open the token */
+
+/* Callback of bb_client_monitor(): the buffer at object path "path" with id
+ * "id" was released by the broker (nobody holds it any more). */
+typedef void (*bb_released_func)(const char *path, uint64_t id, void *userdata);
+
+/* ------------------------------------------------------------ client --- */
+
+/* Connect to the broker on the system bus (DBUS_SYSTEM_BUS_ADDRESS when set).
+ * Connects synchronously, so an unreachable bus fails here (-ENOENT,
+ * -ECONNREFUSED, ...), and fails with -EOPNOTSUPP when the bus cannot pass
+ * file descriptors. The broker itself is first contacted by later calls. */
+int bb_client_new(bb_client **ret);
+
+/* Connect to the broker on the session bus (DBUS_SESSION_BUS_ADDRESS or
+ * $XDG_RUNTIME_DIR/bus). */
+int bb_client_new_user(bb_client **ret);
+
+/* Connect to the broker on the bus at a D-Bus address such as
+ * "unix:path=/run/foo/bus". */
+int bb_client_new_address(bb_client **ret, const char *address);
+
+/* Take a reference. Returns c. */
+bb_client *bb_client_ref(bb_client *c);
+
+/* Drop a reference; the connection closes with the last one (buffer handles
+ * keep a reference on their client). Closing the connection drops every hold
+ * it had on non-persistent buffers. Takes NULL; returns NULL. */
+bb_client *bb_client_unref(bb_client *c);
+
+/* The D-Bus error name of the last failed call on c (or one of its buffers),
+ * or NULL when that failure was local or the last call succeeded. Valid until
+ * the next call on c. */
+const char *bb_client_error_name(bb_client *c);
+
+/* The human-readable message of that D-Bus error, or NULL. Valid until the
+ * next call on c. */
+const char *bb_client_error_message(bb_client *c);
+
+/* The connection's file descriptor, for poll(): wait for the events of
+ * bb_client_get_events() and call bb_client_process(c, 0). Do not read from,
+ * write to or close it. */
+int bb_client_get_fd(bb_client *c);
+
+/* The poll() events to wait for on bb_client_get_fd() (POLLIN, and POLLOUT
+ * while output is queued). */
+int bb_client_get_events(bb_client *c);
+
+/* Process pending input and dispatch signals to the bb_client_monitor()
+ * callback. When nothing was pending, waits up to timeout_usec microseconds
+ * for input first (0: do not wait; UINT64_MAX: wait forever). Returns 1 when
+ * something was processed, 0 when not, -EINTR when a signal interrupted the
+ * wait, -ECONNRESET/-ENOTCONN when the bus connection is gone. */
+int bb_client_process(bb_client *c, uint64_t timeout_usec);
+
+/* Call callback for every BufferReleased signal of the broker, from
+ * bb_client_process(). One callback per client: a new call replaces the old
+ * one; callback NULL unsubscribes. */
+int bb_client_monitor(bb_client *c, bb_released_func callback, void *userdata);
+
+/* The broker's version string, newly allocated: free() it. */
+int bb_client_get_version(bb_client *c, char **ret);
+
+/* One value of the broker's Stats property ("buffers", "bytes", "clients",
+ * "tokens"). -ENODATA when the broker does not report that key. */
+int bb_client_get_stat(bb_client *c, const char *key, uint64_t *ret);
+
+/* One value of the broker's Limits property ("max-buffer-size",
+ * "max-buffers-per-uid", ...). -ENODATA when the broker has no such limit. */
+int bb_client_get_limit(bb_client *c, const char *key, uint64_t *ret);
+
+/* All key/value pairs of the Stats property, read at one instant, in the
+ * broker's order. *ret is one allocation (keys included): free() it. */
+int bb_client_get_stats(bb_client *c, bb_key_value **ret, size_t *ret_n);
+
+/* All key/value pairs of the Limits property; as bb_client_get_stats(). */
+int bb_client_get_limits(bb_client *c, bb_key_value **ret, size_t *ret_n);
+
+/* The buffers the caller may see (its uid owns or holds them; root: all),
+ * as handles without fds, in the broker's order (by id). *ret is NULL when
+ * there are none. Free with bb_buffer_list_free(). */
+int bb_client_list_buffers(bb_client *c, bb_buffer ***ret, size_t *ret_n);
+
+/* Unref every handle of a list and free the array. Takes NULL; returns NULL. */
+bb_buffer **bb_buffer_list_free(bb_buffer **list, size_t n);
+
+/* ------------------------------------------------------------ buffer --- */
+
+/* Create a sealed memfd buffer of at least size bytes (the broker rounds up
+ * to the page size; bb_buffer_size() is the real size). name may be NULL (an
+ * empty name). flags: BB_CREATE_*. ttl_usec: lifetime in microseconds, 0 for
+ * none. The connection becomes a holder; the handle owns the buffer's fd. */
+int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned flags,
+                     uint64_t ttl_usec, bb_buffer **ret);
+
+/* Open a buffer by a token that bb_buffer_share() returned. The connection
+ * becomes a holder; the handle owns the buffer's fd (O_RDONLY for a read-only
+ * token). bb_buffer_is_persistent() and bb_buffer_created_usec() are 0 until
+ * bb_buffer_refresh(): the Open reply does not carry them. */
+int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret);
+
+/* A handle without fd on an existing buffer, by id, with its properties. The
+ * connection does not become a holder. -ENOENT when there is no such buffer,
+ * -EPERM (NotOwner) when it exists but the caller is neither its owner uid,
+ * root, nor a holder (the broker does not hide a buffer's existence: ids are
+ * sequential anyway). */
+int bb_buffer_get(bb_client *c, uint64_t id, bb_buffer **ret);
+
+/* Take a reference. Returns buf. */
+bb_buffer *bb_buffer_ref(bb_buffer *buf);
+
+/* Drop a reference. The last one unmaps the buffer and closes the handle's
+ * fds. It does NOT release the buffer: the connection keeps its hold until
+ * bb_buffer_release() or until the connection closes (bb_client_unref() of
+ * the last reference), so that unref of a persistent buffer's handle never
+ * ends its persistence by accident. Takes NULL; returns NULL. */
+bb_buffer *bb_buffer_unref(bb_buffer *buf);
+
+/* Re-read the buffer's properties (name, size, frozen, persistent, ...) from
+ * the broker. */
+int bb_buffer_refresh(bb_buffer *buf);
+
+/* Share the buffer: returns a new token in *ret_token (free() it). flags:
+ * BB_SHARE_*; uid is only used with BB_SHARE_UID; ttl_usec 0: no expiry.
+ * Only the owner uid (or root) may share. */
+int bb_buffer_share(bb_buffer *buf, unsigned flags, uid_t uid, uint64_t ttl_usec, char **ret_token);
+
+/* Drop the connection's hold; for the owner uid (or root) also end
+ * persistence. The broker drops the buffer once nobody holds it. The handle
+ * stays valid: its fd and mapping keep the memory alive (the kernel counts
+ * references) until bb_buffer_unmap()/bb_buffer_unref(), but the buffer can
+ * no longer be shared or frozen. */
+int bb_buffer_release(bb_buffer *buf);
+
+/* Seal the contents against writes (owner uid or root only). -ETXTBSY while
+ * writable mappings exist (unmap yours first), -EALREADY when frozen. */
+int bb_buffer_freeze(bb_buffer *buf);
+
+/* The fd the handle owns (plane 0). It stays owned by the handle: do not
+ * close it; dup it to keep it beyond bb_buffer_unref(). -ENODATA when the
+ * handle has no fd (bb_buffer_get(), bb_client_list_buffers()). */
+int bb_buffer_fd(bb_buffer *buf);
+
+/* Map the whole buffer MAP_SHARED: PROT_READ|PROT_WRITE, or PROT_READ only
+ * when the fd is read-only or the buffer is frozen (bb_buffer_is_writable()
+ * tells which). Mapping twice returns the same mapping. -ENODATA when the
+ * handle has no fd. */
+int bb_buffer_map(bb_buffer *buf, void **ret_addr, size_t *ret_size);
+
+/* Unmap the mapping of bb_buffer_map(); nothing when there is none. */
+int bb_buffer_unmap(bb_buffer *buf);
+
+/* The buffer's id; 0 only for NULL. */
+uint64_t bb_buffer_id(bb_buffer *buf);
+
+/* The buffer's size in bytes (the page-rounded size the broker allocated). */
+uint64_t bb_buffer_size(bb_buffer *buf);
+
+/* The buffer's name (never NULL for a valid handle). Valid while buf is. */
+const char *bb_buffer_name(bb_buffer *buf);
+
+/* The buffer's kind: "memfd". Valid while buf is. */
+const char *bb_buffer_kind(bb_buffer *buf);
+
+/* The buffer's D-Bus object path. Valid while buf is. */
+const char *bb_buffer_path(bb_buffer *buf);
+
+/* The uid that owns the buffer; (uid_t) -1 for NULL. */
+uid_t bb_buffer_owner_uid(bb_buffer *buf);
+
+/* 1 when the handle's access is read-only (opened through a read-only
+ * token), else 0. */
+int bb_buffer_is_read_only(bb_buffer *buf);
+
+/* 1 when the buffer outlives its holders (as last known), else 0. */
+int bb_buffer_is_persistent(bb_buffer *buf);
+
+/* 1 when the buffer is frozen: checked on the fd's seals when the handle has
+ * an fd, else as last known from the broker. */
+int bb_buffer_is_frozen(bb_buffer *buf);
+
+/* 1 when bb_buffer_map() maps writable: the handle has an fd, that fd is not
+ * read-only and the buffer is not frozen; else 0. */
+int bb_buffer_is_writable(bb_buffer *buf);
+
+/* When the buffer was created, CLOCK_REALTIME microseconds; 0 when not known
+ * (see bb_buffer_open()). */
+uint64_t bb_buffer_created_usec(bb_buffer *buf);
+
+/* The number of connections holding the buffer, as ListBuffers reported it.
+ * -ENODATA for handles that did not come from bb_client_list_buffers(). */
+int bb_buffer_get_holders(bb_buffer *buf, unsigned *ret);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

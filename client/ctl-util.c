@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bufbrokerctl's bus-free helpers; see ctl-util.h. Size and duration syntax
+ * live in common/parse-util.c (the daemon's options use them too); this file
+ * adds what the CLI asks beyond the syntax: positive values, ids vs tokens.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <string.h>
+#include <time.h>
+
+#include "bufbroker-protocol.h"
+#include "ctl-util.h"
+#include "parse-util.h"
+
+bool token_is_valid(const char *s) {
+        size_t i;
+
+        if (!s)
+                return false;
+        for (i = 0; s[i]; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        return i == BB_TOKEN_LEN;
+}
+
+int parse_buffer_id(const char *s, uint64_t *ret) {
+        const char *prefix = BB_BUFFER_PATH_PREFIX "/";
+
+        if (!s)
+                return -EINVAL;
+        if (strncmp(s, prefix, strlen(prefix)) == 0)
+                s += strlen(prefix);
+        return parse_uint64(s, ret);
+}
+
+int parse_buffer_ref(const char *s, uint64_t *ret_id, const char **ret_token) {
+        int r;
+
+        if (token_is_valid(s)) {
+                *ret_token = s;
+                return BUFFER_REF_TOKEN;
+        }
+        r = parse_buffer_id(s, ret_id);
+        if (r < 0)
+                return r;
+        return BUFFER_REF_ID;
+}
+
+int parse_size_arg(const char *s, uint64_t *ret) {
+        uint64_t v;
+        int r;
+
+        r = parse_size(s, &v);
+        if (r < 0)
+                return r;
+        if (v == 0)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int parse_ttl_arg(const char *s, uint64_t *ret_usec) {
+        uint64_t v;
+        int r;
+
+        r = parse_duration_usec(s, &v);
+        if (r < 0)
+                return r;
+        /* 0 would mean "no TTL" on the bus: that is spelled by leaving --ttl out. */
+        if (v == 0)
+                return -EINVAL;
+        *ret_usec = v;
+        return 0;
+}
+
+int parse_uid_arg(const char *s, uid_t *ret) {
+        struct passwd *pw;
+        uint64_t v;
+        int r;
+
+        if (!s || !*s)
+                return -EINVAL;
+        r = parse_uint64(s, &v);
+        if (r == -ERANGE)
+                return r;
+        if (r == 0) {
+                if (v >= (uid_t) -1)
+                        return -ERANGE;
+                *ret = (uid_t) v;
+                return 0;
+        }
+        errno = 0;
+        pw = getpwnam(s);
+        if (!pw)
+                return errno > 0 ? -errno : -ESRCH;
+        *ret = pw->pw_uid;
+        return 0;
+}
+
+const char *format_size(char buf[static FORMAT_SIZE_MAX], uint64_t size) {
+        static const char units[] = "KMGTPE";
+        int i;
+
+        for (i = (int) sizeof(units) - 2; i >= 0; i--) {
+                unsigned shift = 10 * (unsigned) (i + 1);
+
+                if (size >= (UINT64_C(1) << shift) && size % (UINT64_C(1) << shift) == 0) {
+                        snprintf(buf, FORMAT_SIZE_MAX, "%" PRIu64 "%c", size >> shift, units[i]);
+                        return buf;
+                }
+        }
+        snprintf(buf, FORMAT_SIZE_MAX, "%" PRIu64, size);
+        return buf;
+}
+
+const char *format_timestamp(char buf[static FORMAT_TIMESTAMP_MAX], uint64_t usec) {
+        struct tm tm;
+        time_t t;
+
+        if (usec == 0) {
+                snprintf(buf, FORMAT_TIMESTAMP_MAX, "-");
+                return buf;
+        }
+        t = (time_t) (usec / 1000000);
+        if (!localtime_r(&t, &tm) || strftime(buf, FORMAT_TIMESTAMP_MAX, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+                snprintf(buf, FORMAT_TIMESTAMP_MAX, "@%" PRIu64, usec / 1000000);
+        return buf;
+}
+
+void json_print_string(FILE *f, const char *s) {
+        fputc('"', f);
+        for (; *s; s++) {
+                unsigned char ch = (unsigned char) *s;
+
+                switch (ch) {
+                case '"':
+                        fputs("\\\"", f);
+                        break;
+                case '\\':
+                        fputs("\\\\", f);
+                        break;
+                case '\n':
+                        fputs("\\n", f);
+                        break;
+                case '\t':
+                        fputs("\\t", f);
+                        break;
+                case '\r':
+                        fputs("\\r", f);
+                        break;
+                default:
+                        /* D-Bus strings are valid UTF-8 already; only the
+                         * control characters need escaping. */
+                        if (ch < 0x20 || ch == 0x7f)
+                                fprintf(f, "\\u%04x", ch);
+                        else
+                                fputc(ch, f);
+                }
+        }
+        fputc('"', f);
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bufbrokerctl's helpers that need no bus: telling an id from a token,
+ * checking the numbers a user typed, formatting sizes, times and JSON
+ * strings. Kept apart from the CLI so that tests/api can test them alone.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* What a command-line buffer reference turned out to be. */
+typedef enum BufferRef {
+        BUFFER_REF_ID = 1,
+        BUFFER_REF_TOKEN = 2,
+} BufferRef;
+
+/* Exactly BB_TOKEN_LEN lower-case hex digits. */
+bool token_is_valid(const char *s);
+
+/* A buffer id: a decimal uint64, or a buffer object path
+ * "/org/bufbroker/Broker1/buffer/<id>". -EINVAL otherwise, -ERANGE on overflow. */
+int parse_buffer_id(const char *s, uint64_t *ret);
+
+/* "ID|TOKEN": a token (checked first: 32 hex digits are never an id) or an
+ * id. Returns BUFFER_REF_TOKEN (and *ret_token = s) or BUFFER_REF_ID (and
+ * *ret_id), or a negative errno. */
+int parse_buffer_ref(const char *s, uint64_t *ret_id, const char **ret_token);
+
+/* A positive size ("4096", "64K", "1M", "1G", "64KiB", ...): -EINVAL for
+ * garbage and 0, -ERANGE on overflow. */
+int parse_size_arg(const char *s, uint64_t *ret);
+
+/* A positive duration ("500ms", "10s", "5min", "1h"; a bare number is
+ * seconds) in microseconds: -EINVAL for garbage and 0, -ERANGE on overflow. */
+int parse_ttl_arg(const char *s, uint64_t *ret_usec);
+
+/* A uid as a number or a user name; (uid_t) -1 is refused. */
+int parse_uid_arg(const char *s, uid_t *ret);
+
+#define FORMAT_SIZE_MAX 32
+/* "64K", "1M", "3G" when the size is an exact multiple, else bytes. */
+const char *format_size(char buf[static FORMAT_SIZE_MAX], uint64_t size);
+
+#define FORMAT_TIMESTAMP_MAX 64
+/* CLOCK_REALTIME microseconds as local "YYYY-MM-DD HH:MM:SS"; "-" for 0. */
+const char *format_timestamp(char buf[static FORMAT_TIMESTAMP_MAX], uint64_t usec);
+
+/* s as a JSON string literal, quotes included. */
+void json_print_string(FILE *f, const char *s);

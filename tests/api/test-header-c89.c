@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The public header must compile as strict C89 (-std=c89 -pedantic -Werror):
+ * any program may include it. Referencing every declaration here also makes
+ * the linker prove that each one is exported from the shared library.
+ */
+#include <stdio.h>
+
+#include <bufbroker.h>
+
+typedef void (*any_func)(void);
+
+static void released(const char *path, uint64_t id, void *userdata) {
+        (void) path;
+        (void) id;
+        (void) userdata;
+}
+
+int main(void) {
+        /* C89: declarations first, no // comments, no bool, no inline. */
+        bb_client *c = NULL;
+        bb_buffer *buf = NULL;
+        bb_key_value kv;
+        bb_released_func cb = released;
+        unsigned flags = BB_CREATE_PERSISTENT | BB_SHARE_READ_ONLY | BB_SHARE_SINGLE_USE | BB_SHARE_UID;
+        any_func funcs[42];
+        size_t i = 0;
+
+        funcs[i++] = (any_func) bb_client_new;
+        funcs[i++] = (any_func) bb_client_new_user;
+        funcs[i++] = (any_func) bb_client_new_address;
+        funcs[i++] = (any_func) bb_client_ref;
+        funcs[i++] = (any_func) bb_client_unref;
+        funcs[i++] = (any_func) bb_client_error_name;
+        funcs[i++] = (any_func) bb_client_error_message;
+        funcs[i++] = (any_func) bb_client_get_fd;
+        funcs[i++] = (any_func) bb_client_get_events;
+        funcs[i++] = (any_func) bb_client_process;
+        funcs[i++] = (any_func) bb_client_monitor;
+        funcs[i++] = (any_func) bb_client_get_version;
+        funcs[i++] = (any_func) bb_client_get_stat;
+        funcs[i++] = (any_func) bb_client_get_limit;
+        funcs[i++] = (any_func) bb_client_get_stats;
+        funcs[i++] = (any_func) bb_client_get_limits;
+        funcs[i++] = (any_func) bb_client_list_buffers;
+        funcs[i++] = (any_func) bb_buffer_list_free;
+        funcs[i++] = (any_func) bb_buffer_create;
+        funcs[i++] = (any_func) bb_buffer_open;
+        funcs[i++] = (any_func) bb_buffer_get;
+        funcs[i++] = (any_func) bb_buffer_ref;
+        funcs[i++] = (any_func) bb_buffer_unref;
+        funcs[i++] = (any_func) bb_buffer_refresh;
+        funcs[i++] = (any_func) bb_buffer_share;
+        funcs[i++] = (any_func) bb_buffer_release;
+        funcs[i++] = (any_func) bb_buffer_freeze;
+        funcs[i++] = (any_func) bb_buffer_fd;
+        funcs[i++] = (any_func) bb_buffer_map;
+        funcs[i++] = (any_func) bb_buffer_unmap;
+        funcs[i++] = (any_func) bb_buffer_id;
+        funcs[i++] = (any_func) bb_buffer_size;
+        funcs[i++] = (any_func) bb_buffer_name;
+        funcs[i++] = (any_func) bb_buffer_kind;
+        funcs[i++] = (any_func) bb_buffer_path;
+        funcs[i++] = (any_func) bb_buffer_owner_uid;
+        funcs[i++] = (any_func) bb_buffer_is_read_only;
+        funcs[i++] = (any_func) bb_buffer_is_persistent;
+        funcs[i++] = (any_func) bb_buffer_is_frozen;
+        funcs[i++] = (any_func) bb_buffer_is_writable;
+        funcs[i++] = (any_func) bb_buffer_created_usec;
+        funcs[i++] = (any_func) bb_buffer_get_holders;
+
+        kv.key = "buffers";
+        kv.value = 0;
+        (void) cb;
+        (void) flags;
+        (void) funcs;
+
+        /* Handles from nowhere: only the NULL-safe destructors may run. */
+        c = bb_client_unref(c);
+        buf = bb_buffer_unref(buf);
+
+        printf("%lu declarations referenced, %s\n", (unsigned long) i, kv.key);
+        return c == NULL && buf == NULL && i == sizeof(funcs) / sizeof(funcs[0]) ? 0 : 1;
+}

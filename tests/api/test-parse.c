@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bufbrokerctl's argument helpers (client/ctl-util.c): ids vs tokens, sizes,
+ * TTLs, uids, and the formatting of sizes and JSON strings.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ctl-util.h"
+
+#define TOKEN "0123456789abcdef0123456789abcdef"
+
+START_TEST(test_token_is_valid) {
+        ck_assert(token_is_valid(TOKEN));
+        ck_assert(token_is_valid("00000000000000000000000000000000"));
+        ck_assert(!token_is_valid(NULL));
+        ck_assert(!token_is_valid(""));
+        ck_assert(!token_is_valid("0123456789abcdef0123456789abcde"));        /* 31 */
+        ck_assert(!token_is_valid("0123456789abcdef0123456789abcdef0"));      /* 33 */
+        ck_assert(!token_is_valid("0123456789ABCDEF0123456789abcdef"));       /* upper case */
+        ck_assert(!token_is_valid("0123456789abcdeg0123456789abcdef"));
+}
+END_TEST
+
+START_TEST(test_parse_buffer_id) {
+        uint64_t id = 0;
+
+        ck_assert_int_eq(parse_buffer_id("1", &id), 0);
+        ck_assert_uint_eq(id, 1);
+        ck_assert_int_eq(parse_buffer_id("18446744073709551615", &id), 0);
+        ck_assert_uint_eq(id, UINT64_MAX);
+        ck_assert_int_eq(parse_buffer_id("/org/bufbroker/Broker1/buffer/42", &id), 0);
+        ck_assert_uint_eq(id, 42);
+
+        id = 7;
+        ck_assert_int_eq(parse_buffer_id("18446744073709551616", &id), -ERANGE);
+        ck_assert_int_eq(parse_buffer_id("", &id), -EINVAL);
+        ck_assert_int_eq(parse_buffer_id("-1", &id), -EINVAL);
+        ck_assert_int_eq(parse_buffer_id(" 1", &id), -EINVAL);
+        ck_assert_int_eq(parse_buffer_id("1 ", &id), -EINVAL);
+        ck_assert_int_eq(parse_buffer_id("0x10", &id), -EINVAL);
+        ck_assert_int_eq(parse_buffer_id("/org/bufbroker/Broker1/buffer/", &id), -EINVAL);
+        ck_assert_int_eq(parse_buffer_id("/org/bufbroker/Broker1/buffer/4/2", &id), -EINVAL);
+        ck_assert_int_eq(parse_buffer_id("/org/other/buffer/4", &id), -EINVAL);
+        ck_assert_uint_eq(id, 7);
+}
+END_TEST
+
+START_TEST(test_parse_buffer_ref) {
+        const char *token = NULL;
+        uint64_t id = 0;
+
+        ck_assert_int_eq(parse_buffer_ref(TOKEN, &id, &token), BUFFER_REF_TOKEN);
+        ck_assert_str_eq(token, TOKEN);
+        ck_assert_int_eq(parse_buffer_ref("12", &id, &token), BUFFER_REF_ID);
+        ck_assert_uint_eq(id, 12);
+        /* 32 decimal digits are hex digits too: a token, never an (overflowing) id. */
+        ck_assert_int_eq(parse_buffer_ref("12345678901234567890123456789012", &id, &token), BUFFER_REF_TOKEN);
+        ck_assert_int_lt(parse_buffer_ref("abc", &id, &token), 0);
+        ck_assert_int_lt(parse_buffer_ref("0123456789ABCDEF0123456789ABCDEF", &id, &token), 0);
+}
+END_TEST
+
+START_TEST(test_parse_size_arg) {
+        uint64_t v = 0;
+
+        ck_assert_int_eq(parse_size_arg("4096", &v), 0);
+        ck_assert_uint_eq(v, 4096);
+        ck_assert_int_eq(parse_size_arg("64K", &v), 0);
+        ck_assert_uint_eq(v, 65536);
+        ck_assert_int_eq(parse_size_arg("64k", &v), 0);
+        ck_assert_uint_eq(v, 65536);
+        ck_assert_int_eq(parse_size_arg("64KiB", &v), 0);
+        ck_assert_uint_eq(v, 65536);
+        ck_assert_int_eq(parse_size_arg("64KB", &v), 0);
+        ck_assert_uint_eq(v, 65536);
+        ck_assert_int_eq(parse_size_arg("1M", &v), 0);
+        ck_assert_uint_eq(v, 1048576);
+        ck_assert_int_eq(parse_size_arg("1m", &v), 0);
+        ck_assert_uint_eq(v, 1048576);
+        ck_assert_int_eq(parse_size_arg("1G", &v), 0);
+        ck_assert_uint_eq(v, 1073741824);
+        ck_assert_int_eq(parse_size_arg("2T", &v), 0);
+        ck_assert_uint_eq(v, UINT64_C(2) << 40);
+        ck_assert_int_eq(parse_size_arg("16777215T", &v), 0);
+        ck_assert_uint_eq(v, UINT64_C(16777215) << 40);
+
+        v = 9;
+        ck_assert_int_eq(parse_size_arg("0", &v), -EINVAL);
+        ck_assert_int_eq(parse_size_arg("0K", &v), -EINVAL);
+        ck_assert_int_eq(parse_size_arg("", &v), -EINVAL);
+        ck_assert_int_eq(parse_size_arg("K", &v), -EINVAL);
+        ck_assert_int_eq(parse_size_arg("-1", &v), -EINVAL);
+        ck_assert_int_eq(parse_size_arg("+1", &v), -EINVAL);
+        ck_assert_int_eq(parse_size_arg(" 1", &v), -EINVAL);
+        ck_assert_int_eq(parse_size_arg("1 K", &v), -EINVAL);
+        ck_assert_int_eq(parse_size_arg("1X", &v), -EINVAL);
+        ck_assert_int_eq(parse_size_arg("1KK", &v), -EINVAL);
+        ck_assert_int_eq(parse_size_arg("1.5M", &v), -EINVAL);
+        ck_assert_int_eq(parse_size_arg("16777216T", &v), -ERANGE);
+        ck_assert_int_eq(parse_size_arg("18446744073709551616", &v), -ERANGE);
+        ck_assert_int_eq(parse_size_arg("99999999999999999999999", &v), -ERANGE);
+        ck_assert_uint_eq(v, 9);
+}
+END_TEST
+
+START_TEST(test_parse_ttl_arg) {
+        uint64_t v = 0;
+
+        ck_assert_int_eq(parse_ttl_arg("500ms", &v), 0);
+        ck_assert_uint_eq(v, 500000);
+        ck_assert_int_eq(parse_ttl_arg("10s", &v), 0);
+        ck_assert_uint_eq(v, 10000000);
+        ck_assert_int_eq(parse_ttl_arg("10", &v), 0);
+        ck_assert_uint_eq(v, 10000000);
+        ck_assert_int_eq(parse_ttl_arg("5min", &v), 0);
+        ck_assert_uint_eq(v, 300000000);
+        ck_assert_int_eq(parse_ttl_arg("1h", &v), 0);
+        ck_assert_uint_eq(v, UINT64_C(3600000000));
+        ck_assert_int_eq(parse_ttl_arg("100us", &v), 0);
+        ck_assert_uint_eq(v, 100);
+
+        v = 9;
+        ck_assert_int_eq(parse_ttl_arg("0", &v), -EINVAL);
+        ck_assert_int_eq(parse_ttl_arg("0s", &v), -EINVAL);
+        ck_assert_int_eq(parse_ttl_arg("", &v), -EINVAL);
+        ck_assert_int_eq(parse_ttl_arg("s", &v), -EINVAL);
+        ck_assert_int_eq(parse_ttl_arg("-1s", &v), -EINVAL);
+        ck_assert_int_eq(parse_ttl_arg("10 s", &v), -EINVAL);
+        ck_assert_int_eq(parse_ttl_arg("10years", &v), -EINVAL);
+        ck_assert_int_eq(parse_ttl_arg("18446744073709551615s", &v), -ERANGE);
+        ck_assert_uint_eq(v, 9);
+}
+END_TEST
+
+START_TEST(test_parse_uid_arg) {
+        uid_t uid = 5;
+
+        ck_assert_int_eq(parse_uid_arg("0", &uid), 0);
+        ck_assert_uint_eq(uid, 0);
+        ck_assert_int_eq(parse_uid_arg("65534", &uid), 0);
+        ck_assert_uint_eq(uid, 65534);
+        ck_assert_int_eq(parse_uid_arg("root", &uid), 0);
+        ck_assert_uint_eq(uid, 0);
+
+        uid = 5;
+        ck_assert_int_eq(parse_uid_arg("4294967295", &uid), -ERANGE);
+        ck_assert_int_eq(parse_uid_arg("4294967296", &uid), -ERANGE);
+        ck_assert_int_lt(parse_uid_arg("", &uid), 0);
+        ck_assert_int_lt(parse_uid_arg("no-such-user-bufbroker", &uid), 0);
+        ck_assert_uint_eq(uid, 5);
+}
+END_TEST
+
+START_TEST(test_format_size) {
+        char buf[FORMAT_SIZE_MAX];
+
+        ck_assert_str_eq(format_size(buf, 0), "0");
+        ck_assert_str_eq(format_size(buf, 1000), "1000");
+        ck_assert_str_eq(format_size(buf, 4096), "4K");
+        ck_assert_str_eq(format_size(buf, 4097), "4097");
+        ck_assert_str_eq(format_size(buf, 1536 * 1024), "1536K");
+        ck_assert_str_eq(format_size(buf, 1 << 20), "1M");
+        ck_assert_str_eq(format_size(buf, UINT64_C(3) << 30), "3G");
+        ck_assert_str_eq(format_size(buf, UINT64_C(1) << 60), "1E");
+        ck_assert_str_eq(format_size(buf, UINT64_MAX), "18446744073709551615");
+}
+END_TEST
+
+START_TEST(test_json_print_string) {
+        char *out = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&out, &n);
+
+        ck_assert_ptr_nonnull(f);
+        json_print_string(f, "a\"b\\c\nd\te\x01" "f\xc3\xa9");
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_str_eq(out, "\"a\\\"b\\\\c\\nd\\te\\u0001f\xc3\xa9\"");
+        free(out);
+}
+END_TEST
+
+static Suite *parse_suite(void) {
+        Suite *s = suite_create("bufbrokerctl argument helpers");
+        TCase *tc = tcase_create("parse");
+
+        tcase_add_test(tc, test_token_is_valid);
+        tcase_add_test(tc, test_parse_buffer_id);
+        tcase_add_test(tc, test_parse_buffer_ref);
+        tcase_add_test(tc, test_parse_size_arg);
+        tcase_add_test(tc, test_parse_ttl_arg);
+        tcase_add_test(tc, test_parse_uid_arg);
+        tcase_add_test(tc, test_format_size);
+        tcase_add_test(tc, test_json_print_string);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(parse_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
