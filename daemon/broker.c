@@ -664,7 +664,8 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
                 t = NULL;
         }
         if (!t)
-                return fail(err, -ENOKEY, "No such token (unknown, expired, used up or its buffer was released)");
+                return fail(err, -ENOKEY, "No token %s: unknown, expired, used up, or its buffer was released",
+                            token);
 
         if (t->bound_uid != UID_INVALID && t->bound_uid != caller->uid)
                 return fail(err, -EACCES, "Token is bound to uid %u, caller is uid %u",

@@ -2,15 +2,19 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Install what building and testing bufbroker needs on Debian 12, but only
 # what is missing (so a prepared machine needs no network).
-#   tests/install-deps.sh [build|test]     (default: test)
+#   tests/install-deps.sh [build|test|vm]     (default: test)
+# vm: build + what the vm suite needs (tests/vm/: QEMU, Debian's kernel with
+# vivid, a static busybox for the initramfs; xz/readelf: PVH fast path).
 set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config libsystemd-dev libv4l-dev check
-            dbus-daemon dbus-broker dbus-bin systemd xsltproc docbook-xsl libxml2-utils)
+            dbus-daemon dbus-broker dbus-bin systemd xsltproc docbook-xsl libxml2-utils libxml2-dev)
 test_pkgs=(valgrind util-linux procps)
+vm_pkgs=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod v4l-utils xz-utils binutils)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-test}" = test ] && pkgs+=("${test_pkgs[@]}")
+[ "${1:-test}" = vm ] && pkgs+=("${vm_pkgs[@]}")
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,732 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Hostile input on every method and property. Each case sends one bad call
+ * and asserts the exact D-Bus error name, that the message names the bad
+ * value, and that the daemon is alive, still owns its name, and is back at
+ * its baseline: Stats (buffers, bytes, clients, tokens) and its fd count.
+ * Malformed messages are built with sd-bus (which does not check them
+ * against the remote signature) and sent with busctl; an fd sent to the
+ * daemon must be refused by the bus policy before the daemon sees it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define INVALID_ARGS "org.freedesktop.DBus.Error.InvalidArgs"
+#define UNKNOWN_METHOD "org.freedesktop.DBus.Error.UnknownMethod"
+#define UNKNOWN_PROPERTY "org.freedesktop.DBus.Error.UnknownProperty"
+#define PROPERTY_READ_ONLY "org.freedesktop.DBus.Error.PropertyReadOnly"
+#define ACCESS_DENIED "org.freedesktop.DBus.Error.AccessDenied"
+
+#define MAX_NEEDLES 3
+
+/* Send m (consumed) on the test's connection; assert the error name, that
+ * the message contains every needle, and the baseline. */
+static void expect_error(sd_bus_message *m, const char *name, const char *const *needles,
+                         const Snapshot *base, const char *context) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call(test_bus(), m, 0, &error, NULL);
+        sd_bus_message_unref(m);
+        assert_bus_error(&error, r, name, NULL, context);
+        for (size_t i = 0; needles && needles[i]; i++)
+                ck_assert_msg(error.message && strstr(error.message, needles[i]),
+                              "%s: error message \"%s\" does not name \"%s\"", context,
+                              error.message ? error.message : "", needles[i]);
+        sd_bus_error_free(&error);
+        assert_back_to(base, context);
+}
+
+#define NEEDLES(...) ((const char *const[]) { __VA_ARGS__, NULL })
+
+static sd_bus_message *new_call(const char *path, const char *iface, const char *member) {
+        sd_bus_message *m = NULL;
+
+        ck_assert(sd_bus_message_new_method_call(test_bus(), &m, BB_BUS_NAME, path, iface,
+                                                 member) >= 0);
+        return m;
+}
+
+static sd_bus_message *create_call(const char *name, uint64_t size) {
+        sd_bus_message *m = new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfd");
+
+        ck_assert(sd_bus_message_append(m, "st", name, size) >= 0);
+        return m;
+}
+
+static void append_empty_dict(sd_bus_message *m) {
+        ck_assert(sd_bus_message_append(m, "a{sv}", 0) >= 0);
+}
+
+/* ---- CreateMemfd -------------------------------------------------------- */
+
+START_TEST(test_create_bad_sizes) {
+        static const struct {
+                uint64_t size;
+                const char *error;
+                const char *needle;
+        } cases[] = {
+                { 0, INVALID_ARGS, "0" },
+                { (UINT64_C(1) << 30) + 1, BB_ERROR_QUOTA_EXCEEDED, "1073741825" },
+                { UINT64_C(1) << 40, BB_ERROR_QUOTA_EXCEEDED, "1099511627776" },
+                { UINT64_MAX, BB_ERROR_QUOTA_EXCEEDED, "18446744073709551615" },
+                { UINT64_MAX - 4094, BB_ERROR_QUOTA_EXCEEDED, "18446744073709547521" },
+                { UINT64_C(1) << 63, BB_ERROR_QUOTA_EXCEEDED, "9223372036854775808" },
+        };
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char ctx[96];
+                sd_bus_message *m = create_call("hostile", cases[i].size);
+
+                append_empty_dict(m);
+                snprintf(ctx, sizeof(ctx), "CreateMemfd size %" PRIu64, cases[i].size);
+                expect_error(m, cases[i].error, NEEDLES("size", cases[i].needle), &base, ctx);
+        }
+}
+END_TEST
+
+START_TEST(test_create_bad_names) {
+        char long_name[257], max_name[256];
+        static const struct {
+                const char *name;
+                const char *needle;
+        } cases[] = {
+                { "bad\001name", "0x01" },
+                { "tab\there", "0x09" },
+                { "new\nline", "0x0a" },
+                { "escape\033[31m", "0x1b" },
+                { "del\177", "0x7f" },
+        };
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                sd_bus_message *m = create_call(cases[i].name, 4096);
+                char ctx[64];
+
+                append_empty_dict(m);
+                snprintf(ctx, sizeof(ctx), "CreateMemfd name with %s", cases[i].needle);
+                expect_error(m, INVALID_ARGS, NEEDLES(cases[i].needle), &base, ctx);
+        }
+
+        memset(long_name, 'n', 256);
+        long_name[256] = 0;
+        {
+                sd_bus_message *m = create_call(long_name, 4096);
+
+                append_empty_dict(m);
+                expect_error(m, INVALID_ARGS, NEEDLES("256", "255"), &base,
+                             "CreateMemfd with a 256-byte name");
+        }
+
+        /* the boundary: 255 bytes is fine (and is released again) */
+        memset(max_name, 'm', 255);
+        max_name[255] = 0;
+        {
+                _cleanup_created_ Created cr = { .fd = -1 };
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                char *got = NULL;
+
+                create_memfd(NULL, max_name, 4096, false, 0, &cr);
+                ck_assert(sd_bus_get_property_string(test_bus(), BB_BUS_NAME, cr.path,
+                                                     BB_BUFFER_INTERFACE, "Name", &error, &got) >= 0);
+                ck_assert_str_eq(got, max_name);
+                free(got);
+                ck_assert(call_release(NULL, cr.path, &error) >= 0);
+                created_done(&cr);
+                assert_back_to(&base, "after a 255-byte name");
+        }
+}
+END_TEST
+
+/* One bad option entry: key with a value of type `type`. */
+static sd_bus_message *create_with_option(const char *key, char type, const void *value) {
+        sd_bus_message *m = create_call("hostile", 4096);
+
+        ck_assert(sd_bus_message_open_container(m, 'a', "{sv}") >= 0);
+        ck_assert(sd_bus_message_open_container(m, 'e', "sv") >= 0);
+        ck_assert(sd_bus_message_append(m, "s", key) >= 0);
+        switch (type) {
+        case 's':
+                ck_assert(sd_bus_message_append(m, "v", "s", (const char *) value) >= 0);
+                break;
+        case 'u':
+                ck_assert(sd_bus_message_append(m, "v", "u", *(const uint32_t *) value) >= 0);
+                break;
+        case 'i':
+                ck_assert(sd_bus_message_append(m, "v", "i", *(const int32_t *) value) >= 0);
+                break;
+        case 't':
+                ck_assert(sd_bus_message_append(m, "v", "t", *(const uint64_t *) value) >= 0);
+                break;
+        case 'b':
+                ck_assert(sd_bus_message_append(m, "v", "b", *(const int *) value) >= 0);
+                break;
+        case 'V':       /* a variant inside the variant */
+                ck_assert(sd_bus_message_append(m, "v", "v", "b", 1) >= 0);
+                break;
+        case 'A':       /* an array of booleans */
+                ck_assert(sd_bus_message_append(m, "v", "ab", 1, 1) >= 0);
+                break;
+        default:
+                ck_abort();
+        }
+        ck_assert(sd_bus_message_close_container(m) >= 0);
+        ck_assert(sd_bus_message_close_container(m) >= 0);
+        return m;
+}
+
+START_TEST(test_create_bad_options) {
+        static const uint32_t u32 = 1;
+        static const int32_t i32 = -1;
+        static const uint64_t t0 = 0, t1 = 1;
+        static const int btrue = 1;
+        static const struct {
+                const char *key;
+                char type;
+                const void *value;
+                const char *needle;
+        } cases[] = {
+                { "bogus", 'b', &btrue, "bogus" },
+                { "Persistent", 'b', &btrue, "Persistent" },   /* keys are case-sensitive */
+                { "", 'b', &btrue, "''" },
+                { BB_OPT_PERSISTENT, 's', "true", BB_OPT_PERSISTENT },
+                { BB_OPT_PERSISTENT, 'u', &u32, BB_OPT_PERSISTENT },
+                { BB_OPT_PERSISTENT, 't', &t1, BB_OPT_PERSISTENT },
+                { BB_OPT_PERSISTENT, 'V', NULL, BB_OPT_PERSISTENT },
+                { BB_OPT_PERSISTENT, 'A', NULL, BB_OPT_PERSISTENT },
+                { BB_OPT_TTL_USEC, 'u', &u32, BB_OPT_TTL_USEC },
+                { BB_OPT_TTL_USEC, 'i', &i32, BB_OPT_TTL_USEC },
+                { BB_OPT_TTL_USEC, 's', "10s", BB_OPT_TTL_USEC },
+                { BB_OPT_TTL_USEC, 'b', &btrue, BB_OPT_TTL_USEC },
+                { BB_OPT_TTL_USEC, 't', &t0, BB_OPT_TTL_USEC },
+                /* Share's keys are not CreateMemfd's */
+                { BB_OPT_READ_ONLY, 'b', &btrue, BB_OPT_READ_ONLY },
+                { BB_OPT_UID, 'u', &u32, BB_OPT_UID },
+        };
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char ctx[96];
+
+                snprintf(ctx, sizeof(ctx), "CreateMemfd option '%s' of type %c", cases[i].key,
+                         cases[i].type);
+                expect_error(create_with_option(cases[i].key, cases[i].type, cases[i].value),
+                             INVALID_ARGS, NEEDLES(cases[i].needle), &base, ctx);
+        }
+
+        /* the same key twice */
+        {
+                sd_bus_message *m = create_call("hostile", 4096);
+
+                ck_assert(sd_bus_message_append(m, "a{sv}", 2, BB_OPT_PERSISTENT, "b", 1,
+                                                BB_OPT_PERSISTENT, "b", 0) >= 0);
+                expect_error(m, INVALID_ARGS, NEEDLES(BB_OPT_PERSISTENT), &base,
+                             "CreateMemfd with a duplicated option");
+        }
+}
+END_TEST
+
+/* ---- Open ------------------------------------------------------------------ */
+
+static sd_bus_message *open_call(const char *token) {
+        sd_bus_message *m = new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Open");
+
+        ck_assert(sd_bus_message_append(m, "s", token) >= 0);
+        append_empty_dict(m);
+        return m;
+}
+
+START_TEST(test_open_malformed_tokens) {
+        char long_token[4097], upper[BB_TOKEN_LEN + 1], nonhex[BB_TOKEN_LEN + 1],
+                longer[BB_TOKEN_LEN + 2], short_token[BB_TOKEN_LEN];
+        Snapshot base;
+        struct {
+                const char *token;
+                const char *needle;
+                const char *what;
+        } cases[] = {
+                { "", "''", "empty token" },
+                { "abc", "abc", "short token" },
+                { short_token, short_token, "31-digit token" },
+                { longer, longer, "33-digit token" },
+                { upper, upper, "upper-case token" },
+                { nonhex, nonhex, "non-hex token" },
+                { long_token, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "4096-byte token" },
+                { "0123456789abcdef0123456789abcde ", "0123456789abcdef", "token with a space" },
+                { "../../../../etc/passwd", "etc/passwd", "path as token" },
+        };
+
+        memset(long_token, 'a', sizeof(long_token) - 1);
+        long_token[sizeof(long_token) - 1] = 0;
+        memset(upper, 'A', BB_TOKEN_LEN);
+        upper[BB_TOKEN_LEN] = 0;
+        memset(nonhex, 'z', BB_TOKEN_LEN);
+        nonhex[BB_TOKEN_LEN] = 0;
+        memset(longer, 'b', BB_TOKEN_LEN + 1);
+        longer[BB_TOKEN_LEN + 1] = 0;
+        memset(short_token, 'c', BB_TOKEN_LEN - 1);
+        short_token[BB_TOKEN_LEN - 1] = 0;
+
+        baseline_after_warmup(&base);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char ctx[64];
+
+                snprintf(ctx, sizeof(ctx), "Open with %s", cases[i].what);
+                expect_error(open_call(cases[i].token), INVALID_ARGS, NEEDLES(cases[i].needle),
+                             &base, ctx);
+        }
+}
+END_TEST
+
+/* Well-formed tokens that do not open anything: NoSuchToken naming the token
+ * (its first 8 digits at least, so that a user can tell which one failed). */
+START_TEST(test_open_dead_tokens) {
+        _cleanup_created_ Created cr = { .fd = -1 };
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *expired = NULL, *used = NULL, *released = NULL, prefix[9];
+        const char *unknown = "0123456789abcdef0123456789abcdef";
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+
+        snprintf(prefix, sizeof(prefix), "%.8s", unknown);
+        expect_error(open_call(unknown), BB_ERROR_NO_SUCH_TOKEN, NEEDLES(prefix), &base,
+                     "Open with an unknown token");
+
+        /* expired: 1 ms ttl, wait until the daemon dropped it */
+        create_memfd(NULL, "dead-tokens", 4096, false, 0, &cr);
+        ck_assert(call_share(NULL, cr.path, false, (uid_t) -1, false, 1000, &expired, &error) >= 0);
+        ck_assert(call_share(NULL, cr.path, false, (uid_t) -1, true, 0, &used, &error) >= 0);
+        ck_assert_msg(call_open(NULL, used, NULL, NULL, NULL, &error) >= 0, "first use: %s",
+                      error.message);
+        {
+                uint64_t deadline = now_usec() + 3000000u;
+
+                while (stats_get(BB_STAT_TOKENS) != 0) {
+                        ck_assert_msg(now_usec() < deadline, "expired token never dropped");
+                        msleep(5);
+                }
+        }
+        {
+                Snapshot with_buffer;
+
+                stats_read(&with_buffer);
+                snprintf(prefix, sizeof(prefix), "%.8s", expired);
+                expect_error(open_call(expired), BB_ERROR_NO_SUCH_TOKEN, NEEDLES(prefix),
+                             &with_buffer, "Open with an expired token");
+                snprintf(prefix, sizeof(prefix), "%.8s", used);
+                expect_error(open_call(used), BB_ERROR_NO_SUCH_TOKEN, NEEDLES(prefix),
+                             &with_buffer, "Open with a used single-use token");
+        }
+        /* a released buffer's tokens are gone too */
+        ck_assert(call_share(NULL, cr.path, false, (uid_t) -1, false, 0, &released, &error) >= 0);
+        ck_assert(call_release(NULL, cr.path, &error) >= 0);
+        snprintf(prefix, sizeof(prefix), "%.8s", released);
+        expect_error(open_call(released), BB_ERROR_NO_SUCH_TOKEN, NEEDLES(prefix), &base,
+                     "Open with the token of a released buffer");
+        free(expired);
+        free(used);
+        free(released);
+        sd_bus_error_free(&error);
+}
+END_TEST
+
+START_TEST(test_open_bad_options) {
+        _cleanup_created_ Created cr = { .fd = -1 };
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *token = NULL;
+        Snapshot base;
+        static const char *const keys[] = { "bogus", BB_OPT_READ_ONLY, BB_OPT_PERSISTENT };
+
+        create_memfd(NULL, "open-options", 4096, false, 0, &cr);
+        ck_assert(call_share(NULL, cr.path, false, (uid_t) -1, false, 0, &token, &error) >= 0);
+        stats_read(&base);
+        /* Open defines no options: every key is unknown, and a refused Open
+         * must not consume or hold anything */
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                sd_bus_message *m = new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Open");
+                char ctx[64];
+
+                ck_assert(sd_bus_message_append(m, "sa{sv}", token, 1, keys[i], "b", 1) >= 0);
+                snprintf(ctx, sizeof(ctx), "Open with option '%s'", keys[i]);
+                expect_error(m, INVALID_ARGS, NEEDLES(keys[i]), &base, ctx);
+        }
+        /* the token still works */
+        ck_assert_msg(call_open(NULL, token, NULL, NULL, NULL, &error) >= 0, "Open: %s",
+                      error.message);
+        free(token);
+        sd_bus_error_free(&error);
+}
+END_TEST
+
+/* ---- Share ------------------------------------------------------------------ */
+
+static sd_bus_message *share_with_option(const char *path, const char *key, char type,
+                                         const void *value) {
+        sd_bus_message *m = new_call(path, BB_BUFFER_INTERFACE, "Share");
+
+        ck_assert(sd_bus_message_open_container(m, 'a', "{sv}") >= 0);
+        ck_assert(sd_bus_message_open_container(m, 'e', "sv") >= 0);
+        ck_assert(sd_bus_message_append(m, "s", key) >= 0);
+        switch (type) {
+        case 's':
+                ck_assert(sd_bus_message_append(m, "v", "s", (const char *) value) >= 0);
+                break;
+        case 'u':
+                ck_assert(sd_bus_message_append(m, "v", "u", *(const uint32_t *) value) >= 0);
+                break;
+        case 'i':
+                ck_assert(sd_bus_message_append(m, "v", "i", *(const int32_t *) value) >= 0);
+                break;
+        case 't':
+                ck_assert(sd_bus_message_append(m, "v", "t", *(const uint64_t *) value) >= 0);
+                break;
+        case 'b':
+                ck_assert(sd_bus_message_append(m, "v", "b", *(const int *) value) >= 0);
+                break;
+        default:
+                ck_abort();
+        }
+        ck_assert(sd_bus_message_close_container(m) >= 0);
+        ck_assert(sd_bus_message_close_container(m) >= 0);
+        return m;
+}
+
+START_TEST(test_share_bad_options) {
+        static const uint32_t u1 = 1, umax = UINT32_MAX;
+        static const int32_t im1 = -1;
+        static const uint64_t t0 = 0, t1 = 1;
+        static const int btrue = 1;
+        static const struct {
+                const char *key;
+                char type;
+                const void *value;
+                const char *needle;
+        } cases[] = {
+                { "bogus", 'b', &btrue, "bogus" },
+                { BB_OPT_PERSISTENT, 'b', &btrue, BB_OPT_PERSISTENT },
+                { BB_OPT_READ_ONLY, 's', "yes", BB_OPT_READ_ONLY },
+                { BB_OPT_READ_ONLY, 'u', &u1, BB_OPT_READ_ONLY },
+                { BB_OPT_UID, 't', &t1, BB_OPT_UID },
+                { BB_OPT_UID, 'i', &im1, BB_OPT_UID },
+                { BB_OPT_UID, 's', "nobody", BB_OPT_UID },
+                { BB_OPT_UID, 'u', &umax, "4294967295" },
+                { BB_OPT_SINGLE_USE, 'u', &u1, BB_OPT_SINGLE_USE },
+                { BB_OPT_SINGLE_USE, 's', "true", BB_OPT_SINGLE_USE },
+                { BB_OPT_TTL_USEC, 'u', &u1, BB_OPT_TTL_USEC },
+                { BB_OPT_TTL_USEC, 'b', &btrue, BB_OPT_TTL_USEC },
+                { BB_OPT_TTL_USEC, 't', &t0, BB_OPT_TTL_USEC },
+        };
+        _cleanup_created_ Created cr = { .fd = -1 };
+        Snapshot base;
+
+        create_memfd(NULL, "share-options", 4096, false, 0, &cr);
+        stats_read(&base);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char ctx[96];
+
+                snprintf(ctx, sizeof(ctx), "Share option '%s' of type %c", cases[i].key,
+                         cases[i].type);
+                expect_error(share_with_option(cr.path, cases[i].key, cases[i].type,
+                                               cases[i].value),
+                             INVALID_ARGS, NEEDLES(cases[i].needle), &base, ctx);
+        }
+        /* no token was created by any of them */
+        ck_assert_uint_eq(stats_get(BB_STAT_TOKENS), base.tokens);
+}
+END_TEST
+
+/* ---- nonexistent buffers ------------------------------------------------- */
+
+START_TEST(test_nonexistent_buffers) {
+        _cleanup_created_ Created cr = { .fd = -1 };
+        char leading_zero[128], below[128], beyond[128];
+        const char *paths[] = {
+                BB_BUFFER_PATH_PREFIX "/999",
+                BB_BUFFER_PATH_PREFIX "/abc",
+                BB_BUFFER_PATH_PREFIX "/0",
+                BB_BUFFER_PATH_PREFIX "/_1",
+                BB_BUFFER_PATH_PREFIX "/18446744073709551615",
+                BB_BUFFER_PATH_PREFIX "/18446744073709551616",
+                leading_zero,
+                below,
+                beyond,
+        };
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        create_memfd(NULL, "exists", 4096, false, 0, &cr);
+        /* near misses of a live buffer's path */
+        snprintf(leading_zero, sizeof(leading_zero), "%s/0%" PRIu64, BB_BUFFER_PATH_PREFIX, cr.id);
+        snprintf(below, sizeof(below), "%s/%" PRIu64 "/2", BB_BUFFER_PATH_PREFIX, cr.id);
+        snprintf(beyond, sizeof(beyond), "%s/%" PRIu64, BB_BUFFER_PATH_PREFIX, cr.id + 1);
+        stats_read(&base);
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+                char ctx[160];
+                sd_bus_message *m;
+
+                snprintf(ctx, sizeof(ctx), "Release on %s", paths[i]);
+                expect_error(new_call(paths[i], BB_BUFFER_INTERFACE, "Release"),
+                             BB_ERROR_NO_SUCH_BUFFER, NEEDLES(paths[i]), &base, ctx);
+                snprintf(ctx, sizeof(ctx), "Freeze on %s", paths[i]);
+                expect_error(new_call(paths[i], BB_BUFFER_INTERFACE, "Freeze"),
+                             BB_ERROR_NO_SUCH_BUFFER, NEEDLES(paths[i]), &base, ctx);
+                snprintf(ctx, sizeof(ctx), "Share on %s", paths[i]);
+                m = new_call(paths[i], BB_BUFFER_INTERFACE, "Share");
+                append_empty_dict(m);
+                expect_error(m, BB_ERROR_NO_SUCH_BUFFER, NEEDLES(paths[i]), &base, ctx);
+                snprintf(ctx, sizeof(ctx), "Properties.Get on %s", paths[i]);
+                m = new_call(paths[i], "org.freedesktop.DBus.Properties", "Get");
+                ck_assert(sd_bus_message_append(m, "ss", BB_BUFFER_INTERFACE, "Size") >= 0);
+                expect_error(m, BB_ERROR_NO_SUCH_BUFFER, NEEDLES(paths[i]), &base, ctx);
+                snprintf(ctx, sizeof(ctx), "Properties.GetAll on %s", paths[i]);
+                m = new_call(paths[i], "org.freedesktop.DBus.Properties", "GetAll");
+                ck_assert(sd_bus_message_append(m, "s", BB_BUFFER_INTERFACE) >= 0);
+                expect_error(m, BB_ERROR_NO_SUCH_BUFFER, NEEDLES(paths[i]), &base, ctx);
+        }
+        ck_assert(list_has(NULL, cr.id));
+}
+END_TEST
+
+/* ---- wrong signatures, unknown members, properties ---------------------- */
+
+START_TEST(test_wrong_signatures) {
+        _cleanup_created_ Created cr = { .fd = -1 };
+        Snapshot base;
+        sd_bus_message *m;
+
+        create_memfd(NULL, "signatures", 4096, false, 0, &cr);
+        stats_read(&base);
+
+        m = new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfd");
+        ck_assert(sd_bus_message_append(m, "st", "x", (uint64_t) 4096) >= 0);
+        expect_error(m, INVALID_ARGS, NEEDLES("'st'"), &base, "CreateMemfd(st)");
+        m = new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfd");
+        ck_assert(sd_bus_message_append(m, "ssa{sv}", "x", "4096", 0) >= 0);
+        expect_error(m, INVALID_ARGS, NEEDLES("'ssa{sv}'"), &base, "CreateMemfd(ssa{sv})");
+        m = new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfd");
+        ck_assert(sd_bus_message_append(m, "sta{sv}u", "x", (uint64_t) 4096, 0, 1) >= 0);
+        expect_error(m, INVALID_ARGS, NEEDLES("'sta{sv}u'"), &base, "CreateMemfd(sta{sv}u)");
+        m = new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfd");
+        ck_assert(sd_bus_message_append(m, "sta{ss}", "x", (uint64_t) 4096, 1, "persistent",
+                                        "true") >= 0);
+        expect_error(m, INVALID_ARGS, NEEDLES("'sta{ss}'"), &base, "CreateMemfd(sta{ss})");
+        m = new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Open");
+        ck_assert(sd_bus_message_append(m, "i", 5) >= 0);
+        expect_error(m, INVALID_ARGS, NEEDLES("'i'"), &base, "Open(i)");
+        m = new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Open");
+        expect_error(m, INVALID_ARGS, NEEDLES("Open"), &base, "Open()");
+        m = new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "ListBuffers");
+        ck_assert(sd_bus_message_append(m, "s", "all") >= 0);
+        expect_error(m, INVALID_ARGS, NEEDLES("'s'"), &base, "ListBuffers(s)");
+        m = new_call(cr.path, BB_BUFFER_INTERFACE, "Share");
+        ck_assert(sd_bus_message_append(m, "s", "read-only") >= 0);
+        expect_error(m, INVALID_ARGS, NEEDLES("'s'"), &base, "Share(s)");
+        m = new_call(cr.path, BB_BUFFER_INTERFACE, "Release");
+        ck_assert(sd_bus_message_append(m, "b", 1) >= 0);
+        expect_error(m, INVALID_ARGS, NEEDLES("'b'"), &base, "Release(b)");
+        m = new_call(cr.path, BB_BUFFER_INTERFACE, "Freeze");
+        ck_assert(sd_bus_message_append(m, "u", 1) >= 0);
+        expect_error(m, INVALID_ARGS, NEEDLES("'u'"), &base, "Freeze(u)");
+        ck_assert(list_has(NULL, cr.id));
+}
+END_TEST
+
+/* The same through busctl, as root and as nobody: busctl exits 1 and
+ * prints the daemon's message. */
+START_TEST(test_wrong_signatures_busctl) {
+        static const uid_t uids[] = { AS_ROOT, NOBODY_UID };
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        for (size_t u = 0; u < ELEMENTSOF(uids); u++) {
+                _cleanup_run_result_ RunResult r1 = { 0 }, r2 = { 0 }, r3 = { 0 }, r4 = { 0 },
+                                               r5 = { 0 }, r6 = { 0 };
+
+                busctl(&r1, uids[u], "call", BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
+                       "CreateMemfd", "st", "x", "4096");
+                ck_assert_run_status(&r1, 1);
+                ck_assert_msg(strstr(r1.err, "'st'") && strstr(r1.err, "sta{sv}"),
+                              "busctl stderr: %s", r1.err);
+                busctl(&r2, uids[u], "call", BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
+                       "CreateMemfd", "sta{sv}", "x", "0", "0");
+                ck_assert_run_status(&r2, 1);
+                ck_assert_msg(strstr(r2.err, "size"), "busctl stderr: %s", r2.err);
+                busctl(&r3, uids[u], "call", BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
+                       "CreateMemfd", "sta{sv}", "x", "4096", "1", "persistent", "s", "yes");
+                ck_assert_run_status(&r3, 1);
+                ck_assert_msg(strstr(r3.err, "persistent"), "busctl stderr: %s", r3.err);
+                busctl(&r4, uids[u], "call", BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
+                       "Open", "sa{sv}", "nonsense", "0");
+                ck_assert_run_status(&r4, 1);
+                ck_assert_msg(strstr(r4.err, "nonsense"), "busctl stderr: %s", r4.err);
+                busctl(&r5, uids[u], "call", BB_BUS_NAME, BB_BUFFER_PATH_PREFIX "/999",
+                       BB_BUFFER_INTERFACE, "Release");
+                ck_assert_run_status(&r5, 1);
+                ck_assert_msg(strstr(r5.err, "/999"), "busctl stderr: %s", r5.err);
+                busctl(&r6, uids[u], "call", BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
+                       "ListBuffers", "u", "7");
+                ck_assert_run_status(&r6, 1);
+                ck_assert_msg(strstr(r6.err, "'u'"), "busctl stderr: %s", r6.err);
+                assert_back_to(&base, "after bad busctl calls");
+        }
+}
+END_TEST
+
+START_TEST(test_unknown_members_and_properties) {
+        _cleanup_created_ Created cr = { .fd = -1 };
+        Snapshot base;
+        sd_bus_message *m;
+        static const char *const manager_props[] = { "Version", "Limits", "Stats" };
+        static const char *const buffer_props[] = { "Id", "Name", "Kind", "Size", "OwnerUid",
+                                                    "Persistent", "Frozen", "CreatedUsec" };
+
+        create_memfd(NULL, "props", 4096, false, 0, &cr);
+        stats_read(&base);
+
+        expect_error(new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Frobnicate"),
+                     UNKNOWN_METHOD, NEEDLES("Frobnicate"), &base, "unknown method");
+        expect_error(new_call(cr.path, BB_BUFFER_INTERFACE, "Resize"), UNKNOWN_METHOD,
+                     NEEDLES("Resize"), &base, "unknown buffer method");
+        /* a manager method on a buffer object and the reverse (sd-bus answers
+         * UnknownMethod naming member and interface) */
+        expect_error(new_call(cr.path, BB_MANAGER_INTERFACE, "ListBuffers"), UNKNOWN_METHOD,
+                     NEEDLES("ListBuffers", BB_MANAGER_INTERFACE), &base,
+                     "ListBuffers on a buffer");
+        expect_error(new_call(BB_MANAGER_PATH, BB_BUFFER_INTERFACE, "Release"), UNKNOWN_METHOD,
+                     NEEDLES("Release", BB_BUFFER_INTERFACE), &base, "Release on the manager");
+
+        m = new_call(BB_MANAGER_PATH, "org.freedesktop.DBus.Properties", "Get");
+        ck_assert(sd_bus_message_append(m, "ss", BB_MANAGER_INTERFACE, "Nope") >= 0);
+        expect_error(m, UNKNOWN_PROPERTY, NEEDLES("Nope"), &base, "Get unknown property");
+        m = new_call(BB_MANAGER_PATH, "org.freedesktop.DBus.Properties", "Get");
+        ck_assert(sd_bus_message_append(m, "ss", "org.bufbroker.Nope", "Version") >= 0);
+        expect_error(m, UNKNOWN_PROPERTY, NEEDLES("org.bufbroker.Nope"), &base,
+                     "Get on unknown interface");
+        m = new_call(cr.path, "org.freedesktop.DBus.Properties", "Get");
+        ck_assert(sd_bus_message_append(m, "ss", BB_BUFFER_INTERFACE, "Stats") >= 0);
+        expect_error(m, UNKNOWN_PROPERTY, NEEDLES("Stats"), &base, "Get Stats on a buffer");
+
+        /* every property is read-only */
+        for (size_t i = 0; i < ELEMENTSOF(manager_props); i++) {
+                char ctx[64];
+
+                m = new_call(BB_MANAGER_PATH, "org.freedesktop.DBus.Properties", "Set");
+                ck_assert(sd_bus_message_append(m, "ssv", BB_MANAGER_INTERFACE, manager_props[i],
+                                                "s", "x") >= 0);
+                snprintf(ctx, sizeof(ctx), "Set %s", manager_props[i]);
+                expect_error(m, PROPERTY_READ_ONLY, NEEDLES(manager_props[i]), &base, ctx);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(buffer_props); i++) {
+                char ctx[64];
+
+                m = new_call(cr.path, "org.freedesktop.DBus.Properties", "Set");
+                ck_assert(sd_bus_message_append(m, "ssv", BB_BUFFER_INTERFACE, buffer_props[i],
+                                                "t", (uint64_t) 1) >= 0);
+                snprintf(ctx, sizeof(ctx), "Set %s", buffer_props[i]);
+                expect_error(m, PROPERTY_READ_ONLY, NEEDLES(buffer_props[i]), &base, ctx);
+        }
+        ck_assert(list_has(NULL, cr.id));
+}
+END_TEST
+
+/* ---- fds sent to the daemon ----------------------------------------------- */
+
+typedef struct FdArgs {
+        const char *address;
+} FdArgs;
+
+static int send_fds(sd_bus *bus) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL;
+        int fds[4], r;
+
+        for (int i = 0; i < 4; i++) {
+                fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                child_check(fds[i] >= 0, "open: %s", strerror(errno));
+        }
+        /* an fd tacked onto a real method, an fd-only call, an fd array */
+        r = sd_bus_message_new_method_call(bus, &m, BB_BUS_NAME, BB_MANAGER_PATH,
+                                           BB_MANAGER_INTERFACE, "CreateMemfd");
+        child_check(r >= 0, "new: %s", strerror(-r));
+        r = sd_bus_message_append(m, "sta{sv}h", "fd", (uint64_t) 4096, 0, fds[0]);
+        child_check(r >= 0, "append: %s", strerror(-r));
+        r = sd_bus_call(bus, m, 0, &error, NULL);
+        child_check(r < 0 && sd_bus_error_has_name(&error, ACCESS_DENIED),
+                    "CreateMemfd with an fd: %s (%s), want %s", error.name ?: "success",
+                    error.message ?: "", ACCESS_DENIED);
+        sd_bus_error_free(&error);
+        m = sd_bus_message_unref(m);
+
+        r = sd_bus_call_method(bus, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Open",
+                               &error, NULL, "sa{sv}ah", "0123456789abcdef0123456789abcdef", 0, 3,
+                               fds[1], fds[2], fds[3]);
+        child_check(r < 0 && sd_bus_error_has_name(&error, ACCESS_DENIED),
+                    "Open with fds: %s (%s), want %s", error.name ?: "success",
+                    error.message ?: "", ACCESS_DENIED);
+        sd_bus_error_free(&error);
+
+        r = sd_bus_call_method(bus, BB_BUS_NAME, BB_MANAGER_PATH, "org.freedesktop.DBus.Peer",
+                               "Ping", &error, NULL, "h", fds[0]);
+        child_check(r < 0 && sd_bus_error_has_name(&error, ACCESS_DENIED),
+                    "Peer.Ping with an fd: %s (%s), want %s", error.name ?: "success",
+                    error.message ?: "", ACCESS_DENIED);
+        sd_bus_error_free(&error);
+        for (int i = 0; i < 4; i++)
+                close(fds[i]);
+        return 0;
+}
+
+static int nobody_sends_fds(void *userdata) {
+        sd_bus *bus = NULL;
+        int r;
+
+        r = bus_connect(&bus);
+        child_check(r >= 0, "connect: %s", strerror(-r));
+        r = send_fds(bus);
+        sd_bus_flush_close_unref(bus);
+        return r;
+}
+
+START_TEST(test_fd_sent_to_daemon) {
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        ck_assert_int_eq(send_fds(test_bus()), 0);
+        assert_back_to(&base, "after root sent fds");
+        ck_assert_int_eq(run_as(NOBODY_UID, nobody_sends_fds, NULL, 10000), 0);
+        assert_back_to(&base, "after nobody sent fds");
+}
+END_TEST
+
+static void add_tests(TCase *tc) {
+        tcase_add_test(tc, test_create_bad_sizes);
+        tcase_add_test(tc, test_create_bad_names);
+        tcase_add_test(tc, test_create_bad_options);
+        tcase_add_test(tc, test_open_malformed_tokens);
+        tcase_add_test(tc, test_open_dead_tokens);
+        tcase_add_test(tc, test_open_bad_options);
+        tcase_add_test(tc, test_share_bad_options);
+        tcase_add_test(tc, test_nonexistent_buffers);
+        tcase_add_test(tc, test_wrong_signatures);
+        tcase_add_test(tc, test_wrong_signatures_busctl);
+        tcase_add_test(tc, test_unknown_members_and_properties);
+        tcase_add_test(tc, test_fd_sent_to_daemon);
+}
+
+int main(void) {
+        Suite *s = suite_create("hostile input");
+
+        harness_add_tcases(s, NULL, add_tests);
+        return harness_main(s);
+}
