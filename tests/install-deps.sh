@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Install what building and testing bufbroker needs on Debian 12, but only
 # what is missing (so a prepared machine needs no network).
-#   tests/install-deps.sh [build|test|vm]     (default: test)
+#   tests/install-deps.sh [build|test|vm]     (default: test = everything)
 # vm: build + what the vm suite needs (tests/vm/: QEMU, Debian's kernel with
 # vivid, a static busybox for the initramfs; xz/readelf: PVH fast path).
 set -euo pipefail
@@ -13,7 +13,7 @@ test_pkgs=(valgrind util-linux procps)
 vm_pkgs=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod v4l-utils xz-utils binutils)
 
 pkgs=("${build_pkgs[@]}")
-[ "${1:-test}" = test ] && pkgs+=("${test_pkgs[@]}")
+[ "${1:-test}" = test ] && pkgs+=("${test_pkgs[@]}" "${vm_pkgs[@]}")
 [ "${1:-test}" = vm ] && pkgs+=("${vm_pkgs[@]}")
 
 missing=()

@@ -3,7 +3,8 @@
 # Build bufbroker and run the whole test suite: the unit, api and integration
 # suites in a plain -Werror build, again under AddressSanitizer/UBSan, and
 # the unit and integration suites with valgrind around the tests and the
-# daemon. Ends with one "N passed, N failed" line summing check's counts.
+# daemon; then the vm suite (real kernel: vivid, systemd) once. Ends with
+# one "N passed, N failed" line summing every suite's counts.
 # Run as root: the integration tests start dbus-broker in a private mount
 # namespace and run clients as uid 65534.
 #   tests/run.sh [--quick]      --quick: the plain build only
@@ -26,9 +27,12 @@ run_suites() {
         if ! meson test -C "$dir" --print-errorlogs "$@"; then
                 failed_steps+=("$name")
         fi
-        # check prints "NN%: Checks: N, Failures: F, Errors: E" per test binary.
-        grep -hoE '[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' \
-                "$dir/meson-logs/testlog.txt" | tee -a "$summary_file"
+        # check prints "NN%: Checks: N, Failures: F, Errors: E" per test
+        # binary; the vm suite a plain "N passed, N failed".
+        local log
+        log=$(ls -t "$dir"/meson-logs/testlog*.txt | head -n 1)
+        grep -hoE '[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+|^[0-9]+ passed, [0-9]+ failed' \
+                "$log" | tee -a "$summary_file"
 }
 
 setup() {
@@ -41,6 +45,7 @@ setup() {
 
 setup build
 run_suites "plain build" build --suite unit --suite api --suite integration
+run_suites "vm (QEMU: vivid, systemd)" build --suite vm
 
 if [ $quick = 0 ]; then
         setup build-sanitize -Db_sanitize=address,undefined -Db_lundef=false
@@ -53,8 +58,9 @@ if [ $quick = 0 ]; then
                 --timeout-multiplier 4
 fi
 
-awk -F'[:,] *' '{ checks += $3; bad += $5 + $7 }
-        END { printf "checks: %d passed, %d failed\n", checks - bad, bad }' "$summary_file" > "$summary_file.total"
+awk -F'[:,] *' '/Checks/ { passed += $3 - $5 - $7; failed += $5 + $7 }
+        / passed, / { split($0, w, " "); passed += w[1]; failed += w[3] }
+        END { printf "%d passed, %d failed\n", passed, failed }' "$summary_file" > "$summary_file.total"
 if [ ${#failed_steps[@]} -gt 0 ]; then
         echo "FAILED: ${failed_steps[*]}"
         cat "$summary_file.total"; rm -f "$summary_file.total"
