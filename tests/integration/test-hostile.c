@@ -12,7 +12,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -446,6 +448,184 @@ START_TEST(test_share_bad_options) {
 }
 END_TEST
 
+/* ---- CreateV4L2: device and argument checks (no V4L2 needed on the host:
+ * every refusal here happens before a driver is involved) ----------------- */
+
+static sd_bus_message *v4l2_call(const char *device, uint32_t count) {
+        sd_bus_message *m = new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateV4L2");
+
+        ck_assert(sd_bus_message_append(m, "su", device, count) >= 0);
+        return m;
+}
+
+START_TEST(test_create_v4l2_bad_devices) {
+        static const struct {
+                const char *device;
+                const char *error;
+                const char *needle;
+        } cases[] = {
+                { "/etc/shadow", BB_ERROR_DEVICE_NOT_SUPPORTED, "/etc/shadow" },
+                { "/dev/null", BB_ERROR_DEVICE_NOT_SUPPORTED, "/dev/null" },
+                { "/dev/zero", BB_ERROR_DEVICE_NOT_SUPPORTED, "not a video4linux device" },
+                { "/tmp", BB_ERROR_DEVICE_NOT_SUPPORTED, "not a character device" },
+                { "/dev/video-does-not-exist", BB_ERROR_DEVICE_NOT_SUPPORTED, "/dev/video-does-not-exist" },
+                { "/proc/self/fd/0", BB_ERROR_DEVICE_NOT_SUPPORTED, "/proc/self/fd/0" },
+                { "dev/video0", INVALID_ARGS, "not absolute" },
+                { "", INVALID_ARGS, "not absolute" },
+                { "/dev/../etc/shadow", INVALID_ARGS, ".." },
+                { "/dev/video0/..", INVALID_ARGS, ".." },
+        };
+        char fifo[128], link[128];
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                sd_bus_message *m = v4l2_call(cases[i].device, 2);
+                char ctx[160];
+
+                append_empty_dict(m);
+                append_empty_dict(m);
+                snprintf(ctx, sizeof(ctx), "CreateV4L2 on '%s'", cases[i].device);
+                expect_error(m, cases[i].error, NEEDLES(cases[i].needle), &base, ctx);
+        }
+
+        /* A FIFO would block a plain open(); a symlink must not lead past the
+         * checks. Both live in the fixture's directory. */
+        snprintf(fifo, sizeof(fifo), "%s/fifo", H->dir);
+        ck_assert_int_eq(mkfifo(fifo, 0666), 0);
+        snprintf(link, sizeof(link), "%s/video-link", H->dir);
+        ck_assert_int_eq(symlink("/etc/shadow", link), 0);
+        for (const char *const *d = (const char *const[]) { fifo, link, NULL }; *d; d++) {
+                sd_bus_message *m = v4l2_call(*d, 2);
+
+                append_empty_dict(m);
+                append_empty_dict(m);
+                expect_error(m, BB_ERROR_DEVICE_NOT_SUPPORTED, NEEDLES(*d, "not a character device"),
+                             &base, *d);
+        }
+
+        /* A path longer than PATH_MAX. */
+        {
+                char *longpath = malloc(5000);
+                sd_bus_message *m;
+
+                ck_assert(longpath);
+                memset(longpath, 'a', 4999);
+                longpath[0] = '/';
+                longpath[4999] = 0;
+                m = v4l2_call(longpath, 2);
+                append_empty_dict(m);
+                append_empty_dict(m);
+                expect_error(m, INVALID_ARGS, NEEDLES("4999"), &base, "CreateV4L2 on a 4999-byte path");
+                free(longpath);
+        }
+}
+END_TEST
+
+START_TEST(test_create_v4l2_bad_arguments) {
+        static const uint32_t u640 = 640;
+        static const uint64_t t0 = 0;
+        static const int btrue = 1;
+        static const struct {
+                uint32_t count;
+                const char *dict;       /* "format" or "options" */
+                const char *key;
+                char type;
+                const void *value;
+                const char *needle;
+        } cases[] = {
+                { 0, NULL, NULL, 0, NULL, "count 0" },
+                { 33, NULL, NULL, 0, NULL, "count 33" },
+                { UINT32_MAX, NULL, NULL, 0, NULL, "4294967295" },
+                { 2, "format", "depth", 'u', &u640, "depth" },
+                { 2, "format", BB_FMT_WIDTH, 's', "640", BB_FMT_WIDTH },
+                { 2, "format", BB_FMT_HEIGHT, 't', &t0, BB_FMT_HEIGHT },
+                { 2, "format", BB_FMT_FOURCC, 's', "YUYV2", "YUYV2" },
+                { 2, "format", BB_FMT_FOURCC, 's', "", BB_FMT_FOURCC },
+                { 2, "format", BB_FMT_FOURCC, 'b', &btrue, BB_FMT_FOURCC },
+                { 2, "format", BB_FMT_TYPE, 's', "sideways", "sideways" },
+                { 2, "options", "bogus", 'b', &btrue, "bogus" },
+                { 2, "options", BB_OPT_PERSISTENT, 's', "yes", BB_OPT_PERSISTENT },
+                { 2, "options", BB_OPT_READ_ONLY, 'u', &u640, BB_OPT_READ_ONLY },
+                { 2, "options", BB_OPT_TTL_USEC, 't', &t0, BB_OPT_TTL_USEC },
+                { 2, "options", BB_OPT_NAME, 'b', &btrue, BB_OPT_NAME },
+                { 2, "options", BB_OPT_NAME, 's', "bad\nname", "control character" },
+        };
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                /* A device that passes the path checks: the argument checks
+                 * come first, so no device is opened for any of these. */
+                sd_bus_message *m = v4l2_call("/dev/video0", cases[i].count);
+                char ctx[128];
+
+                for (int dict = 0; dict < 2; dict++) {
+                        const char *which = dict == 0 ? "format" : "options";
+
+                        if (cases[i].dict && strcmp(cases[i].dict, which) == 0) {
+                                char sig[2] = { cases[i].type, 0 };
+
+                                ck_assert(sd_bus_message_open_container(m, 'a', "{sv}") >= 0);
+                                ck_assert(sd_bus_message_open_container(m, 'e', "sv") >= 0);
+                                ck_assert(sd_bus_message_append(m, "s", cases[i].key) >= 0);
+                                ck_assert(sd_bus_message_open_container(m, 'v', sig) >= 0);
+                                if (cases[i].type == 's')
+                                        ck_assert(sd_bus_message_append_basic(m, 's', cases[i].value) >= 0);
+                                else
+                                        ck_assert(sd_bus_message_append_basic(m, cases[i].type, cases[i].value) >= 0);
+                                ck_assert(sd_bus_message_close_container(m) >= 0);
+                                ck_assert(sd_bus_message_close_container(m) >= 0);
+                                ck_assert(sd_bus_message_close_container(m) >= 0);
+                        } else
+                                append_empty_dict(m);
+                }
+                snprintf(ctx, sizeof(ctx), "CreateV4L2 count %u %s '%s'", cases[i].count,
+                         cases[i].dict ?: "", cases[i].key ?: "");
+                expect_error(m, INVALID_ARGS, NEEDLES(cases[i].needle), &base, ctx);
+        }
+}
+END_TEST
+
+/* ---- OpenFds -------------------------------------------------------------- */
+
+START_TEST(test_open_fds_bad_calls) {
+        static const uint32_t u1 = 1;
+        _cleanup_created_ Created cr = { .fd = -1 };
+        _cleanup_run_result_ RunResult r = {};
+        Snapshot base;
+
+        create_memfd(NULL, "open-fds", 4096, true, 0, &cr);
+        stats_read(&base);
+
+        {
+                sd_bus_message *m = new_call(cr.path, BB_BUFFER_INTERFACE, "OpenFds");
+
+                ck_assert(sd_bus_message_append(m, "a{sv}", 1, "bogus", "b", 1) >= 0);
+                expect_error(m, INVALID_ARGS, NEEDLES("bogus"), &base, "OpenFds unknown option");
+        }
+        {
+                sd_bus_message *m = new_call(cr.path, BB_BUFFER_INTERFACE, "OpenFds");
+
+                ck_assert(sd_bus_message_append(m, "a{sv}", 1, BB_OPT_READ_ONLY, "u", u1) >= 0);
+                expect_error(m, INVALID_ARGS, NEEDLES(BB_OPT_READ_ONLY), &base, "OpenFds read-only as u");
+        }
+        {
+                sd_bus_message *m = new_call("/org/bufbroker/Broker1/buffer/987654", BB_BUFFER_INTERFACE, "OpenFds");
+
+                ck_assert(sd_bus_message_append(m, "a{sv}", 0) >= 0);
+                expect_error(m, BB_ERROR_NO_SUCH_BUFFER, NEEDLES("987654"), &base, "OpenFds on no buffer");
+        }
+
+        /* Another uid gets no fds of root's buffer, and is not made a holder. */
+        ck_assert_int_eq(busctl(&r, NOBODY_UID, "call", BB_BUS_NAME, cr.path, BB_BUFFER_INTERFACE,
+                                "OpenFds", "a{sv}", "0"), 0);
+        ck_assert_msg(r.status != 0, "OpenFds by uid 65534 on root's buffer succeeded: %s", r.out);
+        ck_assert_msg(strstr(r.err, "belongs to uid 0"), "busctl stderr: %s", r.err);
+        assert_back_to(&base, "OpenFds by another uid");
+}
+END_TEST
+
 /* ---- nonexistent buffers ------------------------------------------------- */
 
 START_TEST(test_nonexistent_buffers) {
@@ -717,6 +897,9 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_open_dead_tokens);
         tcase_add_test(tc, test_open_bad_options);
         tcase_add_test(tc, test_share_bad_options);
+        tcase_add_test(tc, test_create_v4l2_bad_devices);
+        tcase_add_test(tc, test_create_v4l2_bad_arguments);
+        tcase_add_test(tc, test_open_fds_bad_calls);
         tcase_add_test(tc, test_nonexistent_buffers);
         tcase_add_test(tc, test_wrong_signatures);
         tcase_add_test(tc, test_wrong_signatures_busctl);
