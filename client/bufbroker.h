@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libbufbroker: the client library of bufbroker, a daemon that hands out
- * shared-memory buffers (sealed memfds) over D-Bus.
+ * shared-memory buffers (sealed memfds, and dma-bufs exported by V4L2
+ * devices) over D-Bus.
  *
  * Conventions, for every function below:
  *  - Functions returning int return 0 (or a documented positive value) on
@@ -36,9 +37,17 @@ extern "C" {
 /* A connection to the broker (one sd-bus connection). */
 typedef struct bb_client bb_client;
 
-/* A handle on one broker buffer. It may own the buffer's fd (handles from
- * bb_buffer_create() and bb_buffer_open()) or describe it only (handles from
- * bb_buffer_get() and bb_client_list_buffers()). */
+/* A handle on one broker buffer. It may own the buffer's fds, one per plane
+ * (handles from bb_buffer_create(), bb_buffer_create_v4l2(), bb_buffer_open()
+ * and bb_buffer_open_fds()), or describe it only (handles from bb_buffer_get()
+ * and bb_client_list_buffers()).
+ *
+ * Planes: a memfd buffer has one plane; a V4L2 buffer has one per plane of
+ * its pixel format (a multi-planar format such as YM12 has 3), each its own
+ * dma-buf fd. Every plane has a length (bytes), a stride (bytes per line; 0
+ * when not meaningful, as for memfds) and an offset (where the data starts
+ * in the plane's fd). Plane metadata and the V4L2 format are known for
+ * handles that own fds; descriptive handles have 0 planes. */
 typedef struct bb_buffer bb_buffer;
 
 /* One key/value pair of the Stats or Limits properties. */
@@ -47,8 +56,20 @@ typedef struct bb_key_value {
         uint64_t value;
 } bb_key_value;
 
-/* Flags of bb_buffer_create(). */
+/* Flags of bb_buffer_create() and bb_buffer_create_v4l2(). */
 #define BB_CREATE_PERSISTENT    (1U << 0)  /* outlive this connection until released or expired */
+#define BB_CREATE_READ_ONLY     (1U << 1)  /* V4L2 only: exported O_RDONLY, nobody gets a writable fd */
+
+/* Flags of bb_buffer_open_fds(). */
+#define BB_OPEN_READ_ONLY       (1U << 0)  /* O_RDONLY fds, even for the owner */
+
+/* Flags of bb_buffer_sync_begin() and bb_buffer_sync_end(). */
+#define BB_SYNC_READ            (1U << 0)  /* the CPU reads the mapping */
+#define BB_SYNC_WRITE           (1U << 1)  /* the CPU writes the mapping */
+#define BB_SYNC_RW              (BB_SYNC_READ | BB_SYNC_WRITE)
+
+/* Room for a fourcc string and its NUL: see bb_fourcc_to_string(). */
+#define BB_FOURCC_STRING_MAX    5
 
 /* Flags of bb_buffer_share(). */
 #define BB_SHARE_READ_ONLY      (1U << 0)  /* the opener gets an O_RDONLY fd */
@@ -136,23 +157,56 @@ int bb_client_get_limits(bb_client *c, bb_key_value **ret, size_t *ret_n);
  * there are none. Free with bb_buffer_list_free(). */
 int bb_client_list_buffers(bb_client *c, bb_buffer ***ret, size_t *ret_n);
 
-/* Unref every handle of a list and free the array. Takes NULL; returns NULL. */
+/* Unref every handle of a list (of bb_client_list_buffers() or
+ * bb_buffer_create_v4l2()) and free the array. Takes NULL; returns NULL. */
 bb_buffer **bb_buffer_list_free(bb_buffer **list, size_t n);
 
 /* ------------------------------------------------------------ buffer --- */
 
 /* Create a sealed memfd buffer of at least size bytes (the broker rounds up
  * to the page size; bb_buffer_size() is the real size). name may be NULL (an
- * empty name). flags: BB_CREATE_*. ttl_usec: lifetime in microseconds, 0 for
- * none. The connection becomes a holder; the handle owns the buffer's fd. */
+ * empty name). flags: BB_CREATE_PERSISTENT. ttl_usec: lifetime in
+ * microseconds, 0 for none. The connection becomes a holder; the handle owns
+ * the buffer's fd. */
 int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned flags,
                      uint64_t ttl_usec, bb_buffer **ret);
 
+/* Allocate count buffers on the V4L2 device at path device (for example
+ * "/dev/video0") and export them as dma-bufs: one broker buffer per V4L2
+ * buffer, one fd per plane. The format asked for: width and height (0: keep
+ * the device's), fourcc (a V4L2 pixel format such as 0x56595559 "YUYV", see
+ * bb_fourcc_from_string(); 0: keep the device's) and type ("capture",
+ * "output", "capture-mplane", "output-mplane"; NULL: the device's capture
+ * queue, else its output queue). The driver may adjust width, height and the
+ * number of buffers: the handles say what it chose (bb_buffer_width(), ...,
+ * *ret_n). flags: BB_CREATE_PERSISTENT, BB_CREATE_READ_ONLY. ttl_usec:
+ * lifetime in microseconds, 0 for none.
+ *
+ * The connection becomes a holder of every buffer; the handles own their fds
+ * and are in V4L2 index order. The fds are fetched one buffer per message, so
+ * this works on a bus that passes few fds per message (a system bus: 16). On
+ * any failure nothing is left behind: buffers already created are released.
+ * Errors besides the usual: -ENODEV (DeviceNotSupported: not a V4L2
+ * streaming device, or it cannot export dma-bufs; the message says which),
+ * -EBUSY (DeviceBusy), -EDQUOT, -EINVAL (a format the driver refuses; an
+ * unknown type). Free *ret with bb_buffer_list_free(). */
+int bb_buffer_create_v4l2(bb_client *c, const char *device, unsigned count, uint32_t width, uint32_t height,
+                          uint32_t fourcc, const char *type, unsigned flags, uint64_t ttl_usec,
+                          bb_buffer ***ret, size_t *ret_n);
+
 /* Open a buffer by a token that bb_buffer_share() returned. The connection
- * becomes a holder; the handle owns the buffer's fd (O_RDONLY for a read-only
- * token). bb_buffer_is_persistent() and bb_buffer_created_usec() are 0 until
- * bb_buffer_refresh(): the Open reply does not carry them. */
+ * becomes a holder; the handle owns the buffer's fds (O_RDONLY for a
+ * read-only token). bb_buffer_is_persistent() and bb_buffer_created_usec()
+ * are 0 until bb_buffer_refresh(): the Open reply does not carry them. */
 int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret);
+
+/* Open a buffer by id, without a token: for its owner uid (or root) only
+ * (-EPERM for others: they need a token). The connection becomes a holder;
+ * the handle owns the buffer's fds, O_RDONLY with BB_OPEN_READ_ONLY or when
+ * the buffer is read-only. -ENOENT when there is no such buffer. As for
+ * bb_buffer_open(), persistence and creation time are 0 until
+ * bb_buffer_refresh(). */
+int bb_buffer_open_fds(bb_client *c, uint64_t id, unsigned flags, bb_buffer **ret);
 
 /* A handle without fd on an existing buffer, by id, with its properties. The
  * connection does not become a holder. -ENOENT when there is no such buffer,
@@ -196,25 +250,61 @@ int bb_buffer_freeze(bb_buffer *buf);
  * handle has no fd (bb_buffer_get(), bb_client_list_buffers()). */
 int bb_buffer_fd(bb_buffer *buf);
 
-/* Map the whole buffer MAP_SHARED: PROT_READ|PROT_WRITE, or PROT_READ only
- * when the fd is read-only or the buffer is frozen (bb_buffer_is_writable()
- * tells which). Mapping twice returns the same mapping. -ENODATA when the
- * handle has no fd. */
+/* Map plane 0 (for a memfd: the whole buffer) MAP_SHARED: PROT_READ|
+ * PROT_WRITE, or PROT_READ only when the fd is read-only or the buffer is
+ * frozen (bb_buffer_is_writable() tells which). *ret_size is the plane's
+ * length. Mapping twice returns the same mapping. -ENODATA when the handle
+ * has no fd. Other planes: bb_buffer_map_plane(). */
 int bb_buffer_map(bb_buffer *buf, void **ret_addr, size_t *ret_size);
 
-/* Unmap the mapping of bb_buffer_map(); nothing when there is none. */
+/* Map one plane MAP_SHARED, as bb_buffer_map() does plane 0 (bb_buffer_map()
+ * is bb_buffer_map_plane(buf, 0, ...)). *ret_size is the plane's length: its
+ * bytes are ret_addr[bb_buffer_plane_offset()] up to ret_addr[*ret_size - 1].
+ * Mapping twice returns the same mapping. -ENODATA when the handle has no
+ * fds, -ERANGE when plane >= bb_buffer_n_planes(). A dma-buf's CPU access
+ * belongs between bb_buffer_sync_begin() and bb_buffer_sync_end(). */
+int bb_buffer_map_plane(bb_buffer *buf, unsigned plane, void **ret_addr, size_t *ret_size);
+
+/* Unmap every mapping of bb_buffer_map()/bb_buffer_map_plane(); nothing when
+ * there is none. */
 int bb_buffer_unmap(bb_buffer *buf);
+
+/* Bracket CPU access to the mappings of a dma-buf (DMA_BUF_IOCTL_SYNC start
+ * and end, on every plane, retried on EINTR and EAGAIN) so that caches are
+ * coherent with the device. flags: BB_SYNC_READ and/or BB_SYNC_WRITE; end
+ * takes the flags begin took. A failure of begin leaves no plane begun. For
+ * memfd buffers (kind "memfd") both do nothing and return 0. -EINVAL for no
+ * or unknown flags, -ENODATA when the handle has no fds. */
+int bb_buffer_sync_begin(bb_buffer *buf, unsigned flags);
+int bb_buffer_sync_end(bb_buffer *buf, unsigned flags);
+
+/* The number of planes (and fds) of a handle that owns fds; 0 for NULL and
+ * for handles without fds. */
+unsigned bb_buffer_n_planes(bb_buffer *buf);
+
+/* The fd of one plane, owned by the handle (do not close it). -EINVAL for
+ * NULL, -ENODATA when the handle has no fds, -ERANGE when plane >=
+ * bb_buffer_n_planes(). */
+int bb_buffer_plane_fd(bb_buffer *buf, unsigned plane);
+
+/* A plane's length in bytes, its stride (bytes per line; 0 when it has none,
+ * as memfds) and the offset of its data in its fd. 0 for NULL and for planes
+ * out of range. */
+uint64_t bb_buffer_plane_length(bb_buffer *buf, unsigned plane);
+uint32_t bb_buffer_plane_stride(bb_buffer *buf, unsigned plane);
+uint32_t bb_buffer_plane_offset(bb_buffer *buf, unsigned plane);
 
 /* The buffer's id; 0 only for NULL. */
 uint64_t bb_buffer_id(bb_buffer *buf);
 
-/* The buffer's size in bytes (the page-rounded size the broker allocated). */
+/* The buffer's size in bytes (memfd: the page-rounded size the broker
+ * allocated; V4L2: the sum of its planes' lengths). */
 uint64_t bb_buffer_size(bb_buffer *buf);
 
 /* The buffer's name (never NULL for a valid handle). Valid while buf is. */
 const char *bb_buffer_name(bb_buffer *buf);
 
-/* The buffer's kind: "memfd". Valid while buf is. */
+/* The buffer's kind: "memfd" or "v4l2". Valid while buf is. */
 const char *bb_buffer_kind(bb_buffer *buf);
 
 /* The buffer's D-Bus object path. Valid while buf is. */
@@ -245,6 +335,35 @@ uint64_t bb_buffer_created_usec(bb_buffer *buf);
 /* The number of connections holding the buffer, as ListBuffers reported it.
  * -ENODATA for handles that did not come from bb_client_list_buffers(). */
 int bb_buffer_get_holders(bb_buffer *buf, unsigned *ret);
+
+/* The V4L2 format of a V4L2 buffer, as the driver chose it: width and height
+ * in pixels, the pixel format's fourcc. 0 for NULL, for other kinds and for
+ * handles without fds. */
+uint32_t bb_buffer_width(bb_buffer *buf);
+uint32_t bb_buffer_height(bb_buffer *buf);
+uint32_t bb_buffer_fourcc(bb_buffer *buf);
+
+/* The V4L2 buffer type: "capture", "output", "capture-mplane" or
+ * "output-mplane"; NULL for NULL, for other kinds and for handles without
+ * fds. Valid while buf is. */
+const char *bb_buffer_format_type(bb_buffer *buf);
+
+/* The buffer's index in its V4L2 queue (0, 1, ...). -EINVAL for NULL,
+ * -ENODATA for other kinds and for handles without fds. */
+int bb_buffer_v4l2_index(bb_buffer *buf);
+
+/* ------------------------------------------------------------ fourcc --- */
+
+/* A fourcc from its characters: "YUYV" is 0x56595559 (the first character
+ * in the lowest byte, as V4L2 and DRM define them). 1 to 4 printable ASCII
+ * characters, the first not a space; shorter ones are padded with spaces
+ * ("Y10" is "Y10 "). -EINVAL otherwise, and *ret is left alone. */
+int bb_fourcc_from_string(const char *s, uint32_t *ret);
+
+/* The 4 characters of a fourcc, NUL-terminated, into buf (at least
+ * BB_FOURCC_STRING_MAX bytes); bytes that are not printable ASCII become
+ * '?'. Returns buf. */
+char *bb_fourcc_to_string(uint32_t fourcc, char *buf);
 
 #ifdef __cplusplus
 }

@@ -35,12 +35,11 @@
 
 #define EXIT_USAGE 2
 
+/* Planes a buffer may have (VIDEO_MAX_PLANES; a memfd has one). */
+#define BB_PLANES_MAX_CTL 8
+
 DEFINE_POINTER_CLEANUP(bb_client, bb_client_unref);
 DEFINE_POINTER_CLEANUP(bb_buffer, bb_buffer_unref);
-
-/* Share+Open is how the CLI gets an fd of a buffer it owns by id; the token
- * only has to live for that one round trip. */
-#define SELF_TOKEN_TTL_USEC (10ULL * 1000000ULL)
 
 static const char *program_name = "bufbrokerctl";
 
@@ -60,6 +59,10 @@ static bool arg_single_use = false;
 static bool arg_uid_set = false;
 static uid_t arg_uid = 0;
 static const char *arg_open = NULL;
+static char *arg_v4l2 = NULL;
+static uint32_t arg_width = 0, arg_height = 0, arg_fourcc = 0;
+static const char *arg_type = NULL;
+static unsigned arg_count = 0;
 
 /* Which command options were given, so a command can refuse the ones that
  * mean nothing to it instead of ignoring them silently. */
@@ -73,6 +76,10 @@ enum {
         OPT_UID         = 1U << 6,
         OPT_SINGLE_USE  = 1U << 7,
         OPT_OPEN        = 1U << 8,
+        OPT_V4L2        = 1U << 9,
+        OPT_FORMAT      = 1U << 10,
+        OPT_TYPE        = 1U << 11,
+        OPT_COUNT       = 1U << 12,
 };
 static unsigned arg_seen = 0;
 
@@ -89,6 +96,10 @@ static const struct {
         { OPT_UID, "--uid" },
         { OPT_SINGLE_USE, "--single-use" },
         { OPT_OPEN, "--open" },
+        { OPT_V4L2, "--v4l2" },
+        { OPT_FORMAT, "--format" },
+        { OPT_TYPE, "--type" },
+        { OPT_COUNT, "--count" },
 };
 
 /* ------------------------------------------------------------ output --- */
@@ -171,13 +182,17 @@ static void help(void) {
                "  list [--json]                List the buffers you may see\n"
                "  create --size SIZE [--name NAME] [--persistent] [--ttl TTL]\n"
                "                               Create a memfd buffer, print its id\n"
-               "  info ID                      Show a buffer's properties\n"
+               "  create --v4l2 DEVICE --count N [--format FORMAT] [--type TYPE]\n"
+               "         [--persistent] [--ttl TTL] [--read-only]\n"
+               "                               Create N dma-buf buffers on a V4L2 device,\n"
+               "                               print their ids, one per line\n"
+               "  info ID                      Show a buffer's properties, planes and format\n"
                "  share ID [--read-only] [--uid UID] [--single-use] [--ttl TTL]\n"
                "                               Share a buffer, print the token\n"
                "  release ID                   Release a buffer (ends persistence)\n"
                "  freeze ID                    Seal a buffer's contents against writes\n"
-               "  cat ID|TOKEN                 Write a buffer's contents to stdout\n"
-               "  write ID|TOKEN               Copy stdin into a buffer\n"
+               "  cat ID|TOKEN                 Write a buffer's contents (every plane) to stdout\n"
+               "  write ID|TOKEN               Copy stdin into a buffer (plane after plane)\n"
                "  exec [--size SIZE | --open TOKEN] [--name NAME] -- CMD...\n"
                "                               Run CMD with the buffer's fd in $BUFBROKER_FD\n"
                "  monitor                      Print BufferReleased signals until interrupted\n"
@@ -191,8 +206,36 @@ static void help(void) {
                "\n"
                "SIZE: 4096, 64K, 1M, 1G (powers of 1024; K/KB/KiB alike).\n"
                "TTL: 500ms, 10s, 5min, 1h, 2d; a bare number is seconds.\n"
-               "ID: a buffer id or its object path; TOKEN: %d lower-case hex digits.\n",
+               "FORMAT: WIDTHxHEIGHT:FOURCC (640x480:YUYV), WIDTHxHEIGHT or :FOURCC; what is\n"
+               "        left out stays as the device has it. The driver may adjust it.\n"
+               "TYPE: capture, output, capture-mplane or output-mplane (default: the\n"
+               "      device's capture queue, else its output queue).\n"
+               "ID: a buffer id or its object path; TOKEN: %d lower-case hex digits.\n"
+               "'cat ID' and 'write ID' are for the buffer's owner (and root); others\n"
+               "use a TOKEN from 'share'.\n",
                program_name, BB_TOKEN_LEN);
+}
+
+/* "video0" → "$PWD/video0": the broker takes absolute paths only. The path
+ * is not resolved (symlinks, ".."): the broker judges what it names. */
+static int make_absolute(const char *path, char **ret) {
+        _cleanup_free_ char *cwd = NULL;
+        char *p;
+
+        if (path[0] == '/')
+                p = strdup(path);
+        else {
+                cwd = getcwd(NULL, 0);
+                if (!cwd)
+                        return negative_errno();
+                if (asprintf(&p, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", path) < 0)
+                        p = NULL;
+        }
+        if (!p)
+                return -ENOMEM;
+        free(*ret);
+        *ret = p;
+        return 0;
 }
 
 /* ------------------------------------------------------------- verbs --- */
@@ -211,39 +254,33 @@ static int buffer_get_by_id_arg(bb_client *c, const char *verb, const char *arg,
         return 0;
 }
 
-/* A handle with an fd for "ID|TOKEN": Open the token, or for an id, Share
- * the buffer with ourselves (single-use, our uid, short TTL) and Open that. */
-static int buffer_acquire(bb_client *c, const char *verb, const char *arg, bb_buffer **ret) {
-        _cleanup_free_ char *token = NULL;
-        const char *t = NULL;
+/* A handle with fds for "ID|TOKEN": Open the token, or OpenFds the id
+ * (which only the owner and root may do). */
+static int buffer_acquire(bb_client *c, const char *verb, const char *arg, unsigned open_flags,
+                          bb_buffer **ret) {
+        const char *token = NULL;
         uint64_t id = 0;
         int r;
 
-        r = parse_buffer_ref(arg, &id, &t);
+        r = parse_buffer_ref(arg, &id, &token);
         if (r < 0)
                 return r;
 
-        if (r == BUFFER_REF_ID) {
-                _cleanup_(bb_buffer_unrefp) bb_buffer *described = NULL;
-
-                /* Bound to the uid the bus vouches for us: the effective one. */
-                r = bb_buffer_get(c, id, &described);
-                if (r >= 0)
-                        r = bb_buffer_share(described, BB_SHARE_SINGLE_USE | BB_SHARE_UID, geteuid(),
-                                            SELF_TOKEN_TTL_USEC, &token);
-                if (r < 0) {
-                        log_bus_error(c, r, "%s %s", verb, arg);
-                        if (r == -EPERM)
-                                log_error("%s: only a buffer's owner may use it by id; others need a token "
-                                          "from 'share'", verb);
-                        return r;
-                }
-                t = token;
+        if (r == BUFFER_REF_TOKEN) {
+                r = bb_buffer_open(c, token, ret);
+                if (r < 0)
+                        return log_bus_error(c, r, "%s %s", verb, arg);
+                return 0;
         }
 
-        r = bb_buffer_open(c, t, ret);
-        if (r < 0)
-                return log_bus_error(c, r, "%s %s", verb, arg);
+        r = bb_buffer_open_fds(c, id, open_flags, ret);
+        if (r < 0) {
+                log_bus_error(c, r, "%s %s", verb, arg);
+                if (r == -EPERM)
+                        log_error("%s: only a buffer's owner may use it by id; others need a token from 'share'",
+                                  verb);
+                return r;
+        }
         return 0;
 }
 
@@ -308,15 +345,15 @@ static void list_json(bb_buffer **list, size_t n) {
 static void list_table(bb_buffer **list, size_t n) {
         char sz[FORMAT_SIZE_MAX], ts[FORMAT_TIMESTAMP_MAX];
 
-        printf("%-8s %-8s %-8s %-7s %-10s %-6s %-19s %s\n",
-               "ID", "SIZE", "OWNER", "HOLDERS", "PERSISTENT", "FROZEN", "CREATED", "NAME");
+        printf("%-8s %-6s %-8s %-8s %-7s %-10s %-6s %-19s %s\n",
+               "ID", "KIND", "SIZE", "OWNER", "HOLDERS", "PERSISTENT", "FROZEN", "CREATED", "NAME");
         for (size_t i = 0; i < n; i++) {
                 bb_buffer *b = list[i];
                 unsigned holders = 0;
 
                 (void) bb_buffer_get_holders(b, &holders);
-                printf("%-8" PRIu64 " %-8s %-8u %-7u %-10s %-6s %-19s %s\n",
-                       bb_buffer_id(b), format_size(sz, bb_buffer_size(b)),
+                printf("%-8" PRIu64 " %-6s %-8s %-8u %-7u %-10s %-6s %-19s %s\n",
+                       bb_buffer_id(b), bb_buffer_kind(b), format_size(sz, bb_buffer_size(b)),
                        (unsigned) bb_buffer_owner_uid(b), holders,
                        bb_buffer_is_persistent(b) ? "yes" : "no",
                        bb_buffer_is_frozen(b) ? "yes" : "no",
@@ -341,9 +378,58 @@ static int verb_list(bb_client *c, int argc, char **argv) {
         return 0;
 }
 
+static void print_format(FILE *f, uint32_t width, uint32_t height, uint32_t fourcc) {
+        char fcc[BB_FOURCC_STRING_MAX];
+
+        fprintf(f, "%" PRIu32 "x%" PRIu32 ":%s", width, height, bb_fourcc_to_string(fourcc, fcc));
+}
+
+static int create_v4l2(bb_client *c) {
+        bb_buffer **list = NULL;
+        unsigned flags = 0;
+        size_t n = 0;
+        bb_buffer *first;
+        int r;
+
+        if (arg_persistent)
+                flags |= BB_CREATE_PERSISTENT;
+        if (arg_read_only)
+                flags |= BB_CREATE_READ_ONLY;
+        r = bb_buffer_create_v4l2(c, arg_v4l2, arg_count, arg_width, arg_height, arg_fourcc, arg_type, flags,
+                                  arg_ttl_usec, &list, &n);
+        if (r < 0)
+                return log_bus_error(c, r, "create --v4l2 %s", arg_v4l2);
+
+        for (size_t i = 0; i < n; i++)
+                printf("%" PRIu64 "\n", bb_buffer_id(list[i]));
+        fflush(stdout);
+
+        /* The driver has the last word; say when it was not ours. */
+        first = list[0];
+        if (n != arg_count)
+                log_error("note: %s gave %zu buffers, not the %u asked for", arg_v4l2, n, arg_count);
+        if ((arg_width && bb_buffer_width(first) != arg_width) ||
+            (arg_height && bb_buffer_height(first) != arg_height) ||
+            (arg_fourcc && bb_buffer_fourcc(first) != arg_fourcc)) {
+                fprintf(stderr, "%s: note: %s chose the format ", program_name, arg_v4l2);
+                print_format(stderr, bb_buffer_width(first), bb_buffer_height(first), bb_buffer_fourcc(first));
+                fputs(", not ", stderr);
+                print_format(stderr, arg_width, arg_height, arg_fourcc);
+                fputc('\n', stderr);
+        }
+        if (!arg_persistent)
+                log_error("note: these buffers are not persistent: they are released as soon as %s exits "
+                          "(use --persistent)", program_name);
+        bb_buffer_list_free(list, n);
+        return 0;
+}
+
 static int verb_create(bb_client *c, int argc, char **argv) {
         _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
         int r;
+
+        if (arg_v4l2)
+                return create_v4l2(c);
 
         r = bb_buffer_create(c, arg_name, arg_size, arg_persistent ? BB_CREATE_PERSISTENT : 0,
                              arg_ttl_usec, &buf);
@@ -360,7 +446,7 @@ static int verb_create(bb_client *c, int argc, char **argv) {
 }
 
 static int verb_info(bb_client *c, int argc, char **argv) {
-        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL, *opened = NULL;
         char sz[FORMAT_SIZE_MAX], ts[FORMAT_TIMESTAMP_MAX];
         int r;
 
@@ -377,6 +463,34 @@ static int verb_info(bb_client *c, int argc, char **argv) {
         printf("Persistent: %s\n", bb_buffer_is_persistent(buf) ? "yes" : "no");
         printf("Frozen:     %s\n", bb_buffer_is_frozen(buf) ? "yes" : "no");
         printf("Created:    %s\n", format_timestamp(ts, bb_buffer_created_usec(buf)));
+
+        /* Planes and format come with the fds, which only the owner (and
+         * root) get by id. OpenFds makes this connection a holder until it
+         * closes, a moment from now. */
+        r = bb_buffer_open_fds(c, bb_buffer_id(buf), BB_OPEN_READ_ONLY, &opened);
+        if (r == -EPERM) {
+                printf("Planes:     (shown to the buffer's owner only)\n");
+                return 0;
+        }
+        if (r < 0)
+                return log_bus_error(c, r, "info %s: cannot read the planes", argv[1]);
+
+        if (bb_buffer_format_type(opened) || bb_buffer_width(opened) > 0) {
+                int index = bb_buffer_v4l2_index(opened);
+
+                /* As --format spells it. */
+                fputs("Format:     ", stdout);
+                print_format(stdout, bb_buffer_width(opened), bb_buffer_height(opened), bb_buffer_fourcc(opened));
+                fputc('\n', stdout);
+                printf("Type:       %s\n", bb_buffer_format_type(opened) ?: "-");
+                if (index >= 0)
+                        printf("Index:      %d\n", index);
+        }
+        printf("Planes:     %u\n", bb_buffer_n_planes(opened));
+        for (unsigned i = 0; i < bb_buffer_n_planes(opened); i++)
+                printf("  plane %u:  length %" PRIu64 ", stride %" PRIu32 ", offset %" PRIu32 "\n", i,
+                       bb_buffer_plane_length(opened, i), bb_buffer_plane_stride(opened, i),
+                       bb_buffer_plane_offset(opened, i));
         return 0;
 }
 
@@ -445,26 +559,72 @@ static int write_all(int fd, const void *p, size_t n) {
         return 0;
 }
 
-static int verb_cat(bb_client *c, int argc, char **argv) {
-        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
-        void *addr;
-        size_t size;
+/* Map every plane of buf; *ret_total: the bytes of all planes' data. */
+static int map_planes(bb_buffer *buf, const char *verb, const char *arg, char *addrs[], size_t sizes[],
+                      size_t *ret_total) {
+        size_t total = 0;
         int r;
 
-        r = buffer_acquire(c, "cat", argv[1], &buf);
+        for (unsigned i = 0; i < bb_buffer_n_planes(buf); i++) {
+                uint32_t offset = bb_buffer_plane_offset(buf, i);
+                void *addr;
+                size_t size;
+
+                r = bb_buffer_map_plane(buf, i, &addr, &size);
+                if (r < 0) {
+                        log_error("%s %s: cannot map plane %u of the buffer: %s", verb, arg, i, strerror(-r));
+                        return r;
+                }
+                if (offset > size) {
+                        log_error("%s %s: plane %u's data starts at %" PRIu32 ", beyond its %zu bytes", verb,
+                                  arg, i, offset, size);
+                        return -EBADMSG;
+                }
+                /* A plane's data is [offset, length). */
+                addrs[i] = (char *) addr + offset;
+                sizes[i] = size - offset;
+                total += sizes[i];
+        }
+        *ret_total = total;
+        return 0;
+}
+
+static int verb_cat(bb_client *c, int argc, char **argv) {
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        char *addrs[BB_PLANES_MAX_CTL];
+        size_t sizes[BB_PLANES_MAX_CTL], total;
+        int r, k;
+
+        r = buffer_acquire(c, "cat", argv[1], BB_OPEN_READ_ONLY, &buf);
         if (r < 0)
                 return r;
-        r = bb_buffer_map(buf, &addr, &size);
+        if (bb_buffer_n_planes(buf) > BB_PLANES_MAX_CTL) {
+                log_error("cat %s: the buffer has %u planes, more than %d", argv[1], bb_buffer_n_planes(buf),
+                          BB_PLANES_MAX_CTL);
+                return -E2BIG;
+        }
+        r = map_planes(buf, "cat", argv[1], addrs, sizes, &total);
+        if (r < 0)
+                return r;
+
+        /* A device may have written the memory: make it visible to the CPU. */
+        r = bb_buffer_sync_begin(buf, BB_SYNC_READ);
         if (r < 0) {
-                log_error("cat %s: cannot map the buffer: %s", argv[1], strerror(-r));
+                log_error("cat %s: cannot sync the buffer for reading: %s", argv[1], strerror(-r));
                 return r;
         }
-        r = write_all(STDOUT_FILENO, addr, size);
+        for (unsigned i = 0; r >= 0 && i < bb_buffer_n_planes(buf); i++)
+                r = write_all(STDOUT_FILENO, addrs[i], sizes[i]);
+        k = bb_buffer_sync_end(buf, BB_SYNC_READ);
         if (r == -EPIPE)
                 return 0; /* the reader had enough, like "cat | head" */
         if (r < 0) {
                 log_error("cat %s: cannot write to stdout: %s", argv[1], strerror(-r));
                 return r;
+        }
+        if (k < 0) {
+                log_error("cat %s: cannot end the read sync: %s", argv[1], strerror(-k));
+                return k;
         }
         return 0;
 }
@@ -502,17 +662,19 @@ static int read_stdin(size_t limit, void **ret, size_t *ret_len, size_t *ret_all
 
 static int verb_write(bb_client *c, int argc, char **argv) {
         _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
-        void *addr, *input;
-        size_t size, len, alloc;
+        char *addrs[BB_PLANES_MAX_CTL];
+        size_t sizes[BB_PLANES_MAX_CTL], total, len, alloc, done = 0;
+        void *input;
         struct stat st;
         int r;
 
-        r = buffer_acquire(c, "write", argv[1], &buf);
+        r = buffer_acquire(c, "write", argv[1], 0, &buf);
         if (r < 0)
                 return r;
 
         if (bb_buffer_is_read_only(buf)) {
-                log_error("write %s: buffer %" PRIu64 " is read-only through this token", argv[1], bb_buffer_id(buf));
+                log_error("write %s: buffer %" PRIu64 " is read-only%s", argv[1], bb_buffer_id(buf),
+                          token_is_valid(argv[1]) ? " through this token" : "");
                 return -EROFS;
         }
         if (bb_buffer_is_frozen(buf)) {
@@ -520,36 +682,57 @@ static int verb_write(bb_client *c, int argc, char **argv) {
                           bb_buffer_id(buf));
                 return -EROFS;
         }
-        r = bb_buffer_map(buf, &addr, &size);
-        if (r < 0) {
-                log_error("write %s: cannot map the buffer: %s", argv[1], strerror(-r));
-                return r;
+        if (bb_buffer_n_planes(buf) > BB_PLANES_MAX_CTL) {
+                log_error("write %s: the buffer has %u planes, more than %d", argv[1], bb_buffer_n_planes(buf),
+                          BB_PLANES_MAX_CTL);
+                return -E2BIG;
         }
+        r = map_planes(buf, "write", argv[1], addrs, sizes, &total);
+        if (r < 0)
+                return r;
         if (!bb_buffer_is_writable(buf)) {
                 log_error("write %s: buffer %" PRIu64 " cannot be mapped writable", argv[1], bb_buffer_id(buf));
                 return -EROFS;
         }
 
         /* A regular file says its size up front: refuse before reading. */
-        if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t) st.st_size > size) {
+        if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t) st.st_size > total) {
                 log_error("write %s: input is larger than the buffer (%" PRIu64 " > %zu bytes)", argv[1],
-                          (uint64_t) st.st_size, size);
+                          (uint64_t) st.st_size, total);
                 return -EFBIG;
         }
 
-        r = read_stdin(size, &input, &len, &alloc);
+        r = read_stdin(total, &input, &len, &alloc);
         if (r < 0) {
                 log_error("write %s: cannot read stdin: %s", argv[1], strerror(-r));
                 return r;
         }
-        if (len > size) {
+        if (len > total) {
                 munmap(input, alloc);
                 log_error("write %s: input is larger than the buffer (%zu bytes); the buffer was left unchanged",
-                          argv[1], size);
+                          argv[1], total);
                 return -EFBIG;
         }
-        memcpy(addr, input, len);
+
+        r = bb_buffer_sync_begin(buf, BB_SYNC_WRITE);
+        if (r < 0) {
+                munmap(input, alloc);
+                log_error("write %s: cannot sync the buffer for writing: %s", argv[1], strerror(-r));
+                return r;
+        }
+        /* Plane after plane, as 'cat' reads them. */
+        for (unsigned i = 0; done < len && i < bb_buffer_n_planes(buf); i++) {
+                size_t k = len - done < sizes[i] ? len - done : sizes[i];
+
+                memcpy(addrs[i], (char *) input + done, k);
+                done += k;
+        }
         munmap(input, alloc);
+        r = bb_buffer_sync_end(buf, BB_SYNC_WRITE);
+        if (r < 0) {
+                log_error("write %s: cannot end the write sync: %s", argv[1], strerror(-r));
+                return r;
+        }
         return 0;
 }
 
@@ -726,7 +909,8 @@ typedef struct Verb {
 static const Verb verbs[] = {
         { "status",  ARGS_NONE, 0,                                              verb_status },
         { "list",    ARGS_NONE, OPT_JSON,                                       verb_list },
-        { "create",  ARGS_NONE, OPT_SIZE | OPT_NAME | OPT_PERSISTENT | OPT_TTL, verb_create },
+        { "create",  ARGS_NONE, OPT_SIZE | OPT_NAME | OPT_PERSISTENT | OPT_TTL | OPT_READ_ONLY |
+                                OPT_V4L2 | OPT_FORMAT | OPT_TYPE | OPT_COUNT,   verb_create },
         { "info",    ARGS_ID,   0,                                              verb_info },
         { "share",   ARGS_ID,   OPT_READ_ONLY | OPT_UID | OPT_SINGLE_USE | OPT_TTL, verb_share },
         { "release", ARGS_ID,   0,                                              verb_release },
@@ -754,6 +938,10 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_UID,
                 ARG_SINGLE_USE,
                 ARG_OPEN,
+                ARG_V4L2,
+                ARG_FORMAT,
+                ARG_TYPE,
+                ARG_COUNT,
         };
         static const struct option options[] = {
                 { "help",       no_argument,       NULL, 'h' },
@@ -770,6 +958,10 @@ static int parse_argv(int argc, char *argv[]) {
                 { "uid",        required_argument, NULL, ARG_UID },
                 { "single-use", no_argument,       NULL, ARG_SINGLE_USE },
                 { "open",       required_argument, NULL, ARG_OPEN },
+                { "v4l2",       required_argument, NULL, ARG_V4L2 },
+                { "format",     required_argument, NULL, ARG_FORMAT },
+                { "type",       required_argument, NULL, ARG_TYPE },
+                { "count",      required_argument, NULL, ARG_COUNT },
                 {}
         };
         int c, r;
@@ -845,6 +1037,37 @@ static int parse_argv(int argc, char *argv[]) {
                         arg_open = optarg;
                         arg_seen |= OPT_OPEN;
                         break;
+                case ARG_V4L2:
+                        if (!*optarg)
+                                return log_usage("--v4l2: empty device path");
+                        r = make_absolute(optarg, &arg_v4l2);
+                        if (r < 0)
+                                return log_usage("--v4l2: cannot make '%s' an absolute path: %s", optarg,
+                                                 strerror(-r));
+                        arg_seen |= OPT_V4L2;
+                        break;
+                case ARG_FORMAT:
+                        r = parse_v4l2_format(optarg, &arg_width, &arg_height, &arg_fourcc);
+                        if (r < 0)
+                                return log_usage("--format: '%s' is not a valid format%s", optarg,
+                                                 r == -ERANGE ? " (a number is too large)" :
+                                                 " (WIDTHxHEIGHT:FOURCC like 640x480:YUYV, WIDTHxHEIGHT, or :FOURCC)");
+                        arg_seen |= OPT_FORMAT;
+                        break;
+                case ARG_TYPE:
+                        if (!v4l2_type_is_valid(optarg))
+                                return log_usage("--type: '%s' is none of capture, output, capture-mplane, "
+                                                 "output-mplane", optarg);
+                        arg_type = optarg;
+                        arg_seen |= OPT_TYPE;
+                        break;
+                case ARG_COUNT:
+                        r = parse_count_arg(optarg, &arg_count);
+                        if (r < 0)
+                                return log_usage("--count: '%s' is not a valid buffer count%s", optarg,
+                                                 r == -ERANGE ? " (too large)" : " (a positive number)");
+                        arg_seen |= OPT_COUNT;
+                        break;
                 case '?':
                         if (optopt >= 0x100)
                                 return log_usage(strchr(argv[optind - 1], '=') ?
@@ -858,6 +1081,13 @@ static int parse_argv(int argc, char *argv[]) {
                 }
         }
         return 1;
+}
+
+static const char *option_name(unsigned bit) {
+        for (size_t i = 0; i < ELEMENTSOF(option_names); i++)
+                if (option_names[i].bit == bit)
+                        return option_names[i].name;
+        return "?";
 }
 
 /* The verb named by argv[0], with its arguments and options checked; NULL
@@ -924,9 +1154,28 @@ static const Verb *find_verb(int argc, char **argv) {
                 break;
         }
 
-        if (v->run == verb_create && !(arg_seen & OPT_SIZE)) {
-                log_usage("create: --size is required");
-                return NULL;
+        if (v->run == verb_create) {
+                static const unsigned v4l2_only[] = { OPT_FORMAT, OPT_TYPE, OPT_COUNT, OPT_READ_ONLY };
+
+                if (!!(arg_seen & OPT_SIZE) == !!(arg_seen & OPT_V4L2)) {
+                        log_usage("create: exactly one of --size SIZE (a memfd buffer) and --v4l2 DEVICE "
+                                  "(V4L2 buffers) is required");
+                        return NULL;
+                }
+                for (size_t i = 0; i < ELEMENTSOF(v4l2_only); i++)
+                        if ((arg_seen & v4l2_only[i]) && !(arg_seen & OPT_V4L2)) {
+                                log_usage("create: %s only applies to --v4l2 buffers", option_name(v4l2_only[i]));
+                                return NULL;
+                        }
+                if ((arg_seen & OPT_V4L2) && (arg_seen & OPT_NAME)) {
+                        log_usage("create: --name does not apply to --v4l2 buffers (they are named after the "
+                                  "device and their index)");
+                        return NULL;
+                }
+                if ((arg_seen & OPT_V4L2) && !(arg_seen & OPT_COUNT)) {
+                        log_usage("create: --v4l2 needs --count N, the number of buffers");
+                        return NULL;
+                }
         }
         if (v->run == verb_exec) {
                 if (!!(arg_seen & OPT_SIZE) == !!(arg_seen & OPT_OPEN)) {
@@ -971,7 +1220,7 @@ static int connect_bus(bb_client **ret) {
         }
 }
 
-int main(int argc, char *argv[]) {
+static int run(int argc, char *argv[]) {
         _cleanup_(bb_client_unrefp) bb_client *c = NULL;
         const Verb *v;
         int r;
@@ -997,4 +1246,11 @@ int main(int argc, char *argv[]) {
         /* Verbs return 0 or a negative errno; exec returns its command's status. */
         r = v->run(c, argc - optind, argv + optind);
         return r < 0 ? EXIT_FAILURE : r;
+}
+
+int main(int argc, char *argv[]) {
+        int r = run(argc, argv);
+
+        free(arg_v4l2);
+        return r;
 }

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <bufbroker.h>
+
 #include "bufbroker-protocol.h"
 #include "ctl-util.h"
 #include "parse-util.h"
@@ -97,6 +99,97 @@ int parse_uid_arg(const char *s, uid_t *ret) {
                 return errno > 0 ? -errno : -ESRCH;
         *ret = pw->pw_uid;
         return 0;
+}
+
+int parse_count_arg(const char *s, unsigned *ret) {
+        uint64_t v;
+        int r;
+
+        r = parse_uint64(s, &v);
+        if (r < 0)
+                return r;
+        if (v == 0)
+                return -EINVAL;
+        if (v > UINT32_MAX)
+                return -ERANGE;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+/* A positive decimal uint32 made of the n characters at s. */
+static int parse_dimension(const char *s, size_t n, uint32_t *ret) {
+        char digits[24];
+        uint64_t v;
+        int r;
+
+        if (n == 0)
+                return -EINVAL;
+        if (n >= sizeof(digits)) {
+                /* Too long for a uint32 whatever it is; say which. */
+                for (size_t i = 0; i < n; i++)
+                        if (s[i] < '0' || s[i] > '9')
+                                return -EINVAL;
+                return -ERANGE;
+        }
+        memcpy(digits, s, n);
+        digits[n] = 0;
+        r = parse_uint64(digits, &v);
+        if (r < 0)
+                return r;
+        if (v == 0)
+                return -EINVAL;
+        if (v > UINT32_MAX)
+                return -ERANGE;
+        *ret = (uint32_t) v;
+        return 0;
+}
+
+int parse_v4l2_format(const char *s, uint32_t *ret_width, uint32_t *ret_height, uint32_t *ret_fourcc) {
+        uint32_t width = 0, height = 0, fourcc = 0;
+        const char *colon, *x;
+        size_t size_len;
+        int r;
+
+        if (!s || !*s)
+                return -EINVAL;
+
+        colon = strchr(s, ':');
+        size_len = colon ? (size_t) (colon - s) : strlen(s);
+        if (colon) {
+                r = bb_fourcc_from_string(colon + 1, &fourcc);
+                if (r < 0)
+                        return r;
+        }
+        if (size_len > 0) {
+                x = memchr(s, 'x', size_len);
+                if (!x)
+                        x = memchr(s, 'X', size_len);
+                if (!x)
+                        return -EINVAL;
+                r = parse_dimension(s, (size_t) (x - s), &width);
+                if (r < 0)
+                        return r;
+                r = parse_dimension(x + 1, size_len - (size_t) (x - s) - 1, &height);
+                if (r < 0)
+                        return r;
+        } else if (!colon)
+                return -EINVAL;
+
+        *ret_width = width;
+        *ret_height = height;
+        *ret_fourcc = fourcc;
+        return 0;
+}
+
+bool v4l2_type_is_valid(const char *s) {
+        static const char *const types[] = { "capture", "output", "capture-mplane", "output-mplane" };
+
+        if (!s)
+                return false;
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+                if (strcmp(s, types[i]) == 0)
+                        return true;
+        return false;
 }
 
 const char *format_size(char buf[static FORMAT_SIZE_MAX], uint64_t size) {

@@ -40,6 +40,22 @@ int parse_ttl_arg(const char *s, uint64_t *ret_usec);
 /* A uid as a number or a user name; (uid_t) -1 is refused. */
 int parse_uid_arg(const char *s, uid_t *ret);
 
+/* A buffer count: a decimal number 1..UINT32_MAX (the broker decides how
+ * many buffers a device may have). -EINVAL for garbage and 0, -ERANGE above. */
+int parse_count_arg(const char *s, unsigned *ret);
+
+/* A V4L2 format "[WxH][:FOURCC]": "640x480:YUYV", "640x480" (keep the
+ * device's pixel format: *ret_fourcc = 0), ":NV12" (keep its size: *ret_width
+ * = *ret_height = 0). W and H are positive decimal numbers ('x' or 'X'
+ * between them); FOURCC is 1 to 4 characters as bb_fourcc_from_string()
+ * takes them. -EINVAL otherwise (-ERANGE for numbers beyond uint32), and the
+ * outputs are left alone. */
+int parse_v4l2_format(const char *s, uint32_t *ret_width, uint32_t *ret_height, uint32_t *ret_fourcc);
+
+/* One of the V4L2 buffer types the broker knows: "capture", "output",
+ * "capture-mplane", "output-mplane". */
+bool v4l2_type_is_valid(const char *s);
+
 #define FORMAT_SIZE_MAX 32
 /* "64K", "1M", "3G" when the size is an exact multiple, else bytes. */
 const char *format_size(char buf[static FORMAT_SIZE_MAX], uint64_t size);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libbufbroker: bb_client wraps one sd-bus connection, bb_buffer one broker
- * buffer (its properties and, when the connection holds it, its fds).
+ * buffer (its properties and, when the connection holds it, its fds: one per
+ * plane, with each plane's metadata and mapping).
  *
  * Every call that talks to the broker goes through call_method(): it clears
  * the client's last error, sends the message, keeps the D-Bus error's name and
@@ -18,10 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
+#include <linux/dma-buf.h>
 
 #include "bufbroker-protocol.h"
 #include "bufbroker.h"
@@ -29,9 +32,22 @@
 
 #define _public_ __attribute__((__visibility__("default")))
 
-/* Open's reply carries one fd per plane; memfds have one. Keep room for the
- * multi-planar kinds the protocol allows. */
+/* Open's reply carries one fd per plane; memfds have one, V4L2 buffers up
+ * to VIDEO_MAX_PLANES (8). */
 #define BB_PLANES_MAX 8
+
+/* A buffer's object path: the prefix, '/', up to 20 digits, NUL. */
+#define BUFFER_PATH_MAX (sizeof(BB_BUFFER_PATH_PREFIX) + 1 + 20 + 1)
+
+typedef struct bb_plane {
+        int fd;                 /* -1 until the handle owns one */
+        uint64_t length;
+        uint32_t stride;
+        uint32_t offset;
+        void *map_addr;
+        size_t map_size;        /* what was mmap()ed */
+        size_t map_length;      /* what bb_buffer_map_plane() reports */
+} bb_plane;
 
 struct bb_client {
         unsigned n_ref;
@@ -58,10 +74,16 @@ struct bb_buffer {
         uint64_t created_usec;
         bool have_holders;
         unsigned holders;
+        /* Received fds (0, or n_planes once the handle is complete). */
         unsigned n_fds;
-        int fds[BB_PLANES_MAX];
-        void *map_addr;
-        size_t map_size;
+        /* Planes of the info's "planes" key (or made up from the fds). */
+        unsigned n_planes;
+        bb_plane planes[BB_PLANES_MAX];
+        /* V4L2 format, from the info of Open/OpenFds. */
+        uint32_t width, height, fourcc;
+        char *format_type;
+        bool have_index;
+        uint32_t v4l2_index;
 };
 
 DEFINE_POINTER_CLEANUP(bb_client, bb_client_unref);
@@ -560,6 +582,8 @@ static int buffer_new(bb_client *c, const char *path, bb_buffer **ret) {
                 return -ENOMEM;
         buf->n_ref = 1;
         buf->owner_uid = (uid_t) -1;
+        for (unsigned i = 0; i < BB_PLANES_MAX; i++)
+                buf->planes[i].fd = -1;
         buf->path = strdup(path);
         buf->name = strdup("");
         buf->kind = strdup(BB_KIND_MEMFD);
@@ -598,7 +622,7 @@ static int buffer_add_fd(bb_buffer *buf, int fd) {
         copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (copy < 0)
                 return negative_errno();
-        buf->fds[buf->n_fds++] = copy;
+        buf->planes[buf->n_fds++].fd = copy;
         return 0;
 }
 
@@ -613,11 +637,12 @@ _public_ bb_buffer *bb_buffer_unref(bb_buffer *buf) {
                 return NULL;
         (void) bb_buffer_unmap(buf);
         for (unsigned i = 0; i < buf->n_fds; i++)
-                safe_close(buf->fds[i]);
+                safe_close(buf->planes[i].fd);
         bb_client_unref(buf->client);
         free(buf->path);
         free(buf->name);
         free(buf->kind);
+        free(buf->format_type);
         free(buf);
         return NULL;
 }
@@ -695,11 +720,50 @@ _public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, uns
         if (r < 0)
                 return r;
         buf->size = real_size;
+        buf->n_planes = 1;
+        buf->planes[0].length = real_size;
         buf->persistent = flags & BB_CREATE_PERSISTENT;
         /* The broker charges the uid the bus vouches for: the effective one. */
         buf->owner_uid = geteuid();
 
         *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* Read the "planes" a(tuu) of an info a{sv}, positioned at its variant. */
+static int buffer_read_planes(bb_buffer *buf, sd_bus_message *m) {
+        unsigned n = 0;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'v', "a(tuu)");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'a', "(tuu)");
+        if (r < 0)
+                return r;
+        for (;;) {
+                uint64_t length;
+                uint32_t stride, offset;
+
+                r = sd_bus_message_read(m, "(tuu)", &length, &stride, &offset);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                if (n >= BB_PLANES_MAX)
+                        return -EBADMSG;
+                buf->planes[n].length = length;
+                buf->planes[n].stride = stride;
+                buf->planes[n].offset = offset;
+                n++;
+        }
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        buf->n_planes = n;
         return 0;
 }
 
@@ -745,38 +809,44 @@ static int buffer_apply_info(bb_buffer *buf, sd_bus_message *m, const char *key)
                 r = sd_bus_message_read(m, "v", "b", &b);
                 if (r >= 0)
                         buf->frozen = b;
+        } else if (IS_KEY(BB_INFO_PLANES, "a(tuu)")) {
+                r = buffer_read_planes(buf, m);
+        } else if (IS_KEY(BB_INFO_INDEX, "u")) {
+                r = sd_bus_message_read(m, "v", "u", &u);
+                if (r >= 0) {
+                        buf->v4l2_index = u;
+                        buf->have_index = true;
+                }
+        } else if (IS_KEY(BB_FMT_WIDTH, "u")) {
+                r = sd_bus_message_read(m, "v", "u", &u);
+                if (r >= 0)
+                        buf->width = u;
+        } else if (IS_KEY(BB_FMT_HEIGHT, "u")) {
+                r = sd_bus_message_read(m, "v", "u", &u);
+                if (r >= 0)
+                        buf->height = u;
+        } else if (IS_KEY(BB_FMT_FOURCC, "u")) {
+                r = sd_bus_message_read(m, "v", "u", &u);
+                if (r >= 0)
+                        buf->fourcc = u;
+        } else if (IS_KEY(BB_FMT_FOURCC, "s")) {
+                /* The contract sends the characters ("YUYV"). */
+                r = sd_bus_message_read(m, "v", "s", &s);
+                if (r >= 0 && bb_fourcc_from_string(s, &u) >= 0)
+                        buf->fourcc = u;
+        } else if (IS_KEY(BB_FMT_TYPE, "s")) {
+                r = sd_bus_message_read(m, "v", "s", &s);
+                if (r >= 0)
+                        r = set_string(&buf->format_type, s);
         } else
                 r = sd_bus_message_skip(m, "v");
 #undef IS_KEY
         return r < 0 ? r : 0;
 }
 
-_public_ int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
-        const char *path;
+/* Read the "ah fds, a{sv} info" that Open and OpenFds reply with. */
+static int buffer_read_fds_and_info(bb_buffer *buf, sd_bus_message *reply) {
         int r;
-
-        if (!c || !token || !ret)
-                return -EINVAL;
-        client_clear_error(c);
-
-        r = new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Open", &m);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "sa{sv}", token, 0);
-        if (r < 0)
-                return r;
-        r = call_method(c, m, false, &reply);
-        if (r < 0)
-                return r;
-
-        r = sd_bus_message_read(reply, "o", &path);
-        if (r < 0)
-                return r;
-        r = buffer_new(c, path, &buf);
-        if (r < 0)
-                return r;
 
         r = sd_bus_message_enter_container(reply, 'a', "h");
         if (r < 0)
@@ -824,14 +894,222 @@ _public_ int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret) {
         if (r < 0)
                 return r;
 
+        /* One plane per fd. A broker that does not describe its planes has
+         * the memfd's one, as long as the whole buffer. */
+        if (buf->n_planes == 0) {
+                if (buf->n_fds != 1)
+                        return -EBADMSG;
+                buf->n_planes = 1;
+                buf->planes[0].length = buf->size;
+        } else if (buf->n_planes != buf->n_fds)
+                return -EBADMSG;
+
         /* Believe the fd over the info: an O_RDONLY fd cannot be mapped
          * writable whatever the info says. */
-        r = fcntl(buf->fds[0], F_GETFL);
+        r = fcntl(buf->planes[0].fd, F_GETFL);
         if (r >= 0 && (r & O_ACCMODE) == O_RDONLY)
                 buf->read_only = true;
+        return 0;
+}
+
+_public_ int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        const char *path;
+        int r;
+
+        if (!c || !token || !ret)
+                return -EINVAL;
+        client_clear_error(c);
+
+        r = new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Open", &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "sa{sv}", token, 0);
+        if (r < 0)
+                return r;
+        r = call_method(c, m, false, &reply);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return r;
+        r = buffer_new(c, path, &buf);
+        if (r < 0)
+                return r;
+        r = buffer_read_fds_and_info(buf, reply);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(buf);
         return 0;
+}
+
+/* Buffer1.OpenFds on the buffer at path. */
+static int buffer_open_fds_path(bb_client *c, const char *path, unsigned flags, bb_buffer **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        int r;
+
+        r = new_method_call(c, path, BB_BUFFER_INTERFACE, "OpenFds", &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        if (flags & BB_OPEN_READ_ONLY) {
+                r = append_bool_option(m, BB_OPT_READ_ONLY);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        r = call_method(c, m, true, &reply);
+        if (r < 0)
+                return r;
+
+        r = buffer_new(c, path, &buf);
+        if (r < 0)
+                return r;
+        r = buffer_read_fds_and_info(buf, reply);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+static void buffer_path_from_id(char path[static BUFFER_PATH_MAX], uint64_t id) {
+        (void) snprintf(path, BUFFER_PATH_MAX, BB_BUFFER_PATH_PREFIX "/%" PRIu64, id);
+}
+
+_public_ int bb_buffer_open_fds(bb_client *c, uint64_t id, unsigned flags, bb_buffer **ret) {
+        char path[BUFFER_PATH_MAX];
+
+        if (!c || !ret || (flags & ~BB_OPEN_READ_ONLY))
+                return -EINVAL;
+        client_clear_error(c);
+
+        buffer_path_from_id(path, id);
+        return buffer_open_fds_path(c, path, flags, ret);
+}
+
+/* Release the buffer at path, for the cleanup of a failed call: errors are
+ * ignored, and the client's last error (the one that made us clean up) is
+ * left as it is. */
+static void release_path_quietly(bb_client *c, const char *path) {
+        (void) sd_bus_call_method(c->bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "Release", NULL, NULL, "");
+}
+
+_public_ int bb_buffer_create_v4l2(bb_client *c, const char *device, unsigned count, uint32_t width,
+                                   uint32_t height, uint32_t fourcc, const char *type, unsigned flags,
+                                   uint64_t ttl_usec, bb_buffer ***ret, size_t *ret_n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const unsigned known = BB_CREATE_PERSISTENT | BB_CREATE_READ_ONLY;
+        _cleanup_free_ const char **paths = NULL;
+        bb_buffer **list = NULL;
+        size_t n = 0, allocated = 0, i;
+        int r;
+
+        if (!c || !device || !*device || count == 0 || (type && !*type) ||
+            (flags & ~known) || !ret || !ret_n)
+                return -EINVAL;
+        client_clear_error(c);
+
+        r = new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateV4L2", &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "su", device, (uint32_t) count);
+        if (r < 0)
+                return r;
+
+        /* Only what is asked for: a value left out is the device's own. */
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && width > 0)
+                r = sd_bus_message_append(m, "{sv}", BB_FMT_WIDTH, "u", width);
+        if (r >= 0 && height > 0)
+                r = sd_bus_message_append(m, "{sv}", BB_FMT_HEIGHT, "u", height);
+        if (r >= 0 && fourcc != 0)
+                r = sd_bus_message_append(m, "{sv}", BB_FMT_FOURCC, "u", fourcc);
+        if (r >= 0 && type)
+                r = sd_bus_message_append(m, "{sv}", BB_FMT_TYPE, "s", type);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && (flags & BB_CREATE_PERSISTENT))
+                r = append_bool_option(m, BB_OPT_PERSISTENT);
+        if (r >= 0 && (flags & BB_CREATE_READ_ONLY))
+                r = append_bool_option(m, BB_OPT_READ_ONLY);
+        if (r >= 0 && ttl_usec > 0)
+                r = append_uint64_option(m, BB_OPT_TTL_USEC, ttl_usec);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+
+        r = call_method(c, m, false, &reply);
+        if (r < 0)
+                return r;
+
+        /* From here on the buffers exist: any failure releases them all. The
+         * paths point into reply, which lives until we return. */
+        r = sd_bus_message_enter_container(reply, 'a', "o");
+        if (r < 0)
+                return r;       /* no paths to release: nothing we could do */
+        for (;;) {
+                const char *path;
+
+                r = sd_bus_message_read(reply, "o", &path);
+                if (r < 0)
+                        goto fail;
+                if (r == 0)
+                        break;
+                if (n == allocated) {
+                        size_t k = allocated ? allocated * 2 : 16;
+                        const char **np = realloc(paths, k * sizeof(*np));
+                        if (!np) {
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                        paths = np;
+                        allocated = k;
+                }
+                paths[n++] = path;
+        }
+        if (n == 0) {
+                r = -EBADMSG;
+                goto fail;
+        }
+
+        list = calloc(n, sizeof(*list));
+        if (!list) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        /* One OpenFds per buffer: a message carries only this buffer's fds. */
+        for (i = 0; i < n; i++) {
+                r = buffer_open_fds_path(c, paths[i], 0, &list[i]);
+                if (r < 0)
+                        goto fail;
+                list[i]->persistent = flags & BB_CREATE_PERSISTENT;
+        }
+
+        *ret = list;
+        *ret_n = n;
+        return 0;
+
+fail:
+        /* The hold of this connection goes with it anyway; the persistence
+         * of persistent buffers does not: Release ends both. */
+        for (i = 0; i < n; i++)
+                release_path_quietly(c, paths[i]);
+        bb_buffer_list_free(list, n);
+        return r;
 }
 
 /* Fill buf from a GetAll reply of org.bufbroker.Buffer1. */
@@ -925,14 +1203,14 @@ static int buffer_fetch_properties(bb_buffer *buf) {
 
 _public_ int bb_buffer_get(bb_client *c, uint64_t id, bb_buffer **ret) {
         _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
-        char path[sizeof(BB_BUFFER_PATH_PREFIX) + 1 + 20 + 1];
+        char path[BUFFER_PATH_MAX];
         int r;
 
         if (!c || !ret)
                 return -EINVAL;
         client_clear_error(c);
 
-        (void) snprintf(path, sizeof(path), BB_BUFFER_PATH_PREFIX "/%" PRIu64, id);
+        buffer_path_from_id(path, id);
         r = buffer_new(c, path, &buf);
         if (r < 0)
                 return r;
@@ -1041,11 +1319,43 @@ _public_ int bb_buffer_freeze(bb_buffer *buf) {
 }
 
 _public_ int bb_buffer_fd(bb_buffer *buf) {
+        return bb_buffer_plane_fd(buf, 0);
+}
+
+_public_ unsigned bb_buffer_n_planes(bb_buffer *buf) {
+        return buf && buf->n_fds > 0 ? buf->n_planes : 0;
+}
+
+_public_ int bb_buffer_plane_fd(bb_buffer *buf, unsigned plane) {
         if (!buf)
                 return -EINVAL;
         if (buf->n_fds == 0)
                 return -ENODATA;
-        return buf->fds[0];
+        if (plane >= buf->n_fds)
+                return -ERANGE;
+        return buf->planes[plane].fd;
+}
+
+static const bb_plane *buffer_plane(bb_buffer *buf, unsigned plane) {
+        return buf && buf->n_fds > 0 && plane < buf->n_planes ? &buf->planes[plane] : NULL;
+}
+
+_public_ uint64_t bb_buffer_plane_length(bb_buffer *buf, unsigned plane) {
+        const bb_plane *p = buffer_plane(buf, plane);
+
+        return p ? p->length : 0;
+}
+
+_public_ uint32_t bb_buffer_plane_stride(bb_buffer *buf, unsigned plane) {
+        const bb_plane *p = buffer_plane(buf, plane);
+
+        return p ? p->stride : 0;
+}
+
+_public_ uint32_t bb_buffer_plane_offset(bb_buffer *buf, unsigned plane) {
+        const bb_plane *p = buffer_plane(buf, plane);
+
+        return p ? p->offset : 0;
 }
 
 _public_ int bb_buffer_is_frozen(bb_buffer *buf) {
@@ -1055,69 +1365,159 @@ _public_ int bb_buffer_is_frozen(bb_buffer *buf) {
                 return 0;
         if (buf->n_fds > 0) {
                 /* The seal is the truth: another holder may have frozen it
-                 * since we last asked the broker. */
-                seals = fcntl(buf->fds[0], F_GET_SEALS);
+                 * since we last asked the broker. (A dma-buf has no seals:
+                 * EINVAL, and the broker's word stands.) */
+                seals = fcntl(buf->planes[0].fd, F_GET_SEALS);
                 if (seals >= 0)
                         return !!(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE));
         }
         return buf->frozen;
 }
 
-_public_ int bb_buffer_is_writable(bb_buffer *buf) {
-        int flags;
+static bool fd_is_writable(int fd) {
+        int flags = fcntl(fd, F_GETFL);
 
+        return flags >= 0 && (flags & O_ACCMODE) != O_RDONLY;
+}
+
+_public_ int bb_buffer_is_writable(bb_buffer *buf) {
         if (!buf || buf->n_fds == 0 || buf->read_only)
                 return 0;
-        flags = fcntl(buf->fds[0], F_GETFL);
-        if (flags < 0 || (flags & O_ACCMODE) == O_RDONLY)
-                return 0;
+        for (unsigned i = 0; i < buf->n_fds; i++)
+                if (!fd_is_writable(buf->planes[i].fd))
+                        return 0;
         return !bb_buffer_is_frozen(buf);
 }
 
-_public_ int bb_buffer_map(bb_buffer *buf, void **ret_addr, size_t *ret_size) {
+_public_ int bb_buffer_map_plane(bb_buffer *buf, unsigned plane, void **ret_addr, size_t *ret_size) {
         struct stat st;
-        void *addr;
+        bb_plane *p;
         uint64_t size;
+        void *addr;
         int prot;
 
         if (!buf || !ret_addr || !ret_size)
                 return -EINVAL;
         if (buf->n_fds == 0)
                 return -ENODATA;
+        if (plane >= buf->n_fds)
+                return -ERANGE;
+        p = &buf->planes[plane];
 
-        if (!buf->map_addr) {
-                /* Map what the fd really has: the broker's size is rounded,
-                 * and mapping beyond the end of a file only buys SIGBUS. */
-                if (fstat(buf->fds[0], &st) < 0)
+        if (!p->map_addr) {
+                /* Map what the fd really has: mapping beyond the end of a
+                 * memfd only buys SIGBUS, and a dma-buf refuses it. A dma-buf
+                 * is usually larger than its plane (page-rounded). */
+                if (fstat(p->fd, &st) < 0)
                         return negative_errno();
-                size = st.st_size > 0 ? (uint64_t) st.st_size : buf->size;
+                size = st.st_size > 0 ? (uint64_t) st.st_size : p->length;
                 if (size == 0)
                         return -EBADFD;
                 if (size > SIZE_MAX)
                         return -EFBIG;
 
                 prot = bb_buffer_is_writable(buf) ? PROT_READ | PROT_WRITE : PROT_READ;
-                addr = mmap(NULL, (size_t) size, prot, MAP_SHARED, buf->fds[0], 0);
+                addr = mmap(NULL, (size_t) size, prot, MAP_SHARED, p->fd, 0);
                 if (addr == MAP_FAILED)
                         return negative_errno();
-                buf->map_addr = addr;
-                buf->map_size = (size_t) size;
+                p->map_addr = addr;
+                p->map_size = (size_t) size;
+                /* The caller gets the plane's bytes, never more than is mapped. */
+                p->map_length = p->length > 0 && p->length <= size ? (size_t) p->length : (size_t) size;
         }
-        *ret_addr = buf->map_addr;
-        *ret_size = buf->map_size;
+        *ret_addr = p->map_addr;
+        *ret_size = p->map_length;
         return 0;
 }
 
+_public_ int bb_buffer_map(bb_buffer *buf, void **ret_addr, size_t *ret_size) {
+        return bb_buffer_map_plane(buf, 0, ret_addr, ret_size);
+}
+
 _public_ int bb_buffer_unmap(bb_buffer *buf) {
+        int r = 0;
+
         if (!buf)
                 return -EINVAL;
-        if (!buf->map_addr)
-                return 0;
-        if (munmap(buf->map_addr, buf->map_size) < 0)
-                return negative_errno();
-        buf->map_addr = NULL;
-        buf->map_size = 0;
+        for (unsigned i = 0; i < BB_PLANES_MAX; i++) {
+                bb_plane *p = &buf->planes[i];
+
+                if (!p->map_addr)
+                        continue;
+                if (munmap(p->map_addr, p->map_size) < 0) {
+                        if (r == 0)
+                                r = negative_errno();
+                        continue;
+                }
+                p->map_addr = NULL;
+                p->map_size = p->map_length = 0;
+        }
+        return r;
+}
+
+/* DMA_BUF_IOCTL_SYNC on one fd. The kernel may be interrupted, or ask us to
+ * come back while a fence is pending: both mean "again". */
+static int dma_buf_sync(int fd, uint64_t flags) {
+        struct dma_buf_sync sync = { .flags = flags };
+
+        while (ioctl(fd, DMA_BUF_IOCTL_SYNC, &sync) < 0)
+                if (errno != EINTR && errno != EAGAIN)
+                        return negative_errno();
         return 0;
+}
+
+static int sync_check(bb_buffer *buf, unsigned flags, uint64_t *ret_dma_flags) {
+        uint64_t f = 0;
+
+        if (!buf || flags == 0 || (flags & ~(unsigned) BB_SYNC_RW))
+                return -EINVAL;
+        if (buf->n_fds == 0)
+                return -ENODATA;
+        /* A memfd is plain memory: nothing to be coherent with. */
+        if (strcmp(buf->kind, BB_KIND_MEMFD) == 0)
+                return 0;
+        if (flags & BB_SYNC_READ)
+                f |= DMA_BUF_SYNC_READ;
+        if (flags & BB_SYNC_WRITE)
+                f |= DMA_BUF_SYNC_WRITE;
+        *ret_dma_flags = f;
+        return 1;
+}
+
+_public_ int bb_buffer_sync_begin(bb_buffer *buf, unsigned flags) {
+        uint64_t f;
+        int r;
+
+        r = sync_check(buf, flags, &f);
+        if (r <= 0)
+                return r;
+        for (unsigned i = 0; i < buf->n_fds; i++) {
+                r = dma_buf_sync(buf->planes[i].fd, DMA_BUF_SYNC_START | f);
+                if (r < 0) {
+                        /* Leave nothing begun that the caller will not end. */
+                        while (i > 0)
+                                (void) dma_buf_sync(buf->planes[--i].fd, DMA_BUF_SYNC_END | f);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+_public_ int bb_buffer_sync_end(bb_buffer *buf, unsigned flags) {
+        uint64_t f;
+        int r, k;
+
+        r = sync_check(buf, flags, &f);
+        if (r <= 0)
+                return r;
+        /* End every plane even if one fails; report the first failure. */
+        r = 0;
+        for (unsigned i = 0; i < buf->n_fds; i++) {
+                k = dma_buf_sync(buf->planes[i].fd, DMA_BUF_SYNC_END | f);
+                if (k < 0 && r == 0)
+                        r = k;
+        }
+        return r;
 }
 
 _public_ uint64_t bb_buffer_id(bb_buffer *buf) {
@@ -1163,6 +1563,64 @@ _public_ int bb_buffer_get_holders(bb_buffer *buf, unsigned *ret) {
                 return -ENODATA;
         *ret = buf->holders;
         return 0;
+}
+
+_public_ uint32_t bb_buffer_width(bb_buffer *buf) {
+        return buf ? buf->width : 0;
+}
+
+_public_ uint32_t bb_buffer_height(bb_buffer *buf) {
+        return buf ? buf->height : 0;
+}
+
+_public_ uint32_t bb_buffer_fourcc(bb_buffer *buf) {
+        return buf ? buf->fourcc : 0;
+}
+
+_public_ const char *bb_buffer_format_type(bb_buffer *buf) {
+        return buf ? buf->format_type : NULL;
+}
+
+_public_ int bb_buffer_v4l2_index(bb_buffer *buf) {
+        if (!buf)
+                return -EINVAL;
+        if (!buf->have_index || buf->v4l2_index > INT_MAX)
+                return -ENODATA;
+        return (int) buf->v4l2_index;
+}
+
+/* ------------------------------------------------------------ fourcc --- */
+
+_public_ int bb_fourcc_from_string(const char *s, uint32_t *ret) {
+        uint32_t v = 0;
+        size_t n;
+
+        if (!s || !ret)
+                return -EINVAL;
+        n = strlen(s);
+        if (n < 1 || n > 4 || s[0] == ' ')
+                return -EINVAL;
+        for (size_t i = 0; i < 4; i++) {
+                unsigned char ch = i < n ? (unsigned char) s[i] : ' ';
+
+                if (ch < 0x20 || ch > 0x7e)
+                        return -EINVAL;
+                v |= (uint32_t) ch << (8 * i);
+        }
+        *ret = v;
+        return 0;
+}
+
+_public_ char *bb_fourcc_to_string(uint32_t fourcc, char *buf) {
+        if (!buf)
+                return NULL;
+        for (unsigned i = 0; i < 4; i++) {
+                unsigned char ch = (unsigned char) (fourcc >> (8 * i));
+
+                buf[i] = ch >= 0x20 && ch <= 0x7e ? (char) ch : '?';
+        }
+        buf[4] = 0;
+        return buf;
 }
 
 /* ----------------------------------------------------------- listing --- */

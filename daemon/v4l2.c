@@ -170,6 +170,12 @@ static int set_format(V4L2Queue *q, const V4L2Request *req, struct BrokerError *
                         f.fmt.pix_mp.height = req->height;
                 if (req->fourcc)
                         f.fmt.pix_mp.pixelformat = req->fourcc;
+                /* Left over from the previous format, drivers would take
+                 * them as padding: let them compute the layout afresh. */
+                for (unsigned i = 0; i < VIDEO_MAX_PLANES; i++) {
+                        f.fmt.pix_mp.plane_fmt[i].bytesperline = 0;
+                        f.fmt.pix_mp.plane_fmt[i].sizeimage = 0;
+                }
         } else {
                 if (req->width)
                         f.fmt.pix.width = req->width;

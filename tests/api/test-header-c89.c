@@ -22,8 +22,10 @@ int main(void) {
         bb_buffer *buf = NULL;
         bb_key_value kv;
         bb_released_func cb = released;
-        unsigned flags = BB_CREATE_PERSISTENT | BB_SHARE_READ_ONLY | BB_SHARE_SINGLE_USE | BB_SHARE_UID;
-        any_func funcs[42];
+        unsigned flags = BB_CREATE_PERSISTENT | BB_CREATE_READ_ONLY | BB_SHARE_READ_ONLY | BB_SHARE_SINGLE_USE |
+                BB_SHARE_UID | BB_OPEN_READ_ONLY | BB_SYNC_READ | BB_SYNC_WRITE | BB_SYNC_RW;
+        char fourcc[BB_FOURCC_STRING_MAX];
+        any_func funcs[59];
         size_t i = 0;
 
         funcs[i++] = (any_func) bb_client_new;
@@ -68,6 +70,23 @@ int main(void) {
         funcs[i++] = (any_func) bb_buffer_is_writable;
         funcs[i++] = (any_func) bb_buffer_created_usec;
         funcs[i++] = (any_func) bb_buffer_get_holders;
+        funcs[i++] = (any_func) bb_buffer_create_v4l2;
+        funcs[i++] = (any_func) bb_buffer_open_fds;
+        funcs[i++] = (any_func) bb_buffer_map_plane;
+        funcs[i++] = (any_func) bb_buffer_sync_begin;
+        funcs[i++] = (any_func) bb_buffer_sync_end;
+        funcs[i++] = (any_func) bb_buffer_n_planes;
+        funcs[i++] = (any_func) bb_buffer_plane_fd;
+        funcs[i++] = (any_func) bb_buffer_plane_length;
+        funcs[i++] = (any_func) bb_buffer_plane_stride;
+        funcs[i++] = (any_func) bb_buffer_plane_offset;
+        funcs[i++] = (any_func) bb_buffer_width;
+        funcs[i++] = (any_func) bb_buffer_height;
+        funcs[i++] = (any_func) bb_buffer_fourcc;
+        funcs[i++] = (any_func) bb_buffer_format_type;
+        funcs[i++] = (any_func) bb_buffer_v4l2_index;
+        funcs[i++] = (any_func) bb_fourcc_from_string;
+        funcs[i++] = (any_func) bb_fourcc_to_string;
 
         kv.key = "buffers";
         kv.value = 0;
@@ -79,6 +98,7 @@ int main(void) {
         c = bb_client_unref(c);
         buf = bb_buffer_unref(buf);
 
-        printf("%lu declarations referenced, %s\n", (unsigned long) i, kv.key);
+        printf("%lu declarations referenced, %s, %s\n", (unsigned long) i, kv.key,
+               bb_fourcc_to_string(0x56595559UL, fourcc));
         return c == NULL && buf == NULL && i == sizeof(funcs) / sizeof(funcs[0]) ? 0 : 1;
 }

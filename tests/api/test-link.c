@@ -54,6 +54,78 @@ START_TEST(test_getters_null) {
 }
 END_TEST
 
+START_TEST(test_plane_getters_null) {
+        void *addr = (void *) &addr;
+        size_t size = 99;
+
+        ck_assert_uint_eq(bb_buffer_n_planes(NULL), 0);
+        for (unsigned i = 0; i < 9; i++) {
+                ck_assert_int_eq(bb_buffer_plane_fd(NULL, i), -EINVAL);
+                ck_assert_uint_eq(bb_buffer_plane_length(NULL, i), 0);
+                ck_assert_uint_eq(bb_buffer_plane_stride(NULL, i), 0);
+                ck_assert_uint_eq(bb_buffer_plane_offset(NULL, i), 0);
+                ck_assert_int_eq(bb_buffer_map_plane(NULL, i, &addr, &size), -EINVAL);
+        }
+        ck_assert_ptr_eq(addr, (void *) &addr);
+        ck_assert_uint_eq(size, 99);
+        ck_assert_int_eq(bb_buffer_plane_fd(NULL, UINT32_MAX), -EINVAL);
+        ck_assert_int_eq(bb_buffer_sync_begin(NULL, BB_SYNC_READ), -EINVAL);
+        ck_assert_int_eq(bb_buffer_sync_end(NULL, BB_SYNC_READ), -EINVAL);
+        ck_assert_int_eq(bb_buffer_sync_begin(NULL, BB_SYNC_RW), -EINVAL);
+        ck_assert_int_eq(bb_buffer_sync_end(NULL, BB_SYNC_WRITE), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_format_getters_null) {
+        ck_assert_uint_eq(bb_buffer_width(NULL), 0);
+        ck_assert_uint_eq(bb_buffer_height(NULL), 0);
+        ck_assert_uint_eq(bb_buffer_fourcc(NULL), 0);
+        ck_assert_ptr_null(bb_buffer_format_type(NULL));
+        ck_assert_int_eq(bb_buffer_v4l2_index(NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_fourcc) {
+        char s[BB_FOURCC_STRING_MAX];
+        uint32_t v = 0;
+
+        ck_assert_int_eq(bb_fourcc_from_string("YUYV", &v), 0);
+        ck_assert_uint_eq(v, 0x56595559);       /* V4L2_PIX_FMT_YUYV */
+        ck_assert_int_eq(bb_fourcc_from_string("YM12", &v), 0);
+        ck_assert_uint_eq(v, 0x32314d59);       /* V4L2_PIX_FMT_YUV420M */
+        ck_assert_int_eq(bb_fourcc_from_string("NM12", &v), 0);
+        ck_assert_uint_eq(v, 0x32314d4e);       /* V4L2_PIX_FMT_NV12M */
+        /* short ones are padded with spaces, like V4L2's "Y10 " */
+        ck_assert_int_eq(bb_fourcc_from_string("Y10", &v), 0);
+        ck_assert_uint_eq(v, 0x20303159);
+        ck_assert_int_eq(bb_fourcc_from_string("Y10 ", &v), 0);
+        ck_assert_uint_eq(v, 0x20303159);
+        ck_assert_int_eq(bb_fourcc_from_string("R", &v), 0);
+        ck_assert_uint_eq(v, 0x20202052);
+
+        v = 7;
+        ck_assert_int_eq(bb_fourcc_from_string(NULL, &v), -EINVAL);
+        ck_assert_int_eq(bb_fourcc_from_string("YUYV", NULL), -EINVAL);
+        ck_assert_int_eq(bb_fourcc_from_string("", &v), -EINVAL);
+        ck_assert_int_eq(bb_fourcc_from_string("YUYVX", &v), -EINVAL);
+        ck_assert_int_eq(bb_fourcc_from_string(" YUV", &v), -EINVAL);
+        ck_assert_int_eq(bb_fourcc_from_string("YU\tV", &v), -EINVAL);
+        ck_assert_int_eq(bb_fourcc_from_string("YU\xc3\xa9", &v), -EINVAL);
+        ck_assert_uint_eq(v, 7);
+
+        ck_assert_str_eq(bb_fourcc_to_string(0x56595559, s), "YUYV");
+        ck_assert_str_eq(bb_fourcc_to_string(0x32314d59, s), "YM12");
+        ck_assert_str_eq(bb_fourcc_to_string(0x20303159, s), "Y10 ");
+        ck_assert_str_eq(bb_fourcc_to_string(0, s), "????");
+        ck_assert_str_eq(bb_fourcc_to_string(0x80000000u | 0x34325258u, s), "XR2?");
+        ck_assert_ptr_null(bb_fourcc_to_string(0x56595559, NULL));
+
+        /* round trip */
+        ck_assert_int_eq(bb_fourcc_from_string(bb_fourcc_to_string(0x3231564e, s), &v), 0);
+        ck_assert_uint_eq(v, 0x3231564e);
+}
+END_TEST
+
 START_TEST(test_calls_null) {
         bb_buffer *buf = NULL;
         char *s = NULL;
@@ -76,6 +148,20 @@ START_TEST(test_calls_null) {
         ck_assert_ptr_null(s);
         ck_assert_int_eq(bb_buffer_release(NULL), -EINVAL);
         ck_assert_int_eq(bb_buffer_freeze(NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_v4l2_calls_null) {
+        bb_buffer *buf = NULL, **list = (bb_buffer **) &buf;
+        size_t n = 5;
+
+        ck_assert_int_eq(bb_buffer_open_fds(NULL, 1, 0, &buf), -EINVAL);
+        ck_assert_int_eq(bb_buffer_open_fds(NULL, 1, BB_OPEN_READ_ONLY, &buf), -EINVAL);
+        ck_assert_ptr_null(buf);
+        ck_assert_int_eq(bb_buffer_create_v4l2(NULL, "/dev/video0", 4, 640, 480, 0x56595559, NULL, 0, 0,
+                                               &list, &n), -EINVAL);
+        ck_assert_ptr_eq(list, (bb_buffer **) &buf);
+        ck_assert_uint_eq(n, 5);
 }
 END_TEST
 
@@ -127,7 +213,11 @@ static Suite *api_suite(void) {
 
         tcase_add_test(tc, test_refs_null);
         tcase_add_test(tc, test_getters_null);
+        tcase_add_test(tc, test_plane_getters_null);
+        tcase_add_test(tc, test_format_getters_null);
+        tcase_add_test(tc, test_fourcc);
         tcase_add_test(tc, test_calls_null);
+        tcase_add_test(tc, test_v4l2_calls_null);
         tcase_add_test(tc, test_new_bad_arguments);
         tcase_add_test(tc, test_new_address_unreachable);
         tcase_add_test(tc, test_new_system_honours_env);

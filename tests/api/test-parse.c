@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * bufbrokerctl's argument helpers (client/ctl-util.c): ids vs tokens, sizes,
- * TTLs, uids, and the formatting of sizes and JSON strings.
+ * TTLs, uids, buffer counts, V4L2 formats ("640x480:YUYV") and types, and the
+ * formatting of sizes and JSON strings.
  */
 #include <check.h>
 #include <errno.h>
@@ -154,6 +155,91 @@ START_TEST(test_parse_uid_arg) {
 }
 END_TEST
 
+START_TEST(test_parse_count_arg) {
+        unsigned v = 0;
+
+        ck_assert_int_eq(parse_count_arg("1", &v), 0);
+        ck_assert_uint_eq(v, 1);
+        ck_assert_int_eq(parse_count_arg("32", &v), 0);
+        ck_assert_uint_eq(v, 32);
+        ck_assert_int_eq(parse_count_arg("4294967295", &v), 0);
+        ck_assert_uint_eq(v, UINT32_MAX);
+
+        v = 9;
+        ck_assert_int_eq(parse_count_arg("0", &v), -EINVAL);
+        ck_assert_int_eq(parse_count_arg("", &v), -EINVAL);
+        ck_assert_int_eq(parse_count_arg("-1", &v), -EINVAL);
+        ck_assert_int_eq(parse_count_arg("4x", &v), -EINVAL);
+        ck_assert_int_eq(parse_count_arg("4294967296", &v), -ERANGE);
+        ck_assert_uint_eq(v, 9);
+}
+END_TEST
+
+START_TEST(test_parse_v4l2_format) {
+        uint32_t w = 1, h = 2, f = 3;
+
+        ck_assert_int_eq(parse_v4l2_format("640x480:YUYV", &w, &h, &f), 0);
+        ck_assert_uint_eq(w, 640);
+        ck_assert_uint_eq(h, 480);
+        ck_assert_uint_eq(f, 0x56595559);
+        ck_assert_int_eq(parse_v4l2_format("1920X1080:NM12", &w, &h, &f), 0);
+        ck_assert_uint_eq(w, 1920);
+        ck_assert_uint_eq(h, 1080);
+        ck_assert_uint_eq(f, 0x32314d4e);
+        ck_assert_int_eq(parse_v4l2_format("4294967295x1:Y10", &w, &h, &f), 0);
+        ck_assert_uint_eq(w, UINT32_MAX);
+        ck_assert_uint_eq(h, 1);
+        ck_assert_uint_eq(f, 0x20303159);
+        /* what is left out is 0: "keep the device's" */
+        ck_assert_int_eq(parse_v4l2_format("320x240", &w, &h, &f), 0);
+        ck_assert_uint_eq(w, 320);
+        ck_assert_uint_eq(h, 240);
+        ck_assert_uint_eq(f, 0);
+        ck_assert_int_eq(parse_v4l2_format(":YM12", &w, &h, &f), 0);
+        ck_assert_uint_eq(w, 0);
+        ck_assert_uint_eq(h, 0);
+        ck_assert_uint_eq(f, 0x32314d59);
+
+        w = 1, h = 2, f = 3;
+        ck_assert_int_eq(parse_v4l2_format(NULL, &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format(":", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("YUYV", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("640", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("640x", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("x480", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("0x480:YUYV", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("640x0:YUYV", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("640x480:", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("640x480:YUYVY", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("640x480: YUV", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("640x480x2:YUYV", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("-640x480:YUYV", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format(" 640x480:YUYV", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("640 x 480:YUYV", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("0x10x480", &w, &h, &f), -EINVAL);
+        ck_assert_int_eq(parse_v4l2_format("4294967296x480:YUYV", &w, &h, &f), -ERANGE);
+        ck_assert_int_eq(parse_v4l2_format("640x99999999999999999999999999:YUYV", &w, &h, &f), -ERANGE);
+        ck_assert_int_eq(parse_v4l2_format("640xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:YUYV", &w, &h, &f), -EINVAL);
+        ck_assert_uint_eq(w, 1);
+        ck_assert_uint_eq(h, 2);
+        ck_assert_uint_eq(f, 3);
+}
+END_TEST
+
+START_TEST(test_v4l2_type_is_valid) {
+        ck_assert(v4l2_type_is_valid("capture"));
+        ck_assert(v4l2_type_is_valid("output"));
+        ck_assert(v4l2_type_is_valid("capture-mplane"));
+        ck_assert(v4l2_type_is_valid("output-mplane"));
+        ck_assert(!v4l2_type_is_valid(NULL));
+        ck_assert(!v4l2_type_is_valid(""));
+        ck_assert(!v4l2_type_is_valid("Capture"));
+        ck_assert(!v4l2_type_is_valid("capture "));
+        ck_assert(!v4l2_type_is_valid("overlay"));
+}
+END_TEST
+
 START_TEST(test_format_size) {
         char buf[FORMAT_SIZE_MAX];
 
@@ -192,6 +278,9 @@ static Suite *parse_suite(void) {
         tcase_add_test(tc, test_parse_size_arg);
         tcase_add_test(tc, test_parse_ttl_arg);
         tcase_add_test(tc, test_parse_uid_arg);
+        tcase_add_test(tc, test_parse_count_arg);
+        tcase_add_test(tc, test_parse_v4l2_format);
+        tcase_add_test(tc, test_v4l2_type_is_valid);
         tcase_add_test(tc, test_format_size);
         tcase_add_test(tc, test_json_print_string);
         suite_add_tcase(s, tc);
