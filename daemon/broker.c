@@ -872,29 +872,32 @@ uint64_t broker_expire(Broker *b, uint64_t now) {
         return broker_next_deadline(b);
 }
 
-int broker_restore_buffer(Broker *b, uint64_t id, const char *name, uid_t owner, bool persistent,
-                          bool frozen, uint64_t expire_usec, uint64_t created_usec,
-                          unsigned n_planes, const BufferPlane planes[], Buffer **ret) {
+int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
+        uint64_t id = rb->id;
+        uid_t owner = rb->owner;
         Buffer *buf;
         UidUsage *u;
         int r;
 
-        if (id == 0 || broker_find_buffer(b, id) || n_planes == 0 || n_planes > BUFFER_PLANES_MAX)
+        if (id == 0 || broker_find_buffer(b, id) || rb->n_planes == 0 || rb->n_planes > BUFFER_PLANES_MAX)
                 return -EINVAL;
-        r = broker_validate_name(name, NULL);
+        r = broker_validate_name(rb->name, NULL);
         if (r < 0)
                 return r;
 
-        r = buffer_new(b, owner, BB_KIND_MEMFD, name, persistent, 0, 0, &buf);
+        r = buffer_new(b, owner, rb->queue ? BB_KIND_V4L2 : BB_KIND_MEMFD, rb->name, rb->persistent, 0, 0, &buf);
         if (r < 0)
                 return r;
         buf->id = id;
-        buf->frozen = frozen;
-        buf->expire_usec = expire_usec;
-        buf->created_usec = created_usec;
-        buf->n_planes = n_planes;
-        for (unsigned i = 0; i < n_planes; i++)
-                buf->size += planes[i].length;
+        buf->frozen = rb->frozen;
+        buf->read_only = rb->read_only;
+        buf->expire_usec = rb->expire_usec;
+        buf->created_usec = rb->created_usec;
+        buf->n_planes = rb->n_planes;
+        buf->queue = v4l2_queue_ref(rb->queue);
+        buf->v4l2_index = rb->v4l2_index;
+        for (unsigned i = 0; i < rb->n_planes; i++)
+                buf->size += rb->planes[i].length;
 
         u = usage_get(b, owner, true);
         if (!u || asprintf(&buf->path, BB_BUFFER_PATH_PREFIX "/%" PRIu64, id) < 0 ||
@@ -904,7 +907,7 @@ int broker_restore_buffer(Broker *b, uint64_t id, const char *name, uid_t owner,
                 buffer_free(buf);       /* planes not taken yet */
                 return -ENOMEM;
         }
-        memcpy(buf->planes, planes, n_planes * sizeof(BufferPlane));
+        memcpy(buf->planes, rb->planes, rb->n_planes * sizeof(BufferPlane));
 
         /* Keep id order in the list, whatever order the state came in. */
         Buffer *after = TAILQ_LAST(&b->buffers, Buffer_list);

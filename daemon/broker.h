@@ -225,11 +225,20 @@ const UidUsage *broker_usage(Broker *b, uid_t uid);
 
 /* Rebuilding the state saved before a restart (fdstore.c). Quotas are not
  * checked: the buffers existed. broker_restore_buffer() takes the plane
- * fds on success only. After the last call, broker_restore_done() drops
+ * fds (and ro_fds) on success only. After the last call, broker_restore_done() drops
  * buffers that nobody holds any more. */
-int broker_restore_buffer(Broker *b, uint64_t id, const char *name, uid_t owner, bool persistent,
-                          bool frozen, uint64_t expire_usec, uint64_t created_usec,
-                          unsigned n_planes, const BufferPlane planes[], Buffer **ret);
+typedef struct RestoredBuffer {
+        uint64_t id;
+        const char *name;
+        uid_t owner;
+        bool persistent, frozen, read_only;
+        uint64_t expire_usec, created_usec;
+        unsigned n_planes;
+        BufferPlane planes[BUFFER_PLANES_MAX];
+        V4L2Queue *queue;               /* V4L2 buffers: their queue (a new ref is taken) */
+        uint32_t v4l2_index;
+} RestoredBuffer;
+int broker_restore_buffer(Broker *b, const RestoredBuffer *r, Buffer **ret);
 int broker_restore_hold(Broker *b, Buffer *buf, const Caller *holder);
 int broker_restore_token(Broker *b, Buffer *buf, const char *id, uid_t owner_uid, const ShareOptions *opts,
                          uint64_t expire_usec);

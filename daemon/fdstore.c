@@ -3,16 +3,25 @@
  * The state file is text, one record a line, so that it can be read with
  * `cat` when debugging a restart:
  *
- *   bufbroker-state 1 <next-id>
- *   buffer <id> <owner-uid> <persistent> <frozen> <expire-usec> <created-usec> <planes> <length>... <hex name>
+ *   bufbroker-state 2 <next-id>
+ *   queue <tag> <type> <width> <height> <fourcc> <field> <count> <planes> (<bytesperline> <sizeimage>)... <hex path>
+ *   buffer <id> <owner-uid> <persistent> <frozen> <read-only> <expire-usec> <created-usec> <queue-tag> <index>
+ *          <planes> (<length> <bytesperline> <offset>)... <hex name>
  *   hold <buffer-id> <uid> <unique-name>
  *   token <buffer-id> <token> <owner-uid> <bound-uid> <read-only> <single-use> <expire-usec>
+ *
+ * Stored fds: "state", "buf-<id>-<plane>" (and "-ro" for V4L2's read-only
+ * exports), and for V4L2 "queue-<tag>", the device fd whose open file owns
+ * the buffer queue: keeping it open keeps the queue, so the buffers come
+ * back whole. A V4L2 fd that is not streaming polls POLLERR, which makes
+ * the store drop it unless it is stored with FDPOLL=0.
  *
  * Deadlines are CLOCK_MONOTONIC, which runs on across a restart of the
  * daemon (not of the machine, and the store does not survive that either).
  */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,36 +38,68 @@ bool fdstore_enabled(void) {
         return e && *e;
 }
 
-static void plane_fdname(char *buf, size_t size, const Buffer *b, unsigned plane) {
-        snprintf(buf, size, "buf-%" PRIu64 "-%u", b->id, plane);
+static void plane_fdname(char *buf, size_t size, const Buffer *b, unsigned plane, bool ro) {
+        snprintf(buf, size, "buf-%" PRIu64 "-%u%s", b->id, plane, ro ? "-ro" : "");
+}
+
+static void store_fd(int fd, const char *name, bool poll) {
+        char msg[128];
+        int r;
+
+        snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s%s", name, poll ? "" : "\nFDPOLL=0");
+        r = sd_pid_notify_with_fds(0, false, msg, &fd, 1);
+        if (r < 0)
+                fprintf(stderr, "bufbrokerd: failed to store %s: %s\n", name, strerror(-r));
+}
+
+static void unstore_fd(const char *name) {
+        char msg[128];
+
+        snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+        (void) sd_notify(false, msg);
 }
 
 void fdstore_buffer_added(Manager *m, Buffer *buf) {
-        char msg[128], name[64];
-        int r;
+        char name[64];
 
-        if (!m->fdstore || buf->queue)
+        if (!m->fdstore)
                 return;
 
+        if (buf->queue && v4l2_queue_get_tag(buf->queue) == 0) {
+                /* The first buffer of a queue names it. */
+                v4l2_queue_set_tag(buf->queue, buf->id);
+                snprintf(name, sizeof(name), "queue-%" PRIu64, buf->id);
+                store_fd(v4l2_queue_fd(buf->queue), name, false);
+        }
+
         for (unsigned i = 0; i < buf->n_planes; i++) {
-                plane_fdname(name, sizeof(name), buf, i);
-                snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
-                r = sd_pid_notify_with_fds(0, false, msg, &buf->planes[i].fd, 1);
-                if (r < 0)
-                        fprintf(stderr, "bufbrokerd: failed to store %s: %s\n", name, strerror(-r));
+                plane_fdname(name, sizeof(name), buf, i, false);
+                store_fd(buf->planes[i].fd, name, true);
+                if (buf->planes[i].ro_fd >= 0) {
+                        plane_fdname(name, sizeof(name), buf, i, true);
+                        store_fd(buf->planes[i].ro_fd, name, true);
+                }
         }
 }
 
 void fdstore_buffer_dropped(Manager *m, Buffer *buf) {
-        char msg[128], name[64];
+        char name[64];
 
-        if (!m->fdstore || buf->queue)
+        if (!m->fdstore)
                 return;
 
         for (unsigned i = 0; i < buf->n_planes; i++) {
-                plane_fdname(name, sizeof(name), buf, i);
-                snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
-                (void) sd_notify(false, msg);
+                plane_fdname(name, sizeof(name), buf, i, false);
+                unstore_fd(name);
+                if (buf->planes[i].ro_fd >= 0) {
+                        plane_fdname(name, sizeof(name), buf, i, true);
+                        unstore_fd(name);
+                }
+        }
+        /* The queue's last buffer: let the device go, or it stays busy. */
+        if (buf->queue && v4l2_queue_is_last_ref(buf->queue)) {
+                snprintf(name, sizeof(name), "queue-%" PRIu64, v4l2_queue_get_tag(buf->queue));
+                unstore_fd(name);
         }
 }
 
@@ -70,19 +111,36 @@ static void write_hex(FILE *f, const char *s) {
 }
 
 static int serialize(Broker *b, FILE *f) {
+        const V4L2Queue *last_queue = NULL;
         Buffer *buf;
         Token *t;
         Hold *h;
 
-        fprintf(f, "bufbroker-state 1 %" PRIu64 "\n", b->next_id);
+        fprintf(f, "bufbroker-state 2 %" PRIu64 "\n", b->next_id);
         BROKER_FOREACH_BUFFER(buf, b) {
-                if (buf->queue)
-                        continue;
-                fprintf(f, "buffer %" PRIu64 " %u %d %d %" PRIu64 " %" PRIu64 " %u",
-                        buf->id, (unsigned) buf->owner_uid, buf->persistent, buf->frozen,
-                        buf->expire_usec, buf->created_usec, buf->n_planes);
+                /* A queue's buffers have consecutive ids: one queue line
+                 * before the first of them. */
+                if (buf->queue && buf->queue != last_queue) {
+                        const V4L2Format *fmt = v4l2_queue_format(buf->queue);
+
+                        fprintf(f, "queue %" PRIu64 " %u %u %u %u %u %u %u", v4l2_queue_get_tag(buf->queue),
+                                fmt->type, fmt->width, fmt->height, fmt->fourcc, fmt->field,
+                                v4l2_queue_count(buf->queue), fmt->n_planes);
+                        for (unsigned i = 0; i < fmt->n_planes; i++)
+                                fprintf(f, " %u %u", fmt->bytesperline[i], fmt->sizeimage[i]);
+                        fputc(' ', f);
+                        write_hex(f, v4l2_queue_device(buf->queue));
+                        fputc('\n', f);
+                        last_queue = buf->queue;
+                }
+
+                fprintf(f, "buffer %" PRIu64 " %u %d %d %d %" PRIu64 " %" PRIu64 " %" PRIu64 " %u %u",
+                        buf->id, (unsigned) buf->owner_uid, buf->persistent, buf->frozen, buf->read_only,
+                        buf->expire_usec, buf->created_usec,
+                        buf->queue ? v4l2_queue_get_tag(buf->queue) : 0, buf->v4l2_index, buf->n_planes);
                 for (unsigned i = 0; i < buf->n_planes; i++)
-                        fprintf(f, " %" PRIu64, buf->planes[i].length);
+                        fprintf(f, " %" PRIu64 " %u %u", buf->planes[i].length,
+                                buf->planes[i].bytesperline, buf->planes[i].offset);
                 fputc(' ', f);
                 write_hex(f, buf->name);
                 fputc('\n', f);
@@ -170,71 +228,154 @@ static int take_fd(int *fds, char **names, unsigned n, const char *name) {
         return -1;
 }
 
-static void restore_line(Manager *m, char *line, int *fds, char **names, unsigned n, uint64_t *next_id) {
-        Broker *b = m->broker;
-        char word[16], name[2 * BB_NAME_MAX + 2], token[BB_TOKEN_LEN + 2], unique[256];
-        unsigned uid, uid2, n_planes;
-        int persistent, frozen, ro, single;
-        uint64_t id, expire, created;
+#define RESTORE_QUEUES_MAX 256
+
+typedef struct Restore {
+        Manager *m;
+        int *fds;
+        char **names;
+        unsigned n_fds;
+        uint64_t next_id;
+        unsigned n_queues;
+        V4L2Queue *queues[RESTORE_QUEUES_MAX];
+} Restore;
+
+static V4L2Queue *restored_queue(Restore *rs, uint64_t tag) {
+        for (unsigned i = 0; i < rs->n_queues; i++)
+                if (v4l2_queue_get_tag(rs->queues[i]) == tag)
+                        return rs->queues[i];
+        return NULL;
+}
+
+static void restore_queue(Restore *rs, const char *line) {
+        char hexpath[2 * PATH_MAX + 2], path[PATH_MAX + 1], fdname[64];
+        V4L2Format fmt = {};
+        unsigned count;
+        V4L2Queue *q;
+        uint64_t tag;
+        int pos, fd;
+        const char *p;
+
+        if (rs->n_queues >= RESTORE_QUEUES_MAX ||
+            sscanf(line, "%*s %" SCNu64 " %u %u %u %u %u %u %u%n", &tag, &fmt.type, &fmt.width, &fmt.height,
+                   &fmt.fourcc, &fmt.field, &count, &fmt.n_planes, &pos) != 8 ||
+            fmt.n_planes == 0 || fmt.n_planes > V4L2_QUEUE_PLANES_MAX)
+                return;
+        p = line + pos;
+        for (unsigned i = 0; i < fmt.n_planes; i++) {
+                int used;
+                if (sscanf(p, " %u %u%n", &fmt.bytesperline[i], &fmt.sizeimage[i], &used) != 2)
+                        return;
+                p += used;
+        }
+        if (sscanf(p, " %8193s", hexpath) != 1 || unhex(hexpath, path, sizeof(path)) < 0)
+                return;
+
+        snprintf(fdname, sizeof(fdname), "queue-%" PRIu64, tag);
+        fd = take_fd(rs->fds, rs->names, rs->n_fds, fdname);
+        if (fd < 0)
+                return;
+        if (v4l2_queue_adopt(fd, path, &fmt, count, &q) < 0) {
+                unstore_fd(fdname);
+                safe_close(fd);
+                return;
+        }
+        v4l2_queue_set_tag(q, tag);
+        rs->queues[rs->n_queues++] = q;
+}
+
+static void restore_buffer(Restore *rs, const char *line) {
+        RestoredBuffer rb = {};
+        char hexname[2 * BB_NAME_MAX + 2], name[BB_NAME_MAX + 1], fdname[64];
+        unsigned uid;
+        int persistent, frozen, read_only, pos;
+        uint64_t tag;
+        const char *p;
         Buffer *buf;
-        int pos = 0;
+
+        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++)
+                rb.planes[i] = (BufferPlane) { .fd = -1, .ro_fd = -1 };
+
+        if (sscanf(line, "%*s %" SCNu64 " %u %d %d %d %" SCNu64 " %" SCNu64 " %" SCNu64 " %u %u%n",
+                   &rb.id, &uid, &persistent, &frozen, &read_only, &rb.expire_usec, &rb.created_usec,
+                   &tag, &rb.v4l2_index, &rb.n_planes, &pos) != 10 ||
+            rb.n_planes == 0 || rb.n_planes > BUFFER_PLANES_MAX)
+                goto drop;
+        rb.owner = (uid_t) uid;
+        rb.persistent = persistent;
+        rb.frozen = frozen;
+        rb.read_only = read_only;
+        p = line + pos;
+        for (unsigned i = 0; i < rb.n_planes; i++) {
+                int used;
+                if (sscanf(p, " %" SCNu64 " %u %u%n", &rb.planes[i].length, &rb.planes[i].bytesperline,
+                           &rb.planes[i].offset, &used) != 3)
+                        goto drop;
+                p += used;
+        }
+        if (sscanf(p, " %511s", hexname) != 1 || unhex(hexname, name, sizeof(name)) < 0)
+                goto drop;
+        rb.name = name;
+
+        if (tag != 0) {
+                rb.queue = restored_queue(rs, tag);
+                if (!rb.queue)
+                        goto drop;
+        }
+        for (unsigned i = 0; i < rb.n_planes; i++) {
+                snprintf(fdname, sizeof(fdname), "buf-%" PRIu64 "-%u", rb.id, i);
+                rb.planes[i].fd = take_fd(rs->fds, rs->names, rs->n_fds, fdname);
+                if (rb.planes[i].fd < 0)
+                        goto drop;
+                if (rb.queue && !rb.read_only) {
+                        snprintf(fdname, sizeof(fdname), "buf-%" PRIu64 "-%u-ro", rb.id, i);
+                        rb.planes[i].ro_fd = take_fd(rs->fds, rs->names, rs->n_fds, fdname);
+                        if (rb.planes[i].ro_fd < 0)
+                                goto drop;
+                }
+        }
+        if (broker_restore_buffer(rs->m->broker, &rb, &buf) >= 0)
+                return;
+drop:
+        fprintf(stderr, "bufbrokerd: cannot restore buffer %" PRIu64 ", dropping it\n", rb.id);
+        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++) {
+                if (rb.planes[i].fd >= 0 || rb.planes[i].ro_fd >= 0) {
+                        snprintf(fdname, sizeof(fdname), "buf-%" PRIu64 "-%u", rb.id, i);
+                        unstore_fd(fdname);
+                        snprintf(fdname, sizeof(fdname), "buf-%" PRIu64 "-%u-ro", rb.id, i);
+                        unstore_fd(fdname);
+                }
+                safe_close(rb.planes[i].fd);
+                safe_close(rb.planes[i].ro_fd);
+        }
+}
+
+static void restore_line(Restore *rs, const char *line) {
+        Broker *b = rs->m->broker;
+        char word[16], token[BB_TOKEN_LEN + 2], unique[256];
+        unsigned uid, uid2, version;
+        int ro, single;
+        uint64_t id, expire;
+        Buffer *buf;
 
         if (sscanf(line, "%15s", word) != 1)
                 return;
 
         if (strcmp(word, "bufbroker-state") == 0) {
-                unsigned version;
-                if (sscanf(line, "%*s %u %" SCNu64, &version, next_id) != 2 || version != 1)
-                        fprintf(stderr, "bufbrokerd: unknown state format, starting empty\n");
-                return;
-        }
-
-        if (strcmp(word, "buffer") == 0) {
-                BufferPlane planes[BUFFER_PLANES_MAX];
-                char fdname[64], decoded[BB_NAME_MAX + 1];
-                char *p;
-
-                if (sscanf(line, "%*s %" SCNu64 " %u %d %d %" SCNu64 " %" SCNu64 " %u%n",
-                           &id, &uid, &persistent, &frozen, &expire, &created, &n_planes, &pos) != 7 ||
-                    n_planes == 0 || n_planes > BUFFER_PLANES_MAX)
-                        return;
-                p = line + pos;
-                for (unsigned i = 0; i < n_planes; i++) {
-                        int used;
-                        planes[i] = (BufferPlane) { .fd = -1, .ro_fd = -1 };
-                        if (sscanf(p, " %" SCNu64 "%n", &planes[i].length, &used) != 1)
-                                goto drop;
-                        p += used;
-                }
-                if (sscanf(p, " %511s", name) != 1 || unhex(name, decoded, sizeof(decoded)) < 0)
-                        goto drop;
-                for (unsigned i = 0; i < n_planes; i++) {
-                        snprintf(fdname, sizeof(fdname), "buf-%" PRIu64 "-%u", id, i);
-                        planes[i].fd = take_fd(fds, names, n, fdname);
-                        if (planes[i].fd < 0)
-                                goto drop;
-                }
-                if (broker_restore_buffer(b, id, decoded, (uid_t) uid, persistent, frozen, expire, created,
-                                          n_planes, planes, &buf) >= 0)
-                        return;
-        drop:
-                fprintf(stderr, "bufbrokerd: cannot restore buffer %" PRIu64 ", dropping it\n", id);
-                for (unsigned i = 0; i < n_planes && i < BUFFER_PLANES_MAX; i++)
-                        safe_close(planes[i].fd);
-                return;
-        }
-
-        if (strcmp(word, "hold") == 0) {
+                if (sscanf(line, "%*s %u %" SCNu64, &version, &rs->next_id) != 2 || version != 2)
+                        fprintf(stderr, "bufbrokerd: unknown state format, ignoring it\n");
+        } else if (strcmp(word, "queue") == 0)
+                restore_queue(rs, line);
+        else if (strcmp(word, "buffer") == 0)
+                restore_buffer(rs, line);
+        else if (strcmp(word, "hold") == 0) {
                 if (sscanf(line, "%*s %" SCNu64 " %u %255s", &id, &uid, unique) != 3)
                         return;
                 buf = broker_find_buffer(b, id);
                 /* A holder that left while we were down has let go. */
-                if (buf && unique[0] == ':' && name_has_owner(m, unique))
+                if (buf && unique[0] == ':' && name_has_owner(rs->m, unique))
                         (void) broker_restore_hold(b, buf, &(Caller) { .name = unique, .uid = (uid_t) uid });
-                return;
-        }
-
-        if (strcmp(word, "token") == 0) {
+        } else if (strcmp(word, "token") == 0) {
                 ShareOptions opts = {};
 
                 if (sscanf(line, "%*s %" SCNu64 " %33s %u %u %d %d %" SCNu64,
@@ -250,30 +391,29 @@ static void restore_line(Manager *m, char *line, int *fds, char **names, unsigne
 }
 
 int fdstore_restore(Manager *m) {
-        char **names = NULL;
-        int n, state = -1;
-        uint64_t next_id = 1;
-        unsigned restored;
-        int *fds;
-        FILE *f;
+        Restore rs = { .m = m, .next_id = 1 };
+        uint64_t restored;
         char *line = NULL;
         size_t len = 0;
+        int n, state = -1;
+        FILE *f;
 
-        n = sd_listen_fds_with_names(true, &names);
+        n = sd_listen_fds_with_names(true, &rs.names);
         if (n <= 0)
                 return n;
 
-        fds = calloc(n, sizeof(int));
-        if (!fds) {
+        rs.n_fds = (unsigned) n;
+        rs.fds = calloc(n, sizeof(int));
+        if (!rs.fds) {
                 for (int i = 0; i < n; i++)
                         close(SD_LISTEN_FDS_START + i);
-                strv_free_simple(names);
+                strv_free_simple(rs.names);
                 return -ENOMEM;
         }
         for (int i = 0; i < n; i++) {
-                fds[i] = SD_LISTEN_FDS_START + i;
-                if (names && names[i] && strcmp(names[i], STATE_FDNAME) == 0 && state < 0)
-                        state = TAKE_FD(fds[i]);
+                rs.fds[i] = SD_LISTEN_FDS_START + i;
+                if (rs.names && strcmp(rs.names[i], STATE_FDNAME) == 0 && state < 0)
+                        state = TAKE_FD(rs.fds[i]);
         }
 
         if (state >= 0) {
@@ -281,7 +421,7 @@ int fdstore_restore(Manager *m) {
                 if (f) {
                         rewind(f);
                         while (getline(&line, &len, f) > 0)
-                                restore_line(m, line, fds, names, (unsigned) n, &next_id);
+                                restore_line(&rs, line);
                         fclose(f);
                 } else
                         safe_close(state);
@@ -289,20 +429,29 @@ int fdstore_restore(Manager *m) {
         }
 
         /* Whatever the state did not claim is stale: drop it from the store. */
-        for (int i = 0; i < n; i++)
-                if (fds[i] >= 0) {
-                        char msg[128];
-                        snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", names ? names[i] : "");
-                        (void) sd_notify(false, msg);
-                        safe_close(fds[i]);
+        for (unsigned i = 0; i < rs.n_fds; i++)
+                if (rs.fds[i] >= 0) {
+                        unstore_fd(rs.names ? rs.names[i] : "");
+                        safe_close(rs.fds[i]);
                 }
 
-        restored = (unsigned) m->broker->stats.buffers;
-        broker_restore_done(m->broker, next_id);
-        fprintf(stderr, "bufbrokerd: restored %u of the buffers kept by systemd, %" PRIu64 " still held or persistent\n",
-                restored, m->broker->stats.buffers);
+        /* Our references to the queues go before the buffers are looked at:
+         * a queue whose buffers all go then goes with the last of them. */
+        for (unsigned i = 0; i < rs.n_queues; i++) {
+                if (v4l2_queue_is_last_ref(rs.queues[i])) {
+                        char name[64];
+                        snprintf(name, sizeof(name), "queue-%" PRIu64, v4l2_queue_get_tag(rs.queues[i]));
+                        unstore_fd(name);
+                }
+                v4l2_queue_unref(rs.queues[i]);
+        }
 
-        free(fds);
-        strv_free_simple(names);
+        restored = m->broker->stats.buffers;
+        broker_restore_done(m->broker, rs.next_id);
+        fprintf(stderr, "bufbrokerd: restored %" PRIu64 " buffers from the file descriptor store, "
+                "%" PRIu64 " still held or persistent\n", restored, m->broker->stats.buffers);
+
+        free(rs.fds);
+        strv_free_simple(rs.names);
         return 0;
 }

@@ -13,6 +13,13 @@ int v4l2_queue_new(const char *path, const V4L2Request *req, struct BrokerError 
         return -ENODEV;
 }
 
+int v4l2_queue_adopt(int fd, const char *path, const V4L2Format *format, unsigned count, V4L2Queue **ret) {
+        return -EOPNOTSUPP;
+}
+int v4l2_queue_fd(const V4L2Queue *q) { return -1; }
+bool v4l2_queue_is_last_ref(const V4L2Queue *q) { return true; }
+uint64_t v4l2_queue_get_tag(const V4L2Queue *q) { return 0; }
+void v4l2_queue_set_tag(V4L2Queue *q, uint64_t tag) {}
 V4L2Queue *v4l2_queue_ref(V4L2Queue *q) { return q; }
 V4L2Queue *v4l2_queue_unref(V4L2Queue *q) { return NULL; }
 const V4L2Format *v4l2_queue_format(const V4L2Queue *q) { return NULL; }

@@ -39,6 +39,7 @@ struct V4L2Queue {
         uint32_t capabilities;          /* REQBUFS capabilities */
         unsigned count;
         V4L2Format format;
+        uint64_t tag;
 };
 
 _printf_(3, 4)
@@ -348,6 +349,47 @@ int v4l2_queue_export(V4L2Queue *q, unsigned index, bool read_only, const char *
                 };
         }
         return 0;
+}
+
+int v4l2_queue_adopt(int fd, const char *path, const V4L2Format *format, unsigned count, V4L2Queue **ret) {
+        V4L2Queue *q;
+
+        if (fd < 0 || count == 0 || count > VIDEO_MAX_FRAME || !v4l2_type_to_string(format->type) ||
+            format->n_planes == 0 || format->n_planes > V4L2_QUEUE_PLANES_MAX)
+                return -EINVAL;
+
+        q = calloc(1, sizeof(*q));
+        if (!q)
+                return -ENOMEM;
+        q->path = strdup(path);
+        if (!q->path) {
+                free(q);
+                return -ENOMEM;
+        }
+        /* The kernel's ioctls from here on: libv4l2 would query and reset
+         * the device's state when wrapping the fd. */
+        q->n_ref = 1;
+        q->fd = fd;
+        q->count = count;
+        q->format = *format;
+        *ret = q;
+        return 0;
+}
+
+int v4l2_queue_fd(const V4L2Queue *q) {
+        return q->fd;
+}
+
+bool v4l2_queue_is_last_ref(const V4L2Queue *q) {
+        return q->n_ref == 1;
+}
+
+uint64_t v4l2_queue_get_tag(const V4L2Queue *q) {
+        return q->tag;
+}
+
+void v4l2_queue_set_tag(V4L2Queue *q, uint64_t tag) {
+        q->tag = tag;
 }
 
 V4L2Queue *v4l2_queue_ref(V4L2Queue *q) {

@@ -54,6 +54,17 @@ static inline void v4l2_queue_unrefp(V4L2Queue **q) {
         v4l2_queue_unref(*q);
 }
 
+/* Take over a device fd whose queue already holds @count MMAP buffers in
+ * @format (kept open by systemd's fd store across a restart of the daemon).
+ * Takes @fd on success. */
+int v4l2_queue_adopt(int fd, const char *path, const V4L2Format *format, unsigned count, V4L2Queue **ret);
+int v4l2_queue_fd(const V4L2Queue *q);
+/* Whether the caller's reference is the last one. */
+bool v4l2_queue_is_last_ref(const V4L2Queue *q);
+/* A number the fd store names the queue by (0: not stored yet). */
+uint64_t v4l2_queue_get_tag(const V4L2Queue *q);
+void v4l2_queue_set_tag(V4L2Queue *q, uint64_t tag);
+
 /* What the driver chose, and how many buffers it gave. */
 const V4L2Format *v4l2_queue_format(const V4L2Queue *q);
 unsigned v4l2_queue_count(const V4L2Queue *q);
