@@ -44,7 +44,7 @@ setup() {
 }
 
 setup build
-run_suites "plain build" build --suite unit --suite api --suite integration
+run_suites "plain build" build --suite unit --suite api --suite integration --suite man
 run_suites "vm (QEMU: vivid, systemd)" build --suite vm
 
 if [ $quick = 0 ]; then
