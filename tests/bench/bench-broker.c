@@ -1,0 +1,1278 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bench-broker: what a buffer costs through bufbrokerd, as ratios against a
+ * baseline measured in the same run (the machines are shared and noisy).
+ *
+ * It starts its own private buses -- dbus-daemon and, as root, dbus-broker --
+ * with a system-like configuration that includes the project's policy file,
+ * the real bufbrokerd on each, and times, per operation:
+ *
+ *   (a) inproc   memfd_create + ftruncate + seal + mmap + touch one page +
+ *                munmap + close, in this process: the baseline
+ *   (a-)         the same without mmap/touch/munmap (informative: splits the
+ *                syscalls from the MMU work, which some VMs make expensive)
+ *   (b) ping     org.freedesktop.DBus.Peer.Ping to bufbrokerd through the bus
+ *   (c) create   bb_buffer_create(4 KiB) + map + touch + unmap + release +
+ *                unref, on a connection that holds nothing else
+ *   (c') create  the same on a connection that already holds a buffer
+ *   (d) share    bb_buffer_share (single-use) + bb_buffer_open on a second
+ *                connection + release + unref
+ *   (e) list     bb_client_list_buffers() + free, with 1000 buffers held
+ *   (e')         the same ListBuffers call through raw sd-bus, every entry
+ *                read but no handles made: (e) - (e') is the library's part
+ *
+ * Every variant runs ITERATIONS times per round, in chunks interleaved across
+ * all variants and both buses (so drift hits them all alike), for at least 3
+ * rounds. Reported: median and p90 (the median over rounds of each round's
+ * value), and ratios to (a) and to (b) taken per round -- both sides from
+ * the same round -- with their median and range over rounds.
+ *
+ * This is a measurement, never a verdict on speed: it exits 0 unless
+ * something failed (a bus or the daemon did not start, a call failed, the
+ * daemon did not exit cleanly).
+ *
+ * Environment: BUFBROKERD and DBUS_POLICY_CONF (set by meson); optional
+ * BB_BENCH_ITERATIONS (2000), BB_BENCH_LIST_ITERATIONS (200),
+ * BB_BENCH_LIST_BUFFERS (1000), BB_BENCH_ROUNDS (5; at least 3),
+ * BB_BENCH_BUDGET_SEC (45: the whole run; fewer iterations when 3 rounds would
+ * not fit, no new round once the next would end past it, but
+ * never fewer than 3 rounds).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+
+#include "bufbroker-protocol.h"
+#include "bufbroker.h"
+#include "macro.h"
+
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+
+#define BUFFER_SIZE 4096u
+#define MIN_ROUNDS 3
+#define CHUNKS 10               /* interleaving: each round is CHUNKS passes over all variants */
+#define MAX_BUSES 2
+#define MIN_ITERATIONS 200      /* per variant and round, when a busy machine scales the run down */
+#define MIN_LIST_ITERATIONS 20
+
+/* ------------------------------------------------------------------ misc -- */
+
+static uint64_t now_ns(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * UINT64_C(1000000000) + (uint64_t) ts.tv_nsec;
+}
+
+static void msleep(unsigned ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+static _printf_(1, 2) void fail(const char *fmt, ...) {
+        va_list ap;
+
+        fflush(stdout);
+        fputs("bench-broker: FAILED: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        exit(EXIT_FAILURE);     /* the atexit handler stops what we started */
+}
+
+static const char *env_required(const char *name) {
+        const char *v = getenv(name);
+
+        if (!v || !*v)
+                fail("environment variable %s is not set (run through 'meson test --benchmark')", name);
+        return v;
+}
+
+static unsigned env_unsigned(const char *name, unsigned def, unsigned min, unsigned max) {
+        const char *v = getenv(name);
+        unsigned long u;
+        char *end;
+
+        if (!v || !*v)
+                return def;
+        errno = 0;
+        u = strtoul(v, &end, 10);
+        if (errno != 0 || *end || end == v || u < min || u > max)
+                fail("%s=%s: want a number from %u to %u", name, v, min, max);
+        return (unsigned) u;
+}
+
+static int status_of(int wstatus) {
+        if (WIFEXITED(wstatus))
+                return WEXITSTATUS(wstatus);
+        if (WIFSIGNALED(wstatus))
+                return 128 + WTERMSIG(wstatus);
+        return -1;
+}
+
+/* Wait up to timeout_ms for pid; its status, or -1 (then it is killed and reaped). */
+static int wait_child(pid_t pid, int timeout_ms) {
+        uint64_t deadline = now_ns() + (uint64_t) timeout_ms * 1000000u;
+        int wstatus;
+
+        for (;;) {
+                pid_t r = waitpid(pid, &wstatus, WNOHANG);
+
+                if (r == pid)
+                        return status_of(wstatus);
+                if (r < 0 && errno != EINTR)
+                        return -1;
+                if (now_ns() > deadline) {
+                        kill(pid, SIGKILL);
+                        while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+                                ;
+                        return -1;
+                }
+                msleep(2);
+        }
+}
+
+/* Close every fd >= 3 except keep (-1: none). */
+static void close_fds_except(int keep) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                int fd = atoi(de->d_name);
+
+                if (de->d_name[0] == '.' || fd < 3 || fd == keep || fd == dirfd(d))
+                        continue;
+                close(fd);
+        }
+        closedir(d);
+}
+
+/* In a forked child: die with us, default signals. */
+static void child_setup(pid_t parent) {
+        static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD };
+
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+                signal(sigs[i], SIG_DFL);
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+                _exit(127);
+}
+
+/* ------------------------------------------------------------ the buses -- */
+
+typedef enum BusKind {
+        BUS_DBUS_DAEMON,
+        BUS_DBUS_BROKER,
+} BusKind;
+
+typedef struct Bus {
+        BusKind kind;
+        const char *name;
+        char dir[64];
+        char socket_path[108];
+        char address[128];
+        pid_t bus_pid;                  /* dbus-daemon or dbus-broker-launch */
+        pid_t daemon_pid;               /* bufbrokerd */
+
+        sd_bus *bus;                    /* raw: Peer.Ping */
+        sd_bus *holder;                 /* raw: holds the (e) buffers */
+        bb_client *cold;                /* (c): holds nothing between iterations */
+        bb_client *owner;               /* (c') and (d): holds `shared` */
+        bb_client *opener;              /* (d): the second connection */
+        bb_client *lister;              /* (e) */
+        bb_buffer *shared;
+        unsigned list_expected;         /* (e): at least this many entries */
+} Bus;
+
+static Bus buses[MAX_BUSES];
+static unsigned n_buses;
+static pid_t journal_pid = -1;
+static pid_t main_pid;
+static bool is_root;
+
+static void write_bus_config(Bus *b, const char *path) {
+        const char *policy = env_required("DBUS_POLICY_CONF");
+        char own[256] = "";
+        FILE *f;
+
+        /* The project's policy lets only root (and the service user) own
+         * the name: a non-root run adds its own user, nothing else. */
+        if (!is_root) {
+                struct passwd *pw = getpwuid(geteuid());
+
+                if (!pw)
+                        fail("no passwd entry for uid %u", (unsigned) geteuid());
+                snprintf(own, sizeof(own),
+                         "  <policy user=\"%s\">\n"
+                         "    <allow own=\"" BB_BUS_NAME "\"/>\n"
+                         "  </policy>\n",
+                         pw->pw_name);
+        }
+
+        f = fopen(path, "we");
+        if (!f)
+                fail("fopen(%s): %m", path);
+        /* As tests/integration/harness.c: like Debian's system.conf, with
+         * system-bus limits, and the real policy file included. */
+        fprintf(f,
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+                " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+                "<busconfig>\n"
+                "  <type>system</type>\n"
+                "  <auth>EXTERNAL</auth>\n"
+                "  <listen>unix:path=%s</listen>\n"
+                "  <policy context=\"default\">\n"
+                "    <allow user=\"*\"/>\n"
+                "    <deny own=\"*\"/>\n"
+                "    <deny send_type=\"method_call\"/>\n"
+                "    <allow send_type=\"signal\"/>\n"
+                "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
+                "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
+                "    <allow receive_type=\"method_call\"/>\n"
+                "    <allow receive_type=\"method_return\"/>\n"
+                "    <allow receive_type=\"error\"/>\n"
+                "    <allow receive_type=\"signal\"/>\n"
+                "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
+                "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
+                "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
+                "  </policy>\n"
+                "%s"
+                "  <limit name=\"max_incoming_unix_fds\">64</limit>\n"
+                "  <limit name=\"max_outgoing_unix_fds\">64</limit>\n"
+                "  <limit name=\"max_message_unix_fds\">16</limit>\n"
+                "  <limit name=\"max_connections_per_user\">256</limit>\n"
+                "  <limit name=\"max_replies_per_connection\">128</limit>\n"
+                "  <include>%s</include>\n"
+                "</busconfig>\n",
+                b->socket_path, own, policy);
+        if (fclose(f) != 0)
+                fail("writing %s: %m", path);
+}
+
+static void start_dbus_daemon(Bus *b, const char *config) {
+        pid_t parent = getpid();
+        int pipefd[2];
+        char buf[512];
+        size_t n = 0;
+
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                fail("pipe2: %m");
+        fflush(NULL);
+        b->bus_pid = fork();
+        if (b->bus_pid < 0)
+                fail("fork: %m");
+        if (b->bus_pid == 0) {
+                char cfg[600];
+
+                child_setup(parent);
+                if (dup2(pipefd[1], 3) < 0)
+                        _exit(126);
+                close_fds_except(3);
+                snprintf(cfg, sizeof(cfg), "--config-file=%s", config);
+                (void) setsid();
+                execlp("dbus-daemon", "dbus-daemon", cfg, "--nofork", "--print-address=3",
+                       "--nopidfile", "--nosyslog", (char *) NULL);
+                _exit(127);
+        }
+        close(pipefd[1]);
+        /* The address line comes once it listens. */
+        while (n < sizeof(buf) - 1) {
+                struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
+                ssize_t k;
+
+                if (poll(&p, 1, 10000) <= 0)
+                        fail("dbus-daemon did not print its address within 10 s");
+                k = read(pipefd[0], buf + n, sizeof(buf) - 1 - n);
+                if (k <= 0)
+                        fail("dbus-daemon exited before printing its address");
+                n += (size_t) k;
+                buf[n] = 0;
+                if (strchr(buf, '\n'))
+                        break;
+        }
+        close(pipefd[0]);
+}
+
+/* dbus-broker-launch exits unless /run/systemd/journal/socket answers: bind
+ * our own in a private mount namespace (the host's /run is not touched) and
+ * drain it in a child. */
+static void setup_journal_namespace(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/socket" };
+        pid_t parent = getpid();
+        int fd;
+
+        if (unshare(CLONE_NEWNS) < 0)
+                fail("unshare(CLONE_NEWNS): %m");
+        if (mount("none", "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+                fail("making / a recursive slave: %m");
+        (void) mkdir("/run/systemd", 0755);
+        if (mount("tmpfs", "/run/systemd", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
+                fail("tmpfs on /run/systemd: %m");
+        if (mkdir("/run/systemd/journal", 0755) < 0)
+                fail("mkdir /run/systemd/journal: %m");
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                fail("binding the fake journal socket: %m");
+        fflush(NULL);
+        journal_pid = fork();
+        if (journal_pid < 0)
+                fail("fork: %m");
+        if (journal_pid == 0) {
+                static char buf[256 * 1024];
+
+                child_setup(parent);
+                for (;;)
+                        if (recv(fd, buf, sizeof(buf), 0) < 0 && errno != EINTR)
+                                _exit(0);
+        }
+        close(fd);
+}
+
+static void start_dbus_broker(Bus *b, const char *config) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        pid_t parent = getpid();
+        char envaddr[200];
+        int fd;
+
+        /* Socket activation only: one listening socket on fd 3. */
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                fail("socket: %m");
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", b->socket_path);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || chmod(b->socket_path, 0666) < 0 ||
+            listen(fd, SOMAXCONN) < 0)
+                fail("listening on %s: %m", b->socket_path);
+        snprintf(envaddr, sizeof(envaddr), "DBUS_SYSTEM_BUS_ADDRESS=%s", b->address);
+
+        fflush(NULL);
+        b->bus_pid = fork();
+        if (b->bus_pid < 0)
+                fail("fork: %m");
+        if (b->bus_pid == 0) {
+                char cfg[600], pidstr[64];
+
+                child_setup(parent);
+                if (fd == 3) {
+                        if (fcntl(3, F_SETFD, 0) < 0)
+                                _exit(126);
+                } else if (dup2(fd, 3) < 0)
+                        _exit(126);
+                close_fds_except(3);
+                snprintf(pidstr, sizeof(pidstr), "LISTEN_PID=%d", (int) getpid());
+                putenv(pidstr);
+                putenv((char *) "LISTEN_FDS=1");
+                putenv((char *) "LISTEN_FDNAMES=dbus.socket");
+                unsetenv("NOTIFY_SOCKET");
+                /* the launcher connects back to the bus it serves */
+                putenv(envaddr);
+                /* it signals its whole process group on SIGTERM: not ours */
+                (void) setsid();
+                snprintf(cfg, sizeof(cfg), "--config-file=%s", config);
+                execlp("dbus-broker-launch", "dbus-broker-launch", "--scope", "system", cfg,
+                       (char *) NULL);
+                _exit(127);
+        }
+        close(fd);
+}
+
+static int bus_connect(const Bus *b, sd_bus **ret) {
+        sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_new(&bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_set_address(bus, b->address);
+        if (r >= 0)
+                r = sd_bus_set_bus_client(bus, 1);
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(bus, 1);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r < 0) {
+                sd_bus_unref(bus);
+                return r;
+        }
+        *ret = bus;
+        return 0;
+}
+
+static void wait_bus_ready(Bus *b) {
+        uint64_t deadline = now_ns() + UINT64_C(10000000000);
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        /* dbus-broker: our socket accepts before the broker serves it. */
+        for (;;) {
+                r = bus_connect(b, &b->bus);
+                if (r >= 0)
+                        break;
+                if (now_ns() > deadline)
+                        fail("cannot connect to %s at %s: %s", b->name, b->address, strerror(-r));
+                if (waitpid(b->bus_pid, NULL, WNOHANG) != 0)
+                        fail("%s exited during start-up", b->name);
+                msleep(10);
+        }
+        r = sd_bus_call_method(b->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus", "GetId", &error, NULL, "");
+        if (r < 0)
+                fail("%s does not answer GetId: %s", b->name, error.message ?: strerror(-r));
+        sd_bus_error_free(&error);
+}
+
+static void start_daemon(Bus *b, unsigned max_buffers) {
+        const char *path = env_required("BUFBROKERD");
+        char envaddr[200], maxbuf[64], maxtok[64];
+        pid_t parent = getpid();
+        uint64_t deadline;
+
+        snprintf(envaddr, sizeof(envaddr), "DBUS_SYSTEM_BUS_ADDRESS=%s", b->address);
+        /* Say the limits we need rather than lean on the defaults. */
+        snprintf(maxbuf, sizeof(maxbuf), "--max-buffers-per-uid=%u", max_buffers);
+        snprintf(maxtok, sizeof(maxtok), "--max-tokens-per-uid=%u", 1024u);
+        fflush(NULL);
+        b->daemon_pid = fork();
+        if (b->daemon_pid < 0)
+                fail("fork: %m");
+        if (b->daemon_pid == 0) {
+                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+                child_setup(parent);
+                if (devnull < 0 || dup2(devnull, 0) < 0)
+                        _exit(126);
+                close_fds_except(-1);
+                (void) setsid();
+                putenv(envaddr);
+                unsetenv("NOTIFY_SOCKET");
+                unsetenv("LISTEN_FDS");
+                unsetenv("LISTEN_PID");
+                execl(path, path, "--system", maxbuf, maxtok, (char *) NULL);
+                fprintf(stderr, "bench-broker: exec %s: %s\n", path, strerror(errno));
+                _exit(127);
+        }
+
+        deadline = now_ns() + UINT64_C(10000000000);
+        for (;;) {
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                int r;
+
+                r = sd_bus_call_method(b->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "GetNameOwner", &error, NULL, "s",
+                                       BB_BUS_NAME);
+                sd_bus_error_free(&error);
+                if (r >= 0)
+                        break;
+                if (waitpid(b->daemon_pid, NULL, WNOHANG) != 0) {
+                        b->daemon_pid = -1;
+                        fail("bufbrokerd exited during start-up on %s", b->name);
+                }
+                if (now_ns() > deadline)
+                        fail("bufbrokerd did not take %s on %s within 10 s", BB_BUS_NAME, b->name);
+                msleep(10);
+        }
+}
+
+/* The first child of pid (dbus-broker-launch's dbus-broker), or -1. */
+static pid_t first_child_of(pid_t pid) {
+        char path[64], buf[64] = "";
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int) pid, (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return -1;
+        if (!fgets(buf, sizeof(buf), f))
+                buf[0] = 0;
+        fclose(f);
+        return buf[0] ? (pid_t) atoi(buf) : -1;
+}
+
+static void rm_rf_dir(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                char p[600];
+
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+                (void) unlink(p);
+        }
+        closedir(d);
+        (void) rmdir(dir);
+}
+
+/* Orderly stop; returns bufbrokerd's exit status (0 is clean), or -1. */
+static int bus_stop(Bus *b) {
+        int status = 0;
+        pid_t broker;
+
+        b->shared = bb_buffer_unref(b->shared);
+        b->cold = bb_client_unref(b->cold);
+        b->owner = bb_client_unref(b->owner);
+        b->opener = bb_client_unref(b->opener);
+        b->lister = bb_client_unref(b->lister);
+        b->holder = sd_bus_flush_close_unref(b->holder);
+        b->bus = sd_bus_flush_close_unref(b->bus);
+
+        if (b->daemon_pid > 0) {
+                kill(b->daemon_pid, SIGTERM);
+                status = wait_child(b->daemon_pid, 10000);
+                b->daemon_pid = -1;
+        }
+        broker = b->bus_pid > 0 ? first_child_of(b->bus_pid) : -1;
+        if (b->bus_pid > 0) {
+                kill(b->bus_pid, SIGTERM);
+                (void) wait_child(b->bus_pid, 5000);
+                b->bus_pid = -1;
+        }
+        /* dbus-broker outlives its launcher for a moment and, as we are a
+         * subreaper, comes to us to be reaped. */
+        if (broker > 0)
+                (void) wait_child(broker, 5000);
+        if (b->dir[0])
+                rm_rf_dir(b->dir);
+        b->dir[0] = 0;
+        return status;
+}
+
+/* SIGKILL and reap (no zombie is left for an init that may not reap). */
+static void kill_reap(pid_t pid) {
+        if (pid <= 0)
+                return;
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+}
+
+/* Any exit, failures and signals included: nothing we started stays behind.
+ * (Async-signal-safe enough for on_fatal_signal: kill, waitpid, and the
+ * opendir/unlink of rm_rf_dir.) */
+static void cleanup_atexit(void) {
+        if (getpid() != main_pid)
+                return;
+        for (unsigned i = 0; i < n_buses; i++) {
+                Bus *b = &buses[i];
+
+                if (b->daemon_pid > 0)
+                        kill_reap(b->daemon_pid);
+                b->daemon_pid = -1;
+                if (b->bus_pid > 0) {
+                        /* dbus-broker-launch's broker comes to us, the subreaper */
+                        pid_t broker = first_child_of(b->bus_pid);
+
+                        kill_reap(b->bus_pid);
+                        kill_reap(broker);
+                }
+                b->bus_pid = -1;
+                if (b->dir[0])
+                        rm_rf_dir(b->dir);
+                b->dir[0] = 0;
+        }
+        kill_reap(journal_pid);
+        journal_pid = -1;
+}
+
+static void on_fatal_signal(int sig) {
+        /* meson's timeout sends SIGTERM: clean up, then die of it */
+        cleanup_atexit();
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+static void bus_start(Bus *b, BusKind kind, unsigned max_buffers) {
+        char config[128];
+        int r;
+
+        *b = (Bus) { .kind = kind, .bus_pid = -1, .daemon_pid = -1,
+                     .name = kind == BUS_DBUS_BROKER ? "dbus-broker" : "dbus-daemon" };
+        snprintf(b->dir, sizeof(b->dir), "/tmp/bb-bench-%d-XXXXXX", (int) getpid());
+        if (!mkdtemp(b->dir))
+                fail("mkdtemp: %m");
+        if (chmod(b->dir, 0755) < 0)
+                fail("chmod %s: %m", b->dir);
+        snprintf(b->socket_path, sizeof(b->socket_path), "%s/bus", b->dir);
+        snprintf(b->address, sizeof(b->address), "unix:path=%s", b->socket_path);
+        snprintf(config, sizeof(config), "%s/bus.conf", b->dir);
+        write_bus_config(b, config);
+
+        if (kind == BUS_DBUS_DAEMON)
+                start_dbus_daemon(b, config);
+        else
+                start_dbus_broker(b, config);
+        wait_bus_ready(b);
+        start_daemon(b, max_buffers);
+
+        r = bus_connect(b, &b->holder);
+        if (r >= 0)
+                r = bb_client_new_address(&b->cold, b->address);
+        if (r >= 0)
+                r = bb_client_new_address(&b->owner, b->address);
+        if (r >= 0)
+                r = bb_client_new_address(&b->opener, b->address);
+        if (r >= 0)
+                r = bb_client_new_address(&b->lister, b->address);
+        if (r < 0)
+                fail("connecting clients to %s: %s", b->name, strerror(-r));
+        r = bb_buffer_create(b->owner, "bench-shared", BUFFER_SIZE, 0, 0, &b->shared);
+        if (r < 0)
+                fail("%s: creating the shared buffer: %s (%s)", b->name, strerror(-r),
+                     bb_client_error_message(b->owner) ?: "-");
+}
+
+/* (e)'s buffers: held by one raw connection for the whole run (its fds are
+ * closed at once: the hold is the connection's, not the fd's). */
+static void bus_hold_buffers(Bus *b, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                char name[32];
+                int r;
+
+                snprintf(name, sizeof(name), "held-%u", i);
+                r = sd_bus_call_method(b->holder, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
+                                       "CreateMemfd", &error, &reply, "sta{sv}", name,
+                                       (uint64_t) BUFFER_SIZE, 0);
+                if (r < 0)
+                        fail("%s: holding buffer %u of %u: %s", b->name, i + 1, n,
+                             error.message ?: strerror(-r));
+                sd_bus_message_unref(reply);    /* closes the fd */
+                sd_bus_error_free(&error);
+        }
+        /* the shared buffer is listed too */
+        b->list_expected = n + 1;
+}
+
+/* --------------------------------------------------------- operations --- */
+
+static unsigned memfd_flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL;
+
+/* Like daemon/memfd.c: MFD_NOEXEC_SEAL where the kernel knows it (6.3+). */
+static void probe_memfd_flags(void) {
+        int fd = memfd_create("bench-probe", memfd_flags);
+
+        if (fd < 0 && errno == EINVAL)
+                memfd_flags &= ~MFD_NOEXEC_SEAL;
+        else if (fd < 0)
+                fail("memfd_create: %m");
+        safe_close(fd);
+}
+
+/* (a) */
+static int op_inproc(Bus *b) {
+        void *p;
+        int fd;
+
+        fd = memfd_create("bench", memfd_flags);
+        if (fd < 0)
+                return -errno;
+        if (ftruncate(fd, BUFFER_SIZE) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        p = mmap(NULL, BUFFER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        *(volatile uint8_t *) p = 1;
+        munmap(p, BUFFER_SIZE);
+        close(fd);
+        return 0;
+}
+
+/* (a-): the same without the mapping, to split syscall from MMU cost */
+static int op_inproc_nomap(Bus *b) {
+        int fd, r = 0;
+
+        fd = memfd_create("bench", memfd_flags);
+        if (fd < 0)
+                return -errno;
+        if (ftruncate(fd, BUFFER_SIZE) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+                r = -errno;
+        close(fd);
+        return r;
+}
+
+static const char *last_error_message;
+static char last_error_buf[512];
+
+static void note_bus_error(const sd_bus_error *e) {
+        snprintf(last_error_buf, sizeof(last_error_buf), "%s", e->message ?: (e->name ?: ""));
+        last_error_message = last_error_buf;
+}
+
+static void note_client_error(bb_client *c) {
+        const char *m = bb_client_error_message(c);
+
+        snprintf(last_error_buf, sizeof(last_error_buf), "%s", m ?: "");
+        last_error_message = last_error_buf;
+}
+
+/* (b) */
+static int op_ping(Bus *b) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(b->bus, BB_BUS_NAME, BB_MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping",
+                               &error, NULL, "");
+        if (r < 0)
+                note_bus_error(&error);
+        sd_bus_error_free(&error);
+        return r;
+}
+
+static int create_cycle(bb_client *c) {
+        bb_buffer *buf = NULL;
+        size_t size;
+        void *p;
+        int r;
+
+        r = bb_buffer_create(c, "bench", BUFFER_SIZE, 0, 0, &buf);
+        if (r < 0) {
+                note_client_error(c);
+                return r;
+        }
+        r = bb_buffer_map(buf, &p, &size);
+        if (r >= 0) {
+                *(volatile uint8_t *) p = 1;
+                r = bb_buffer_unmap(buf);
+        }
+        if (r >= 0) {
+                r = bb_buffer_release(buf);
+                if (r < 0)
+                        note_client_error(c);
+        }
+        bb_buffer_unref(buf);
+        return r;
+}
+
+/* (c) */
+static int op_create_cold(Bus *b) {
+        return create_cycle(b->cold);
+}
+
+/* (c') */
+static int op_create_warm(Bus *b) {
+        return create_cycle(b->owner);
+}
+
+/* (d) */
+static int op_share_open(Bus *b) {
+        bb_buffer *o = NULL;
+        char *token = NULL;
+        int r;
+
+        /* single-use: the token is gone after Open, none pile up */
+        r = bb_buffer_share(b->shared, BB_SHARE_SINGLE_USE, 0, 0, &token);
+        if (r < 0) {
+                note_client_error(b->owner);
+                return r;
+        }
+        r = bb_buffer_open(b->opener, token, &o);
+        if (r >= 0) {
+                r = bb_buffer_release(o);
+                bb_buffer_unref(o);
+        }
+        if (r < 0)
+                note_client_error(b->opener);
+        free(token);
+        return r;
+}
+
+/* (e) */
+static int op_list(Bus *b) {
+        bb_buffer **list = NULL;
+        size_t n = 0;
+        int r;
+
+        r = bb_client_list_buffers(b->lister, &list, &n);
+        if (r < 0) {
+                note_client_error(b->lister);
+                return r;
+        }
+        bb_buffer_list_free(list, n);
+        if (n < b->list_expected) {
+                snprintf(last_error_buf, sizeof(last_error_buf), "listed %zu buffers, want >= %u", n,
+                         b->list_expected);
+                last_error_message = last_error_buf;
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+/* (e'): the same call through raw sd-bus, every entry read, no handles */
+static int op_list_raw(Bus *b) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        unsigned n = 0;
+        int r;
+
+        r = sd_bus_call_method(b->bus, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "ListBuffers",
+                               &error, &reply, "");
+        if (r < 0) {
+                note_bus_error(&error);
+                sd_bus_error_free(&error);
+                return r;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', BB_LIST_ENTRY_SIGNATURE);
+        while (r >= 0) {
+                const char *path, *name, *kind;
+                uint64_t id, size, created;
+                uint32_t owner, holders;
+                int persistent, frozen;
+
+                r = sd_bus_message_read(reply, BB_LIST_ENTRY_SIGNATURE, &path, &id, &name, &kind, &size,
+                                        &owner, &persistent, &frozen, &holders, &created);
+                if (r <= 0)
+                        break;
+                n++;
+        }
+        sd_bus_message_unref(reply);
+        if (r < 0)
+                return r;
+        if (n < b->list_expected) {
+                snprintf(last_error_buf, sizeof(last_error_buf), "listed %u buffers, want >= %u", n,
+                         b->list_expected);
+                last_error_message = last_error_buf;
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+/* ------------------------------------------------------------ variants --- */
+
+typedef enum OpKind {
+        OP_INPROC,
+        OP_INPROC_NOMAP,
+        OP_PING,
+        OP_CREATE,
+        OP_CREATE_WARM,
+        OP_SHARE_OPEN,
+        OP_LIST,
+        OP_LIST_RAW,
+        _OP_MAX,
+} OpKind;
+
+static const struct {
+        const char *label;      /* table row */
+        const char *key;        /* summary line */
+        int (*fn)(Bus *b);
+        bool list_iterations;
+} ops[_OP_MAX] = {
+        [OP_INPROC]      = { "(a)  in-process memfd+seal+mmap+touch (baseline)", "inproc", op_inproc, false },
+        [OP_INPROC_NOMAP] = { "(a-) same without mmap/touch/munmap (informative)", "inproc-nomap", op_inproc_nomap, false },
+        [OP_PING]        = { "(b)  Peer.Ping to bufbrokerd", "ping", op_ping, false },
+        [OP_CREATE]      = { "(c)  bb_buffer_create 4K+map+touch+unmap+release", "create", op_create_cold, false },
+        [OP_CREATE_WARM] = { "(c') same, connection already holds a buffer", "create-warm", op_create_warm, false },
+        [OP_SHARE_OPEN]  = { "(d)  share + open (2nd connection) + release", "share+open", op_share_open, false },
+        [OP_LIST]        = { "(e)  ListBuffers (library), N buffers held", "list", op_list, true },
+        [OP_LIST_RAW]    = { "(e') same call, raw sd-bus: entries read, no handles", "list-raw", op_list_raw, true },
+};
+
+typedef struct Variant {
+        OpKind op;
+        Bus *bus;               /* NULL for the in-process baseline */
+        unsigned iterations;    /* per round */
+        uint64_t *samples;      /* this round's, ns */
+        unsigned n;
+        /* per round */
+        double median[64];
+        double p90[64];
+} Variant;
+
+#define N_INPROC_OPS 2          /* OP_INPROC and OP_INPROC_NOMAP: run once, shown for every bus */
+#define MAX_VARIANTS (N_INPROC_OPS + MAX_BUSES * (_OP_MAX - N_INPROC_OPS))
+
+static bool op_is_inproc(OpKind op) {
+        return op == OP_INPROC || op == OP_INPROC_NOMAP;
+}
+static Variant variants[MAX_VARIANTS];
+static unsigned n_variants;
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of sorted v[0..n). */
+static double percentile_u64(const uint64_t *v, unsigned n, double q) {
+        unsigned i = (unsigned) ceil(q * n);
+
+        return (double) v[i > 0 ? i - 1 : 0];
+}
+
+static double median_double(const double *v, unsigned n) {
+        double tmp[64];
+
+        memcpy(tmp, v, n * sizeof(double));
+        qsort(tmp, n, sizeof(double), cmp_double);
+        return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
+static double min_double(const double *v, unsigned n) {
+        double m = v[0];
+
+        for (unsigned i = 1; i < n; i++)
+                m = v[i] < m ? v[i] : m;
+        return m;
+}
+
+static double max_double(const double *v, unsigned n) {
+        double m = v[0];
+
+        for (unsigned i = 1; i < n; i++)
+                m = v[i] > m ? v[i] : m;
+        return m;
+}
+
+static void run_chunk(Variant *v, unsigned count, bool record) {
+        for (unsigned i = 0; i < count; i++) {
+                uint64_t t0, t1;
+                int r;
+
+                last_error_message = NULL;
+                t0 = now_ns();
+                r = ops[v->op].fn(v->bus);
+                t1 = now_ns();
+                if (r < 0)
+                        fail("%s %s: %s%s%s", v->bus ? v->bus->name : "in-process", ops[v->op].key,
+                             strerror(-r), last_error_message && *last_error_message ? ": " : "",
+                             last_error_message ?: "");
+                if (record)
+                        v->samples[v->n++] = t1 - t0;
+        }
+}
+
+/* One round: CHUNKS passes over all variants, each pass starting at another
+ * variant, so that no variant always follows the same one. The warm-up
+ * (record false) is one such pass: a tenth of a round, which also tells how
+ * long a round will take. A round that runs past deadline_ns (0: none) ends
+ * after the pass in progress, so that every variant keeps the same share of
+ * it. Returns the number of passes run. */
+static unsigned run_round(unsigned round, bool record, uint64_t deadline_ns) {
+        unsigned chunks = record ? CHUNKS : 1, c;
+
+        for (unsigned i = 0; i < n_variants; i++)
+                variants[i].n = 0;
+        for (c = 0; c < chunks; c++) {
+                if (c > 0 && deadline_ns > 0 && now_ns() > deadline_ns)
+                        break;
+                for (unsigned k = 0; k < n_variants; k++) {
+                        Variant *v = &variants[(c + k) % n_variants];
+                        /* spread the remainder over the first chunks */
+                        unsigned count = v->iterations / CHUNKS + (c < v->iterations % CHUNKS);
+
+                        run_chunk(v, count, record);
+                }
+        }
+        if (!record)
+                return c;
+        for (unsigned i = 0; i < n_variants; i++) {
+                Variant *v = &variants[i];
+
+                qsort(v->samples, v->n, sizeof(uint64_t), cmp_u64);
+                v->median[round] = percentile_u64(v->samples, v->n, 0.5);
+                v->p90[round] = percentile_u64(v->samples, v->n, 0.9);
+        }
+        return c;
+}
+
+static Variant *find_variant(OpKind op, const Bus *b) {
+        for (unsigned i = 0; i < n_variants; i++)
+                if (variants[i].op == op && (op_is_inproc(op) || variants[i].bus == b))
+                        return &variants[i];
+        return NULL;
+}
+
+/* Per round: median of v over median of base, both from that round. */
+static void round_ratios(const Variant *v, const Variant *base, unsigned rounds, double *ret) {
+        for (unsigned r = 0; r < rounds; r++)
+                ret[r] = v->median[r] / base->median[r];
+}
+
+static void format_ratio(char *buf, size_t size, const double *ratios, unsigned rounds) {
+        double med = median_double(ratios, rounds), lo = min_double(ratios, rounds),
+               hi = max_double(ratios, rounds);
+
+        if (med >= 100)
+                snprintf(buf, size, "%6.0fx [%.0f-%.0f]", med, lo, hi);
+        else if (med >= 10)
+                snprintf(buf, size, "%6.1fx [%.1f-%.1f]", med, lo, hi);
+        else
+                snprintf(buf, size, "%6.2fx [%.2f-%.2f]", med, lo, hi);
+}
+
+static double clock_overhead_ns(void) {
+        uint64_t v[1001];
+
+        for (unsigned i = 0; i < ELEMENTSOF(v); i++)
+                v[i] = now_ns();
+        for (unsigned i = 0; i + 1 < ELEMENTSOF(v); i++)
+                v[i] = v[i + 1] - v[i];
+        qsort(v, ELEMENTSOF(v) - 1, sizeof(uint64_t), cmp_u64);
+        return (double) v[(ELEMENTSOF(v) - 1) / 2];
+}
+
+/* ---------------------------------------------------------------- main --- */
+
+int main(int argc, char *argv[]) {
+        unsigned iterations, list_iterations, list_buffers, max_rounds, budget_sec, rounds = 0;
+        const char *skipped = NULL;
+        char summary[2048];
+        size_t sl = 0;
+        uint64_t t_start, t_measure;
+        bool failed = false, scaled = false, cut = false;
+
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        main_pid = getpid();
+        is_root = geteuid() == 0;
+        iterations = env_unsigned("BB_BENCH_ITERATIONS", 2000, CHUNKS, 10000000);
+        list_iterations = env_unsigned("BB_BENCH_LIST_ITERATIONS", 200, CHUNKS, 10000000);
+        list_buffers = env_unsigned("BB_BENCH_LIST_BUFFERS", 1000, 0, 100000);
+        max_rounds = env_unsigned("BB_BENCH_ROUNDS", 5, MIN_ROUNDS, 64);
+        budget_sec = env_unsigned("BB_BENCH_BUDGET_SEC", 45, 1, 100000);
+        (void) env_required("BUFBROKERD");
+        (void) env_required("DBUS_POLICY_CONF");
+
+        t_start = now_ns();
+        atexit(cleanup_atexit);
+        signal(SIGTERM, on_fatal_signal);
+        signal(SIGINT, on_fatal_signal);
+        signal(SIGPIPE, SIG_IGN);
+        /* dbus-broker outlives its launcher for a moment: we reap it */
+        (void) prctl(PR_SET_CHILD_SUBREAPER, 1);
+        probe_memfd_flags();
+
+        /* ---- start the buses ---- */
+        if (!is_root)
+                skipped = "not root: dbus-broker needs a private mount namespace with a fake journal "
+                          "socket (run as root to benchmark it too)";
+        else if (access("/usr/bin/dbus-broker-launch", X_OK) < 0 &&
+                 system("command -v dbus-broker-launch >/dev/null 2>&1") != 0)
+                skipped = "dbus-broker-launch is not installed (Debian package dbus-broker)";
+        if (skipped)
+                printf("NOTE: dbus-broker is NOT benchmarked: %s\n", skipped);
+
+        bus_start(&buses[n_buses++], BUS_DBUS_DAEMON, list_buffers + 64);
+        if (!skipped) {
+                setup_journal_namespace();
+                bus_start(&buses[n_buses++], BUS_DBUS_BROKER, list_buffers + 64);
+        }
+        for (unsigned i = 0; i < n_buses; i++)
+                bus_hold_buffers(&buses[i], list_buffers);
+
+        /* ---- the variants: the baseline once, the rest per bus ---- */
+        variants[n_variants++] = (Variant) { .op = OP_INPROC, .iterations = iterations };
+        variants[n_variants++] = (Variant) { .op = OP_INPROC_NOMAP, .iterations = iterations };
+        for (unsigned i = 0; i < n_buses; i++)
+                for (OpKind op = OP_PING; op < _OP_MAX; op++)
+                        variants[n_variants++] = (Variant) {
+                                .op = op, .bus = &buses[i],
+                                .iterations = ops[op].list_iterations ? list_iterations : iterations,
+                        };
+        for (unsigned i = 0; i < n_variants; i++) {
+                variants[i].samples = calloc(variants[i].iterations, sizeof(uint64_t));
+                if (!variants[i].samples)
+                        fail("out of memory");
+        }
+
+        printf("bench-broker: %u buses (%s%s), %u iterations per round (ListBuffers: %u, with %u buffers held), "
+               "%u-%u rounds interleaved in %u chunks, %ld CPUs, clock read ~%.0f ns; set up in %.1f s\n",
+               n_buses, buses[0].name, n_buses > 1 ? ", dbus-broker" : " only", iterations, list_iterations,
+               list_buffers, MIN_ROUNDS, max_rounds, CHUNKS, sysconf(_SC_NPROCESSORS_ONLN),
+               clock_overhead_ns(), (double) (now_ns() - t_start) / 1e9);
+
+        /* ---- measure ---- */
+        {
+                /* Warm-up (caches, lazily made daemon state), and the time
+                 * a round will take. A slow or busy machine gets fewer
+                 * iterations rather than a run past the budget: MIN_ROUNDS
+                 * rounds must fit. */
+                uint64_t t0 = now_ns(), budget_ns = (uint64_t) budget_sec * UINT64_C(1000000000);
+                double est_round, allowed_round;
+
+                run_round(0, false, 0);
+                est_round = (double) (now_ns() - t0) * CHUNKS;
+                allowed_round = ((double) budget_ns - (double) (now_ns() - t_start)) / MIN_ROUNDS;
+                if (est_round > allowed_round) {
+                        double scale = allowed_round > 0 ? allowed_round / est_round : 0;
+
+                        for (unsigned i = 0; i < n_variants; i++) {
+                                Variant *v = &variants[i];
+                                unsigned floor = ops[v->op].list_iterations ? MIN_LIST_ITERATIONS : MIN_ITERATIONS;
+                                unsigned want = (unsigned) (v->iterations * scale);
+
+                                v->iterations = want > floor ? want : (floor < v->iterations ? floor : v->iterations);
+                        }
+                        iterations = variants[0].iterations;
+                        scaled = true;
+                        printf("NOTE: a round would take ~%.0f s here (slow or busy machine): scaled down to %u "
+                               "iterations per round (ListBuffers: %u) to stay within %u s\n",
+                               est_round / 1e9, iterations, find_variant(OP_LIST, &buses[0])->iterations,
+                               budget_sec);
+                }
+        }
+        t_measure = now_ns();
+        while (rounds < max_rounds) {
+                uint64_t t0 = now_ns(), elapsed = t0 - t_start, per_round,
+                         budget_ns = (uint64_t) budget_sec * UINT64_C(1000000000),
+                         left = budget_ns > elapsed ? budget_ns - elapsed : 0, allot;
+                unsigned passes;
+
+                /* The load may change under us: every round gets its share
+                 * of what is left, the rounds still needed sharing alike. */
+                allot = rounds < MIN_ROUNDS ? left / (MIN_ROUNDS - rounds) : left;
+                passes = run_round(rounds, true, t0 + allot);
+                rounds++;
+                per_round = now_ns() - t0;
+                if (passes < CHUNKS)
+                        cut = true;
+                printf("  round %u: %.1f s, %u/%u passes;", rounds, (double) per_round / 1e9, passes, CHUNKS);
+                for (unsigned i = 0; i < n_buses; i++) {
+                        Variant *p = find_variant(OP_PING, &buses[i]);
+
+                        printf(" %s ping %.1f us%s", buses[i].name, p->median[rounds - 1] / 1000,
+                               i + 1 < n_buses ? "," : "");
+                }
+                printf(", in-process %.1f us\n", find_variant(OP_INPROC, NULL)->median[rounds - 1] / 1000);
+                elapsed = now_ns() - t_start;
+                if (rounds >= MIN_ROUNDS && elapsed + per_round > budget_ns)
+                        break;
+        }
+
+        /* ---- report ---- */
+        printf("\nPer operation: median and p90 in microseconds (median over rounds of each round's\n"
+               "value); ratios: median over %u rounds of (this op's median / the reference's median in\n"
+               "the same round), [min-max over rounds]. Lower is faster; ratios say what the broker\n"
+               "costs relative to doing it in-process, and relative to one bare bus round trip.\n",
+               rounds);
+        for (unsigned i = 0; i < n_buses; i++) {
+                Bus *b = &buses[i];
+                Variant *base = find_variant(OP_INPROC, NULL), *ping = find_variant(OP_PING, b);
+                double ratios[64];
+
+                printf("\n%-14s %-50s %9s %9s  %-22s %-22s\n", b->name, "operation", "median", "p90",
+                       "x in-process", "x Peer.Ping");
+                for (OpKind op = OP_INPROC; op < _OP_MAX; op++) {
+                        Variant *v = find_variant(op, b);
+                        char label[96], r_base[48], r_ping[48];
+
+                        round_ratios(v, base, rounds, ratios);
+                        format_ratio(r_base, sizeof(r_base), ratios, rounds);
+                        round_ratios(v, ping, rounds, ratios);
+                        format_ratio(r_ping, sizeof(r_ping), ratios, rounds);
+                        if (op == OP_LIST)
+                                snprintf(label, sizeof(label), "(e)  ListBuffers (library), %u buffers listed",
+                                         b->list_expected);
+                        else
+                                snprintf(label, sizeof(label), "%s", ops[op].label);
+                        printf("%-14s %-50s %9.1f %9.1f  %-22s %-22s\n", "", label,
+                               median_double(v->median, rounds) / 1000, median_double(v->p90, rounds) / 1000,
+                               r_base, r_ping);
+                }
+                if (b->list_expected > 0) {
+                        Variant *l = find_variant(OP_LIST, b);
+                        double per[64];
+
+                        for (unsigned r = 0; r < rounds; r++)
+                                per[r] = (l->median[r] - ping->median[r]) / b->list_expected;
+                        printf("%-14s (e) minus one round trip, per listed buffer: %.2f us\n", "",
+                               median_double(per, rounds) / 1000);
+                }
+
+                /* the summary line */
+                {
+                        static const OpKind in_summary[] = { OP_CREATE, OP_CREATE_WARM, OP_SHARE_OPEN, OP_LIST };
+
+                        round_ratios(ping, base, rounds, ratios);
+                        sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, "%s%s: ping %.1f us = %.1fx in-process",
+                                                i ? "; " : "", b->name, median_double(ping->median, rounds) / 1000,
+                                                median_double(ratios, rounds));
+                        for (size_t k = 0; k < ELEMENTSOF(in_summary); k++) {
+                                Variant *v = find_variant(in_summary[k], b);
+
+                                char key[32];
+
+                                if (in_summary[k] == OP_LIST)
+                                        snprintf(key, sizeof(key), "list%u", b->list_expected);
+                                else
+                                        snprintf(key, sizeof(key), "%s", ops[in_summary[k]].key);
+                                round_ratios(v, ping, rounds, ratios);
+                                sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, ", %s/ping = %.1fx",
+                                                        key, median_double(ratios, rounds));
+                        }
+                }
+        }
+
+        /* ---- stop; the daemon must exit cleanly ---- */
+        for (unsigned i = 0; i < n_buses; i++) {
+                int status = bus_stop(&buses[i]);
+
+                if (status != 0) {
+                        fprintf(stderr, "bench-broker: bufbrokerd on %s exited with status %d after SIGTERM\n",
+                                buses[i].name, status);
+                        failed = true;
+                }
+        }
+        if (journal_pid > 0) {
+                kill(journal_pid, SIGTERM);
+                (void) wait_child(journal_pid, 5000);
+                journal_pid = -1;
+        }
+        n_buses = 0;
+        for (unsigned i = 0; i < n_variants; i++)
+                free(variants[i].samples);
+
+        printf("\nsummary: %s%s; %u rounds x %u iterations%s (measured %.1f s, total %.1f s)%s%s\n",
+               failed ? "FAILED (see above); " : "", summary, rounds, iterations,
+               scaled || cut ? " (scaled down: busy machine)" : "",
+               (double) (now_ns() - t_measure) / 1e9, (double) (now_ns() - t_start) / 1e9,
+               skipped ? "; dbus-broker skipped: " : "", skipped ? skipped : "");
+        (void) argc;
+        (void) argv;
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
