@@ -1,0 +1,376 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# bufbrokerd as a real systemd service (vm suite, systemd mode; issue 4).
+# One boot: installs the build into the guest's overlay root with
+# `meson install`, creates the service user with systemd-sysusers, reloads
+# systemd and the bus, then checks, in this order (each step relies on the
+# state the previous ones left):
+#   install layout, systemd-analyze verify, exposure <= 2.0, bus activation
+#   by an unprivileged call (timed), systemctl status, the bus policy (name
+#   ownership, no fds), a restart that keeps buffers/holds/tokens, the
+#   watchdog restarting a SIGSTOPped daemon, idle exit and re-activation.
+# Measured numbers go into the "ok" lines; artifacts (meson install's output,
+# the full `systemd-analyze security` table) into $BB_VM_OUT. Afterwards the
+# installation stays (the overlay root dies with the VM), the test drop-ins
+# go and the service is stopped, so later guest tests start from a clean
+# state. Helper: systemd-probe (built from systemd-probe.c).
+. "$(dirname "$0")/guest-lib.sh"
+[ "${BB_VM_MODE:-}" = systemd ] || skip_all "needs systemd as PID 1"
+
+BUILD=${BB_BUILD_DIR:?}
+OUT=${BB_VM_OUT:?}
+PROBE=$BUILD/tests/vm/systemd-probe
+UNIT=bufbrokerd.service
+BUS_NAME=org.bufbroker.Broker1
+OBJ=/org/bufbroker/Broker1
+DROPIN=/run/systemd/system/$UNIT.d
+MAX_EXPOSURE=2.0
+W=$(mktemp -d /tmp/bb-systemd.XXXXXX)
+chmod 0777 "$W"         # the unprivileged clients write their ids here
+
+# Later guest tests of this boot get the installation, but not the test
+# drop-ins nor a running service.
+bg_pids=()
+cleanup() {
+        local p
+        for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null; done
+        rm -rf "$W" "$DROPIN"
+        systemctl stop "$UNIT" 2>/dev/null
+        systemctl daemon-reload
+}
+trap cleanup EXIT
+
+# A failed step that later steps cannot do without: report and stop.
+bail() {
+        not_ok "$*"
+        echo "# bailing out: the remaining steps need this one"
+        journalctl -b -u "$UNIT" --no-pager -n 40 2>&1 | sed 's/^/# journal: /'
+        exit 1
+}
+
+comment() { sed 's/^/# /'; }
+T0=$(date +%s)
+section() { echo "# --- $* (t+$(($(date +%s) - T0)) s)"; }
+now_ms() { date +%s%3N; }
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
+as_uid() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --clear-groups -- "$@"; }
+main_pid() { systemctl show -P MainPID "$UNIT"; }
+# The buffer ids the broker lists to root (it sees all), as "1 2 3".
+list_ids() { "$CTL" list | awk 'NR > 1 { print $1 }' | sort -n | tr '\n' ' ' | sed 's/ $//'; }
+# The listing without the CREATED column's time of day split: whole rows.
+list_rows() { "$CTL" list | tail -n +2; }
+
+# wait_until TIMEOUT_S CMD...: poll every 0.2 s; 0 when CMD succeeded in time
+wait_until() {
+        local deadline=$(($(date +%s) + $1))
+        shift
+        until "$@" >/dev/null 2>&1; do
+                [ "$(date +%s)" -lt $deadline ] || return 1
+                sleep 0.2
+        done
+}
+is_state() { [ "$(systemctl is-active "$UNIT")" = "$1" ]; }
+
+# busctl CreateMemfd as uid 65534; prints the buffer id, or fails
+create_by_busctl() {
+        local name=$1 persistent=$2 out
+        out=$(as_nobody busctl --timeout=90 call "$BUS_NAME" "$OBJ" "$BUS_NAME" CreateMemfd 'sta{sv}' \
+                "$name" 4096 1 persistent b "$persistent" 2>&1) || { echo "$out" | comment >&2; return 1; }
+        # oht "/org/bufbroker/Broker1/buffer/7" 4 4096
+        [[ $out =~ ^oht\ \"$OBJ/buffer/([0-9]+)\"\ [0-9]+\ 4096$ ]] || { echo "# reply: $out" >&2; return 1; }
+        echo "${BASH_REMATCH[1]}"
+}
+
+# ------------------------------------------------------------- install ---
+section install
+if ! meson install -C "$BUILD" --no-rebuild >"$OUT/systemd-install.log" 2>&1; then
+        tail -20 "$OUT/systemd-install.log" | comment
+        bail "meson install into the guest root"
+fi
+mapfile -t installed < <(grep -v '^#' "$BUILD/meson-logs/install-log.txt")
+find_installed() {
+        local f
+        for f in "${installed[@]}"; do
+                [[ $f =~ $1 ]] && { echo "$f"; return 0; }
+        done
+        return 1
+}
+SYSTEM_UNIT=$(find_installed '/systemd/system/bufbrokerd\.service$')
+USER_UNIT=$(find_installed '/systemd/user/bufbrokerd\.service$')
+SYSUSERS=$(find_installed '/sysusers\.d/bufbroker\.conf$')
+POLICY=$(find_installed '/dbus-1/system\.d/org\.bufbroker\.Broker1\.conf$')
+SYSTEM_ACT=$(find_installed '/dbus-1/system-services/org\.bufbroker\.Broker1\.service$')
+SESSION_ACT=$(find_installed '/dbus-1/services/org\.bufbroker\.Broker1\.service$')
+DAEMON=$(find_installed '/bufbrokerd$')
+CTL=$(find_installed '/bin/bufbrokerctl$')
+LIB=$(find_installed '/libbufbroker\.so\.[0-9]+$')
+for v in SYSTEM_UNIT USER_UNIT SYSUSERS POLICY SYSTEM_ACT SESSION_ACT DAEMON CTL LIB; do
+        printf '# installed %-12s %s\n' "$v" "${!v:-MISSING}"
+done
+for v in SYSTEM_UNIT USER_UNIT SYSUSERS POLICY SYSTEM_ACT SESSION_ACT DAEMON CTL LIB; do
+        [ -n "${!v}" ] || bail "meson install installs units, activation files, policy, sysusers file, daemon and CLI"
+done
+ok "meson install put units, activation files, policy, sysusers file, daemon and CLI in place (${#installed[@]} files)"
+check "the installed policy is the project's policy file" cmp "$POLICY" "$BB_SOURCE_DIR/systemd/org.bufbroker.Broker1.conf"
+check "the system activation file hands activation to $UNIT" grep -qx "SystemdService=$UNIT" "$SYSTEM_ACT"
+check "the installed unit runs the installed daemon ($DAEMON)" grep -qx "ExecStart=$DAEMON --system .*" "$SYSTEM_UNIT"
+check "the session activation file runs the installed daemon" grep -qx "Exec=$DAEMON --user .*" "$SESSION_ACT"
+# The installed CLI with the installed library: through LD_LIBRARY_PATH,
+# because ldconfig rescans every library over 9p (15-20 s under TCG).
+export LD_LIBRARY_PATH=${LIB%/*}
+check "the installed bufbrokerctl runs with the installed libbufbroker" \
+        sh -c "ldd '$CTL' | grep -q ' => ${LIB%.so.*}.so' && '$CTL' --version"
+
+section sysusers and reloads
+systemd-sysusers "$SYSUSERS" 2>&1 | comment
+check "systemd-sysusers created the service user 'bufbroker'" getent passwd bufbroker
+check "user bufbroker is in group video ($(id -nG bufbroker 2>/dev/null))" \
+        sh -c 'id -nG bufbroker | tr " " "\n" | grep -qx video'
+
+systemctl daemon-reload || bail "systemctl daemon-reload"
+busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig ||
+        bail "the bus reloads its configuration"
+echo "# system bus: $(systemctl show -P Id dbus.service) $(systemctl show -P ExecStart dbus.service | grep -o 'path=[^ ;]*' | head -1)"
+fragment=$(systemctl show -P FragmentPath "$UNIT")
+check "systemd loads the installed unit (FragmentPath $fragment)" \
+        test "$(readlink -f "$fragment")" = "$(readlink -f "$SYSTEM_UNIT")"
+check "the bus lists $BUS_NAME as activatable" \
+        sh -c "busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ListActivatableNames | grep -q '\"$BUS_NAME\"'"
+
+# ------------------------------------------------------ analyze verify ---
+section systemd-analyze
+# The Documentation= man pages are looked up too when the build installed
+# them (once: the user unit names a subset of the system unit's pages, and
+# each lookup costs seconds under TCG).
+man_opt=--man=yes man_note="man pages found"
+find_installed '/man8/bufbrokerd\.8$' >/dev/null || { man_opt=--man=no man_note="man pages not built"; }
+for u in "$SYSTEM_UNIT" "$USER_UNIT"; do
+        mode=() env=()
+        if [ "$u" = "$USER_UNIT" ]; then
+                mkdir -p "$W/runtime" && chmod 0700 "$W/runtime"
+                mode=(--user) env=(env XDG_RUNTIME_DIR="$W/runtime")
+                [ $man_opt = --man=no ] || man_opt=--man=no man_note="man pages checked above"
+        fi
+        err=$("${env[@]}" systemd-analyze "${mode[@]}" verify "$man_opt" "$u" 2>&1 >/dev/null)
+        rc=$?
+        [ -z "$err" ] || echo "$err" | comment
+        if [ $rc = 0 ] && [ -z "$err" ]; then
+                ok "systemd-analyze ${mode[*]:+${mode[*]} }verify $u: clean ($man_note)"
+        else
+                not_ok "systemd-analyze ${mode[*]:+${mode[*]} }verify $u (exit $rc, stderr above)"
+        fi
+done
+
+# -------------------------------------------------------------- exposure ---
+sec=$(systemd-analyze security --offline=true "$SYSTEM_UNIT" 2>&1)
+echo "$sec" >"$OUT/systemd-security.txt"
+score=$(echo "$sec" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+if [ -n "$score" ] && awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }'; then
+        ok "systemd-analyze security --offline=true: exposure $score (limit $MAX_EXPOSURE)"
+else
+        echo "$sec" | grep '✗' | comment
+        not_ok "systemd-analyze security --offline=true: exposure '${score:-unparsed}' above $MAX_EXPOSURE"
+fi
+
+# ----------------------------------------------------------- activation ---
+section activation
+systemctl stop "$UNIT" 2>/dev/null
+check "bufbrokerd is not running before the first call" is_state inactive
+t0=$(now_ms)
+A=$(create_by_busctl activation true)
+t1=$(now_ms)
+if [ -n "$A" ]; then
+        create_by_busctl baseline false >/dev/null
+        t2=$(now_ms)
+        ok "uid 65534's busctl CreateMemfd(persistent) activated bufbrokerd and got buffer $A:" \
+           "activation to first reply $((t1 - t0)) ms (the same call to the running daemon: $((t2 - t1)) ms)"
+else
+        bail "uid 65534's busctl CreateMemfd activates bufbrokerd and gets a buffer"
+fi
+wait_until 10 sh -c "systemctl show -P StatusText $UNIT | grep -q buffers"
+status=$(systemctl status --no-pager "$UNIT" 2>&1)
+echo "$status" | head -8 | comment
+check "systemctl status: active (running)" grep -q 'Active: active (running)' <<<"$status"
+check "systemctl status: the daemon's STATUS line ($(systemctl show -P StatusText "$UNIT"))" \
+        grep -Eq 'Status: "[0-9]+ buffers .*clients' <<<"$status"
+pid=$(main_pid)
+check "the daemon runs as user bufbroker ($(ps -o user= -p "$pid" 2>/dev/null))" \
+        test "$(ps -o user= -p "$pid" 2>/dev/null)" = bufbroker
+video_gid=$(getent group video | cut -d: -f3)
+check "the daemon has the supplementary group video ($video_gid)" \
+        sh -c "grep '^Groups:' /proc/$pid/status | tr -s ' \t' '\n' | grep -qx '$video_gid'"
+
+# --------------------------------------------------------------- policy ---
+section bus policy
+out=$(as_nobody "$PROBE" request-name "$BUS_NAME" 2>&1)
+echo "# uid 65534 RequestName: $out"
+check "uid 65534 cannot own $BUS_NAME (AccessDenied)" \
+        grep -q '^error org\.freedesktop\.DBus\.Error\.AccessDenied' <<<"$out"
+out=$(setpriv --reuid=bufbroker --regid=bufbroker --clear-groups -- "$PROBE" request-name "$BUS_NAME" 2>&1)
+echo "# user bufbroker RequestName: $out"
+check "the service user may own it (control: EXISTS, not AccessDenied)" test "$out" = "reply 3"
+check "$BUS_NAME still has its owner" busctl status "$BUS_NAME" --no-pager
+out=$(as_nobody "$PROBE" call --fd "$BUS_NAME" "$OBJ" "$BUS_NAME" ListBuffers 2>&1)
+echo "# uid 65534 ListBuffers with an fd: $out"
+check "uid 65534 cannot send the daemon an fd (AccessDenied)" \
+        grep -q '^error org\.freedesktop\.DBus\.Error\.AccessDenied' <<<"$out"
+out=$("$PROBE" call --fd "$BUS_NAME" "$OBJ" "$BUS_NAME" ListBuffers 2>&1)
+echo "# root ListBuffers with an fd: $out"
+check "root cannot send the daemon an fd either (AccessDenied)" \
+        grep -q '^error org\.freedesktop\.DBus\.Error\.AccessDenied' <<<"$out"
+out=$(as_nobody "$PROBE" call "$BUS_NAME" "$OBJ" "$BUS_NAME" ListBuffers 2>&1)
+echo "# uid 65534 ListBuffers without an fd: $out"
+check "the same call without the fd is answered (control)" grep -q '^reply a' <<<"$out"
+
+# -------------------------------------------- restart, keeping buffers ---
+section restart
+# A persistent buffer with known contents and a token, owned by uid 65534.
+P=$(as_nobody "$CTL" create --size 8192 --name kept-across-restart --persistent) || bail "create a persistent buffer"
+for i in $(seq 1 100); do printf 'bufbroker line %03d survives restarts\n' "$i"; done >"$W/content"
+as_nobody "$CTL" write "$P" <"$W/content" || bail "write the persistent buffer"
+want=$({ cat "$W/content"; head -c $((8192 - $(stat -c %s "$W/content"))) /dev/zero; } | sha256sum | cut -d' ' -f1)
+T=$(as_nobody "$CTL" share "$P") || bail "share the persistent buffer"
+check "buffer $P holds the known contents before the restart" \
+        test "$(as_nobody "$CTL" cat "$P" | sha256sum | cut -d' ' -f1)" = "$want"
+
+# Two running clients holding (non-persistent) buffers: a library program,
+# and bufbrokerctl exec running a command.
+# (setpriv, not the as_nobody function: $! must be the client itself, not a
+# subshell running it)
+setpriv --reuid=65534 --regid=65534 --clear-groups -- "$PROBE" hold 2 >"$W/hold.out" 2>&1 &
+hold_pid=$!
+bg_pids+=("$hold_pid")
+# shellcheck disable=SC2016 # $BUFBROKER_ID and $$ are the command's
+setpriv --reuid=65534 --regid=65534 --clear-groups -- "$CTL" exec --size 4096 --name exec-held -- \
+        sh -c 'echo "$BUFBROKER_ID $$" >'"$W"'/exec.id.tmp && mv '"$W"'/exec.id.tmp '"$W"'/exec.id && exec sleep 600' &
+exec_pid=$!
+bg_pids+=("$exec_pid")
+wait_until 60 grep -q '^ready$' "$W/hold.out" || { comment <"$W/hold.out"; bail "the library client holds 2 buffers"; }
+wait_until 60 test -s "$W/exec.id" || bail "bufbrokerctl exec holds a buffer"
+H=$(awk '$1 == "held" { print $2 }' "$W/hold.out" | tr '\n' ' ' | sed 's/ $//')
+read -r E exec_cmd_pid <"$W/exec.id"
+bg_pids+=("$exec_cmd_pid")
+echo "# persistent $P (token ${T:0:8}...), activation buffer $A, library client holds $H, exec client holds $E"
+
+ids_before=$(list_ids)
+rows_before=$(list_rows)
+n_before=$(wc -w <<<"$ids_before")
+echo "# buffers before the restart ($n_before):"
+"$CTL" list | comment
+pid_before=$(main_pid)
+t0=$(now_ms)
+systemctl restart "$UNIT" || bail "systemctl restart $UNIT"
+t1=$(now_ms)
+pid_after=$(main_pid)
+ids_after=$(list_ids)
+rows_after=$(list_rows)
+n_after=$(wc -w <<<"$ids_after")
+echo "# buffers after the restart ($n_after):"
+"$CTL" list | comment
+journalctl -b -u "$UNIT" -o cat --no-pager | grep 'restored' | tail -1 | comment
+check "systemctl restart started a new daemon (pid $pid_before -> $pid_after, $((t1 - t0)) ms)" \
+        test "$pid_after" != "$pid_before" -a "$pid_after" != 0
+if [ -n "$ids_before" ] && [ "$ids_before" = "$ids_after" ]; then
+        ok "restart kept every buffer: $n_before before ($ids_before), $n_after after ($ids_after)"
+else
+        not_ok "restart kept every buffer: $n_before before ($ids_before), $n_after after ($ids_after)"
+fi
+check "the listing (owner, size, holders, persistence, name) is unchanged" test "$rows_before" = "$rows_after"
+check "the persistent buffer's contents are intact (sha256 ${want:0:12}...)" \
+        test "$(as_nobody "$CTL" cat "$P" | sha256sum | cut -d' ' -f1)" = "$want"
+check "the token made before the restart still opens it (as uid 65533)" \
+        test "$(as_uid 65533 "$CTL" cat "$T" | sha256sum | cut -d' ' -f1)" = "$want"
+check "an unknown token does not (control)" \
+        sh -c "! setpriv --reuid=65533 --regid=65533 --clear-groups -- $CTL cat 0123456789abcdef0123456789abcdef >/dev/null 2>&1"
+
+kill -USR1 "$hold_pid"
+wait "$hold_pid"
+rc=$?
+grep -v '^held\|^ready' "$W/hold.out" | comment
+check "the library client's Release of its buffers ($H) works after the restart" \
+        test $rc = 0 -a "$(grep -c '^released ' "$W/hold.out")" = 2
+gone() { local id ids; ids=" $(list_ids) "; for id in "$@"; do [[ $ids == *" $id "* ]] && return 1; done; return 0; }
+# shellcheck disable=SC2086
+check "its released buffers are gone" gone $H
+if gone "$E"; then
+        not_ok "the exec client's hold survived the restart: buffer $E is not listed while the client runs"
+else
+        kill "$exec_cmd_pid"
+        wait "$exec_pid"
+        check "the exec client's hold was re-tracked: its buffer $E goes when the client exits" wait_until 20 gone "$E"
+fi
+
+# -------------------------------------------------------------- watchdog ---
+section watchdog
+# The watchdog and the idle time of the unit (30 s, 60 s) are too long for a
+# test: drop-ins shorten them. (systemd follows the watchdog's SIGABRT with a
+# SIGCONT, so a SIGSTOPped daemon dies at once.)
+mkdir -p "$DROPIN"
+printf '[Service]\nWatchdogSec=3s\n' >"$DROPIN/50-vm-test-watchdog.conf"
+printf '[Service]\nExecStart=\nExecStart=%s --system --exit-idle-time=2s\n' "$DAEMON" >"$DROPIN/50-vm-test-idle.conf"
+systemctl daemon-reload
+ids_before=$(list_ids)
+systemctl restart "$UNIT" || bail "restart with the test drop-ins"
+check "the drop-ins apply (WatchdogUSec=$(systemctl show -P WatchdogUSec "$UNIT"))" \
+        sh -c "systemctl show -P WatchdogUSec $UNIT | grep -qx 3s && systemctl show -P ExecStart $UNIT | grep -q 'exit-idle-time=2s'"
+check "a second restart kept the buffers ($(list_ids))" test "$(list_ids)" = "$ids_before" -a -n "$ids_before"
+pid_before=$(main_pid)
+restarts_before=$(systemctl show -P NRestarts "$UNIT")
+since=$(date +%s)
+kill -STOP "$pid_before"
+t0=$(now_ms)
+restarted() { p=$(main_pid); [ "$p" != 0 ] && [ "$p" != "$pid_before" ] && is_state active; }
+if wait_until 60 restarted; then
+        t1=$(now_ms)
+        ok "the watchdog caught the SIGSTOPped daemon: systemd restarted it in $((t1 - t0)) ms (pid $pid_before -> $(main_pid))"
+else
+        systemctl status --no-pager "$UNIT" 2>&1 | comment
+        kill -CONT "$pid_before" 2>/dev/null
+        not_ok "systemd restarts the SIGSTOPped daemon within 60 s"
+fi
+check "NRestarts went up by one ($restarts_before -> $(systemctl show -P NRestarts "$UNIT"))" \
+        test "$(systemctl show -P NRestarts "$UNIT")" = $((restarts_before + 1))
+check "the journal names the watchdog as the cause" \
+        sh -c "journalctl -u $UNIT --since @$since -o cat --no-pager | grep -q 'Watchdog timeout'"
+ids_after=$(list_ids)
+check "the buffers survived the watchdog restart: before ($ids_before), after ($ids_after)" \
+        test -n "$ids_before" -a "$ids_before" = "$ids_after"
+check "the persistent buffer's contents too" \
+        test "$(as_nobody "$CTL" cat "$P" | sha256sum | cut -d' ' -f1)" = "$want"
+
+# ------------------------------------------------ idle exit, re-activation ---
+section idle exit
+check "releasing the persistent buffers $P and $A (their owner, uid 65534)" \
+        sh -c "setpriv --reuid=65534 --regid=65534 --clear-groups -- $CTL release $P &&
+               setpriv --reuid=65534 --regid=65534 --clear-groups -- $CTL release $A"
+t0=$(now_ms)
+idle=no
+if wait_until 60 is_state inactive; then
+        t1=$(now_ms)
+        result=$(systemctl show -P Result "$UNIT")
+        if [ "$result" = success ]; then
+                idle=yes
+                ok "bufbrokerd exited when idle (--exit-idle-time=2s): inactive $((t1 - t0)) ms after the last release, Result=$result"
+        else
+                not_ok "bufbrokerd exits cleanly when idle (Result=$result)"
+        fi
+else
+        "$CTL" status 2>&1 | comment
+        not_ok "bufbrokerd exits when idle (still $(systemctl is-active "$UNIT") after 60 s)"
+fi
+if [ $idle = yes ]; then
+        t0=$(now_ms)
+        R=$(create_by_busctl reactivated true)
+        t1=$(now_ms)
+        if [ -n "$R" ] && is_state active; then
+                ok "the next call activated it again: buffer $R, $((t1 - t0)) ms to the reply (pid $(main_pid))"
+                as_nobody "$CTL" release "$R"
+        else
+                not_ok "the next call activates bufbrokerd again (buffer '${R:-none}', $(systemctl is-active "$UNIT"))"
+        fi
+else
+        not_ok "re-activation after idle exit: not tested, the daemon never went idle"
+fi
+
+finish
