@@ -527,7 +527,7 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
         _cleanup_(v4l2_queue_unrefp) V4L2Queue *q = NULL;
         _cleanup_free_ Buffer **bufs = NULL;
         const V4L2Format *fmt;
-        uint64_t total = 0;
+        uint64_t total = 0, per_buffer = 0, page = page_size();
         unsigned n, i;
         int r;
 
@@ -546,6 +546,21 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
         if (r < 0)
                 return r;
         fmt = v4l2_queue_format(q);
+
+        /* The format tells the sizes: refuse before the driver allocates
+         * device memory that could not be handed out anyway. */
+        for (unsigned p = 0; p < fmt->n_planes; p++)
+                per_buffer += ((uint64_t) fmt->sizeimage[p] + page - 1) / page * page;
+        if (per_buffer > b->limits.max_buffer_size)
+                return fail(err, -EDQUOT, "A %ux%u buffer of '%s' takes %" PRIu64 " bytes, over the limit of %" PRIu64,
+                            fmt->width, fmt->height, device, per_buffer, b->limits.max_buffer_size);
+        r = check_buffer_quota(b, caller->uid, req->count, per_buffer * req->count, err);
+        if (r < 0)
+                return r;
+
+        r = v4l2_queue_allocate(q, req->count, err);
+        if (r < 0)
+                return r;
         n = v4l2_queue_count(q);
 
         bufs = calloc(n, sizeof(Buffer *));
@@ -592,8 +607,14 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
                 for (unsigned p = 0; p < fmt->n_planes; p++)
                         buf->size += buf->planes[p].length;
                 total += buf->size;
+                if (buf->size > b->limits.max_buffer_size) {
+                        r = fail(err, -EDQUOT, "Buffer %u of '%s' has %" PRIu64 " bytes, over the limit of %" PRIu64,
+                                 i, device, buf->size, b->limits.max_buffer_size);
+                        goto fail;
+                }
         }
 
+        /* Again with what the driver really gave (count and lengths). */
         r = check_buffer_quota(b, caller->uid, n, total, err);
         if (r < 0)
                 goto fail;

@@ -20,6 +20,7 @@ int v4l2_queue_fd(const V4L2Queue *q) { return -1; }
 bool v4l2_queue_is_last_ref(const V4L2Queue *q) { return true; }
 uint64_t v4l2_queue_get_tag(const V4L2Queue *q) { return 0; }
 void v4l2_queue_set_tag(V4L2Queue *q, uint64_t tag) {}
+int v4l2_queue_allocate(V4L2Queue *q, unsigned count, struct BrokerError *err) { return -ENODEV; }
 V4L2Queue *v4l2_queue_ref(V4L2Queue *q) { return q; }
 V4L2Queue *v4l2_queue_unref(V4L2Queue *q) { return NULL; }
 const V4L2Format *v4l2_queue_format(const V4L2Queue *q) { return NULL; }

@@ -227,7 +227,6 @@ static int set_format(V4L2Queue *q, const V4L2Request *req, struct BrokerError *
 
 int v4l2_queue_new(const char *path, const V4L2Request *req, struct BrokerError *err, V4L2Queue **ret) {
         _cleanup_(v4l2_queue_unrefp) V4L2Queue *q = NULL;
-        struct v4l2_requestbuffers rb = {};
         struct v4l2_capability cap = {};
         uint32_t caps;
         int r;
@@ -279,24 +278,32 @@ int v4l2_queue_new(const char *path, const V4L2Request *req, struct BrokerError 
         if (r < 0)
                 return r;
 
-        rb = (struct v4l2_requestbuffers) {
-                .count = req->count,
+        *ret = TAKE_PTR(q);
+        return 0;
+}
+
+int v4l2_queue_allocate(V4L2Queue *q, unsigned count, struct BrokerError *err) {
+        struct v4l2_requestbuffers rb = {
+                .count = count,
                 .type = q->format.type,
                 .memory = V4L2_MEMORY_MMAP,
         };
+        int r;
+
+        if (q->count > 0)
+                return -EALREADY;
+
         r = xioctl(q, VIDIOC_REQBUFS, &rb);
         if (r == -EBUSY)
-                return fail(err, r, "'%s' is busy: another process streams from it or holds its buffers", path);
+                return fail(err, r, "'%s' is busy: another process streams from it or holds its buffers", q->path);
         if (r == -EINVAL)
-                return fail(err, -ENODEV, "'%s' cannot allocate MMAP buffers", path);
+                return fail(err, -ENODEV, "'%s' cannot allocate MMAP buffers", q->path);
         if (r < 0)
-                return fail(err, r, "VIDIOC_REQBUFS on '%s' failed: %s", path, strerror(-r));
+                return fail(err, r, "VIDIOC_REQBUFS on '%s' failed: %s", q->path, strerror(-r));
         if (rb.count == 0)
-                return fail(err, -ENOMEM, "'%s' allocated no buffers", path);
+                return fail(err, -ENOMEM, "'%s' allocated no buffers", q->path);
         q->count = rb.count;
         q->capabilities = rb.capabilities;
-
-        *ret = TAKE_PTR(q);
         return 0;
 }
 

@@ -36,17 +36,23 @@ typedef struct V4L2Plane {
         int fd;                         /* dma-buf, O_CLOEXEC */
         uint64_t length;
         uint32_t bytesperline;
-        uint32_t offset;                /* where the data starts in the dma-buf */
+        uint32_t offset;                /* data offset in the dma-buf at allocation
+                                         * (QUERYBUF); a driver may put each frame's
+                                         * data elsewhere (DQBUF's data_offset) */
 } V4L2Plane;
 
 typedef struct V4L2Queue V4L2Queue;
 
 /* Check that @path is a V4L2 streaming device (character device of the
  * video4linux major, capture or output, streaming I/O), open it through
- * libv4l2, set the format and allocate @req->count MMAP buffers. Errors:
+ * libv4l2 and set the format; v4l2_queue_format() then tells the sizes, so
+ * the caller can refuse before any device memory is allocated. Errors:
  * -EINVAL bad request, -ENODEV not a usable device (the message says why),
  * -EBUSY the device's queue is in use, others from the driver. */
 int v4l2_queue_new(const char *path, const V4L2Request *req, struct BrokerError *err, V4L2Queue **ret);
+/* VIDIOC_REQBUFS @count MMAP buffers; the driver may give more or fewer
+ * (v4l2_queue_count()). */
+int v4l2_queue_allocate(V4L2Queue *q, unsigned count, struct BrokerError *err);
 
 V4L2Queue *v4l2_queue_ref(V4L2Queue *q);
 V4L2Queue *v4l2_queue_unref(V4L2Queue *q);

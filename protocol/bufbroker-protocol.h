@@ -70,7 +70,9 @@ struct bb_error_errno {
 #define BB_INFO_READ_ONLY       "read-only"     /* b */
 #define BB_INFO_OWNER_UID       "owner-uid"     /* u */
 #define BB_INFO_FROZEN          "frozen"        /* b */
-#define BB_INFO_PLANES          "planes"        /* a(tuu): length, bytesperline, offset per fd */
+#define BB_INFO_PLANES          "planes"        /* a(tuu): length, bytesperline, offset per fd;
+                                                 * offset: where the data starts at allocation
+                                                 * (V4L2 drivers may move it per frame) */
 #define BB_INFO_INDEX           "index"         /* u: V4L2 buffer index */
 /* V4L2 buffers' info also carries the BB_FMT_* keys below. */
 
