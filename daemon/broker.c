@@ -669,6 +669,26 @@ int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BUFFER_PLANES_MAX])
         return 0;
 }
 
+/* New fds for @caller, who becomes a holder; nothing changes on failure. */
+static int open_and_hold(Broker *b, const Caller *caller, Buffer *buf, bool read_only, BrokerError *err,
+                         int ret_fds[BUFFER_PLANES_MAX]) {
+        int r;
+
+        r = buffer_open_fds(buf, read_only, ret_fds);
+        if (r < 0)
+                return fail(err, r, "Failed to open buffer %" PRIu64 ": %s", buf->id, strerror(-r));
+
+        if (caller->name) {
+                r = hold_add(b, buf, caller);
+                if (r < 0) {
+                        for (unsigned i = 0; i < buf->n_planes; i++)
+                                safe_close(ret_fds[i]);
+                        return fail(err, r, "Failed to register the caller as holder: %s", strerror(-r));
+                }
+        }
+        return 0;
+}
+
 int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now,
                 BrokerError *err, Buffer **ret, bool *ret_read_only, int ret_fds[BUFFER_PLANES_MAX]) {
         Buffer *buf;
@@ -693,18 +713,9 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
                             (unsigned) t->bound_uid, (unsigned) caller->uid);
 
         buf = t->buffer;
-        r = buffer_open_fds(buf, t->read_only, ret_fds);
+        r = open_and_hold(b, caller, buf, t->read_only, err, ret_fds);
         if (r < 0)
-                return fail(err, r, "Failed to open buffer %" PRIu64 ": %s", buf->id, strerror(-r));
-
-        if (caller->name) {
-                r = hold_add(b, buf, caller);
-                if (r < 0) {
-                        for (unsigned i = 0; i < buf->n_planes; i++)
-                                safe_close(ret_fds[i]);
-                        return fail(err, r, "Failed to register the caller as holder: %s", strerror(-r));
-                }
-        }
+                return r;
 
         *ret = buf;
         *ret_read_only = t->read_only || buf->read_only;
@@ -715,25 +726,11 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
 
 int broker_open_fds(Broker *b, const Caller *caller, Buffer *buf, bool read_only, BrokerError *err,
                     int ret_fds[BUFFER_PLANES_MAX]) {
-        int r;
-
         if (!may_manage(b, caller, buf))
                 return fail(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; others open it with a token",
                             buf->id, (unsigned) buf->owner_uid);
 
-        r = buffer_open_fds(buf, read_only, ret_fds);
-        if (r < 0)
-                return fail(err, r, "Failed to open buffer %" PRIu64 ": %s", buf->id, strerror(-r));
-
-        if (caller->name) {
-                r = hold_add(b, buf, caller);
-                if (r < 0) {
-                        for (unsigned i = 0; i < buf->n_planes; i++)
-                                safe_close(ret_fds[i]);
-                        return fail(err, r, "Failed to register the caller as holder: %s", strerror(-r));
-                }
-        }
-        return 0;
+        return open_and_hold(b, caller, buf, read_only, err, ret_fds);
 }
 
 int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOptions *opts,

@@ -144,11 +144,6 @@ static int method_share(sd_bus_message *msg, void *userdata, sd_bus_error *error
         return sd_bus_reply_method_return(msg, "s", token);
 }
 
-static void close_fds(int (*fds)[BUFFER_PLANES_MAX]) {
-        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++)
-                safe_close((*fds)[i]);
-}
-
 static int method_open_fds(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, -1, -1, -1, -1, -1, -1, -1 };

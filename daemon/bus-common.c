@@ -213,3 +213,8 @@ void strv_free_simple(char **l) {
                 free(*i);
         free(l);
 }
+
+void close_fds(int (*fds)[BUFFER_PLANES_MAX]) {
+        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++)
+                safe_close((*fds)[i]);
+}

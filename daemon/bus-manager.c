@@ -72,11 +72,6 @@ const BrokerCallbacks bus_broker_callbacks = {
 
 /* --------------------------------------------------------- methods --- */
 
-static void close_fds(int (*fds)[BUFFER_PLANES_MAX]) {
-        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++)
-                safe_close((*fds)[i]);
-}
-
 static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, -1, -1, -1, -1, -1, -1, -1 };
         Manager *m = userdata;

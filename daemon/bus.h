@@ -33,6 +33,8 @@ typedef struct Manager {
 
 /* bus-common.c */
 void strv_free_simple(char **l);
+/* For _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, ... }. */
+void close_fds(int (*fds)[BUFFER_PLANES_MAX]);
 uint64_t now_usec(void);
 int bus_get_caller(Manager *m, sd_bus_message *msg, Caller *ret, sd_bus_error *error);
 int bus_map_broker_error(sd_bus_error *error, int r, const BrokerError *err);
