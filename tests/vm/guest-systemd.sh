@@ -290,6 +290,7 @@ rc=$?
 grep -v '^held\|^ready' "$W/hold.out" | comment
 check "the library client's Release of its buffers ($H) works after the restart" \
         test $rc = 0 -a "$(grep -c '^released ' "$W/hold.out")" = 2
+listed() { local id ids; ids=" $(list_ids) "; for id in "$@"; do [[ $ids == *" $id "* ]] || return 1; done; return 0; }
 gone() { local id ids; ids=" $(list_ids) "; for id in "$@"; do [[ $ids == *" $id "* ]] && return 1; done; return 0; }
 # shellcheck disable=SC2086
 check "its released buffers are gone" gone $H
@@ -299,6 +300,33 @@ else
         kill "$exec_cmd_pid"
         wait "$exec_pid"
         check "the exec client's hold was re-tracked: its buffer $E goes when the client exits" wait_until 20 gone "$E"
+fi
+
+# ------------------------------------------- V4L2 buffers across a restart ---
+section v4l2 restart
+# The device fd that owns the queue goes into the fd store too (FDPOLL=0):
+# the buffers, their contents and the device's busy state survive.
+if [ ! -c /dev/video0 ]; then
+        not_ok "vivid's /dev/video0 is there for the V4L2 restart case"
+elif ! V=$("$CTL" create --v4l2 /dev/video0 --format 640x480:YUYV --count 2 --persistent 2>"$W/v4l2.err"); then
+        not_ok "create 2 persistent V4L2 buffers on /dev/video0: $(cat "$W/v4l2.err")"
+else
+        read -r -d '' V1 V2 <<<"$V"
+        head -c 614400 /dev/urandom >"$W/frame"
+        vwant=$(sha256sum <"$W/frame" | cut -d' ' -f1)
+        "$CTL" write "$V1" <"$W/frame" || not_ok "write a frame into V4L2 buffer $V1"
+        systemctl restart "$UNIT" || bail "systemctl restart $UNIT (V4L2)"
+        journalctl -b -u "$UNIT" -o cat --no-pager | grep 'restored' | tail -1 | comment
+        check "restart kept the V4L2 buffers $V1 $V2" listed "$V1" "$V2"
+        check "buffer $V1 is still kind v4l2, 640x480:YUYV" \
+                sh -c "$CTL info $V1 | grep -q v4l2 && $CTL info $V1 | grep -q '640x480:YUYV'"
+        check "the frame written before the restart reads back (sha256 ${vwant:0:12}...)" \
+                test "$("$CTL" cat "$V1" | sha256sum | cut -d' ' -f1)" = "$vwant"
+        check "the restored queue keeps /dev/video0 busy" \
+                sh -c "! $CTL create --v4l2 /dev/video0 --count 1 >/dev/null 2>&1"
+        "$CTL" release "$V1" && "$CTL" release "$V2" || not_ok "release the V4L2 buffers"
+        check "after the release the device is free again (the store let go of it)" \
+                wait_until 10 sh -c "$CTL create --v4l2 /dev/video0 --count 1 >/dev/null 2>&1"
 fi
 
 # -------------------------------------------------------------- watchdog ---
