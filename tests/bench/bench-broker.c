@@ -38,15 +38,12 @@
  * not fit, no new round once the next would end past it, but
  * never fewer than 3 rounds).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <poll.h>
 #include <pwd.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -55,11 +52,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +63,7 @@
 #include "bufbroker-protocol.h"
 #include "bufbroker.h"
 #include "macro.h"
+#include "private-bus.h"
 
 #ifndef MFD_NOEXEC_SEAL
 #define MFD_NOEXEC_SEAL 0x0008U
@@ -88,13 +83,6 @@ static uint64_t now_ns(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * UINT64_C(1000000000) + (uint64_t) ts.tv_nsec;
-}
-
-static void msleep(unsigned ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
 }
 
 static _printf_(1, 2) void fail(const char *fmt, ...) {
@@ -131,65 +119,6 @@ static unsigned env_unsigned(const char *name, unsigned def, unsigned min, unsig
         return (unsigned) u;
 }
 
-static int status_of(int wstatus) {
-        if (WIFEXITED(wstatus))
-                return WEXITSTATUS(wstatus);
-        if (WIFSIGNALED(wstatus))
-                return 128 + WTERMSIG(wstatus);
-        return -1;
-}
-
-/* Wait up to timeout_ms for pid; its status, or -1 (then it is killed and reaped). */
-static int wait_child(pid_t pid, int timeout_ms) {
-        uint64_t deadline = now_ns() + (uint64_t) timeout_ms * 1000000u;
-        int wstatus;
-
-        for (;;) {
-                pid_t r = waitpid(pid, &wstatus, WNOHANG);
-
-                if (r == pid)
-                        return status_of(wstatus);
-                if (r < 0 && errno != EINTR)
-                        return -1;
-                if (now_ns() > deadline) {
-                        kill(pid, SIGKILL);
-                        while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-                                ;
-                        return -1;
-                }
-                msleep(2);
-        }
-}
-
-/* Close every fd >= 3 except keep (-1: none). */
-static void close_fds_except(int keep) {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-
-        if (!d)
-                return;
-        while ((de = readdir(d))) {
-                int fd = atoi(de->d_name);
-
-                if (de->d_name[0] == '.' || fd < 3 || fd == keep || fd == dirfd(d))
-                        continue;
-                close(fd);
-        }
-        closedir(d);
-}
-
-/* In a forked child: die with us, default signals. */
-static void child_setup(pid_t parent) {
-        static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD };
-
-        for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
-                signal(sigs[i], SIG_DFL);
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-                _exit(127);
-}
-
-/* ------------------------------------------------------------ the buses -- */
 
 typedef enum BusKind {
         BUS_DBUS_DAEMON,
@@ -224,7 +153,6 @@ static bool is_root;
 static void write_bus_config(Bus *b, const char *path) {
         const char *policy = env_required("DBUS_POLICY_CONF");
         char own[256] = "";
-        FILE *f;
 
         /* The project's policy lets only root (and the service user) own
          * the name: a non-root run adds its own user, nothing else. */
@@ -240,247 +168,54 @@ static void write_bus_config(Bus *b, const char *path) {
                          pw->pw_name);
         }
 
-        f = fopen(path, "we");
-        if (!f)
-                fail("fopen(%s): %m", path);
-        /* As tests/integration/harness.c: like Debian's system.conf, with
-         * system-bus limits, and the real policy file included. */
-        fprintf(f,
-                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-                " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-                "<busconfig>\n"
-                "  <type>system</type>\n"
-                "  <auth>EXTERNAL</auth>\n"
-                "  <listen>unix:path=%s</listen>\n"
-                "  <policy context=\"default\">\n"
-                "    <allow user=\"*\"/>\n"
-                "    <deny own=\"*\"/>\n"
-                "    <deny send_type=\"method_call\"/>\n"
-                "    <allow send_type=\"signal\"/>\n"
-                "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
-                "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
-                "    <allow receive_type=\"method_call\"/>\n"
-                "    <allow receive_type=\"method_return\"/>\n"
-                "    <allow receive_type=\"error\"/>\n"
-                "    <allow receive_type=\"signal\"/>\n"
-                "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
-                "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
-                "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
-                "  </policy>\n"
-                "%s"
-                "  <limit name=\"max_incoming_unix_fds\">64</limit>\n"
-                "  <limit name=\"max_outgoing_unix_fds\">64</limit>\n"
-                "  <limit name=\"max_message_unix_fds\">16</limit>\n"
-                "  <limit name=\"max_connections_per_user\">256</limit>\n"
-                "  <limit name=\"max_replies_per_connection\">128</limit>\n"
-                "  <include>%s</include>\n"
-                "</busconfig>\n",
-                b->socket_path, own, policy);
-        if (fclose(f) != 0)
-                fail("writing %s: %m", path);
+        /* As tests/integration/harness.c, less its two extra rules. */
+        if (pbus_write_config(path, b->socket_path, policy, NULL, own) < 0)
+                fail("writing the bus config %s", path);
 }
 
 static void start_dbus_daemon(Bus *b, const char *config) {
-        pid_t parent = getpid();
-        int pipefd[2];
-        char buf[512];
-        size_t n = 0;
+        int r = pbus_start_dbus_daemon(config, b->socket_path, &b->bus_pid);
 
-        if (pipe2(pipefd, O_CLOEXEC) < 0)
-                fail("pipe2: %m");
-        fflush(NULL);
-        b->bus_pid = fork();
-        if (b->bus_pid < 0)
-                fail("fork: %m");
-        if (b->bus_pid == 0) {
-                char cfg[600];
-
-                child_setup(parent);
-                if (dup2(pipefd[1], 3) < 0)
-                        _exit(126);
-                close_fds_except(3);
-                snprintf(cfg, sizeof(cfg), "--config-file=%s", config);
-                (void) setsid();
-                execlp("dbus-daemon", "dbus-daemon", cfg, "--nofork", "--print-address=3",
-                       "--nopidfile", "--nosyslog", (char *) NULL);
-                _exit(127);
-        }
-        close(pipefd[1]);
-        /* The address line comes once it listens. */
-        while (n < sizeof(buf) - 1) {
-                struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
-                ssize_t k;
-
-                if (poll(&p, 1, 10000) <= 0)
-                        fail("dbus-daemon did not print its address within 10 s");
-                k = read(pipefd[0], buf + n, sizeof(buf) - 1 - n);
-                if (k <= 0)
-                        fail("dbus-daemon exited before printing its address");
-                n += (size_t) k;
-                buf[n] = 0;
-                if (strchr(buf, '\n'))
-                        break;
-        }
-        close(pipefd[0]);
+        if (r < 0)
+                fail("starting dbus-daemon: %s", strerror(-r));
 }
 
 /* dbus-broker-launch exits unless /run/systemd/journal/socket answers: bind
  * our own in a private mount namespace (the host's /run is not touched) and
  * drain it in a child. */
 static void setup_journal_namespace(void) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/run/systemd/journal/socket" };
-        pid_t parent = getpid();
-        int fd;
+        int r = pbus_setup_journal_namespace(&journal_pid);
 
-        if (unshare(CLONE_NEWNS) < 0)
-                fail("unshare(CLONE_NEWNS): %m");
-        if (mount("none", "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-                fail("making / a recursive slave: %m");
-        (void) mkdir("/run/systemd", 0755);
-        if (mount("tmpfs", "/run/systemd", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
-                fail("tmpfs on /run/systemd: %m");
-        if (mkdir("/run/systemd/journal", 0755) < 0)
-                fail("mkdir /run/systemd/journal: %m");
-        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                fail("binding the fake journal socket: %m");
-        fflush(NULL);
-        journal_pid = fork();
-        if (journal_pid < 0)
-                fail("fork: %m");
-        if (journal_pid == 0) {
-                static char buf[256 * 1024];
-
-                child_setup(parent);
-                for (;;)
-                        if (recv(fd, buf, sizeof(buf), 0) < 0 && errno != EINTR)
-                                _exit(0);
-        }
-        close(fd);
+        if (r < 0)
+                fail("fake journal namespace: %s", strerror(-r));
 }
 
 static void start_dbus_broker(Bus *b, const char *config) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        pid_t parent = getpid();
-        char envaddr[200];
-        int fd;
+        int r = pbus_start_dbus_broker(config, b->socket_path, b->address, &b->bus_pid);
 
-        /* Socket activation only: one listening socket on fd 3. */
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                fail("socket: %m");
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", b->socket_path);
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || chmod(b->socket_path, 0666) < 0 ||
-            listen(fd, SOMAXCONN) < 0)
-                fail("listening on %s: %m", b->socket_path);
-        snprintf(envaddr, sizeof(envaddr), "DBUS_SYSTEM_BUS_ADDRESS=%s", b->address);
-
-        fflush(NULL);
-        b->bus_pid = fork();
-        if (b->bus_pid < 0)
-                fail("fork: %m");
-        if (b->bus_pid == 0) {
-                char cfg[600], pidstr[64];
-
-                child_setup(parent);
-                if (fd == 3) {
-                        if (fcntl(3, F_SETFD, 0) < 0)
-                                _exit(126);
-                } else if (dup2(fd, 3) < 0)
-                        _exit(126);
-                close_fds_except(3);
-                snprintf(pidstr, sizeof(pidstr), "LISTEN_PID=%d", (int) getpid());
-                putenv(pidstr);
-                putenv((char *) "LISTEN_FDS=1");
-                putenv((char *) "LISTEN_FDNAMES=dbus.socket");
-                unsetenv("NOTIFY_SOCKET");
-                /* the launcher connects back to the bus it serves */
-                putenv(envaddr);
-                /* it signals its whole process group on SIGTERM: not ours */
-                (void) setsid();
-                snprintf(cfg, sizeof(cfg), "--config-file=%s", config);
-                execlp("dbus-broker-launch", "dbus-broker-launch", "--scope", "system", cfg,
-                       (char *) NULL);
-                _exit(127);
-        }
-        close(fd);
-}
-
-static int bus_connect(const Bus *b, sd_bus **ret) {
-        sd_bus *bus = NULL;
-        int r;
-
-        r = sd_bus_new(&bus);
         if (r < 0)
-                return r;
-        r = sd_bus_set_address(bus, b->address);
-        if (r >= 0)
-                r = sd_bus_set_bus_client(bus, 1);
-        if (r >= 0)
-                r = sd_bus_negotiate_fds(bus, 1);
-        if (r >= 0)
-                r = sd_bus_start(bus);
-        if (r < 0) {
-                sd_bus_unref(bus);
-                return r;
-        }
-        *ret = bus;
-        return 0;
+                fail("starting dbus-broker-launch: %s", strerror(-r));
 }
 
 static void wait_bus_ready(Bus *b) {
-        uint64_t deadline = now_ns() + UINT64_C(10000000000);
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
+        int r = pbus_wait_ready(b->address, b->bus_pid, b->name, &b->bus);
 
-        /* dbus-broker: our socket accepts before the broker serves it. */
-        for (;;) {
-                r = bus_connect(b, &b->bus);
-                if (r >= 0)
-                        break;
-                if (now_ns() > deadline)
-                        fail("cannot connect to %s at %s: %s", b->name, b->address, strerror(-r));
-                if (waitpid(b->bus_pid, NULL, WNOHANG) != 0)
-                        fail("%s exited during start-up", b->name);
-                msleep(10);
-        }
-        r = sd_bus_call_method(b->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                               "org.freedesktop.DBus", "GetId", &error, NULL, "");
         if (r < 0)
-                fail("%s does not answer GetId: %s", b->name, error.message ?: strerror(-r));
-        sd_bus_error_free(&error);
+                fail("%s did not come up on %s: %s", b->name, b->address, strerror(-r));
 }
 
 static void start_daemon(Bus *b, unsigned max_buffers) {
         const char *path = env_required("BUFBROKERD");
-        char envaddr[200], maxbuf[64], maxtok[64];
-        pid_t parent = getpid();
+        char maxbuf[64], maxtok[64];
+        const char *argv[] = { path, "--system", maxbuf, maxtok, NULL };
         uint64_t deadline;
 
-        snprintf(envaddr, sizeof(envaddr), "DBUS_SYSTEM_BUS_ADDRESS=%s", b->address);
         /* Say the limits we need rather than lean on the defaults. */
         snprintf(maxbuf, sizeof(maxbuf), "--max-buffers-per-uid=%u", max_buffers);
         snprintf(maxtok, sizeof(maxtok), "--max-tokens-per-uid=%u", 1024u);
-        fflush(NULL);
-        b->daemon_pid = fork();
+        b->daemon_pid = pbus_spawn_daemon(b->address, argv);
         if (b->daemon_pid < 0)
-                fail("fork: %m");
-        if (b->daemon_pid == 0) {
-                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-                child_setup(parent);
-                if (devnull < 0 || dup2(devnull, 0) < 0)
-                        _exit(126);
-                close_fds_except(-1);
-                (void) setsid();
-                putenv(envaddr);
-                unsetenv("NOTIFY_SOCKET");
-                unsetenv("LISTEN_FDS");
-                unsetenv("LISTEN_PID");
-                execl(path, path, "--system", maxbuf, maxtok, (char *) NULL);
-                fprintf(stderr, "bench-broker: exec %s: %s\n", path, strerror(errno));
-                _exit(127);
-        }
+                fail("starting bufbrokerd on %s: %s", b->name, strerror((int) -b->daemon_pid));
 
         deadline = now_ns() + UINT64_C(10000000000);
         for (;;) {
@@ -499,41 +234,8 @@ static void start_daemon(Bus *b, unsigned max_buffers) {
                 }
                 if (now_ns() > deadline)
                         fail("bufbrokerd did not take %s on %s within 10 s", BB_BUS_NAME, b->name);
-                msleep(10);
+                pbus_msleep(10);
         }
-}
-
-/* The first child of pid (dbus-broker-launch's dbus-broker), or -1. */
-static pid_t first_child_of(pid_t pid) {
-        char path[64], buf[64] = "";
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int) pid, (int) pid);
-        f = fopen(path, "re");
-        if (!f)
-                return -1;
-        if (!fgets(buf, sizeof(buf), f))
-                buf[0] = 0;
-        fclose(f);
-        return buf[0] ? (pid_t) atoi(buf) : -1;
-}
-
-static void rm_rf_dir(const char *dir) {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-
-        if (!d)
-                return;
-        while ((de = readdir(d))) {
-                char p[600];
-
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-                (void) unlink(p);
-        }
-        closedir(d);
-        (void) rmdir(dir);
 }
 
 /* Orderly stop; returns bufbrokerd's exit status (0 is clean), or -1. */
@@ -551,21 +253,21 @@ static int bus_stop(Bus *b) {
 
         if (b->daemon_pid > 0) {
                 kill(b->daemon_pid, SIGTERM);
-                status = wait_child(b->daemon_pid, 10000);
+                status = pbus_wait_child(b->daemon_pid, 10000);
                 b->daemon_pid = -1;
         }
-        broker = b->bus_pid > 0 ? first_child_of(b->bus_pid) : -1;
+        broker = b->bus_pid > 0 ? pbus_first_child_of(b->bus_pid) : -1;
         if (b->bus_pid > 0) {
                 kill(b->bus_pid, SIGTERM);
-                (void) wait_child(b->bus_pid, 5000);
+                (void) pbus_wait_child(b->bus_pid, 5000);
                 b->bus_pid = -1;
         }
         /* dbus-broker outlives its launcher for a moment and, as we are a
          * subreaper, comes to us to be reaped. */
         if (broker > 0)
-                (void) wait_child(broker, 5000);
+                (void) pbus_wait_child(broker, 5000);
         if (b->dir[0])
-                rm_rf_dir(b->dir);
+                pbus_rm_rf_dir(b->dir);
         b->dir[0] = 0;
         return status;
 }
@@ -581,7 +283,7 @@ static void kill_reap(pid_t pid) {
 
 /* Any exit, failures and signals included: nothing we started stays behind.
  * (Async-signal-safe enough for on_fatal_signal: kill, waitpid, and the
- * opendir/unlink of rm_rf_dir.) */
+ * opendir/unlink of pbus_rm_rf_dir().) */
 static void cleanup_atexit(void) {
         if (getpid() != main_pid)
                 return;
@@ -593,14 +295,14 @@ static void cleanup_atexit(void) {
                 b->daemon_pid = -1;
                 if (b->bus_pid > 0) {
                         /* dbus-broker-launch's broker comes to us, the subreaper */
-                        pid_t broker = first_child_of(b->bus_pid);
+                        pid_t broker = pbus_first_child_of(b->bus_pid);
 
                         kill_reap(b->bus_pid);
                         kill_reap(broker);
                 }
                 b->bus_pid = -1;
                 if (b->dir[0])
-                        rm_rf_dir(b->dir);
+                        pbus_rm_rf_dir(b->dir);
                 b->dir[0] = 0;
         }
         kill_reap(journal_pid);
@@ -637,7 +339,7 @@ static void bus_start(Bus *b, BusKind kind, unsigned max_buffers) {
         wait_bus_ready(b);
         start_daemon(b, max_buffers);
 
-        r = bus_connect(b, &b->holder);
+        r = pbus_connect(b->address, &b->holder);
         if (r >= 0)
                 r = bb_client_new_address(&b->cold, b->address);
         if (r >= 0)
@@ -1260,7 +962,7 @@ int main(int argc, char *argv[]) {
         }
         if (journal_pid > 0) {
                 kill(journal_pid, SIGTERM);
-                (void) wait_child(journal_pid, 5000);
+                (void) pbus_wait_child(journal_pid, 5000);
                 journal_pid = -1;
         }
         n_buses = 0;

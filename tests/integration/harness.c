@@ -1,18 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The integration-test harness (see harness.h). Bus start-up facts:
- *
- * dbus-daemon: a generated system-like config, --nofork --print-address=FD;
- * the address is read from a pipe, which also tells us it is listening.
- *
- * dbus-broker: dbus-broker-launch --scope system takes its listening socket
- * only by socket activation (fd 3, LISTEN_FDS=1, LISTEN_PID=its own pid: set
- * in the forked child before exec) and exits at once unless it can connect to
- * /run/systemd/journal/socket. So the test process unshares its mount
- * namespace, makes / a recursive slave (nothing leaks to the host), mounts a
- * tmpfs on /run/systemd and binds a datagram socket there that a child
- * drains. The launcher also connects to the bus it serves through
- * sd_bus_open_system(), so DBUS_SYSTEM_BUS_ADDRESS points at our socket.
+ * The integration-test harness (see harness.h). Starting the buses and the
+ * daemon is tests/lib/private-bus.c (shared with the benchmark, which see for
+ * the start-up facts); here its errors become check failures.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,23 +11,19 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "private-bus.h"
 
 Harness *H;
 const char *const *harness_daemon_args;
@@ -64,17 +50,11 @@ const char *bus_kind_name(BusKind kind) {
 }
 
 uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+        return pbus_now_usec();
 }
 
 void msleep(unsigned ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
+        pbus_msleep(ms);
 }
 
 static bool wrapper_set(void) {
@@ -107,64 +87,10 @@ uint64_t buffer_id_from_path(const char *path) {
         return id;
 }
 
-static void write_file(const char *path, const char *content) {
-        FILE *f = fopen(path, "we");
-
-        ck_assert_msg(f, "fopen(%s): %s", path, strerror(errno));
-        ck_assert(fputs(content, f) >= 0);
-        ck_assert(fclose(f) == 0);
-}
-
-static int status_of(int wstatus) {
-        if (WIFEXITED(wstatus))
-                return WEXITSTATUS(wstatus);
-        if (WIFSIGNALED(wstatus))
-                return 128 + WTERMSIG(wstatus);
-        return -1;
-}
-
-static int pidfd_open_(pid_t pid) {
-        return (int) syscall(SYS_pidfd_open, pid, 0);
-}
-
 /* Wait for pid up to timeout_ms (<0: forever); returns its translated status,
  * or -1 on timeout (the child is then killed and reaped). */
 int wait_child(pid_t pid, int timeout_ms) {
-        int wstatus, pfd;
-
-        pfd = pidfd_open_(pid);
-        if (pfd >= 0) {
-                struct pollfd p = { .fd = pfd, .events = POLLIN };
-                int r;
-
-                do
-                        r = poll(&p, 1, timeout_ms);
-                while (r < 0 && errno == EINTR);
-                close(pfd);
-                if (r == 0) {
-                        kill(pid, SIGKILL);
-                        while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-                                ;
-                        return -1;
-                }
-        }
-        while (waitpid(pid, &wstatus, 0) < 0) {
-                if (errno != EINTR)
-                        return -1;
-        }
-        return status_of(wstatus);
-}
-
-/* In a forked child: die with the test process, and drop check's signal
- * handlers (its SIGTERM handler kills the whole process group). */
-static void child_die_with_parent(pid_t parent) {
-        static const int sigs[] = { SIGTERM, SIGINT, SIGALRM, SIGHUP, SIGPIPE, SIGCHLD };
-
-        for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
-                signal(sigs[i], SIG_DFL);
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-                _exit(127);
+        return pbus_wait_child(pid, timeout_ms);
 }
 
 static int become_uid(uid_t uid) {
@@ -179,23 +105,6 @@ static int become_uid(uid_t uid) {
         /* Credentials changed: the parent-death signal was reset. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         return 0;
-}
-
-/* Close every fd >= 3 except keep (may be -1). */
-static void close_fds_except(int keep) {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-
-        if (!d)
-                return;
-        while ((de = readdir(d))) {
-                int fd = atoi(de->d_name);
-
-                if (de->d_name[0] == '.' || fd < 3 || fd == keep || fd == dirfd(d))
-                        continue;
-                close(fd);
-        }
-        closedir(d);
 }
 
 static void putenv_list(const char *const *env) {
@@ -291,10 +200,10 @@ int run_argv(RunResult *res, uid_t uid, const char *input, size_t input_len,
         if (pid < 0)
                 return -errno;
         if (pid == 0) {
-                child_die_with_parent(parent);
+                pbus_child_die_with_parent(parent);
                 if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
                         _exit(126);
-                close_fds_except(-1);
+                pbus_close_fds_except(-1);
                 if (become_uid(uid) < 0) {
                         fprintf(stderr, "harness: cannot become uid %u\n", (unsigned) uid);
                         _exit(126);
@@ -363,11 +272,11 @@ int bg_spawn(BgProc *p, uid_t uid, const char *const *env, const char *const *ar
         if (p->pid == 0) {
                 int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-                child_die_with_parent(parent);
+                pbus_child_die_with_parent(parent);
                 if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(pipefd[1], 1) < 0 ||
                     dup2(pipefd[1], 2) < 0)
                         _exit(126);
-                close_fds_except(-1);
+                pbus_close_fds_except(-1);
                 if (become_uid(uid) < 0 || (uid != 0 && chdir("/") < 0))
                         _exit(126);
                 putenv_list(env);
@@ -437,7 +346,7 @@ pid_t fork_as(uid_t uid, int (*fn)(void *userdata), void *userdata) {
         if (pid == 0) {
                 int r;
 
-                child_die_with_parent(parent);
+                pbus_child_die_with_parent(parent);
                 /* H->bus belongs to the parent (sd-bus refuses it after fork
                  * with -ECHILD); it stays reachable, so no leak report. */
                 if (become_uid(uid) < 0) {
@@ -460,25 +369,7 @@ int run_as(uid_t uid, int (*fn)(void *userdata), void *userdata, int timeout_ms)
 /* ------------------------------------------------------------------ bus -- */
 
 int bus_connect(sd_bus **ret) {
-        sd_bus *bus = NULL;
-        int r;
-
-        r = sd_bus_new(&bus);
-        if (r < 0)
-                return r;
-        r = sd_bus_set_address(bus, H->address);
-        if (r >= 0)
-                r = sd_bus_set_bus_client(bus, 1);
-        if (r >= 0)
-                r = sd_bus_negotiate_fds(bus, 1);
-        if (r >= 0)
-                r = sd_bus_start(bus);
-        if (r < 0) {
-                sd_bus_unref(bus);
-                return r;
-        }
-        *ret = bus;
-        return 0;
+        return pbus_connect(H->address, ret);
 }
 
 sd_bus *test_bus(void) {
@@ -535,201 +426,37 @@ static void make_dir(Harness *h) {
 }
 
 static void write_bus_config(Harness *h, const char *path) {
-        const char *policy = harness_env("DBUS_POLICY_CONF");
-        char *conf;
+        int r;
 
-        /* Like Debian's /usr/share/dbus-1/system.conf: everyone may connect,
-         * nobody may own names or call methods unless a policy file says so,
-         * system-bus limits (16 fds per message). */
-        ck_assert(asprintf(&conf,
-                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
-                " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-                "<busconfig>\n"
-                "  <type>system</type>\n"
-                "  <auth>EXTERNAL</auth>\n"
-                "  <listen>unix:path=%s</listen>\n"
-                "  <policy context=\"default\">\n"
-                "    <allow user=\"*\"/>\n"
-                "    <deny own=\"*\"/>\n"
-                "    <deny send_type=\"method_call\"/>\n"
-                "    <allow send_type=\"signal\"/>\n"
-                "    <allow send_requested_reply=\"true\" send_type=\"method_return\"/>\n"
-                "    <allow send_requested_reply=\"true\" send_type=\"error\"/>\n"
-                "    <allow receive_type=\"method_call\"/>\n"
-                "    <allow receive_type=\"method_return\"/>\n"
-                "    <allow receive_type=\"error\"/>\n"
-                "    <allow receive_type=\"signal\"/>\n"
-                "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
-                "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
-                "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
-                "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\" send_member=\"UpdateActivationEnvironment\"/>\n"
-                "  </policy>\n"
+        r = pbus_write_config(path, h->socket_path, harness_env("DBUS_POLICY_CONF"),
+                "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\" send_member=\"UpdateActivationEnvironment\"/>\n",
                 "  <policy user=\"root\">\n"
                 "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Monitoring\"/>\n"
-                "  </policy>\n"
-                "  <limit name=\"max_incoming_unix_fds\">64</limit>\n"
-                "  <limit name=\"max_outgoing_unix_fds\">64</limit>\n"
-                "  <limit name=\"max_message_unix_fds\">16</limit>\n"
-                "  <limit name=\"max_connections_per_user\">256</limit>\n"
-                "  <limit name=\"max_replies_per_connection\">128</limit>\n"
-                "  <include>%s</include>\n"
-                "</busconfig>\n",
-                h->socket_path, policy) > 0);
-        write_file(path, conf);
-        free(conf);
+                "  </policy>\n");
+        ck_assert_msg(r >= 0, "writing the bus config %s: %s", path, strerror(-r));
 }
 
 static void start_dbus_daemon(Harness *h, const char *config) {
-        pid_t parent = getpid();
-        int pipefd[2];
-        char buf[512];
-        size_t n = 0;
+        int r = pbus_start_dbus_daemon(config, h->socket_path, &h->bus_pid);
 
-        ck_assert(pipe2(pipefd, O_CLOEXEC) == 0);
-        fflush(stderr);
-        h->bus_pid = fork();
-        ck_assert(h->bus_pid >= 0);
-        if (h->bus_pid == 0) {
-                char cfg[600], pfd[32];
-
-                child_die_with_parent(parent);
-                if (dup2(pipefd[1], 3) < 0)
-                        _exit(126);
-                close_fds_except(3);
-                snprintf(cfg, sizeof(cfg), "--config-file=%s", config);
-                snprintf(pfd, sizeof(pfd), "--print-address=%d", 3);
-                (void) setsid();
-                execlp("dbus-daemon", "dbus-daemon", cfg, "--nofork", pfd, "--nopidfile",
-                       "--nosyslog", (char *) NULL);
-                _exit(127);
-        }
-        close(pipefd[1]);
-        /* The address line arrives once the daemon listens. */
-        while (n < sizeof(buf) - 1) {
-                struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
-                ssize_t k;
-
-                ck_assert_msg(poll(&p, 1, 10000) > 0, "dbus-daemon did not print its address");
-                k = read(pipefd[0], buf + n, sizeof(buf) - 1 - n);
-                ck_assert_msg(k > 0, "dbus-daemon exited before printing its address");
-                n += (size_t) k;
-                buf[n] = 0;
-                if (strchr(buf, '\n'))
-                        break;
-        }
-        close(pipefd[0]);
-        ck_assert_msg(strstr(buf, h->socket_path), "dbus-daemon address %s is not on %s", buf,
-                      h->socket_path);
-}
-
-/* The private mount namespace with a fake journal socket (see the top). */
-static void setup_journal_namespace(Harness *h) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX,
-                                  .sun_path = "/run/systemd/journal/socket" };
-        pid_t parent = getpid();
-        int fd;
-
-        ck_assert_msg(unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS): %s", strerror(errno));
-        ck_assert_msg(mount("none", "/", "none", MS_REC | MS_SLAVE, NULL) == 0,
-                      "making / rslave: %s", strerror(errno));
-        (void) mkdir("/run/systemd", 0755);
-        ck_assert_msg(mount("tmpfs", "/run/systemd", "tmpfs", MS_NOSUID | MS_NODEV,
-                            "mode=0755,size=1m") == 0,
-                      "tmpfs on /run/systemd: %s", strerror(errno));
-        ck_assert(mkdir("/run/systemd/journal", 0755) == 0);
-        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        ck_assert(fd >= 0);
-        ck_assert_msg(bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0, "bind journal socket: %s",
-                      strerror(errno));
-        h->journal_pid = fork();
-        ck_assert(h->journal_pid >= 0);
-        if (h->journal_pid == 0) {
-                static char buf[256 * 1024];
-
-                child_die_with_parent(parent);
-                for (;;) {
-                        if (recv(fd, buf, sizeof(buf), 0) < 0 && errno != EINTR)
-                                _exit(0);
-                }
-        }
-        close(fd);
+        ck_assert_msg(r >= 0, "starting dbus-daemon: %s", strerror(-r));
 }
 
 static void start_dbus_broker(Harness *h, const char *config) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        pid_t parent = getpid();
-        char envaddr[400];
-        int fd;
+        int r;
 
-        setup_journal_namespace(h);
-
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ck_assert(fd >= 0);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", h->socket_path);
-        ck_assert_msg(bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0, "bind %s: %s",
-                      h->socket_path, strerror(errno));
-        ck_assert(chmod(h->socket_path, 0666) == 0);
-        ck_assert(listen(fd, SOMAXCONN) == 0);
-        snprintf(envaddr, sizeof(envaddr), "DBUS_SYSTEM_BUS_ADDRESS=%s", h->address);
-
-        fflush(stderr);
-        h->bus_pid = fork();
-        ck_assert(h->bus_pid >= 0);
-        if (h->bus_pid == 0) {
-                char cfg[600], pidstr[64];
-
-                child_die_with_parent(parent);
-                if (fd == 3) {
-                        if (fcntl(3, F_SETFD, 0) < 0)
-                                _exit(126);
-                } else if (dup2(fd, 3) < 0)
-                        _exit(126);
-                close_fds_except(3);
-                snprintf(pidstr, sizeof(pidstr), "LISTEN_PID=%d", (int) getpid());
-                putenv(pidstr);
-                /* On SIGTERM the launcher signals its whole process group:
-                 * give it its own, so that is not the test process. */
-                (void) setsid();
-                putenv((char *) "LISTEN_FDS=1");
-                putenv((char *) "LISTEN_FDNAMES=dbus.socket");
-                unsetenv("NOTIFY_SOCKET");
-                putenv(envaddr);
-                snprintf(cfg, sizeof(cfg), "--config-file=%s", config);
-                execlp("dbus-broker-launch", "dbus-broker-launch", "--scope", "system", cfg,
-                       (char *) NULL);
-                _exit(127);
-        }
-        close(fd);
+        /* The private mount namespace with a fake journal socket (see the top). */
+        r = pbus_setup_journal_namespace(&h->journal_pid);
+        ck_assert_msg(r >= 0, "fake journal namespace: %s", strerror(-r));
+        r = pbus_start_dbus_broker(config, h->socket_path, h->address, &h->bus_pid);
+        ck_assert_msg(r >= 0, "starting dbus-broker-launch: %s", strerror(-r));
 }
 
 static void wait_bus_ready(Harness *h) {
-        uint64_t deadline = now_usec() + 10u * 1000000u;
-        int r;
+        int r = pbus_wait_ready(h->address, h->bus_pid, bus_kind_name(h->kind), &h->bus);
 
-        /* dbus-broker accepts as soon as the socket listens but answers only
-         * once the launcher installed the listener; sd_bus_start waits for
-         * Hello, so retry until it succeeds. */
-        for (;;) {
-                r = bus_connect(&h->bus);
-                if (r >= 0)
-                        break;
-                ck_assert_msg(now_usec() < deadline, "cannot connect to %s on %s: %s",
-                              bus_kind_name(h->kind), h->address, strerror(-r));
-                ck_assert_msg(waitpid(h->bus_pid, NULL, WNOHANG) == 0, "%s exited during start-up",
-                              bus_kind_name(h->kind));
-                msleep(10);
-        }
-        /* A round trip: the connect above succeeds on dbus-broker's socket
-         * (which we made) before the broker even runs. */
-        {
-                sd_bus_error error = SD_BUS_ERROR_NULL;
-
-                r = sd_bus_call_method(h->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                       "org.freedesktop.DBus", "GetId", &error, NULL, "");
-                ck_assert_msg(r >= 0, "%s does not answer GetId: %s", bus_kind_name(h->kind),
-                              error.message ? error.message : strerror(-r));
-                sd_bus_error_free(&error);
-        }
+        ck_assert_msg(r >= 0, "%s did not come up on %s: %s", bus_kind_name(h->kind), h->address,
+                      strerror(-r));
 }
 
 /* ---------------------------------------------------------- the daemon -- */
@@ -743,7 +470,7 @@ bool daemon_alive(void) {
         r = waitpid(H->daemon_pid, &wstatus, WNOHANG);
         if (r == H->daemon_pid) {
                 /* keep the status for stop_daemon() and the messages */
-                H->daemon_status = status_of(wstatus);
+                H->daemon_status = pbus_status_of(wstatus);
                 fprintf(stderr, "harness: bufbrokerd (pid %d) exited with status %d\n",
                         (int) H->daemon_pid, H->daemon_status);
                 return false;
@@ -754,8 +481,7 @@ bool daemon_alive(void) {
 static void start_daemon(Harness *h, const char *const *daemon_args) {
         const char *wrapper = getenv("BUFBROKER_TEST_DAEMON_WRAPPER");
         const char *argv[64];
-        char *wrapper_copy = NULL, envaddr[400];
-        pid_t parent = getpid();
+        char *wrapper_copy = NULL;
         size_t n = 0;
 
         if (wrapper && *wrapper) {
@@ -777,27 +503,8 @@ static void start_daemon(Harness *h, const char *const *daemon_args) {
                 argv[n++] = *daemon_args;
         }
         argv[n] = NULL;
-        snprintf(envaddr, sizeof(envaddr), "DBUS_SYSTEM_BUS_ADDRESS=%s", h->address);
-
-        fflush(stderr);
-        h->daemon_pid = fork();
-        ck_assert(h->daemon_pid >= 0);
-        if (h->daemon_pid == 0) {
-                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-                child_die_with_parent(parent);
-                if (devnull < 0 || dup2(devnull, 0) < 0)
-                        _exit(126);
-                close_fds_except(-1);
-                (void) setsid();
-                putenv(envaddr);
-                unsetenv("NOTIFY_SOCKET");
-                unsetenv("LISTEN_FDS");
-                unsetenv("LISTEN_PID");
-                execvp(argv[0], (char *const *) argv);
-                fprintf(stderr, "harness: exec %s: %s\n", argv[0], strerror(errno));
-                _exit(127);
-        }
+        h->daemon_pid = pbus_spawn_daemon(h->address, argv);
+        ck_assert_msg(h->daemon_pid > 0, "starting bufbrokerd: %s", strerror((int) -h->daemon_pid));
         free(wrapper_copy);
 
         ck_assert_msg(wait_name_owner(h->bus, BB_BUS_NAME, scaled_ms(10000)),
@@ -837,25 +544,6 @@ static void stop_daemon(Harness *h) {
                       status, status == -1 ? "; it did not exit in time" : "");
 }
 
-static void rm_rf_dir(const char *dir) {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-
-        if (!d)
-                return;
-        while ((de = readdir(d))) {
-                char p[600];
-
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-                if (unlink(p) < 0 && errno == EISDIR)
-                        rm_rf_dir(p);
-        }
-        closedir(d);
-        rmdir(dir);
-}
-
 static void kill_and_reap(pid_t *pid) {
         if (*pid > 0) {
                 kill(*pid, SIGTERM);
@@ -865,26 +553,11 @@ static void kill_and_reap(pid_t *pid) {
         }
 }
 
-/* The first child of pid (dbus-broker-launch's dbus-broker), or -1. */
-static pid_t first_child_of(pid_t pid) {
-        char path[64], buf[64] = "";
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int) pid, (int) pid);
-        f = fopen(path, "re");
-        if (!f)
-                return -1;
-        if (!fgets(buf, sizeof(buf), f))
-                buf[0] = 0;
-        fclose(f);
-        return buf[0] ? (pid_t) atoi(buf) : -1;
-}
-
 /* Stop the bus. dbus-broker outlives its launcher for a moment (it dies by
  * PR_SET_PDEATHSIG) and, as we are a subreaper, comes to us to be reaped;
  * it logs to the journal socket while exiting, so the drainer goes last. */
 static void stop_bus(Harness *h) {
-        pid_t broker = h->bus_pid > 0 ? first_child_of(h->bus_pid) : -1;
+        pid_t broker = h->bus_pid > 0 ? pbus_first_child_of(h->bus_pid) : -1;
 
         kill_and_reap(&h->bus_pid);
         if (broker > 0) {
@@ -920,7 +593,7 @@ static void harness_atexit(void) {
         if (h->journal_pid > 0)
                 kill(h->journal_pid, SIGKILL);
         if (h->dir[0])
-                rm_rf_dir(h->dir);
+                pbus_rm_rf_dir(h->dir);
 }
 
 void harness_start(BusKind kind, bool with_daemon, const char *const *daemon_args) {
@@ -962,7 +635,7 @@ void harness_stop(void) {
         h->bus = sd_bus_flush_close_unref(h->bus);
         stop_daemon(h);
         stop_bus(h);
-        rm_rf_dir(h->dir);
+        pbus_rm_rf_dir(h->dir);
         h->dir[0] = 0;
         H = NULL;
 }
@@ -1120,7 +793,7 @@ static void remove_run_dirs(void) {
                 if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
                         continue;
                 snprintf(p, sizeof(p), "/tmp/%s", de->d_name);
-                rm_rf_dir(p);
+                pbus_rm_rf_dir(p);
         }
         closedir(d);
 }
