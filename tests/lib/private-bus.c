@@ -285,7 +285,8 @@ int pbus_setup_journal_namespace(pid_t *ret_pid) {
 
         if (unshare(CLONE_NEWNS) < 0)
                 return fail(neg_errno(), "unshare(CLONE_NEWNS): %s", strerror(errno));
-        if (mount("none", "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+        /* valgrind wants a type string even where the kernel ignores it */
+        if (mount("none", "/", "none", MS_REC | MS_SLAVE, NULL) < 0)
                 return fail(neg_errno(), "making / a recursive slave: %s", strerror(errno));
         (void) mkdir("/run/systemd", 0755);
         if (mount("tmpfs", "/run/systemd", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
