@@ -370,6 +370,12 @@ _public_ int bb_client_get_version(bb_client *c, char **ret) {
  * says "t"; smaller unsigned types are accepted too, signed ones when not
  * negative. Returns 0 when the variant holds something else (skipped). */
 static int read_variant_uint(sd_bus_message *m, uint64_t *ret) {
+        union {
+                uint64_t t;
+                uint32_t u;
+                int64_t x;
+                int32_t i;
+        } v;
         const char *contents;
         char type;
         int r;
@@ -377,52 +383,40 @@ static int read_variant_uint(sd_bus_message *m, uint64_t *ret) {
         r = sd_bus_message_peek_type(m, &type, &contents);
         if (r < 0)
                 return r;
-        if (type != SD_BUS_TYPE_VARIANT || !contents || strlen(contents) != 1)
-                goto skip;
+        if (type != SD_BUS_TYPE_VARIANT || !contents || strlen(contents) != 1 ||
+            !strchr("tuxi", contents[0])) {
+                r = sd_bus_message_skip(m, "v");
+                return r < 0 ? r : 0;
+        }
+
+        r = sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, contents);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_basic(m, contents[0], &v);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
 
         switch (contents[0]) {
-        case SD_BUS_TYPE_UINT64: {
-                uint64_t v;
-                r = sd_bus_message_read(m, "v", "t", &v);
-                if (r < 0)
-                        return r;
-                *ret = v;
+        case SD_BUS_TYPE_UINT64:
+                *ret = v.t;
                 return 1;
-        }
-        case SD_BUS_TYPE_UINT32: {
-                uint32_t v;
-                r = sd_bus_message_read(m, "v", "u", &v);
-                if (r < 0)
-                        return r;
-                *ret = v;
+        case SD_BUS_TYPE_UINT32:
+                *ret = v.u;
                 return 1;
-        }
-        case SD_BUS_TYPE_INT64: {
-                int64_t v;
-                r = sd_bus_message_read(m, "v", "x", &v);
-                if (r < 0)
-                        return r;
-                if (v < 0)
+        case SD_BUS_TYPE_INT64:
+                if (v.x < 0)
                         return 0;
-                *ret = (uint64_t) v;
+                *ret = (uint64_t) v.x;
                 return 1;
-        }
-        case SD_BUS_TYPE_INT32: {
-                int32_t v;
-                r = sd_bus_message_read(m, "v", "i", &v);
-                if (r < 0)
-                        return r;
-                if (v < 0)
+        default:        /* SD_BUS_TYPE_INT32 */
+                if (v.i < 0)
                         return 0;
-                *ret = (uint64_t) v;
+                *ret = (uint64_t) v.i;
                 return 1;
         }
-        default:
-                break;
-        }
-skip:
-        r = sd_bus_message_skip(m, "v");
-        return r < 0 ? r : 0;
 }
 
 /* Read an a{sv} of numbers (Stats or Limits) into one allocation: the array
