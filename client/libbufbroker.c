@@ -113,6 +113,10 @@ static int error_to_errno(const sd_bus_error *error, bool buffer_object) {
             (sd_bus_error_has_name(error, SD_BUS_ERROR_UNKNOWN_OBJECT) ||
              sd_bus_error_has_name(error, SD_BUS_ERROR_UNKNOWN_INTERFACE)))
                 return -ENOENT;
+        /* The daemon's own failures (kernel, driver): sd-bus would say
+         * EACCES, which callers would take for a refusal. */
+        if (sd_bus_error_has_name(error, BB_ERROR_FAILED))
+                return -EIO;
         return -sd_bus_error_get_errno(error);
 }
 

@@ -16,6 +16,10 @@
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#endif
+
 /* Hand a pointer or fd out of a _cleanup_ variable: returns it, leaves NULL/-1. */
 #define TAKE_PTR(p)                                     \
         ({                                              \

@@ -22,19 +22,46 @@
 
 #define UID_INVALID ((uid_t) -1)
 
-_printf_(2, 3)
-static int set_error(BrokerError *err, const char *fmt, ...) {
-        va_list ap;
-
-        if (err) {
-                va_start(ap, fmt);
-                vsnprintf(err->message, sizeof(err->message), fmt, ap);
-                va_end(ap);
-        }
-        return 0;
+static void set_message(BrokerError *err, const char *name, const char *fmt, va_list ap) {
+        if (!err)
+                return;
+        err->name = name;
+        vsnprintf(err->message, sizeof(err->message), fmt, ap);
 }
 
-#define fail(err, r, ...) (set_error((err), __VA_ARGS__), (r))
+static const char *error_name_of(int r) {
+        static const struct bb_error_errno table[] = BB_ERROR_ERRNO_TABLE;
+
+        if (r == -EINVAL)
+                return BB_ERROR_INVALID_ARGS;
+        if (r == -EOPNOTSUPP)
+                return BB_ERROR_NOT_SUPPORTED;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (table[i].error == -r)
+                        return table[i].name;
+        return NULL;
+}
+
+int broker_refuse(BrokerError *err, int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        set_message(err, error_name_of(r), fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int broker_fail(BrokerError *err, int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        set_message(err, NULL, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+#define refuse broker_refuse
+#define fail broker_fail
 
 static uint64_t page_size(void) {
         long p = sysconf(_SC_PAGESIZE);
@@ -61,6 +88,7 @@ void broker_limits_default(BrokerLimits *ret) {
                 .max_buffers = 16384,
                 .max_bytes = UINT64_C(64) << 30,                /* 64 GiB */
                 .max_tokens = 16384,
+                .max_fds = 65536,       /* main.c fits it to RLIMIT_NOFILE and the fd store */
         };
 }
 
@@ -122,10 +150,62 @@ static UidUsage *usage_get(Broker *b, uid_t uid, bool create) {
 }
 
 static void usage_gc(Broker *b, UidUsage *u) {
-        if (u && u->buffers == 0 && u->bytes == 0 && u->tokens == 0) {
+        if (u && u->buffers == 0 && u->bytes == 0 && u->tokens == 0 && u->fds == 0) {
                 TAILQ_REMOVE(&b->usage, u, link);
                 free(u);
         }
+}
+
+/* Charge and uncharge a registered buffer or token to its uid and to the
+ * totals, keeping count of the uids that hold any (the fair share's n). */
+static void usage_add_buffer(Broker *b, UidUsage *u, const Buffer *buf) {
+        if (u->buffers == 0)
+                b->n_uids_with_buffers++;
+        u->buffers++;
+        u->bytes += buf->size;
+        u->fds += buf->n_fds;
+        b->stats.buffers++;
+        b->stats.bytes += buf->size;
+        b->stats.fds += buf->n_fds;
+        b->generation++;
+}
+
+static void usage_remove_buffer(Broker *b, const Buffer *buf) {
+        UidUsage *u = usage_get(b, buf->owner_uid, false);
+
+        b->stats.buffers--;
+        b->stats.bytes -= buf->size;
+        b->stats.fds -= buf->n_fds;
+        b->generation++;
+        if (!u)
+                return;
+        u->buffers--;
+        u->bytes -= buf->size;
+        u->fds -= buf->n_fds;
+        if (u->buffers == 0)
+                b->n_uids_with_buffers--;
+        usage_gc(b, u);
+}
+
+static void usage_add_token(Broker *b, UidUsage *u) {
+        if (u->tokens == 0)
+                b->n_uids_with_tokens++;
+        u->tokens++;
+        b->stats.tokens++;
+        b->generation++;
+}
+
+static void usage_remove_token(Broker *b, uid_t uid) {
+        UidUsage *u = usage_get(b, uid, false);
+
+        b->stats.tokens--;
+        b->generation++;
+        if (!u)
+                return;
+        u->tokens--;
+        if (u->tokens == 0)
+                b->n_uids_with_tokens--;
+        usage_gc(b, u);
 }
 
 const UidUsage *broker_usage(Broker *b, uid_t uid) {
@@ -253,20 +333,43 @@ static void hold_free(Broker *b, Hold *h) {
 /* ------------------------------------------------------------- tokens --- */
 
 static void token_free(Broker *b, Token *t) {
-        UidUsage *u;
-
         tdelete(t, &b->token_index, token_compare);
         TAILQ_REMOVE(&t->buffer->tokens, t, by_buffer);
         TAILQ_REMOVE(&b->tokens, t, link);
-        b->stats.tokens--;
-        b->generation++;
-
-        u = usage_get(b, t->owner_uid, false);
-        if (u) {
-                u->tokens--;
-                usage_gc(b, u);
-        }
+        usage_remove_token(b, t->owner_uid);
         free(t);
+}
+
+/* Index and charge a token with id @id (well-formed, not in use) for @buf;
+ * nothing is left on failure. Shared by Share and the restore. */
+static int token_insert(Broker *b, Buffer *buf, const char *id, uid_t owner_uid, const ShareOptions *opts,
+                        uint64_t expire_usec, Token **ret) {
+        UidUsage *u;
+        Token *t;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        memcpy(t->id, id, BB_TOKEN_LEN + 1);
+        u = usage_get(b, owner_uid, true);
+        if (!u || !tsearch(t, &b->token_index, token_compare)) {
+                usage_gc(b, u);
+                free(t);
+                return -ENOMEM;
+        }
+        t->broker = b;
+        t->buffer = buf;
+        t->owner_uid = owner_uid;
+        t->bound_uid = opts->bound_uid;
+        t->read_only = opts->read_only;
+        t->single_use = opts->single_use;
+        t->expire_usec = expire_usec;
+        TAILQ_INSERT_TAIL(&buf->tokens, t, by_buffer);
+        TAILQ_INSERT_TAIL(&b->tokens, t, link);
+        usage_add_token(b, u);
+        if (ret)
+                *ret = t;
+        return 0;
 }
 
 static int token_generate(char ret[static BB_TOKEN_LEN + 1]) {
@@ -312,7 +415,6 @@ DEFINE_POINTER_CLEANUP(Buffer, buffer_free);
 
 /* Unregister and free a registered buffer, with its tokens and holds. */
 static void buffer_drop(Broker *b, Buffer *buf, bool announce) {
-        UidUsage *u;
         Hold *h;
         Token *t;
 
@@ -326,16 +428,7 @@ static void buffer_drop(Broker *b, Buffer *buf, bool announce) {
 
         tdelete(buf, &b->buffer_index, buffer_compare);
         TAILQ_REMOVE(&b->buffers, buf, link);
-        b->stats.buffers--;
-        b->generation++;
-        b->stats.bytes -= buf->size;
-
-        u = usage_get(b, buf->owner_uid, false);
-        if (u) {
-                u->buffers--;
-                u->bytes -= buf->size;
-                usage_gc(b, u);
-        }
+        usage_remove_buffer(b, buf);
         buffer_free(buf);
 }
 
@@ -368,36 +461,86 @@ int broker_validate_name(const char *name, BrokerError *err) {
         size_t n = strlen(name);
 
         if (n > BB_NAME_MAX)
-                return fail(err, -EINVAL, "Buffer name is %zu bytes long, at most %u are allowed",
+                return refuse(err, -EINVAL, "Buffer name is %zu bytes long, at most %u are allowed",
                             n, BB_NAME_MAX);
         for (size_t i = 0; i < n; i++)
                 if ((unsigned char) name[i] < 0x20 || name[i] == 0x7f)
-                        return fail(err, -EINVAL,
+                        return refuse(err, -EINVAL,
                                     "Buffer name contains control character 0x%02x at byte %zu",
                                     (unsigned char) name[i], i);
         return 0;
 }
 
-/* Would charging @uid @n more buffers of @bytes bytes in all break a limit? */
-static int check_buffer_quota(Broker *b, uid_t uid, uint64_t n, uint64_t bytes, BrokerError *err) {
+/* The fair share of a global limit, after dbus-broker's user accounting: of
+ * what the others leave (the limit minus everyone's use, plus what this uid
+ * holds already), one uid may hold at most an (n+1)th, rounded up, where n
+ * counts the uids holding some, this one included. The "+1" keeps room for
+ * a uid that comes later: no uid, and no group of uids, can take everything
+ * while fewer uids than units hold some, and each one's share shrinks as
+ * more uids hold some. Rounding up lets a newcomer have one unit of a small
+ * pool. */
+static bool fair_share_allows(uint64_t limit, uint64_t used, uint64_t have, uint64_t ask,
+                              uint64_t n_holders, bool holds_some) {
+        uint64_t pool, want, parts;
+
+        if (used > limit || have > used)
+                return false;           /* limit lowered across a restart */
+        if (!holds_some)
+                n_holders++;
+        pool = limit - used + have;
+        parts = n_holders + 1;
+        if (__builtin_add_overflow(have, ask, &want))
+                return false;
+        return want <= pool / parts + (pool % parts != 0);
+}
+
+/* Would charging @uid @n more buffers of @bytes bytes and @fds fds in all
+ * break a limit? Per uid: fixed limits; globally: the fair share. Usage may
+ * already be over a limit (limits lowered across a restart): then nothing
+ * more is granted. */
+static int check_buffer_quota(Broker *b, uid_t uid, uint64_t n, uint64_t bytes, uint64_t fds, BrokerError *err) {
         const BrokerLimits *l = &b->limits;
         const UidUsage *u = usage_get(b, uid, false);
-        uint64_t buffers = u ? u->buffers : 0, used = u ? u->bytes : 0;
+        const BrokerStats *st = &b->stats;
+        uint64_t buffers = u ? u->buffers : 0, used = u ? u->bytes : 0, used_fds = u ? u->fds : 0;
+        bool holds = buffers > 0;
 
-        if (n > l->max_buffers_per_uid - buffers)
-                return fail(err, -EDQUOT, "uid %u has %" PRIu64 " buffers and may have %" PRIu64 "; %" PRIu64 " more asked",
-                            (unsigned) uid, buffers, l->max_buffers_per_uid, n);
-        if (bytes > l->max_bytes_per_uid - used)
-                return fail(err, -EDQUOT,
-                            "uid %u would exceed its limit of %" PRIu64 " bytes (%" PRIu64 " in use, %" PRIu64 " asked)",
-                            (unsigned) uid, l->max_bytes_per_uid, used, bytes);
-        if (n > l->max_buffers - b->stats.buffers)
-                return fail(err, -EDQUOT, "The broker holds %" PRIu64 " buffers and may hold %" PRIu64 "; %" PRIu64 " more asked",
-                            b->stats.buffers, l->max_buffers, n);
-        if (bytes > l->max_bytes - b->stats.bytes)
-                return fail(err, -EDQUOT,
-                            "The broker would exceed its global limit of %" PRIu64 " bytes (%" PRIu64 " in use, %" PRIu64 " asked)",
-                            l->max_bytes, b->stats.bytes, bytes);
+        if (buffers >= l->max_buffers_per_uid || n > l->max_buffers_per_uid - buffers)
+                return refuse(err, -EDQUOT, "uid %u has %" PRIu64 " buffers and may have %" PRIu64 "; %" PRIu64 " more asked",
+                              (unsigned) uid, buffers, l->max_buffers_per_uid, n);
+        if (used >= l->max_bytes_per_uid || bytes > l->max_bytes_per_uid - used)
+                return refuse(err, -EDQUOT,
+                              "uid %u would exceed its limit of %" PRIu64 " bytes (%" PRIu64 " in use, %" PRIu64 " asked)",
+                              (unsigned) uid, l->max_bytes_per_uid, used, bytes);
+        if (!fair_share_allows(l->max_buffers, st->buffers, buffers, n, b->n_uids_with_buffers, holds))
+                return refuse(err, -EDQUOT,
+                              "uid %u has %" PRIu64 " of the %" PRIu64 " buffers in use (limit %" PRIu64 ", shared fairly among %" PRIu64 " uids); %" PRIu64 " more asked",
+                              (unsigned) uid, buffers, st->buffers, l->max_buffers,
+                              b->n_uids_with_buffers + !holds, n);
+        if (!fair_share_allows(l->max_bytes, st->bytes, used, bytes, b->n_uids_with_buffers, holds))
+                return refuse(err, -EDQUOT,
+                              "uid %u has %" PRIu64 " of the %" PRIu64 " bytes in use (limit %" PRIu64 ", shared fairly among %" PRIu64 " uids); %" PRIu64 " more asked",
+                              (unsigned) uid, used, st->bytes, l->max_bytes, b->n_uids_with_buffers + !holds, bytes);
+        if (!fair_share_allows(l->max_fds, st->fds, used_fds, fds, b->n_uids_with_buffers, holds))
+                return refuse(err, -EDQUOT,
+                              "uid %u has %" PRIu64 " of the %" PRIu64 " file descriptors the broker keeps (limit %" PRIu64 ", shared fairly among %" PRIu64 " uids); %" PRIu64 " more needed",
+                              (unsigned) uid, used_fds, st->fds, l->max_fds, b->n_uids_with_buffers + !holds, fds);
+        return 0;
+}
+
+static int check_token_quota(Broker *b, uid_t uid, BrokerError *err) {
+        const BrokerLimits *l = &b->limits;
+        const UidUsage *u = usage_get(b, uid, false);
+        uint64_t tokens = u ? u->tokens : 0;
+
+        if (tokens >= l->max_tokens_per_uid)
+                return refuse(err, -EDQUOT, "uid %u already has %" PRIu64 " tokens, the limit per uid",
+                              (unsigned) uid, tokens);
+        if (!fair_share_allows(l->max_tokens, b->stats.tokens, tokens, 1, b->n_uids_with_tokens, tokens > 0))
+                return refuse(err, -EDQUOT,
+                              "uid %u has %" PRIu64 " of the %" PRIu64 " tokens in use (limit %" PRIu64 ", shared fairly among %" PRIu64 " uids)",
+                              (unsigned) uid, tokens, b->stats.tokens, l->max_tokens,
+                              b->n_uids_with_tokens + (tokens == 0));
         return 0;
 }
 
@@ -428,13 +571,13 @@ static int buffer_new(Broker *b, uid_t owner, const char *kind, const char *name
         return 0;
 }
 
-/* Give @buf the next id, index and account it, and make @caller (if it has
- * a name) its holder. On failure @buf is freed and nothing is left. */
-static int buffer_register(Broker *b, Buffer *buf, const Caller *caller) {
+/* Index and charge @buf under its id (set by the caller, not in use): after
+ * this, buffer_drop() undoes everything. On failure @buf is freed and
+ * nothing is left. Shared by new buffers and the restore. */
+static int buffer_index(Broker *b, Buffer *buf) {
+        Buffer *after;
         UidUsage *u;
-        int r;
 
-        buf->id = b->next_id;
         if (asprintf(&buf->path, BB_BUFFER_PATH_PREFIX "/%" PRIu64, buf->id) < 0) {
                 buf->path = NULL;
                 buffer_free(buf);
@@ -443,20 +586,46 @@ static int buffer_register(Broker *b, Buffer *buf, const Caller *caller) {
 
         u = usage_get(b, buf->owner_uid, true);
         if (!u || !tsearch(buf, &b->buffer_index, buffer_compare)) {
-                if (u)
-                        usage_gc(b, u);
+                usage_gc(b, u);
                 buffer_free(buf);
                 return -ENOMEM;
         }
 
-        /* From here on the buffer is registered and buffer_drop() undoes it all. */
-        TAILQ_INSERT_TAIL(&b->buffers, buf, link);
-        b->next_id++;
-        b->stats.buffers++;
-        b->generation++;
-        b->stats.bytes += buf->size;
-        u->buffers++;
-        u->bytes += buf->size;
+        /* Keep id order in the list, whatever order ids come in (the restore). */
+        after = TAILQ_LAST(&b->buffers, Buffer_list);
+        while (after && after->id > buf->id)
+                after = TAILQ_PREV(after, Buffer_list, link);
+        if (after)
+                TAILQ_INSERT_AFTER(&b->buffers, after, buf, link);
+        else
+                TAILQ_INSERT_HEAD(&b->buffers, buf, link);
+        if (buf->id >= b->next_id)
+                b->next_id = buf->id + 1;
+        usage_add_buffer(b, u, buf);
+        return 0;
+}
+
+/* Tell the bus layer; if it refuses, the buffer goes again, unannounced. */
+static int buffer_announce(Broker *b, Buffer *buf) {
+        int r;
+
+        if (!b->callbacks.buffer_added)
+                return 0;
+        r = b->callbacks.buffer_added(b, buf, b->userdata);
+        if (r < 0)
+                buffer_drop(b, buf, false);
+        return r;
+}
+
+/* Give @buf the next id, index and account it, and make @caller (if it has
+ * a name) its holder. On failure @buf is freed and nothing is left. */
+static int buffer_register(Broker *b, Buffer *buf, const Caller *caller) {
+        int r;
+
+        buf->id = b->next_id;
+        r = buffer_index(b, buf);
+        if (r < 0)
+                return r;
 
         if (caller->name) {
                 r = hold_add(b, buf, caller);
@@ -466,9 +635,7 @@ static int buffer_register(Broker *b, Buffer *buf, const Caller *caller) {
                 }
         }
 
-        if (b->callbacks.buffer_added)
-                b->callbacks.buffer_added(b, buf, b->userdata);
-        return 0;
+        return buffer_announce(b, buf);
 }
 
 int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint64_t size,
@@ -482,21 +649,21 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
         if (r < 0)
                 return r;
         if (size == 0)
-                return fail(err, -EINVAL, "Buffer size must not be 0");
+                return refuse(err, -EINVAL, "Buffer size must not be 0");
         if (size > b->limits.max_buffer_size)
-                return fail(err, -EDQUOT, "Buffer size %" PRIu64 " exceeds the limit of %" PRIu64 " bytes",
+                return refuse(err, -EDQUOT, "Buffer size %" PRIu64 " exceeds the limit of %" PRIu64 " bytes",
                             size, b->limits.max_buffer_size);
         if (!persistent && !caller->name)
-                return fail(err, -EINVAL, "A buffer without a holder must be persistent");
+                return refuse(err, -EINVAL, "A buffer without a holder must be persistent");
 
         if (size > UINT64_MAX - (page - 1))
-                return fail(err, -EDQUOT, "Buffer size %" PRIu64 " cannot be rounded up to a page", size);
+                return refuse(err, -EDQUOT, "Buffer size %" PRIu64 " cannot be rounded up to a page", size);
         size = (size + page - 1) / page * page;
         if (size > b->limits.max_buffer_size)
-                return fail(err, -EDQUOT, "Buffer size %" PRIu64 " (page-aligned) exceeds the limit of %" PRIu64 " bytes",
+                return refuse(err, -EDQUOT, "Buffer size %" PRIu64 " (page-aligned) exceeds the limit of %" PRIu64 " bytes",
                             size, b->limits.max_buffer_size);
 
-        r = check_buffer_quota(b, caller->uid, 1, size, err);
+        r = check_buffer_quota(b, caller->uid, 1, size, 1, err);
         if (r < 0)
                 return r;
 
@@ -504,6 +671,7 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
         if (r < 0)
                 return fail(err, r, "Out of memory");
         buf->size = size;
+        buf->n_fds = 1;
         buf->n_planes = 1;
         buf->planes[0].length = size;
 
@@ -527,22 +695,22 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
         _cleanup_(v4l2_queue_unrefp) V4L2Queue *q = NULL;
         _cleanup_free_ Buffer **bufs = NULL;
         const V4L2Format *fmt;
-        uint64_t total = 0, per_buffer = 0, page = page_size();
-        unsigned n, i;
+        uint64_t total = 0, total_fds = 0, per_buffer = 0, page = page_size();
+        unsigned n, i, fds_per_buffer;
         int r;
 
         r = broker_validate_name(name, err);
         if (r < 0)
                 return r;
         if (!persistent && !caller->name)
-                return fail(err, -EINVAL, "A buffer without a holder must be persistent");
+                return refuse(err, -EINVAL, "A buffer without a holder must be persistent");
 
         /* Count first: no point in allocating device memory we cannot hand out. */
-        r = check_buffer_quota(b, caller->uid, req->count, 0, err);
+        r = check_buffer_quota(b, caller->uid, req->count, 0, req->count, err);
         if (r < 0)
                 return r;
 
-        r = v4l2_queue_new(device, req, err, &q);
+        r = v4l2_queue_new(device, req, caller, err, &q);
         if (r < 0)
                 return r;
         fmt = v4l2_queue_format(q);
@@ -552,9 +720,14 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
         for (unsigned p = 0; p < fmt->n_planes; p++)
                 per_buffer += ((uint64_t) fmt->sizeimage[p] + page - 1) / page * page;
         if (per_buffer > b->limits.max_buffer_size)
-                return fail(err, -EDQUOT, "A %ux%u buffer of '%s' takes %" PRIu64 " bytes, over the limit of %" PRIu64,
+                return refuse(err, -EDQUOT, "A %ux%u buffer of '%s' takes %" PRIu64 " bytes, over the limit of %" PRIu64,
                             fmt->width, fmt->height, device, per_buffer, b->limits.max_buffer_size);
-        r = check_buffer_quota(b, caller->uid, req->count, per_buffer * req->count, err);
+        /* Every plane is exported once, twice unless read-only; and each
+         * buffer is charged the queue's device fd too (conservative: the
+         * queue has one, kept until its last buffer goes). */
+        fds_per_buffer = fmt->n_planes * (read_only ? 1 : 2) + 1;
+        r = check_buffer_quota(b, caller->uid, req->count, per_buffer * req->count,
+                               (uint64_t) fds_per_buffer * req->count, err);
         if (r < 0)
                 return r;
 
@@ -585,6 +758,8 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
                 buf->v4l2_index = i;
                 buf->read_only = read_only;
                 buf->n_planes = fmt->n_planes;
+                buf->n_fds = fds_per_buffer;
+                total_fds += fds_per_buffer;
 
                 r = v4l2_queue_export(q, i, read_only, bufname, err, planes);
                 if (r < 0)
@@ -608,24 +783,25 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
                         buf->size += buf->planes[p].length;
                 total += buf->size;
                 if (buf->size > b->limits.max_buffer_size) {
-                        r = fail(err, -EDQUOT, "Buffer %u of '%s' has %" PRIu64 " bytes, over the limit of %" PRIu64,
+                        r = refuse(err, -EDQUOT, "Buffer %u of '%s' has %" PRIu64 " bytes, over the limit of %" PRIu64,
                                  i, device, buf->size, b->limits.max_buffer_size);
                         goto fail;
                 }
         }
 
         /* Again with what the driver really gave (count and lengths). */
-        r = check_buffer_quota(b, caller->uid, n, total, err);
+        r = check_buffer_quota(b, caller->uid, n, total, total_fds, err);
         if (r < 0)
                 goto fail;
 
         for (i = 0; i < n; i++) {
                 r = buffer_register(b, bufs[i], caller);
                 if (r < 0) {
-                        /* bufs[i] is freed; drop the ones registered before it. */
+                        /* bufs[i] is freed; drop the ones registered before it
+                         * (announced, so the fd store lets them go too). */
                         bufs[i] = NULL;
                         while (i > 0) {
-                                buffer_drop(b, bufs[--i], false);
+                                buffer_drop(b, bufs[--i], true);
                                 bufs[i] = NULL;
                         }
                         (void) fail(err, r, "Failed to register the buffers: %s", strerror(-r));
@@ -696,7 +872,7 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
         int r;
 
         if (!token_well_formed(token))
-                return fail(err, -EINVAL, "Token '%.64s' is malformed: expected %u lower-case hex digits",
+                return refuse(err, -EINVAL, "Token '%.64s' is malformed: expected %u lower-case hex digits",
                             token, BB_TOKEN_LEN);
 
         t = find_token(b, token);
@@ -705,11 +881,11 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
                 t = NULL;
         }
         if (!t)
-                return fail(err, -ENOKEY, "No token %s: unknown, expired, used up, or its buffer was released",
+                return refuse(err, -ENOKEY, "No token %s: unknown, expired, used up, or its buffer was released",
                             token);
 
         if (t->bound_uid != UID_INVALID && t->bound_uid != caller->uid)
-                return fail(err, -EACCES, "Token is bound to uid %u, caller is uid %u",
+                return refuse(err, -EACCES, "Token is bound to uid %u, caller is uid %u",
                             (unsigned) t->bound_uid, (unsigned) caller->uid);
 
         buf = t->buffer;
@@ -727,7 +903,7 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
 int broker_open_fds(Broker *b, const Caller *caller, Buffer *buf, bool read_only, BrokerError *err,
                     int ret_fds[BUFFER_PLANES_MAX]) {
         if (!may_manage(b, caller, buf))
-                return fail(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; others open it with a token",
+                return refuse(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; others open it with a token",
                             buf->id, (unsigned) buf->owner_uid);
 
         return open_and_hold(b, caller, buf, read_only, err, ret_fds);
@@ -735,55 +911,29 @@ int broker_open_fds(Broker *b, const Caller *caller, Buffer *buf, bool read_only
 
 int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOptions *opts,
                  uint64_t now, BrokerError *err, const char **ret_token) {
-        const BrokerLimits *l = &b->limits;
-        UidUsage *u;
+        char id[BB_TOKEN_LEN + 1];
         Token *t;
         int r;
 
         if (!may_manage(b, caller, buf))
-                return fail(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; only its owner or root may share it",
-                            buf->id, (unsigned) buf->owner_uid);
+                return refuse(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; only its owner or root may share it",
+                              buf->id, (unsigned) buf->owner_uid);
 
-        u = usage_get(b, caller->uid, false);
-        if (u && u->tokens >= l->max_tokens_per_uid)
-                return fail(err, -EDQUOT, "uid %u already has %" PRIu64 " tokens, the limit per uid",
-                            (unsigned) caller->uid, u->tokens);
-        if (b->stats.tokens >= l->max_tokens)
-                return fail(err, -EDQUOT, "The broker holds %" PRIu64 " tokens, its global limit", b->stats.tokens);
-
-        t = calloc(1, sizeof(*t));
-        if (!t)
-                return fail(err, -ENOMEM, "Out of memory");
+        r = check_token_quota(b, caller->uid, err);
+        if (r < 0)
+                return r;
 
         /* 128 random bits: a collision means a broken RNG, but be exact anyway. */
         do {
-                r = token_generate(t->id);
-                if (r < 0) {
-                        free(t);
+                r = token_generate(id);
+                if (r < 0)
                         return fail(err, r, "Failed to get random bytes: %s", strerror(-r));
-                }
-        } while (find_token(b, t->id));
+        } while (find_token(b, id));
 
-        u = usage_get(b, caller->uid, true);
-        if (!u || !tsearch(t, &b->token_index, token_compare)) {
-                if (u)
-                        usage_gc(b, u);
-                free(t);
-                return fail(err, -ENOMEM, "Out of memory");
-        }
-
-        t->broker = b;
-        t->buffer = buf;
-        t->owner_uid = caller->uid;
-        t->bound_uid = opts->bound_uid;
-        t->read_only = opts->read_only;
-        t->single_use = opts->single_use;
-        t->expire_usec = opts->ttl_usec > 0 ? usec_add(now, opts->ttl_usec) : USEC_INFINITY;
-        TAILQ_INSERT_TAIL(&buf->tokens, t, by_buffer);
-        TAILQ_INSERT_TAIL(&b->tokens, t, link);
-        b->stats.tokens++;
-        b->generation++;
-        u->tokens++;
+        r = token_insert(b, buf, id, caller->uid, opts,
+                         opts->ttl_usec > 0 ? usec_add(now, opts->ttl_usec) : USEC_INFINITY, &t);
+        if (r < 0)
+                return fail(err, r, "Out of memory");
 
         *ret_token = t->id;
         return 0;
@@ -795,7 +945,7 @@ int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *er
         bool manager = may_manage(b, caller, buf);
 
         if (!h && !manager)
-                return fail(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u and the caller does not hold it",
+                return refuse(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u and the caller does not hold it",
                             buf->id, (unsigned) buf->owner_uid);
 
         /* The owner's Release ends persistence; anyone's ends their own hold. */
@@ -813,22 +963,22 @@ int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err
         int r;
 
         if (!may_manage(b, caller, buf))
-                return fail(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; only its owner or root may freeze it",
+                return refuse(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; only its owner or root may freeze it",
                             buf->id, (unsigned) buf->owner_uid);
         if (buf->frozen)
-                return fail(err, -EALREADY, "Buffer %" PRIu64 " is already frozen", buf->id);
+                return refuse(err, -EALREADY, "Buffer %" PRIu64 " is already frozen", buf->id);
         if (strcmp(buf->kind, BB_KIND_MEMFD) != 0)
-                return fail(err, -EOPNOTSUPP, "Buffers of kind %s cannot be frozen", buf->kind);
+                return refuse(err, -EOPNOTSUPP, "Buffers of kind %s cannot be frozen", buf->kind);
 
         r = memfd_freeze(buf->planes[0].fd);
         if (r == -EBUSY)
-                return fail(err, -ETXTBSY, "Buffer %" PRIu64 " is mapped writable somewhere (or a holder sealed its seals); unmap it before freezing",
+                return refuse(err, -ETXTBSY, "Buffer %" PRIu64 " is mapped writable somewhere (or a holder sealed its seals); unmap it before freezing",
                             buf->id);
         if (r == -EALREADY) {
                 /* A writable holder sealed it on its own: it is frozen now. */
                 buf->frozen = true;
         b->generation++;
-                return fail(err, r, "Buffer %" PRIu64 " is already frozen", buf->id);
+                return refuse(err, r, "Buffer %" PRIu64 " is already frozen", buf->id);
         }
         if (r < 0)
                 return fail(err, r, "Failed to seal buffer %" PRIu64 ": %s", buf->id, strerror(-r));
@@ -836,6 +986,39 @@ int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err
         buf->frozen = true;
         b->generation++;
         return 0;
+}
+
+void broker_drop_buffer(Broker *b, Buffer *buf) {
+        buffer_drop(b, buf, true);
+}
+
+void broker_unhold(Broker *b, Buffer *buf, const char *name) {
+        Client *c = broker_find_client(b, name);
+        Hold *h = c ? hold_find(buf, c) : NULL;
+
+        if (!h)
+                return;
+        hold_free(b, h);
+        buffer_gc(b, buf);
+}
+
+int broker_revoke_token(Broker *b, const char *id) {
+        Token *t = find_token(b, id);
+
+        if (!t)
+                return -ENOKEY;
+        token_free(b, t);
+        return 0;
+}
+
+bool broker_holds(Broker *b, Buffer *buf, const char *name) {
+        Client *c = name ? broker_find_client(b, name) : NULL;
+        return c && hold_find(buf, c);
+}
+
+const Token *broker_find_token(Broker *b, const char *id, uint64_t now) {
+        const Token *t = find_token(b, id);
+        return t && t->expire_usec > now ? t : NULL;
 }
 
 void broker_client_vanished(Broker *b, Client *c) {
@@ -891,22 +1074,19 @@ uint64_t broker_expire(Broker *b, uint64_t now) {
 }
 
 int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
-        uint64_t id = rb->id;
-        uid_t owner = rb->owner;
         Buffer *buf;
-        UidUsage *u;
         int r;
 
-        if (id == 0 || broker_find_buffer(b, id) || rb->n_planes == 0 || rb->n_planes > BUFFER_PLANES_MAX)
+        if (rb->id == 0 || broker_find_buffer(b, rb->id) || rb->n_planes == 0 || rb->n_planes > BUFFER_PLANES_MAX)
                 return -EINVAL;
         r = broker_validate_name(rb->name, NULL);
         if (r < 0)
                 return r;
 
-        r = buffer_new(b, owner, rb->queue ? BB_KIND_V4L2 : BB_KIND_MEMFD, rb->name, rb->persistent, 0, 0, &buf);
+        r = buffer_new(b, rb->owner, rb->queue ? BB_KIND_V4L2 : BB_KIND_MEMFD, rb->name, rb->persistent, 0, 0, &buf);
         if (r < 0)
                 return r;
-        buf->id = id;
+        buf->id = rb->id;
         buf->frozen = rb->frozen;
         buf->read_only = rb->read_only;
         buf->expire_usec = rb->expire_usec;
@@ -914,37 +1094,19 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         buf->n_planes = rb->n_planes;
         buf->queue = v4l2_queue_ref(rb->queue);
         buf->v4l2_index = rb->v4l2_index;
-        for (unsigned i = 0; i < rb->n_planes; i++)
+        for (unsigned i = 0; i < rb->n_planes; i++) {
                 buf->size += rb->planes[i].length;
-
-        u = usage_get(b, owner, true);
-        if (!u || asprintf(&buf->path, BB_BUFFER_PATH_PREFIX "/%" PRIu64, id) < 0 ||
-            !tsearch(buf, &b->buffer_index, buffer_compare)) {
-                if (u)
-                        usage_gc(b, u);
-                buffer_free(buf);       /* planes not taken yet */
-                return -ENOMEM;
+                buf->n_fds += 1 + (rb->planes[i].ro_fd >= 0);
         }
+        if (rb->queue)
+                buf->n_fds++;           /* as broker_create_v4l2() charges it */
+
+        /* The planes are taken only once nothing can fail any more. Not
+         * announced (buffer_added): it is in the fd store already. */
+        r = buffer_index(b, buf);
+        if (r < 0)
+                return r;
         memcpy(buf->planes, rb->planes, rb->n_planes * sizeof(BufferPlane));
-
-        /* Keep id order in the list, whatever order the state came in. */
-        Buffer *after = TAILQ_LAST(&b->buffers, Buffer_list);
-        while (after && after->id > id)
-                after = TAILQ_PREV(after, Buffer_list, link);
-        if (after)
-                TAILQ_INSERT_AFTER(&b->buffers, after, buf, link);
-        else
-                TAILQ_INSERT_HEAD(&b->buffers, buf, link);
-        b->stats.buffers++;
-        b->stats.bytes += buf->size;
-        u->buffers++;
-        u->bytes += buf->size;
-        b->generation++;
-        if (id >= b->next_id)
-                b->next_id = id + 1;
-
-        if (b->callbacks.buffer_added)
-                b->callbacks.buffer_added(b, buf, b->userdata);
         *ret = buf;
         return 0;
 }
@@ -955,36 +1117,9 @@ int broker_restore_hold(Broker *b, Buffer *buf, const Caller *holder) {
 
 int broker_restore_token(Broker *b, Buffer *buf, const char *id, uid_t owner_uid, const ShareOptions *opts,
                          uint64_t expire_usec) {
-        UidUsage *u;
-        Token *t;
-
         if (!token_well_formed(id) || find_token(b, id))
                 return -EINVAL;
-
-        t = calloc(1, sizeof(*t));
-        if (!t)
-                return -ENOMEM;
-        memcpy(t->id, id, BB_TOKEN_LEN + 1);
-        u = usage_get(b, owner_uid, true);
-        if (!u || !tsearch(t, &b->token_index, token_compare)) {
-                if (u)
-                        usage_gc(b, u);
-                free(t);
-                return -ENOMEM;
-        }
-        t->broker = b;
-        t->buffer = buf;
-        t->owner_uid = owner_uid;
-        t->bound_uid = opts->bound_uid;
-        t->read_only = opts->read_only;
-        t->single_use = opts->single_use;
-        t->expire_usec = expire_usec;
-        TAILQ_INSERT_TAIL(&buf->tokens, t, by_buffer);
-        TAILQ_INSERT_TAIL(&b->tokens, t, link);
-        b->stats.tokens++;
-        b->generation++;
-        u->tokens++;
-        return 0;
+        return token_insert(b, buf, id, owner_uid, opts, expire_usec, NULL);
 }
 
 void broker_restore_done(Broker *b, uint64_t next_id) {

@@ -9,11 +9,15 @@
  * (CLOCK_MONOTONIC usec) so tests can drive expiry.
  *
  * Errors: functions return 0 or a negative errno and, where a BrokerError is
- * passed, a message for a human. The errnos are the ones the protocol maps to
- * error names (bufbroker-protocol.h): -EINVAL malformed input, -EDQUOT quota,
- * -ENOKEY unknown/expired/used token, -EPERM not the owner, -EACCES token bound
- * to another uid, -EALREADY already frozen, -ETXTBSY writable mappings exist,
- * -ENODEV not a usable V4L2 device, -EBUSY the device's queue is in use.
+ * passed, a message for a human. A refusal the protocol names (bad input, a
+ * quota, a missing token...) also sets BrokerError.name to its D-Bus error
+ * name; its errno is the one bufbroker-protocol.h pairs with that name:
+ * -EINVAL malformed input, -EDQUOT quota, -ENOKEY unknown/expired/used token,
+ * -EPERM not the owner, -EACCES access denied, -EALREADY already frozen,
+ * -ETXTBSY writable mappings exist, -ENODEV not a usable V4L2 device, -EBUSY
+ * the device's queue is in use, -EOPNOTSUPP not for this kind. A failure of
+ * the system (kernel, driver, memory) leaves the name NULL, so that the bus
+ * layer can never mistake a kernel's ENOENT for "no such buffer".
  */
 #pragma once
 
@@ -38,6 +42,7 @@ typedef struct UidUsage UidUsage;
 
 typedef struct BrokerLimits {
         uint64_t max_buffer_size;
+        uint64_t max_fds;               /* fds the broker may keep for buffers */
         uint64_t max_buffers_per_uid;
         uint64_t max_bytes_per_uid;
         uint64_t max_tokens_per_uid;
@@ -51,6 +56,7 @@ typedef struct BrokerStats {
         uint64_t bytes;
         uint64_t clients;
         uint64_t tokens;
+        uint64_t fds;                   /* kept for buffers (planes, exports, queues) */
 } BrokerStats;
 
 typedef struct BrokerCallbacks {
@@ -59,22 +65,35 @@ typedef struct BrokerCallbacks {
         int (*client_added)(Broker *b, Client *c, void *userdata);
         /* A client holds nothing any more and is about to be freed. */
         void (*client_removed)(Broker *b, Client *c, void *userdata);
-        /* A buffer was registered (its id and path are set). */
-        void (*buffer_added)(Broker *b, Buffer *buf, void *userdata);
+        /* A buffer was registered (its id and path are set). Return <0 to
+         * refuse (it is then unregistered again and its creation fails). */
+        int (*buffer_added)(Broker *b, Buffer *buf, void *userdata);
         /* A buffer is about to be freed (released, expired, last holder gone). */
         void (*buffer_dropped)(Broker *b, Buffer *buf, void *userdata);
 } BrokerCallbacks;
 
 /* Who is calling: a connection name (NULL = not a bus client, never becomes a
- * holder) and the uid the bus vouches for. */
+ * holder) and the credentials the bus vouches for. Groups are only needed to
+ * decide device access (CreateV4L2); n_groups 0 means "only gid". */
 typedef struct Caller {
         const char *name;
         uid_t uid;
+        gid_t gid;
+        const gid_t *groups;
+        unsigned n_groups;
 } Caller;
 
 typedef struct BrokerError {
+        const char *name;               /* protocol error name; NULL: system failure */
         char message[256];
 } BrokerError;
+
+/* Fill @err (may be NULL) and return @r. broker_refuse() is for the
+ * conditions the protocol names: the name is looked up from @r (-EINVAL is
+ * InvalidArgs, -EOPNOTSUPP NotSupported, the rest as in the protocol's
+ * table). broker_fail() is for everything else. */
+_printf_(3, 4) int broker_refuse(BrokerError *err, int r, const char *fmt, ...);
+_printf_(3, 4) int broker_fail(BrokerError *err, int r, const char *fmt, ...);
 
 struct Hold {
         Buffer *buffer;
@@ -129,6 +148,8 @@ struct Buffer {
         bool read_only;                 /* even the owner gets read-only fds */
         unsigned n_planes;
         BufferPlane planes[BUFFER_PLANES_MAX];
+        unsigned n_fds;                 /* fds kept: planes, read-only exports, and
+                                         * the queue's device fd for its first buffer */
         V4L2Queue *queue;               /* kind "v4l2": the device queue, shared */
         uint32_t v4l2_index;            /* and the buffer's index in it */
         unsigned n_holds;
@@ -142,11 +163,16 @@ struct UidUsage {
         uint64_t buffers;
         uint64_t bytes;
         uint64_t tokens;
+        uint64_t fds;
         TAILQ_ENTRY(UidUsage) link;
 };
 
 struct Broker {
         BrokerLimits limits;
+        /* uids with some buffers (tokens): the "n" of the fair share of the
+         * global limits (see check_buffer_quota()). */
+        uint64_t n_uids_with_buffers;
+        uint64_t n_uids_with_tokens;
         BrokerCallbacks callbacks;
         void *userdata;
         uid_t self_uid;                 /* sees and may do everything, like root */
@@ -209,6 +235,19 @@ int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOption
 int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err);
 int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err);
 
+/* Taking back what a reply handed out when the reply was never delivered
+ * (the bus refused it, or the caller asked for no reply). */
+/* Drop @buf now, whoever holds it. */
+void broker_drop_buffer(Broker *b, Buffer *buf);
+/* Drop the hold of client @name on @buf, if any (never ends persistence). */
+void broker_unhold(Broker *b, Buffer *buf, const char *name);
+/* Forget token @id; -ENOKEY if there is none. */
+int broker_revoke_token(Broker *b, const char *id);
+/* Does client @name hold @buf? */
+bool broker_holds(Broker *b, Buffer *buf, const char *name);
+/* The token @id (NULL: none, or expired at @now). */
+const Token *broker_find_token(Broker *b, const char *id, uint64_t now);
+
 /* The bus connection behind a client is gone: drop its holds. */
 void broker_client_vanished(Broker *b, Client *c);
 Client *broker_find_client(Broker *b, const char *name);
@@ -224,9 +263,11 @@ bool broker_is_privileged(Broker *b, uid_t uid);
 const UidUsage *broker_usage(Broker *b, uid_t uid);
 
 /* Rebuilding the state saved before a restart (fdstore.c). Quotas are not
- * checked: the buffers existed. broker_restore_buffer() takes the plane
- * fds (and ro_fds) on success only. After the last call, broker_restore_done() drops
- * buffers that nobody holds any more. */
+ * checked: the buffers existed (a uid may be over a limit lowered since; it
+ * then gets nothing more until it is under again). broker_restore_buffer()
+ * takes the plane fds (and ro_fds) on success only, and does not call
+ * buffer_added: the buffer is in the fd store already. After the last call,
+ * broker_restore_done() drops buffers that nobody holds any more. */
 typedef struct RestoredBuffer {
         uint64_t id;
         const char *name;

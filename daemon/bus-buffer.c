@@ -103,7 +103,9 @@ static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *err
 }
 
 static int method_share(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Buffer *buf = userdata;
+        Handout h;
         Manager *m = buf->broker->userdata;
         ShareOptions opts = { .bound_uid = (uid_t) -1 };
         uint32_t uid = UINT32_MAX;
@@ -141,14 +143,24 @@ static int method_share(sd_bus_message *msg, void *userdata, sd_bus_error *error
         if (opts.ttl_usec > 0)
                 manager_schedule_expiry(m);
 
-        return sd_bus_reply_method_return(msg, "s", token);
+        h = (Handout) { .client = caller.name, .uid = caller.uid, .revoke_token = true };
+        memcpy(h.token, token, sizeof(h.token));
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", token);
+        if (r >= 0)
+                r = bus_send_reply(m, reply, &h);
+        if (r < 0)
+                (void) broker_revoke_token(m->broker, h.token);
+        return r;
 }
 
 static int method_open_fds(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, -1, -1, -1, -1, -1, -1, -1 };
         Buffer *buf = userdata;
-        bool read_only = false;
+        Manager *m = buf->broker->userdata;
+        bool read_only = false, new_hold;
         BusOption options[] = {
                 { BB_OPT_READ_ONLY, 'b', &read_only },
                 {}
@@ -163,7 +175,11 @@ static int method_open_fds(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = get_caller(msg, buf, &caller, error);
         if (r < 0)
                 return r;
+        r = bus_check_takes_fds(m, &caller, error);
+        if (r < 0)
+                return r;
 
+        new_hold = !broker_holds(buf->broker, buf, caller.name);
         r = broker_open_fds(buf->broker, &caller, buf, read_only, &err, fds);
         if (r < 0)
                 return bus_map_broker_error(error, r, &err);
@@ -172,7 +188,9 @@ static int method_open_fds(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (r >= 0)
                 r = bus_append_fds_and_info(reply, buf, read_only || buf->read_only, fds);
         if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
+                r = bus_send_reply(m, reply, &(Handout) {
+                        .client = caller.name, .uid = caller.uid, .ids = &buf->id, .n_ids = 1, .drop_holds = new_hold,
+                });
         return r;
 }
 
@@ -256,12 +274,12 @@ const sd_bus_vtable buffer_vtable[] = {
         SD_BUS_VTABLE_END
 };
 
-int bus_buffer_register(Manager *m) {
+int bus_buffer_register(Manager *m, sd_bus *bus) {
         int r;
 
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, BB_BUFFER_PATH_PREFIX, BB_BUFFER_INTERFACE,
+        r = sd_bus_add_fallback_vtable(bus, NULL, BB_BUFFER_PATH_PREFIX, BB_BUFFER_INTERFACE,
                                        buffer_vtable, buffer_object_find, m);
         if (r < 0)
                 return r;
-        return sd_bus_add_node_enumerator(m->bus, NULL, BB_BUFFER_PATH_PREFIX, buffer_node_enumerator, m);
+        return sd_bus_add_node_enumerator(bus, NULL, BB_BUFFER_PATH_PREFIX, buffer_node_enumerator, m);
 }

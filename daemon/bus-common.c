@@ -18,54 +18,40 @@ uint64_t now_usec(void) {
 }
 
 int bus_get_caller(Manager *m, sd_bus_message *msg, Caller *ret, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
-        const char *sender;
-        Client *c;
-        uid_t uid;
-        int r;
+        const char *sender = sd_bus_message_get_sender(msg);
+        Peer *p;
 
-        sender = sd_bus_message_get_sender(msg);
-        if (!sender)
-                /* Only on a direct connection, which bufbrokerd does not offer yet. */
-                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "Caller has no bus name");
-
-        c = broker_find_client(m->broker, sender);
-        if (c) {
-                *ret = (Caller) { .name = c->name, .uid = c->uid };
-                return 0;
+        p = sender ? peer_find(m, sender) : NULL;
+        if (!p && !sender) {
+                /* A direct connection: its peer is known from the socket. */
+                TAILQ_FOREACH(p, &m->peers, link)
+                        if (p->direct == sd_bus_message_get_bus(msg))
+                                break;
         }
-        if (m->cached_sender && strcmp(m->cached_sender, sender) == 0) {
-                *ret = (Caller) { .name = m->cached_sender, .uid = m->cached_uid };
-                return 0;
-        }
+        if (!p || !p->creds_known)
+                /* Only for calls that bypassed the queue, which none should. */
+                return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                        "bufbrokerd does not know who the caller is");
 
-        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID, &creds);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Failed to get the caller's credentials: %m");
-        r = sd_bus_creds_get_euid(creds, &uid);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Failed to get the caller's uid: %m");
-
-        free(m->cached_sender);
-        m->cached_sender = strdup(sender);
-        if (!m->cached_sender)
-                return sd_bus_error_set_errno(error, -ENOMEM);
-        m->cached_uid = uid;
-
-        *ret = (Caller) { .name = m->cached_sender, .uid = uid };
+        *ret = (Caller) {
+                .name = p->name,
+                .uid = p->uid,
+                .groups = p->groups,
+                .n_groups = p->n_groups,
+        };
         return 0;
 }
 
 int bus_map_broker_error(sd_bus_error *error, int r, const BrokerError *err) {
-        static const struct bb_error_errno table[] = BB_ERROR_ERRNO_TABLE;
         const char *message = err && err->message[0] ? err->message : strerror(-r);
 
-        if (r == -EINVAL)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "%s", message);
-        for (size_t i = 0; i < ELEMENTSOF(table); i++)
-                if (table[i].error == -r)
-                        return sd_bus_error_setf(error, table[i].name, "%s", message);
-        return sd_bus_error_set_errnof(error, r, "%s", message);
+        /* Only the conditions the core names get protocol errors; a kernel's
+         * or driver's errno says nothing about the caller's request. */
+        if (err && err->name)
+                return sd_bus_error_set(error, err->name, message);
+        if (r == -ENOMEM)
+                return sd_bus_error_set(error, SD_BUS_ERROR_NO_MEMORY, message);
+        return sd_bus_error_set(error, SD_BUS_ERROR_FAILED, message);
 }
 
 static const char *type_name(char type) {

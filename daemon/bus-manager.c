@@ -16,39 +16,8 @@
 
 /* ------------------------------------------------- core callbacks --- */
 
-static int on_client_track_empty(sd_bus_track *track, void *userdata) {
-        Client *c = userdata;
-
-        /* The connection is gone (exit, crash, disconnect): drop its holds.
-         * This also frees c and unrefs this track (sd-bus keeps it alive
-         * until we return). */
-        broker_client_vanished(c->broker, c);
-        return 0;
-}
-
-static int on_client_added(Broker *b, Client *c, void *userdata) {
-        Manager *m = userdata;
-        sd_bus_track *track = NULL;
-        int r;
-
-        r = sd_bus_track_new(m->bus, &track, on_client_track_empty, c);
-        if (r < 0)
-                return r;
-        r = sd_bus_track_add_name(track, c->name);
-        if (r < 0) {
-                sd_bus_track_unref(track);
-                return r;
-        }
-        c->userdata = track;
-        return 0;
-}
-
-static void on_client_removed(Broker *b, Client *c, void *userdata) {
-        c->userdata = sd_bus_track_unref(c->userdata);
-}
-
-static void on_buffer_added(Broker *b, Buffer *buf, void *userdata) {
-        fdstore_buffer_added(userdata, buf);
+static int on_buffer_added(Broker *b, Buffer *buf, void *userdata) {
+        return fdstore_buffer_added(userdata, buf);
 }
 
 static void on_buffer_dropped(Broker *b, Buffer *buf, void *userdata) {
@@ -63,20 +32,34 @@ static void on_buffer_dropped(Broker *b, Buffer *buf, void *userdata) {
                 fprintf(stderr, "Failed to emit BufferReleased for %s: %s\n", buf->path, strerror(-r));
 }
 
+/* Holders are not tracked one by one: bus-peer.c watches every connection
+ * that goes. */
 const BrokerCallbacks bus_broker_callbacks = {
-        .client_added = on_client_added,
-        .client_removed = on_client_removed,
         .buffer_added = on_buffer_added,
         .buffer_dropped = on_buffer_dropped,
 };
 
+/* Calls that return fds: refused for a connection whose earlier replies the
+ * bus could not deliver (it does not read them, or cannot take fds). */
+int bus_check_takes_fds(Manager *m, const Caller *caller, sd_bus_error *error) {
+        Peer *p = peer_find(m, caller->name);
+
+        if (p && p->not_reading)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                         "The bus could not deliver earlier replies with file descriptors to %s "
+                                         "(it does not read them, or cannot receive fds); reconnect to get more",
+                                         caller->name);
+        return 0;
+}
+
 /* --------------------------------------------------------- methods --- */
 
 static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, -1, -1, -1, -1, -1, -1, -1 };
         Manager *m = userdata;
         bool persistent = false;
-        uint64_t size, ttl_usec = 0;
+        uint64_t size, ttl_usec = 0, id;
         BusOption options[] = {
                 { BB_OPT_PERSISTENT, 'b', &persistent },
                 { BB_OPT_TTL_USEC, 't', &ttl_usec },
@@ -107,20 +90,37 @@ static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error
         r = bus_get_caller(m, msg, &caller, error);
         if (r < 0)
                 return r;
+        r = bus_check_takes_fds(m, &caller, error);
+        if (r < 0)
+                return r;
 
         r = broker_create_memfd(m->broker, &caller, name, size, persistent, ttl_usec, now_usec(), &err, &buf);
         if (r < 0)
                 return bus_map_broker_error(error, r, &err);
         if (ttl_usec > 0)
                 manager_schedule_expiry(m);
+        id = buf->id;
 
         /* The creator gets its own open of the file, not the daemon's. */
         r = buffer_open_fds(buf, false, fds);
+        if (r < 0) {
+                broker_drop_buffer(m->broker, buf);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Failed to open the new buffer: %s",
+                                         strerror(-r));
+        }
+        r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
-                r = sd_bus_reply_method_return(msg, "oht", buf->path, fds[0], buf->size);
-        if (r < 0)
+                r = sd_bus_message_append(reply, "oht", buf->path, fds[0], buf->size);
+        if (r < 0) {
+                broker_drop_buffer(m->broker, buf);
+                return r;
+        }
+        r = bus_send_reply(m, reply, &(Handout) {
+                .client = caller.name, .uid = caller.uid, .ids = &id, .n_ids = 1, .drop_buffers = true,
+        });
+        if (r < 0 && (buf = broker_find_buffer(m->broker, id)))
                 /* Nobody will ever learn of this buffer: undo it. */
-                (void) broker_release(m->broker, &caller, buf, NULL);
+                broker_drop_buffer(m->broker, buf);
         return r;
 }
 
@@ -240,7 +240,10 @@ static int method_open(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         Manager *m = userdata;
         BusOption options[] = { {} };
         BrokerError err = {};
+        uint64_t now = now_usec(), id;
         const char *token;
+        const Token *t;
+        Handout h = {};
         bool read_only;
         Caller caller;
         Buffer *buf;
@@ -256,22 +259,42 @@ static int method_open(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         r = bus_get_caller(m, msg, &caller, error);
         if (r < 0)
                 return r;
+        r = bus_check_takes_fds(m, &caller, error);
+        if (r < 0)
+                return r;
 
-        r = broker_open(m->broker, &caller, token, now_usec(), &err, &buf, &read_only, fds);
+        /* What the call will change, to take it back if the reply is refused. */
+        t = broker_find_token(m->broker, token, now);
+        if (t) {
+                h.drop_holds = !broker_holds(m->broker, t->buffer, caller.name);
+                h.restore_token = t->single_use;
+                memcpy(h.token, t->id, sizeof(h.token));
+                h.token_owner = t->owner_uid;
+                h.token_opts = (ShareOptions) {
+                        .read_only = t->read_only,
+                        .single_use = t->single_use,
+                        .bound_uid = t->bound_uid,
+                };
+                h.token_expire_usec = t->expire_usec;
+        }
+
+        r = broker_open(m->broker, &caller, token, now, &err, &buf, &read_only, fds);
         if (r < 0)
                 return bus_map_broker_error(error, r, &err);
+        id = buf->id;
+        h.client = caller.name;
+        h.uid = caller.uid;
+        h.ids = &id;
+        h.n_ids = 1;
 
         r = sd_bus_message_new_method_return(msg, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(reply, "o", buf->path);
-        if (r < 0)
-                return r;
-        r = bus_append_fds_and_info(reply, buf, read_only, fds);
-        if (r < 0)
-                return r;
-
-        return sd_bus_send(NULL, reply, NULL);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "o", buf->path);
+        if (r >= 0)
+                r = bus_append_fds_and_info(reply, buf, read_only, fds);
+        if (r >= 0)
+                r = bus_send_reply(m, reply, &h);
+        return r;
 }
 
 /* Device paths are absolute, plain and short; the allocator checks the rest
@@ -294,6 +317,7 @@ static int validate_device_path(const char *path, sd_bus_error *error) {
 static int method_create_v4l2(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ Buffer **bufs = NULL;
+        _cleanup_free_ uint64_t *ids = NULL;
         Manager *m = userdata;
         V4L2Request req = {};
         const char *device, *type = NULL, *name = NULL;
@@ -365,6 +389,14 @@ static int method_create_v4l2(sd_bus_message *msg, void *userdata, sd_bus_error 
                 return bus_map_broker_error(error, r, &err);
         if (ttl_usec > 0)
                 manager_schedule_expiry(m);
+        ids = calloc(n, sizeof(uint64_t));
+        if (!ids) {
+                for (unsigned i = 0; i < n; i++)
+                        broker_drop_buffer(m->broker, bufs[i]);
+                return -ENOMEM;
+        }
+        for (unsigned i = 0; i < n; i++)
+                ids[i] = bufs[i]->id;
 
         /* No fds here: a default system bus carries at most 16 per message,
          * and 32 buffers of 3 planes are 96. Each buffer's fds come from its
@@ -379,10 +411,16 @@ static int method_create_v4l2(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (r >= 0)
                 r = bus_append_v4l2_format(reply, v4l2_queue_format(bufs[0]->queue), n);
         if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
+                r = bus_send_reply(m, reply, &(Handout) {
+                        .client = caller.name, .uid = caller.uid, .ids = ids, .n_ids = n, .drop_buffers = true,
+                });
         if (r < 0)
-                for (unsigned i = 0; i < n; i++)
-                        (void) broker_release(m->broker, &caller, bufs[i], NULL);
+                /* Nobody will ever learn of these buffers: undo them. */
+                for (unsigned i = 0; i < n; i++) {
+                        Buffer *buf = broker_find_buffer(m->broker, ids[i]);
+                        if (buf)
+                                broker_drop_buffer(m->broker, buf);
+                }
         return r;
 }
 
@@ -434,14 +472,15 @@ static int property_get_limits(sd_bus *bus, const char *path, const char *interf
                                void *userdata, sd_bus_error *error) {
         const BrokerLimits *l = &((Manager *) userdata)->broker->limits;
 
-        return sd_bus_message_append(reply, "a{sv}", 7,
+        return sd_bus_message_append(reply, "a{sv}", 8,
                                      BB_LIMIT_MAX_BUFFER_SIZE, "t", l->max_buffer_size,
                                      BB_LIMIT_MAX_BUFFERS_PER_UID, "t", l->max_buffers_per_uid,
                                      BB_LIMIT_MAX_BYTES_PER_UID, "t", l->max_bytes_per_uid,
                                      BB_LIMIT_MAX_TOKENS_PER_UID, "t", l->max_tokens_per_uid,
                                      BB_LIMIT_MAX_BUFFERS, "t", l->max_buffers,
                                      BB_LIMIT_MAX_BYTES, "t", l->max_bytes,
-                                     BB_LIMIT_MAX_TOKENS, "t", l->max_tokens);
+                                     BB_LIMIT_MAX_TOKENS, "t", l->max_tokens,
+                                     BB_LIMIT_MAX_FDS, "t", l->max_fds);
 }
 
 static int property_get_stats(sd_bus *bus, const char *path, const char *interface,
@@ -487,7 +526,6 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END
 };
 
-int bus_manager_register(Manager *m) {
-        return sd_bus_add_object_vtable(m->bus, NULL, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
-                                        manager_vtable, m);
+int bus_manager_register(Manager *m, sd_bus *bus) {
+        return sd_bus_add_object_vtable(bus, NULL, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, manager_vtable, m);
 }

@@ -3,39 +3,119 @@
  * The bus layer: sd-bus vtables that decode and validate arguments, ask the
  * core (broker.h) to act, and encode replies and errors. Nothing here decides
  * who may do what; that is the core's job.
+ *
+ *   bus-connection.c  the bus connection: connect, serve, own the name; exit
+ *                     when it is lost, move to a fresh one when the bus stops
+ *                     reading ours; undo replies the bus refuses to deliver
+ *   bus-peer.c        who calls: every caller's credentials (asked once, without
+ *                     waiting), its disconnection (one NameOwnerChanged match
+ *                     for all), and the queue that serves callers fairly
+ *   bus-manager.c     org.bufbroker.Broker1
+ *   bus-buffer.c      org.bufbroker.Buffer1
+ *   bus-common.c      helpers every handler uses
  */
 #pragma once
 
+#include <sys/queue.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "broker.h"
 
-typedef struct Manager {
+typedef struct Manager Manager;
+typedef struct Peer Peer;
+typedef struct UidQueue UidQueue;
+typedef struct Handout Handout;
+
+/* How many calls may wait for their turn: per connection, per uid, in all.
+ * A call beyond a limit is answered at once with LimitsExceeded. A client
+ * that waits for its replies never has more than a few in flight. */
+#define PEER_QUEUE_MAX 32u
+#define UID_QUEUE_MAX 256u
+#define TOTAL_QUEUE_MAX 8192u
+
+/* One connection that has called us: a bus client (by its unique name) or a
+ * direct connection. Known from its first call until it disconnects. */
+struct Peer {
+        Manager *manager;
+        char *name;                     /* ":1.42" (or "direct:N") */
+        sd_bus *direct;                 /* a direct connection: the peer's own sd_bus */
+        bool creds_known;
+        uid_t uid;
+        gid_t *groups;                  /* UnixGroupIDs, the primary group included */
+        unsigned n_groups;
+        sd_bus_slot *creds_slot;        /* GetConnectionCredentials in flight */
+        bool not_reading;               /* the bus refused a reply to it: it does not
+                                         * read them; no more fds for it */
+
+        TAILQ_ENTRY(Peer) link;         /* in Manager.peers */
+
+        /* Calls waiting for their turn, oldest first (a ring). */
+        sd_bus_message **queue;
+        unsigned queue_head, n_queued, queue_size;
+        UidQueue *uq;                   /* while linked in uq->ready */
+        TAILQ_ENTRY(Peer) ready_link;
+};
+
+/* The connections of one uid that have calls ready, served in turn. */
+struct UidQueue {
+        uid_t uid;
+        unsigned n_queued;
+        TAILQ_HEAD(, Peer) ready;
+        TAILQ_ENTRY(UidQueue) link;     /* in Manager.ready_uids */
+};
+
+struct Manager {
         sd_event *event;
-        sd_bus *bus;
+        sd_bus *bus;                    /* the connection that owns the name */
+        bool user_bus;
         Broker *broker;
         sd_event_source *expire_timer;
 
-        /* Unique names are never reused on a bus, so the uid found for one
-         * stays right for as long as the name exists: cache the last one. */
-        char *cached_sender;
-        uid_t cached_uid;
+        /* bus-peer.c */
+        void *peer_index;               /* tsearch tree by name */
+        TAILQ_HEAD(, Peer) peers;
+        unsigned n_direct;
+        uint64_t direct_serial;
+        void *uid_index;                /* UidQueue by uid */
+        TAILQ_HEAD(, UidQueue) ready_uids;
+        unsigned n_queued;
+        sd_event_source *dispatch;
+        unsigned reads_since_dispatch;
+        sd_bus_message *released[8];    /* handed back to sd-bus, not filtered again */
+        unsigned n_released;
+
+        /* bus-connection.c */
+        sd_bus *next_bus;               /* moving to a fresh connection */
+        sd_event_source *stall_timer;
+        uint64_t stall_since;           /* our output has not drained since (0: it has) */
+        unsigned n_reconnects;
+        TAILQ_HEAD(, Handout) handouts; /* replies the bus may still refuse */
+        unsigned n_handouts;
+        sd_bus_slot *probe_slot;        /* a GetId to the bus in flight */
+        uint64_t probe_cookie;
+        uint64_t probe_sent;
+        sd_event_source *probe_timer;
 
         /* Under systemd: the fd store, the STATUS= line, exit when idle. */
         bool fdstore;
+        bool restoring;
         uint64_t saved_generation;
         uint64_t status_generation;
         uint64_t exit_idle_usec;        /* 0: never */
+        bool exiting;                   /* the name is being given back */
+        bool name_released;             /* the bus confirmed it */
         sd_event_source *idle_timer;
         sd_event_source *post;
-} Manager;
+};
 
 /* bus-common.c */
 void strv_free_simple(char **l);
 /* For _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, ... }. */
 void close_fds(int (*fds)[BUFFER_PLANES_MAX]);
 uint64_t now_usec(void);
+/* The caller of @msg. Its credentials are known: the queue (bus-peer.c)
+ * hands a call to sd-bus only once they are. */
 int bus_get_caller(Manager *m, sd_bus_message *msg, Caller *ret, sd_bus_error *error);
 int bus_map_broker_error(sd_bus_error *error, int r, const BrokerError *err);
 void manager_schedule_expiry(Manager *m);
@@ -55,15 +135,72 @@ int bus_append_fds_and_info(sd_bus_message *reply, Buffer *buf, bool read_only, 
 /* The a{sv} describing a V4L2 format (CreateV4L2's reply, info). */
 int bus_append_v4l2_format(sd_bus_message *reply, const V4L2Format *f, unsigned count);
 
+/* Print "bufbrokerd: MESSAGE: strerror(-r)" to stderr (the journal when run
+ * by systemd) and return r. */
+int log_errno(int r, const char *message);
+
+/* bus-peer.c */
+/* Filter every incoming message of @bus (installed by bus_connection_setup). */
+int peer_filter(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+/* One NameOwnerChanged match for every connection that goes (synchronous
+ * at start, before the name is ours; asynchronous when reconnecting). */
+int peer_track_disconnects(Manager *m, sd_bus *bus, bool async);
+Peer *peer_find(Manager *m, const char *name);
+/* A direct connection (socketpair): its peer's credentials come from the
+ * socket. Its calls go through the same queue. */
+int peer_add_direct(Manager *m, sd_bus *bus, Peer **ret);
+void peer_vanished(Manager *m, const char *name);
+/* The connection the queued calls came in on is going away: drop them. */
+void peers_forget_connection(Manager *m, sd_bus *bus);
+void peers_free(Manager *m);
+int peer_reply_error(sd_bus_message *msg, const char *name, const char *fmt, ...) _printf_(3, 4);
+
+/* bus-connection.c */
+/* Connect to the bus and serve our objects; then own the name (once
+ * restored buffers are back). */
+int bus_connection_open(Manager *m);
+int bus_connection_request_name(Manager *m);
+/* Register our objects, the filter and the disconnect tracking on @bus. */
+int bus_connection_setup(Manager *m, sd_bus *bus);
+/* After each round of events: is the bus still reading what we send? */
+void bus_connection_check_output(Manager *m);
+void bus_connection_close(Manager *m);
+
+/* What a reply hands out, to be taken back if the bus refuses to deliver
+ * it (it then sends us an error in reply to our reply: LimitsExceeded when
+ * the receiver's queue is full, NotSupported when it cannot take fds), or
+ * when the caller asked for no reply at all. */
+struct Handout {
+        uint64_t cookie;        /* of our reply */
+        sd_bus *bus;
+        const char *client;     /* (a copy is owned once tracked) */
+        uid_t uid;
+        const uint64_t *ids;    /* buffer ids (a copy is owned once tracked) */
+        unsigned n_ids;
+        bool drop_buffers;      /* the call made them */
+        bool drop_holds;        /* the call made the client a holder of them */
+        bool revoke_token;      /* the call made the token */
+        bool restore_token;     /* the call spent the (single-use) token */
+        char token[BB_TOKEN_LEN + 1];
+        uid_t token_owner;
+        ShareOptions token_opts;
+        uint64_t token_expire_usec;
+        TAILQ_ENTRY(Handout) link;
+};
+
+/* Send @reply (a method return); if it hands out something (@h, may be
+ * NULL), remember it until the bus has surely routed the reply. */
+int bus_send_reply(Manager *m, sd_bus_message *reply, const Handout *h);
+/* An error in reply to one of our replies, from the bus: take back what
+ * that reply handed out. Returns true if @msg was such an error. */
+bool handout_refused(Manager *m, sd_bus_message *msg);
+
 /* bus-manager.c */
+int bus_check_takes_fds(Manager *m, const Caller *caller, sd_bus_error *error);
 extern const sd_bus_vtable manager_vtable[];
-int bus_manager_register(Manager *m);
+int bus_manager_register(Manager *m, sd_bus *bus);
 extern const BrokerCallbacks bus_broker_callbacks;
 
 /* bus-buffer.c */
 extern const sd_bus_vtable buffer_vtable[];
-int bus_buffer_register(Manager *m);
-
-/* Print "bufbrokerd: MESSAGE: strerror(-r)" to stderr (the journal when run
- * by systemd) and return r. */
-int log_errno(int r, const char *message);
+int bus_buffer_register(Manager *m, sd_bus *bus);

@@ -42,14 +42,17 @@ static void plane_fdname(char *buf, size_t size, const Buffer *b, unsigned plane
         snprintf(buf, size, "buf-%" PRIu64 "-%u%s", b->id, plane, ro ? "-ro" : "");
 }
 
-static void store_fd(int fd, const char *name, bool poll) {
+static int store_fd(int fd, const char *name, bool poll) {
         char msg[128];
         int r;
 
         snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s%s", name, poll ? "" : "\nFDPOLL=0");
         r = sd_pid_notify_with_fds(0, false, msg, &fd, 1);
         if (r < 0)
-                fprintf(stderr, "bufbrokerd: failed to store %s: %s\n", name, strerror(-r));
+                return log_errno(r, "Failed to put an fd into the file descriptor store");
+        if (r == 0)
+                return log_errno(-ENOTCONN, "Failed to put an fd into the file descriptor store");
+        return 0;
 }
 
 static void unstore_fd(const char *name) {
@@ -59,34 +62,8 @@ static void unstore_fd(const char *name) {
         (void) sd_notify(false, msg);
 }
 
-void fdstore_buffer_added(Manager *m, Buffer *buf) {
+static void unstore_planes(const Buffer *buf) {
         char name[64];
-
-        if (!m->fdstore)
-                return;
-
-        if (buf->queue && v4l2_queue_get_tag(buf->queue) == 0) {
-                /* The first buffer of a queue names it. */
-                v4l2_queue_set_tag(buf->queue, buf->id);
-                snprintf(name, sizeof(name), "queue-%" PRIu64, buf->id);
-                store_fd(v4l2_queue_fd(buf->queue), name, false);
-        }
-
-        for (unsigned i = 0; i < buf->n_planes; i++) {
-                plane_fdname(name, sizeof(name), buf, i, false);
-                store_fd(buf->planes[i].fd, name, true);
-                if (buf->planes[i].ro_fd >= 0) {
-                        plane_fdname(name, sizeof(name), buf, i, true);
-                        store_fd(buf->planes[i].ro_fd, name, true);
-                }
-        }
-}
-
-void fdstore_buffer_dropped(Manager *m, Buffer *buf) {
-        char name[64];
-
-        if (!m->fdstore)
-                return;
 
         for (unsigned i = 0; i < buf->n_planes; i++) {
                 plane_fdname(name, sizeof(name), buf, i, false);
@@ -96,6 +73,56 @@ void fdstore_buffer_dropped(Manager *m, Buffer *buf) {
                         unstore_fd(name);
                 }
         }
+}
+
+/* A buffer that cannot be kept across a restart is refused: it would be
+ * lost then, with nothing to tell its holders. The fd budget (main.c) keeps
+ * the store from overflowing, so this means the service manager is gone. */
+int fdstore_buffer_added(Manager *m, Buffer *buf) {
+        bool new_queue = false;
+        char name[64];
+        int r;
+
+        if (!m->fdstore || m->restoring)
+                return 0;
+
+        if (buf->queue && v4l2_queue_get_tag(buf->queue) == 0) {
+                /* The first buffer of a queue names it. */
+                snprintf(name, sizeof(name), "queue-%" PRIu64, buf->id);
+                r = store_fd(v4l2_queue_fd(buf->queue), name, false);
+                if (r < 0)
+                        return r;
+                v4l2_queue_set_tag(buf->queue, buf->id);
+                new_queue = true;
+        }
+
+        for (unsigned i = 0; i < buf->n_planes; i++) {
+                plane_fdname(name, sizeof(name), buf, i, false);
+                r = store_fd(buf->planes[i].fd, name, true);
+                if (r >= 0 && buf->planes[i].ro_fd >= 0) {
+                        plane_fdname(name, sizeof(name), buf, i, true);
+                        r = store_fd(buf->planes[i].ro_fd, name, true);
+                }
+                if (r < 0) {
+                        unstore_planes(buf);
+                        if (new_queue) {
+                                snprintf(name, sizeof(name), "queue-%" PRIu64, buf->id);
+                                unstore_fd(name);
+                                v4l2_queue_set_tag(buf->queue, 0);
+                        }
+                        return r;
+                }
+        }
+        return 0;
+}
+
+void fdstore_buffer_dropped(Manager *m, Buffer *buf) {
+        char name[64];
+
+        if (!m->fdstore)
+                return;
+
+        unstore_planes(buf);
         /* The queue's last buffer: let the device go, or it stays busy. */
         if (buf->queue && v4l2_queue_is_last_ref(buf->queue)) {
                 snprintf(name, sizeof(name), "queue-%" PRIu64, v4l2_queue_get_tag(buf->queue));
@@ -156,6 +183,7 @@ static int serialize(Broker *b, FILE *f) {
 
 void fdstore_flush(Manager *m) {
         _cleanup_close_ int fd = -1;
+        int copy;
         FILE *f;
         int r;
 
@@ -167,9 +195,11 @@ void fdstore_flush(Manager *m) {
                 fprintf(stderr, "bufbrokerd: cannot save state: %m\n");
                 return;
         }
-        f = fdopen(fcntl(fd, F_DUPFD_CLOEXEC, 3), "w");
+        copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        f = copy >= 0 ? fdopen(copy, "w") : NULL;
         if (!f) {
                 fprintf(stderr, "bufbrokerd: cannot save state: %m\n");
+                safe_close(copy);
                 return;
         }
         r = serialize(m->broker, f);
@@ -190,16 +220,53 @@ void fdstore_flush(Manager *m) {
 
 /* ---------------------------------------------------------- restore --- */
 
-static bool name_has_owner(Manager *m, const char *name) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int has = 0;
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(*(char * const *) a, *(char * const *) b);
+}
 
-        if (sd_bus_call_method(m->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                               "org.freedesktop.DBus", "NameHasOwner", NULL, &reply, "s", name) < 0)
-                return false;
-        if (sd_bus_message_read(reply, "b", &has) < 0)
-                return false;
-        return has;
+/* The unique names on the bus now, sorted: one ListNames for all holders.
+ * Our NameOwnerChanged match is in place already, so a holder that leaves
+ * after this answer is seen leaving. */
+static int list_names(Manager *m, char ***ret, size_t *ret_n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char **names = NULL;
+        size_t n = 0, allocated = 0;
+        const char *name;
+        int r;
+
+        r = sd_bus_call_method(m->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus", "ListNames", NULL, &reply, "");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "s");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "s", &name)) > 0) {
+                if (name[0] != ':')
+                        continue;
+                if (n == allocated) {
+                        char **p = realloc(names, (allocated = allocated ? 2 * allocated : 64) * sizeof(char *));
+                        if (!p) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        names = p;
+                }
+                names[n] = strdup(name);
+                if (!names[n]) {
+                        r = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        if (r < 0) {
+                while (n > 0)
+                        free(names[--n]);
+                free(names);
+                return r;
+        }
+        qsort(names, n, sizeof(char *), compare_strings);
+        *ret = names;
+        *ret_n = n;
+        return 0;
 }
 
 static int unhex(const char *s, char *out, size_t size) {
@@ -232,6 +299,9 @@ static int take_fd(int *fds, char **names, unsigned n, const char *name) {
 
 typedef struct Restore {
         Manager *m;
+        bool header_seen;
+        char **names_on_bus;            /* sorted */
+        size_t n_names_on_bus;
         int *fds;
         char **names;
         unsigned n_fds;
@@ -350,7 +420,7 @@ drop:
         }
 }
 
-static void restore_line(Restore *rs, const char *line) {
+static int restore_line(Restore *rs, const char *line) {
         Broker *b = rs->m->broker;
         char word[16], token[BB_TOKEN_LEN + 2], unique[256];
         unsigned uid, uid2, version;
@@ -359,28 +429,39 @@ static void restore_line(Restore *rs, const char *line) {
         Buffer *buf;
 
         if (sscanf(line, "%15s", word) != 1)
-                return;
+                return -EINVAL;
 
-        if (strcmp(word, "bufbroker-state") == 0) {
-                if (sscanf(line, "%*s %u %" SCNu64, &version, &rs->next_id) != 2 || version != 2)
-                        fprintf(stderr, "bufbrokerd: unknown state format, ignoring it\n");
-        } else if (strcmp(word, "queue") == 0)
+        /* The first line says what follows; a format we do not know is not
+         * guessed at: the whole state is dropped. */
+        if (!rs->header_seen) {
+                if (strcmp(word, "bufbroker-state") != 0 ||
+                    sscanf(line, "%*s %u %" SCNu64, &version, &rs->next_id) != 2 || version != 2) {
+                        fprintf(stderr, "bufbrokerd: the saved state has an unknown format, dropping it\n");
+                        return -EPROTO;
+                }
+                rs->header_seen = true;
+                return 0;
+        }
+
+        if (strcmp(word, "queue") == 0)
                 restore_queue(rs, line);
         else if (strcmp(word, "buffer") == 0)
                 restore_buffer(rs, line);
         else if (strcmp(word, "hold") == 0) {
                 if (sscanf(line, "%*s %" SCNu64 " %u %255s", &id, &uid, unique) != 3)
-                        return;
+                        return 0;
                 buf = broker_find_buffer(b, id);
                 /* A holder that left while we were down has let go. */
-                if (buf && unique[0] == ':' && name_has_owner(rs->m, unique))
+                if (buf && unique[0] == ':' &&
+                    bsearch(&(const char *) { unique }, rs->names_on_bus, rs->n_names_on_bus, sizeof(char *),
+                            compare_strings))
                         (void) broker_restore_hold(b, buf, &(Caller) { .name = unique, .uid = (uid_t) uid });
         } else if (strcmp(word, "token") == 0) {
                 ShareOptions opts = {};
 
                 if (sscanf(line, "%*s %" SCNu64 " %33s %u %u %d %d %" SCNu64,
                            &id, token, &uid, &uid2, &ro, &single, &expire) != 7)
-                        return;
+                        return 0;
                 buf = broker_find_buffer(b, id);
                 opts.bound_uid = (uid_t) uid2;
                 opts.read_only = ro;
@@ -388,6 +469,7 @@ static void restore_line(Restore *rs, const char *line) {
                 if (buf)
                         (void) broker_restore_token(b, buf, token, (uid_t) uid, &opts, expire);
         }
+        return 0;
 }
 
 int fdstore_restore(Manager *m) {
@@ -395,7 +477,7 @@ int fdstore_restore(Manager *m) {
         uint64_t restored;
         char *line = NULL;
         size_t len = 0;
-        int n, state = -1;
+        int n, r, state = -1;
         FILE *f;
 
         n = sd_listen_fds_with_names(true, &rs.names);
@@ -417,15 +499,24 @@ int fdstore_restore(Manager *m) {
         }
 
         if (state >= 0) {
+                r = list_names(m, &rs.names_on_bus, &rs.n_names_on_bus);
+                if (r < 0)
+                        log_errno(r, "Cannot list the connections on the bus; holders are not restored");
+                m->restoring = true;
                 f = fdopen(state, "r");
                 if (f) {
                         rewind(f);
                         while (getline(&line, &len, f) > 0)
-                                restore_line(&rs, line);
+                                if (restore_line(&rs, line) < 0)
+                                        break;
                         fclose(f);
                 } else
                         safe_close(state);
+                m->restoring = false;
                 free(line);
+                for (size_t i = 0; i < rs.n_names_on_bus; i++)
+                        free(rs.names_on_bus[i]);
+                free(rs.names_on_bus);
         }
 
         /* Whatever the state did not claim is stale: drop it from the store. */

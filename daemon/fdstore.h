@@ -7,9 +7,8 @@
  * unique names, persistence, tokens, deadlines) is serialised into a sealed
  * memfd stored as "state", rewritten whenever the broker changed. On start
  * the daemon gets all of them back in LISTEN_FDS and rebuilds the registry,
- * keeping holders that are still on the bus.
- *
- * V4L2 buffers are not kept: their device queue cannot be handed over.
+ * keeping holders that are still on the bus. V4L2 buffers are kept too:
+ * the device fd that owns their queue is stored with them.
  */
 #pragma once
 
@@ -18,7 +17,9 @@
 /* Whether systemd keeps fds for us (we run under systemd with a store). */
 bool fdstore_enabled(void);
 
-void fdstore_buffer_added(Manager *m, Buffer *buf);
+/* Store the fds of a new buffer; <0 if they could not be (the buffer is
+ * then refused: it would not survive a restart). */
+int fdstore_buffer_added(Manager *m, Buffer *buf);
 void fdstore_buffer_dropped(Manager *m, Buffer *buf);
 /* Rewrite "state" if the broker changed since the last call. */
 void fdstore_flush(Manager *m);

@@ -17,7 +17,13 @@
 
 static bool arg_user = false;
 static uint64_t arg_exit_idle_usec = 0;
+static uint64_t arg_fdstore_max = 0;
 static BrokerLimits arg_limits;
+
+/* fds that are not buffers': the bus connections (two while reconnecting),
+ * the ones a call opens for its reply, a V4L2 device being probed, the
+ * state file, the event loop. */
+#define FD_RESERVE 256
 
 static void help(void) {
         printf("Usage: bufbrokerd [OPTIONS...]\n\n"
@@ -38,6 +44,9 @@ static void help(void) {
                "     --max-buffers=N           Buffers in all (default %" PRIu64 ")\n"
                "     --max-bytes=SIZE          Bytes in all (default %" PRIu64 ")\n"
                "     --max-tokens=N            Tokens in all (default %" PRIu64 ")\n"
+               "     --fdstore-max=N           FileDescriptorStoreMax= of the unit: keep no\n"
+               "                               more fds than the store takes (default:\n"
+               "                               $FDSTORE, else no limit from the store)\n"
                "\nSIZE takes K, M, G, T suffixes (powers of 1024). See bufbrokerd(8).\n",
                BB_BUS_NAME,
                arg_limits.max_buffer_size, arg_limits.max_buffers_per_uid,
@@ -59,6 +68,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_BUFFERS,
                 ARG_MAX_BYTES,
                 ARG_MAX_TOKENS,
+                ARG_FDSTORE_MAX,
         };
         static const struct option options[] = {
                 { "help",                no_argument,       NULL, 'h' },
@@ -73,6 +83,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-buffers",         required_argument, NULL, ARG_MAX_BUFFERS },
                 { "max-bytes",           required_argument, NULL, ARG_MAX_BYTES },
                 { "max-tokens",          required_argument, NULL, ARG_MAX_TOKENS },
+                { "fdstore-max",         required_argument, NULL, ARG_FDSTORE_MAX },
                 {}
         };
         int c, r;
@@ -123,6 +134,9 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_MAX_TOKENS:
                         limit = &arg_limits.max_tokens;
                         break;
+                case ARG_FDSTORE_MAX:
+                        limit = &arg_fdstore_max;
+                        break;
                 case '?':
                         return -EINVAL;
                 default:
@@ -154,49 +168,105 @@ static int parse_argv(int argc, char *argv[]) {
         return 1;
 }
 
-/* One fd per buffer plane, plus tokens' and clients' worth of slack: take
- * all the fds we are allowed, and trim the buffer limit to fit. */
-static void raise_fd_limit(void) {
+/* Buffers keep fds: one per memfd, one or two per V4L2 plane. Take all the
+ * fds we are allowed, and budget for buffers what the other uses leave
+ * (FD_RESERVE) and what the fd store can keep (all of a buffer's fds, plus
+ * the state). The budget is a limit like the others (BrokerLimits.max_fds,
+ * shared fairly), so a full table is QuotaExceeded, never EMFILE halfway
+ * through a call or a buffer lost at the next restart. */
+static void fit_fd_budget(bool fdstore) {
+        uint64_t budget = arg_limits.max_fds;
+        const char *e;
         struct rlimit rl;
 
-        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-                return;
-        rl.rlim_cur = rl.rlim_max;
-        (void) setrlimit(RLIMIT_NOFILE, &rl);
-        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-                return;
-        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64 &&
-            arg_limits.max_buffers > (uint64_t) rl.rlim_cur - 64) {
-                arg_limits.max_buffers = (uint64_t) rl.rlim_cur - 64;
-                fprintf(stderr, "bufbrokerd: RLIMIT_NOFILE is %llu: limiting to %" PRIu64 " buffers\n",
-                        (unsigned long long) rl.rlim_cur, arg_limits.max_buffers);
+        if (getrlimit(RLIMIT_NOFILE, &rl) >= 0) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+                if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur != RLIM_INFINITY)
+                        budget = MIN(budget, rl.rlim_cur > 2 * FD_RESERVE ? (uint64_t) rl.rlim_cur - FD_RESERVE
+                                                                         : (uint64_t) rl.rlim_cur / 2);
         }
+
+        e = getenv("FDSTORE");          /* systemd >= 254 tells FileDescriptorStoreMax= */
+        if (fdstore && arg_fdstore_max == 0 && e)
+                (void) parse_uint64(e, &arg_fdstore_max);
+        if (fdstore && arg_fdstore_max > 0)
+                budget = MIN(budget, arg_fdstore_max - 1);
+
+        if (budget < arg_limits.max_fds)
+                fprintf(stderr, "bufbrokerd: keeping at most %" PRIu64 " fds for buffers (RLIMIT_NOFILE %llu, fd store %" PRIu64 ")\n",
+                        budget, (unsigned long long) rl.rlim_cur, arg_fdstore_max);
+        arg_limits.max_fds = budget;
 }
 
 static bool manager_is_idle(Manager *m) {
         const BrokerStats *s = &m->broker->stats;
-        return s->buffers == 0 && s->tokens == 0 && s->clients == 0;
+        return s->buffers == 0 && s->tokens == 0 && s->clients == 0 && m->n_queued == 0 && m->n_released == 0;
+}
+
+static int on_name_released(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+
+        /* The bus handles our messages in order: every call it routed to us
+         * under the name came before this answer, and is queued here now. */
+        if (sd_bus_message_is_method_error(reply, NULL))
+                fprintf(stderr, "bufbrokerd: failed to release %s: %s\n", BB_BUS_NAME,
+                        sd_bus_message_get_error(reply)->message);
+        m->name_released = true;
+        return 0;
 }
 
 static int on_idle_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         int r;
 
-        if (!manager_is_idle(m))
+        if (!manager_is_idle(m) || m->exiting)
                 return 0;
 
-        /* Give the name back first: calls made from now on wait for the bus
-         * to activate a new instance instead of reaching a dying one. */
+        /* Tell systemd first, so that it queues a start request from now on
+         * instead of taking us for running; then give the name back without
+         * waiting, and answer whatever reaches us until the bus confirms.
+         * Calls made after that wait for a new instance (bus activation). */
         fprintf(stderr, "bufbrokerd: idle for %" PRIu64 " s, exiting\n", m->exit_idle_usec / 1000000);
-        r = sd_bus_release_name(m->bus, BB_BUS_NAME);
-        if (r < 0)
-                fprintf(stderr, "bufbrokerd: failed to release %s: %s\n", BB_BUS_NAME, strerror(-r));
-        return sd_event_exit(m->event, 0);
+        (void) sd_notify(false, "STOPPING=1");
+        m->exiting = true;
+        r = sd_bus_release_name_async(m->bus, NULL, BB_BUS_NAME, on_name_released, m);
+        if (r < 0) {
+                log_errno(r, "Failed to release " BB_BUS_NAME);
+                m->name_released = true;
+        }
+        return 0;
+}
+
+/* Exiting, the name given back: leave once every call that reached us is
+ * answered. State made meanwhile is in the fd store for the next instance. */
+static void manager_check_exit(Manager *m) {
+        if (!m->name_released || m->n_queued > 0 || m->n_released > 0)
+                return;
+        if (!manager_is_idle(m))
+                fprintf(stderr, "bufbrokerd: calls during the exit made %" PRIu64 " buffers; %s\n",
+                        m->broker->stats.buffers,
+                        m->fdstore ? "the next instance restores them" : "they go with this instance");
+        (void) sd_event_exit(m->event, 0);
+}
+
+static int on_signal_keep(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        const BrokerStats *st = &m->broker->stats;
+
+        /* Not a way to end the daemon (SIGTERM is): these would kill it by
+         * default, and with it every buffer. */
+        fprintf(stderr, "bufbrokerd: got %s from pid %u; %" PRIu64 " buffers (%" PRIu64 " bytes), %" PRIu64 " clients, "
+                "%" PRIu64 " tokens, %" PRIu64 " fds kept, %u calls queued, %u reconnects%s\n",
+                strsignal((int) si->ssi_signo), (unsigned) si->ssi_pid, st->buffers, st->bytes, st->clients,
+                st->tokens, st->fds, m->n_queued, m->n_reconnects,
+                si->ssi_signo == SIGHUP ? "; there is no configuration to reload" : "");
+        return 0;
 }
 
 /* After each round of events: tell systemd how we are, save the state for a
- * restart, and start or stop counting idle time. One place, once per round,
- * however many things changed in it. */
+ * restart, watch our bus output, and start or stop counting idle time. One
+ * place, once per round, however many things changed in it. */
 static int on_post(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         const BrokerStats *st = &m->broker->stats;
@@ -204,6 +274,7 @@ static int on_post(sd_event_source *s, void *userdata) {
         int r;
 
         fdstore_flush(m);
+        bus_connection_check_output(m);
 
         if (m->status_generation != m->broker->generation) {
                 m->status_generation = m->broker->generation;
@@ -211,6 +282,10 @@ static int on_post(sd_event_source *s, void *userdata) {
                                   st->buffers, st->bytes, st->clients, st->tokens);
         }
 
+        if (m->exiting) {
+                manager_check_exit(m);
+                return 0;
+        }
         if (m->exit_idle_usec == 0)
                 return 0;
         if (!manager_is_idle(m)) {
@@ -242,19 +317,23 @@ static int on_post(sd_event_source *s, void *userdata) {
 static void manager_done(Manager *m) {
         /* The core first: its callbacks still use the bus. */
         m->broker = broker_free(m->broker);
+        peers_free(m);
         m->expire_timer = sd_event_source_unref(m->expire_timer);
         m->idle_timer = sd_event_source_unref(m->idle_timer);
         m->post = sd_event_source_unref(m->post);
-        if (m->bus) {
-                sd_bus_flush(m->bus);
-                m->bus = sd_bus_flush_close_unref(m->bus);
-        }
+        bus_connection_close(m);
         m->event = sd_event_unref(m->event);
-        free(m->cached_sender);
 }
 
+/* Returns <0 on error, else the exit status: EXIT_FAILURE when the bus
+ * connection was lost (sd-bus ends the loop so), for systemd to restart us. */
 static int run(int argc, char *argv[]) {
-        _cleanup_(manager_done) Manager m = {};
+        _cleanup_(manager_done) Manager m = {
+                .peers = TAILQ_HEAD_INITIALIZER(m.peers),
+                .ready_uids = TAILQ_HEAD_INITIALIZER(m.ready_uids),
+                .handouts = TAILQ_HEAD_INITIALIZER(m.handouts),
+        };
+        static const int kept_signals[] = { SIGHUP, SIGUSR1, SIGUSR2 };
         sigset_t mask;
         int r;
 
@@ -263,11 +342,14 @@ static int run(int argc, char *argv[]) {
         if (r <= 0)
                 return r;
 
-        raise_fd_limit();
+        m.fdstore = fdstore_enabled();
+        fit_fd_budget(m.fdstore);
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        for (size_t i = 0; i < ELEMENTSOF(kept_signals); i++)
+                sigaddset(&mask, kept_signals[i]);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         /* A client going away mid-reply must not kill us. */
         signal(SIGPIPE, SIG_IGN);
@@ -278,22 +360,20 @@ static int run(int argc, char *argv[]) {
         r = sd_event_add_signal(m.event, NULL, SIGTERM, NULL, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(m.event, NULL, SIGINT, NULL, NULL);
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(kept_signals); i++)
+                r = sd_event_add_signal(m.event, NULL, kept_signals[i], on_signal_keep, &m);
         if (r < 0)
-                return log_errno(r, "Failed to watch SIGTERM/SIGINT");
-
-        r = arg_user ? sd_bus_open_user(&m.bus) : sd_bus_open_system(&m.bus);
-        if (r < 0)
-                return log_errno(r, arg_user ? "Failed to connect to the session bus"
-                                             : "Failed to connect to the system bus");
-        r = sd_bus_attach_event(m.bus, m.event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0)
-                return log_errno(r, "Failed to attach the bus to the event loop");
+                return log_errno(r, "Failed to watch signals");
 
         r = broker_new(&m.broker, &arg_limits, &bus_broker_callbacks, &m);
         if (r < 0)
                 return log_errno(r, "Failed to set up the broker");
         m.exit_idle_usec = arg_exit_idle_usec;
-        m.fdstore = fdstore_enabled();
+        m.user_bus = arg_user;
+
+        r = bus_connection_open(&m);
+        if (r < 0)
+                return r;
 
         /* Buffers kept by systemd across our restart come back first, so the
          * first call sees them (and their ids are not handed out again). */
@@ -313,29 +393,27 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return log_errno(r, "Failed to enable the post-event hook");
 
-        r = bus_manager_register(&m);
+        r = bus_connection_request_name(&m);
         if (r < 0)
-                return log_errno(r, "Failed to register " BB_MANAGER_PATH);
-        r = bus_buffer_register(&m);
-        if (r < 0)
-                return log_errno(r, "Failed to register " BB_BUFFER_PATH_PREFIX);
-
-        r = sd_bus_request_name(m.bus, BB_BUS_NAME, 0);
-        if (r == -EEXIST)
-                return log_errno(r, "Another process owns " BB_BUS_NAME);
-        if (r < 0)
-                return log_errno(r, "Failed to own " BB_BUS_NAME);
+                return r;
 
         (void) sd_notify(false, "READY=1\nSTATUS=Serving " BB_BUS_NAME);
 
         r = sd_event_loop(m.event);
         if (r < 0)
                 return log_errno(r, "Event loop failed");
+        if (r != 0) {
+                fprintf(stderr, "bufbrokerd: lost the bus connection; exiting with a failure, so that the service manager restarts us%s\n",
+                        m.fdstore ? " (the fd store keeps every buffer)" : "");
+                (void) sd_notify(false, "STATUS=Lost the bus connection");
+                return r;
+        }
 
         (void) sd_notify(false, "STOPPING=1");
         return 0;
 }
 
 int main(int argc, char *argv[]) {
-        return run(argc, argv) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        int r = run(argc, argv);
+        return r < 0 || r > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

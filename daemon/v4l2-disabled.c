@@ -6,11 +6,9 @@
 #include "broker.h"
 #include "v4l2.h"
 
-int v4l2_queue_new(const char *path, const V4L2Request *req, struct BrokerError *err, V4L2Queue **ret) {
-        if (err)
-                snprintf(err->message, sizeof(err->message),
-                         "This bufbrokerd was built without V4L2 support");
-        return -ENODEV;
+int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller *caller,
+                   struct BrokerError *err, V4L2Queue **ret) {
+        return broker_refuse(err, -ENODEV, "This bufbrokerd was built without V4L2 support");
 }
 
 int v4l2_queue_adopt(int fd, const char *path, const V4L2Format *format, unsigned count, V4L2Queue **ret) {

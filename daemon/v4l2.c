@@ -42,17 +42,8 @@ struct V4L2Queue {
         uint64_t tag;
 };
 
-_printf_(3, 4)
-static int fail(struct BrokerError *err, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err) {
-                va_start(ap, fmt);
-                vsnprintf(err->message, sizeof(err->message), fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
+#define refuse broker_refuse
+#define fail broker_fail
 
 const char *v4l2_fourcc_to_string(uint32_t fourcc, char buf[static 5]) {
         for (unsigned i = 0; i < 4; i++) {
@@ -121,18 +112,18 @@ static int open_video_device(const char *path, struct BrokerError *err) {
 
         pfd = open(path, O_PATH | O_CLOEXEC);
         if (pfd < 0)
-                return fail(err, -ENODEV, "Cannot use '%s' as a V4L2 device: %s", path, strerror(errno));
+                return refuse(err, -ENODEV, "Cannot use '%s' as a V4L2 device: %s", path, strerror(errno));
         if (fstat(pfd, &st) < 0)
-                return fail(err, -ENODEV, "Cannot stat '%s': %s", path, strerror(errno));
+                return refuse(err, -ENODEV, "Cannot stat '%s': %s", path, strerror(errno));
         if (!S_ISCHR(st.st_mode))
-                return fail(err, -ENODEV, "'%s' is not a character device, so not a V4L2 device", path);
+                return refuse(err, -ENODEV, "'%s' is not a character device, so not a V4L2 device", path);
         if (major(st.st_rdev) != VIDEO4LINUX_MAJOR)
-                return fail(err, -ENODEV, "'%s' is character device %u:%u, not a video4linux device (major %u)",
+                return refuse(err, -ENODEV, "'%s' is character device %u:%u, not a video4linux device (major %u)",
                             path, major(st.st_rdev), minor(st.st_rdev), VIDEO4LINUX_MAJOR);
 
         fd = fd_reopen(pfd, O_RDWR | O_NONBLOCK);
         if (fd < 0)
-                return fail(err, -ENODEV, "Cannot open '%s': %s", path, strerror(-fd));
+                return refuse(err, -ENODEV, "Cannot open '%s': %s", path, strerror(-fd));
         return fd;
 }
 
@@ -145,12 +136,12 @@ static int check_not_emulated(V4L2Queue *q, uint32_t fourcc, struct BrokerError 
                 if (desc.pixelformat != fourcc)
                         continue;
                 if (desc.flags & V4L2_FMT_FLAG_EMULATED)
-                        return fail(err, -ENODEV,
+                        return refuse(err, -ENODEV,
                                     "Format %s on '%s' is emulated by libv4l2 (converted in user space) and cannot be exported as a dma-buf; ask for a format the driver offers natively",
                                     v4l2_fourcc_to_string(fourcc, s), q->path);
                 return 0;
         }
-        return fail(err, -EINVAL, "'%s' does not offer format %s for %s",
+        return refuse(err, -EINVAL, "'%s' does not offer format %s for %s",
                     q->path, v4l2_fourcc_to_string(fourcc, s), v4l2_type_to_string(q->format.type));
 }
 
@@ -191,7 +182,7 @@ static int set_format(V4L2Queue *q, const V4L2Request *req, struct BrokerError *
 
         r = xioctl(q, VIDIOC_S_FMT, &f);
         if (r == -EBUSY)
-                return fail(err, r, "'%s' is busy: another process streams from it or holds its buffers", q->path);
+                return refuse(err, r, "'%s' is busy: another process streams from it or holds its buffers", q->path);
         if (r < 0)
                 return fail(err, r, "VIDIOC_S_FMT on '%s' failed: %s", q->path, strerror(-r));
 
@@ -219,22 +210,23 @@ static int set_format(V4L2Queue *q, const V4L2Request *req, struct BrokerError *
 
         if (req->fourcc && out->fourcc != req->fourcc) {
                 char t[5];
-                return fail(err, -EINVAL, "'%s' does not take format %s (it chose %s)",
+                return refuse(err, -EINVAL, "'%s' does not take format %s (it chose %s)",
                             q->path, v4l2_fourcc_to_string(req->fourcc, s), v4l2_fourcc_to_string(out->fourcc, t));
         }
         return 0;
 }
 
-int v4l2_queue_new(const char *path, const V4L2Request *req, struct BrokerError *err, V4L2Queue **ret) {
+int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller *caller,
+                   struct BrokerError *err, V4L2Queue **ret) {
         _cleanup_(v4l2_queue_unrefp) V4L2Queue *q = NULL;
         struct v4l2_capability cap = {};
         uint32_t caps;
         int r;
 
         if (req->count == 0 || req->count > VIDEO_MAX_FRAME)
-                return fail(err, -EINVAL, "Buffer count %u is out of range 1..%u", req->count, VIDEO_MAX_FRAME);
+                return refuse(err, -EINVAL, "Buffer count %u is out of range 1..%u", req->count, VIDEO_MAX_FRAME);
         if (req->type != 0 && !v4l2_type_to_string(req->type))
-                return fail(err, -EINVAL, "Buffer type %u is not a video capture or output type", req->type);
+                return refuse(err, -EINVAL, "Buffer type %u is not a video capture or output type", req->type);
 
         q = calloc(1, sizeof(*q));
         if (!q)
@@ -251,21 +243,21 @@ int v4l2_queue_new(const char *path, const V4L2Request *req, struct BrokerError 
 
         r = xioctl(q, VIDIOC_QUERYCAP, &cap);
         if (r < 0)
-                return fail(err, -ENODEV, "'%s' does not answer VIDIOC_QUERYCAP: %s", path, strerror(-r));
+                return refuse(err, -ENODEV, "'%s' does not answer VIDIOC_QUERYCAP: %s", path, strerror(-r));
         caps = cap.capabilities & V4L2_CAP_DEVICE_CAPS ? cap.device_caps : cap.capabilities;
         if (!(caps & V4L2_CAP_STREAMING) || !cap_to_type(caps, 0))
-                return fail(err, -ENODEV, "'%s' (%.32s) offers no streaming video capture or output",
+                return refuse(err, -ENODEV, "'%s' (%.32s) offers no streaming video capture or output",
                             path, (const char *) cap.card);
 
         q->format.type = cap_to_type(caps, req->type);
         if (q->format.type == 0)
-                return fail(err, -ENODEV, "'%s' (%.32s) has no %s queue",
+                return refuse(err, -ENODEV, "'%s' (%.32s) has no %s queue",
                             path, (const char *) cap.card, v4l2_type_to_string(req->type));
 
         if (!type_is_mplane(q->format.type)) {
                 /* libv4l2 takes over the fd (and closes it in v4l2_close()). */
                 if (v4l2_fd_open(q->fd, V4L2_ENABLE_ENUM_FMT_EMULATION) < 0)
-                        return fail(err, -ENODEV, "libv4l2 cannot open '%s': %s", path, strerror(errno));
+                        return refuse(err, -ENODEV, "libv4l2 cannot open '%s': %s", path, strerror(errno));
                 q->libv4l2 = true;
                 if (req->fourcc) {
                         r = check_not_emulated(q, req->fourcc, err);
@@ -295,9 +287,9 @@ int v4l2_queue_allocate(V4L2Queue *q, unsigned count, struct BrokerError *err) {
 
         r = xioctl(q, VIDIOC_REQBUFS, &rb);
         if (r == -EBUSY)
-                return fail(err, r, "'%s' is busy: another process streams from it or holds its buffers", q->path);
+                return refuse(err, r, "'%s' is busy: another process streams from it or holds its buffers", q->path);
         if (r == -EINVAL)
-                return fail(err, -ENODEV, "'%s' cannot allocate MMAP buffers", q->path);
+                return refuse(err, -ENODEV, "'%s' cannot allocate MMAP buffers", q->path);
         if (r < 0)
                 return fail(err, r, "VIDIOC_REQBUFS on '%s' failed: %s", q->path, strerror(-r));
         if (rb.count == 0)
@@ -339,7 +331,7 @@ int v4l2_queue_export(V4L2Queue *q, unsigned index, bool read_only, const char *
                         while (i > 0)
                                 safe_close(planes[--i].fd);
                         if (r == -ENOTTY || r == -EINVAL)
-                                return fail(err, -ENODEV, "'%s' cannot export its buffers as dma-bufs (VIDIOC_EXPBUF: %s)",
+                                return refuse(err, -ENODEV, "'%s' cannot export its buffers as dma-bufs (VIDIOC_EXPBUF: %s)",
                                             q->path, strerror(-r));
                         return fail(err, r, "VIDIOC_EXPBUF %u/%u on '%s' failed: %s", index, i, q->path, strerror(-r));
                 }

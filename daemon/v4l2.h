@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 struct BrokerError;
+struct Caller;
 
 #define V4L2_QUEUE_PLANES_MAX 8
 
@@ -49,7 +50,8 @@ typedef struct V4L2Queue V4L2Queue;
  * the caller can refuse before any device memory is allocated. Errors:
  * -EINVAL bad request, -ENODEV not a usable device (the message says why),
  * -EBUSY the device's queue is in use, others from the driver. */
-int v4l2_queue_new(const char *path, const V4L2Request *req, struct BrokerError *err, V4L2Queue **ret);
+int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller *caller,
+                   struct BrokerError *err, V4L2Queue **ret);
 /* VIDIOC_REQBUFS @count MMAP buffers; the driver may give more or fewer
  * (v4l2_queue_count()). */
 int v4l2_queue_allocate(V4L2Queue *q, unsigned count, struct BrokerError *err);

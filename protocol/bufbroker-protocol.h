@@ -21,7 +21,10 @@
 #define BB_KIND_MEMFD           "memfd"
 #define BB_KIND_V4L2            "v4l2"
 
-/* Error names. Malformed input uses org.freedesktop.DBus.Error.InvalidArgs. */
+/* Error names. Malformed input uses org.freedesktop.DBus.Error.InvalidArgs;
+ * a failure of the system itself (kernel, driver, memory) is
+ * org.freedesktop.DBus.Error.Failed (NoMemory for ENOMEM) with a message that
+ * says what failed: it never poses as one of the names below. */
 #define BB_ERROR_QUOTA_EXCEEDED "org.bufbroker.Error.QuotaExceeded"
 #define BB_ERROR_NO_SUCH_BUFFER "org.bufbroker.Error.NoSuchBuffer"
 #define BB_ERROR_NO_SUCH_TOKEN  "org.bufbroker.Error.NoSuchToken"
@@ -31,6 +34,14 @@
 #define BB_ERROR_BUSY           "org.bufbroker.Error.Busy"
 #define BB_ERROR_DEVICE_NOT_SUPPORTED "org.bufbroker.Error.DeviceNotSupported"
 #define BB_ERROR_DEVICE_BUSY    "org.bufbroker.Error.DeviceBusy"
+
+/* Standard D-Bus error names the protocol uses (spelled here for the parts
+ * that do not include sd-bus). */
+#define BB_ERROR_INVALID_ARGS   "org.freedesktop.DBus.Error.InvalidArgs"
+#define BB_ERROR_NOT_SUPPORTED  "org.freedesktop.DBus.Error.NotSupported"
+#define BB_ERROR_LIMITS_EXCEEDED "org.freedesktop.DBus.Error.LimitsExceeded"
+#define BB_ERROR_FAILED         "org.freedesktop.DBus.Error.Failed"
+#define BB_ERROR_NO_MEMORY      "org.freedesktop.DBus.Error.NoMemory"
 
 /* The errno each error name stands for, on both sides of the bus: the daemon's
  * core returns these errnos, the library hands them to its callers. */
@@ -103,6 +114,8 @@ struct bb_error_errno {
 #define BB_LIMIT_MAX_BUFFERS            "max-buffers"
 #define BB_LIMIT_MAX_BYTES              "max-bytes"
 #define BB_LIMIT_MAX_TOKENS             "max-tokens"
+#define BB_LIMIT_MAX_FDS                "max-fds"       /* fds the daemon keeps for buffers:
+                                                         * its RLIMIT_NOFILE and fd store allow */
 
 /* Keys of the Stats property (all t). */
 #define BB_STAT_BUFFERS         "buffers"

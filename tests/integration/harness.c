@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -360,6 +361,14 @@ pid_t fork_as(uid_t uid, int (*fn)(void *userdata), void *userdata) {
                 _exit(r < 0 || r > 125 ? 125 : r);
         }
         return pid;
+}
+
+uid_t system_uid(const char *user) {
+        const struct passwd *pw = getpwnam(user);
+
+        ck_assert_msg(pw, "no user %s on this system", user);
+        ck_assert_uint_ne(pw->pw_uid, 0);
+        return pw->pw_uid;
 }
 
 int run_as(uid_t uid, int (*fn)(void *userdata), void *userdata, int timeout_ms) {

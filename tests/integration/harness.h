@@ -132,6 +132,11 @@ bool bg_wait_output(BgProc *p, const char *needle, int timeout_ms);
 /* SIGTERM (then SIGKILL), reap; returns the wait status translated like RunResult. */
 int bg_stop(BgProc *p);
 
+/* The uid of a system user that exists on every Debian system ("daemon",
+ * "bin", "sys"): dbus-daemon refuses connections from uids without a passwd
+ * entry. Asserts that it exists. */
+uid_t system_uid(const char *user);
+
 /* Fork, become uid/gid (setgroups(0), setresgid, setresuid unless uid is 0),
  * run fn(userdata), _exit with its return value. Returns the exit status
  * (128+signal if killed, -1 on timeout after timeout_ms). */

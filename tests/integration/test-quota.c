@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bufbroker.h"
@@ -30,9 +31,9 @@ static const char *const per_uid_args[] = {
 };
 
 static const char *const global_args[] = {
-        "--max-buffers=4",
+        "--max-buffers=8",
         "--max-bytes=1M",
-        "--max-tokens=3",
+        "--max-tokens=4",
         NULL,
 };
 
@@ -81,23 +82,6 @@ static int nobody_is_served(void *userdata) {
         return 0;
 }
 
-/* uid 65534 is refused by a global limit. */
-static int nobody_is_refused(void *userdata) {
-        bb_client *c = NULL;
-        bb_buffer *buf = NULL;
-        int r;
-
-        r = bb_client_new_address(&c, H->address);
-        child_check(r == 0, "connect: %s", strerror(-r));
-        r = bb_buffer_create(c, "nobody-refused", 4 * K, 0, 0, &buf);
-        child_check(r == -EDQUOT, "uid %u create under a full global limit: %d", (unsigned) getuid(),
-                    r);
-        child_check(strcmp(bb_client_error_name(c) ?: "", BB_ERROR_QUOTA_EXCEEDED) == 0,
-                    "error %s", bb_client_error_name(c));
-        bb_client_unref(c);
-        return 0;
-}
-
 START_TEST(test_limits_property) {
         static const struct {
                 const char *key;
@@ -116,7 +100,17 @@ START_TEST(test_limits_property) {
         size_t n = 0;
 
         ck_assert_int_eq(bb_client_get_limits(c, &kv, &n), 0);
-        ck_assert_uint_eq(n, ELEMENTSOF(want));
+        ck_assert_uint_eq(n, ELEMENTSOF(want) + 1);
+        {
+                /* Fitted to the daemon's RLIMIT_NOFILE (ours, inherited). */
+                struct rlimit rl;
+                uint64_t fds = 0;
+
+                ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+                ck_assert_int_eq(bb_client_get_limit(c, BB_LIMIT_MAX_FDS, &fds), 0);
+                ck_assert_uint_gt(fds, 0);
+                ck_assert_uint_lt(fds, rl.rlim_max);
+        }
         for (size_t i = 0; i < ELEMENTSOF(want); i++) {
                 uint64_t v = 0;
 
@@ -285,38 +279,83 @@ START_TEST(test_quota_follows_owner) {
 END_TEST
 
 /* ---- global limits ----------------------------------------------------------- */
+/* Global limits are shared fairly: of what the others leave, a uid may hold at
+ * most an (n+1)th (rounded up), n counting the uids that hold some, itself
+ * included. So the first uid gets half, and later ones still get some. */
+
+/* As the uid it runs as: create persistent 4K buffers until refused; the
+ * exit status is how many it got (the buffers outlive the process). */
+static int take_all_buffers(void *userdata) {
+        bb_client *c = NULL;
+        int r, n = 0;
+
+        r = bb_client_new_address(&c, H->address);
+        child_check(r == 0, "connect: %s", strerror(-r));
+        for (;;) {
+                bb_buffer *buf = NULL;
+
+                r = bb_buffer_create(c, "share", 4 * K, BB_CREATE_PERSISTENT, 0, &buf);
+                if (r < 0)
+                        break;
+                bb_buffer_unref(buf);
+                n++;
+        }
+        child_check(r == -EDQUOT, "uid %u: %s", (unsigned) getuid(), strerror(-r));
+        child_check(strstr(bb_client_error_message(c), "shared fairly"), "message: %s",
+                    bb_client_error_message(c));
+        bb_client_unref(c);
+        return n;
+}
+
+static void release_everything(bb_client *c) {
+        bb_buffer **list = NULL;
+        size_t n = 0;
+
+        ck_assert_int_eq(bb_client_list_buffers(c, &list, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                ck_assert_int_eq(bb_buffer_release(list[i]), 0);
+        bb_buffer_list_free(list, n);
+        ck_assert_uint_eq(stats_get(BB_STAT_BUFFERS), 0);
+}
 
 START_TEST(test_global_limits) {
         bb_client *c = lib_connect();
         bb_buffer *bufs[4] = { NULL };
-        char *tokens[3] = { NULL };
+        char *tokens[2] = { NULL };
         char *extra = NULL;
         Snapshot full;
 
+        /* Alone, root gets half of the 8 buffers and of the 4 tokens. */
         for (size_t i = 0; i < 4; i++)
                 ck_assert_int_eq(bb_buffer_create(c, "global", 4 * K, 0, 0, &bufs[i]), 0);
-        for (size_t i = 0; i < 3; i++)
+        expect_create_quota(c, 4 * K, "shared fairly");
+        for (size_t i = 0; i < 2; i++)
                 ck_assert_int_eq(bb_buffer_share(bufs[0], 0, 0, 0, &tokens[i]), 0);
-        stats_read(&full);
-        expect_create_quota(c, 4 * K, "4");
         ck_assert_int_eq(bb_buffer_share(bufs[1], 0, 0, 0, &extra), -EDQUOT);
         ck_assert_str_eq(bb_client_error_name(c), BB_ERROR_QUOTA_EXCEEDED);
-        /* global: other uids are refused too */
-        ck_assert_int_eq(run_as(NOBODY_UID, nobody_is_refused, NULL, 10000), 0);
-        assert_back_to(&full, "after global refusals");
-        /* and served again once there is room */
-        ck_assert_int_eq(bb_buffer_release(bufs[3]), 0);
-        ck_assert_int_eq(bb_buffer_release(bufs[2]), 0);
-        free(tokens[2]);
-        tokens[2] = NULL;
-        {
-                /* a token slot: release the buffer holding all tokens */
-                ck_assert_int_eq(bb_buffer_release(bufs[0]), 0);
-        }
+        stats_read(&full);
+        ck_assert_uint_eq(full.buffers, 4);
+        ck_assert_uint_eq(full.tokens, 2);
+
+        /* Other uids are still served (with first come, first served they
+         * were all refused), and the shares shrink as more uids hold some:
+         * 65534 gets a third of the 4 left (2), the next ones 1 each. */
         ck_assert_int_eq(run_as(NOBODY_UID, nobody_is_served, NULL, 10000), 0);
-        for (size_t i = 0; i < 4; i++)
+        assert_back_to(&full, "after nobody was served");
+        ck_assert_int_eq(run_as(NOBODY_UID, take_all_buffers, NULL, 10000), 2);
+        ck_assert_int_eq(run_as(system_uid("daemon"), take_all_buffers, NULL, 10000), 1);
+        ck_assert_int_eq(run_as(system_uid("bin"), take_all_buffers, NULL, 10000), 1);
+        ck_assert_uint_eq(stats_get(BB_STAT_BUFFERS), 8);
+        ck_assert_int_eq(run_as(system_uid("sys"), take_all_buffers, NULL, 10000), 0);
+
+        /* Room again once some go: a fifth of the 4 left, rounded up. */
+        for (size_t i = 0; i < 4; i++) {
+                ck_assert_int_eq(bb_buffer_release(bufs[i]), 0);
                 bb_buffer_unref(bufs[i]);
-        for (size_t i = 0; i < 3; i++)
+        }
+        ck_assert_int_eq(run_as(system_uid("sys"), take_all_buffers, NULL, 10000), 1);
+        release_everything(c);
+        for (size_t i = 0; i < 2; i++)
                 free(tokens[i]);
         bb_client_unref(c);
 }
@@ -324,21 +363,20 @@ END_TEST
 
 START_TEST(test_global_bytes) {
         bb_client *c = lib_connect();
-        bb_buffer *big = NULL, *rest = NULL;
+        bb_buffer *big = NULL;
         Snapshot full;
 
-        /* the default largest buffer is 1 GiB: here the global 1M refuses */
-        ck_assert_int_eq(bb_buffer_create(c, "most", 1020 * K, 0, 0, &big), 0);
-        ck_assert_int_eq(bb_buffer_create(c, "rest", 4 * K, 0, 0, &rest), 0);
+        /* The default largest buffer is 1 GiB: here the global 1M refuses
+         * more than root's half of it. */
+        expect_create_quota(c, 1020 * K, "shared fairly");
+        ck_assert_int_eq(bb_buffer_create(c, "most", 512 * K, 0, 0, &big), 0);
+        expect_create_quota(c, 1, "bytes in use");
         stats_read(&full);
-        ck_assert_uint_eq(full.bytes, 1024 * K);
-        expect_create_quota(c, 1, "1048576");
-        ck_assert_int_eq(run_as(NOBODY_UID, nobody_is_refused, NULL, 10000), 0);
-        assert_back_to(&full, "after global byte refusals");
-        ck_assert_int_eq(bb_buffer_release(big), 0);
+        ck_assert_uint_eq(full.bytes, 512 * K);
         ck_assert_int_eq(run_as(NOBODY_UID, nobody_is_served, NULL, 10000), 0);
+        assert_back_to(&full, "after nobody was served");
+        ck_assert_int_eq(bb_buffer_release(big), 0);
         bb_buffer_unref(big);
-        bb_buffer_unref(rest);
         bb_client_unref(c);
 }
 END_TEST

@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <sys/wait.h>
 
+#include "memfd.h"
 #include "test-helpers.h"
 
 /* ========================================================== registry === */
@@ -319,6 +320,7 @@ START_TEST(test_create_size_near_2_64_unlimited) {
                 .max_buffers = UINT64_MAX,
                 .max_bytes = UINT64_MAX,
                 .max_tokens = UINT64_MAX,
+                .max_fds = UINT64_MAX,
         };
         memset(&rec, 0, sizeof(rec));
         r = broker_new(&b, &l, &rec_callbacks, &rec);
@@ -1272,24 +1274,141 @@ START_TEST(test_quota_global_buffers) {
 }
 END_TEST
 
+/* Global limits are shared fairly: of what the others leave, a uid may hold
+ * at most an (n+1)th, rounded up, n counting the uids holding some (itself
+ * included). Sizes are whole pages, which rounds some shares to nothing. */
 START_TEST(test_quota_global_bytes) {
         const uint64_t ps = page_size();
         BrokerLimits l;
-        Buffer *bb;
+        Buffer *a;
 
         limits_generous(&l);
-        l.max_bytes = 4 * ps;
+        l.max_bytes = 8 * ps;
         broker_restart(&l);
 
-        create_ok(":1.1", UID_A, "g", 2 * ps, false, 0);
-        bb = create_ok(":1.2", UID_B, "g", 2 * ps - 1, false, 0);
+        /* Alone, A may have half: 8/2. */
+        ck_assert_int_eq(create_err(":1.1", UID_A, "g", 5 * ps, false, 0), -EDQUOT);
+        a = create_ok(":1.1", UID_A, "g", 4 * ps, false, 0);
+        ck_assert_int_eq(create_err(":1.1", UID_A, "g", 1, false, 0), -EDQUOT);
+        /* B: a third of the 4 left, rounded up: one page. */
+        ck_assert_int_eq(create_err(":1.2", UID_B, "g", 2 * ps, false, 0), -EDQUOT);
+        create_ok(":1.2", UID_B, "g", ps, false, 0);
+        /* C: a quarter of 3 pages is less than a page. */
         ck_assert_int_eq(create_err(":1.3", UID_C, "g", 1, false, 0), -EDQUOT);
-        assert_stats(2, 4 * ps, 2, 0);
+        ck_assert_ptr_null(broker_find_client(b, ":1.3"));
+        assert_stats(2, 5 * ps, 2, 0);
+        assert_usage(UID_C, 0, 0, 0);
 
-        ck_assert_int_eq(release(bb, ":1.2", UID_B), 0);
-        ck_assert_int_eq(create_err(":1.3", UID_C, "g", 2 * ps + 1, false, 0), -EDQUOT);
+        /* A lets go: C gets a third of the 7 pages left: two. */
+        ck_assert_int_eq(release(a, ":1.1", UID_A), 0);
+        ck_assert_int_eq(create_err(":1.3", UID_C, "g", 3 * ps, false, 0), -EDQUOT);
         create_ok(":1.3", UID_C, "g", 2 * ps, false, 0);
-        assert_stats(2, 4 * ps, 2, 0);
+        assert_stats(2, 3 * ps, 2, 0);
+}
+END_TEST
+
+/* However many uids take all they can, in turn and over and over, a uid
+ * that comes later still gets some: no group can lock the others out. */
+START_TEST(test_fair_share_no_group_locks_out) {
+        enum { N_UIDS = 8, LIMIT = 400 };
+        unsigned got[N_UIDS] = {};
+        bool progress = true;
+        char name[32];
+        BrokerLimits l;
+        Buffer *buf;
+
+        limits_generous(&l);
+        l.max_buffers = LIMIT;
+        broker_restart(&l);
+
+        while (progress) {
+                progress = false;
+                for (unsigned u = 0; u < N_UIDS; u++) {
+                        BrokerError e = {};
+
+                        snprintf(name, sizeof(name), ":1.%u", 10 + u);
+                        if (broker_create_memfd(b, CALLER(name, UID_A + 10 + u), "greedy", 1, true, 0, T0,
+                                                &e, &buf) == 0) {
+                                got[u]++;
+                                progress = true;
+                        }
+                }
+        }
+        ck_assert_uint_lt(b->stats.buffers, LIMIT);
+        for (unsigned u = 0; u < N_UIDS; u++)
+                ck_assert_uint_gt(got[u], 0);
+
+        /* The greedy ones are refused, with a message that says why ... */
+        BrokerError err = {};
+        ck_assert_int_eq(broker_create_memfd(b, CALLER(":1.10", UID_A + 10), "more", 1, true, 0, T0, &err, &buf),
+                         -EDQUOT);
+        ck_assert_str_eq(err.name, BB_ERROR_QUOTA_EXCEEDED);
+        ck_assert_ptr_nonnull(strstr(err.message, "shared fairly"));
+        /* ... and a newcomer is served. */
+        create_ok(":1.99", UID_B, "late", 1, false, 0);
+}
+END_TEST
+
+/* A uid over a limit (limits lowered across a restart: the restore skips
+ * quotas) gets nothing more; the unsigned "limit - used" must not wrap. */
+START_TEST(test_quota_over_limit_no_wrap) {
+        const uint64_t ps = page_size();
+        BrokerLimits l;
+        Buffer *buf;
+
+        limits_generous(&l);
+        l.max_buffers_per_uid = 2;
+        l.max_bytes_per_uid = 2 * ps;
+        broker_restart(&l);
+
+        for (uint64_t id = 1; id <= 3; id++) {
+                RestoredBuffer rb = {
+                        .id = id, .name = "old", .owner = UID_A, .persistent = true,
+                        .expire_usec = USEC_INFINITY, .n_planes = 1,
+                };
+                int fd = -1;
+
+                ck_assert_int_eq(memfd_new_sealed("old", ps, &fd), 0);
+                rb.planes[0] = (BufferPlane) { .fd = fd, .ro_fd = -1, .length = ps };
+                ck_assert_int_eq(broker_restore_buffer(b, &rb, &buf), 0);
+        }
+        broker_restore_done(b, 4);
+        assert_usage(UID_A, 3, 3 * ps, 0);
+
+        ck_assert_int_eq(create_err(":1.1", UID_A, "more", 1, false, 0), -EDQUOT);
+        ck_assert_int_eq(create_err(":1.1", UID_A, "more", 1, true, 0), -EDQUOT);
+        assert_usage(UID_A, 3, 3 * ps, 0);
+
+        /* Over a global limit too. */
+        limits_generous(&l);
+        l.max_buffers = 2;
+        b->limits = l;
+        ck_assert_int_eq(create_err(":1.2", UID_B, "more", 1, false, 0), -EDQUOT);
+        ck_assert_int_eq(create_err(":1.1", UID_A, "more", 1, false, 0), -EDQUOT);
+        assert_stats(3, 3 * ps, 0, 0);
+}
+END_TEST
+
+/* The fds the broker keeps are a budget like the others (shared fairly):
+ * a full budget is QuotaExceeded, never EMFILE in the middle of a call. */
+START_TEST(test_quota_fd_budget) {
+        BrokerError err = {};
+        BrokerLimits l;
+        Buffer *a, *bb;
+
+        limits_generous(&l);
+        l.max_fds = 4;
+        broker_restart(&l);
+
+        a = create_ok(":1.1", UID_A, "a", 1, false, 0);
+        create_ok(":1.1", UID_A, "a", 1, false, 0);
+        ck_assert_int_eq(broker_create_memfd(b, CALLER(":1.1", UID_A), "a", 1, false, 0, T0, &err, &bb), -EDQUOT);
+        ck_assert_ptr_nonnull(strstr(err.message, "file descriptors"));
+        bb = create_ok(":1.2", UID_B, "b", 1, false, 0);
+        ck_assert_uint_eq(b->stats.fds, 3);
+        ck_assert_int_eq(release(a, ":1.1", UID_A), 0);
+        ck_assert_int_eq(release(bb, ":1.2", UID_B), 0);
+        ck_assert_uint_eq(b->stats.fds, 1);
 }
 END_TEST
 
@@ -1385,6 +1504,9 @@ static Suite *suite_quotas(void) {
         tcase_add_test(tc, test_quota_global_buffers);
         tcase_add_test(tc, test_quota_global_bytes);
         tcase_add_test(tc, test_quota_global_tokens);
+        tcase_add_test(tc, test_fair_share_no_group_locks_out);
+        tcase_add_test(tc, test_quota_over_limit_no_wrap);
+        tcase_add_test(tc, test_quota_fd_budget);
         tcase_add_test(tc, test_stats_and_usage_each_step);
         suite_add_tcase(s, tc);
         return s;

@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The bus connection: connect, serve our objects, own the name; and the two
+ * ways a bus can fail to carry our replies.
+ *
+ * Never off the bus: the connection exits the event loop with a failure when
+ * it is lost (sd_bus_set_exit_on_disconnect), so that systemd restarts the
+ * daemon and the fd store brings every buffer back. A daemon that ran on
+ * without its name would keep everyone's buffers where nobody can reach them.
+ *
+ * A bus that stops reading us: dbus-daemon charges the fds of our messages
+ * that wait in other clients' queues to us, and stops reading from us once 64
+ * of them wait (max_incoming_unix_fds). A client that never reads its replies
+ * makes its replies wait: enough of them and nobody gets an answer from us
+ * any more. We cannot see those queues, but we see the effect: when our
+ * socket's output (SIOCOUTQ) has not drained for DRAIN_USEC we send the bus
+ * a probe, and when that is not answered within STALL_USEC we move to a
+ * fresh connection: it takes the name over (we own it with
+ * ALLOW_REPLACEMENT), the stuck connection is closed, and the calls it had
+ * not answered get NoReply from the bus. Clients keep their unique names, so
+ * holds and tokens stay as they were. The replies stuck in a client's queue
+ * count against that client's own limit from then on: the bus refuses our
+ * next replies to it (LimitsExceeded), and handout_refused() takes back what
+ * they handed out. dbus-broker charges a client's queue to the client and
+ * never stops reading us.
+ *
+ * Refused replies: when the bus cannot deliver one of our replies (the
+ * receiver's queue is full, or it cannot take fds) it sends us an error in
+ * reply to our reply. Whatever that reply handed out (a buffer, a hold, a
+ * token) is taken back then, so nothing is left that nobody knows of.
+ * Replies are remembered until a probe sent after them is answered: the bus
+ * handles our messages in order, so a refusal, if any, came before.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+
+#include "bus.h"
+
+static void *memdup(const void *p, size_t n) {
+        void *q = malloc(n);
+        return q ? memcpy(q, p, n) : NULL;
+}
+
+/* How long our output may stay undrained before we probe the bus, and how
+ * long the bus may leave a probe unanswered before we move to a fresh
+ * connection. A bus that reads us at all answers within microseconds; the
+ * margins are for a loaded machine. */
+#define DRAIN_USEC (100 * UINT64_C(1000))
+#define STALL_USEC (250 * UINT64_C(1000))
+/* How long replies gather before a probe proves them routed. */
+#define BARRIER_DELAY_USEC (50 * UINT64_C(1000))
+
+/* ------------------------------------------------------------ handouts --- */
+
+static Handout *handout_free(Manager *m, Handout *h) {
+        if (!h)
+                return NULL;
+        TAILQ_REMOVE(&m->handouts, h, link);
+        m->n_handouts--;
+        free((char *) h->client);
+        free((uint64_t *) h->ids);
+        free(h);
+        return NULL;
+}
+
+/* Take back what @h handed out: the reply carrying it never arrived. */
+static void handout_undo(Manager *m, const Handout *h) {
+        Broker *b = m->broker;
+
+        for (unsigned i = 0; i < h->n_ids; i++) {
+                Buffer *buf = broker_find_buffer(b, h->ids[i]);
+
+                if (!buf)
+                        continue;
+                if (h->drop_buffers)
+                        broker_drop_buffer(b, buf);
+                else if (h->drop_holds)
+                        broker_unhold(b, buf, h->client);
+        }
+        if (h->revoke_token)
+                (void) broker_revoke_token(b, h->token);
+        if (h->restore_token && h->n_ids > 0) {
+                Buffer *buf = broker_find_buffer(b, h->ids[0]);
+                if (buf)
+                        (void) broker_restore_token(b, buf, h->token, h->token_owner, &h->token_opts,
+                                                    h->token_expire_usec);
+        }
+}
+
+/* ------------------------------------------------------------- probes --- */
+/* A probe is an async GetId to the bus. Its answer proves two things: the
+ * bus has read everything we sent before it (so our output moves), and it
+ * has routed our replies before it (so a refusal of one would have come in
+ * by now). One is in flight at a time; whoever needs one waits for it. */
+
+static void probe_schedule(Manager *m, uint64_t usec);
+
+static int on_probe(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        sd_bus *bus = sd_bus_message_get_bus(reply);
+        Handout *h, *next;
+
+        m->probe_slot = sd_bus_slot_unref(m->probe_slot);
+        if (sd_bus_message_is_method_error(reply, NULL))
+                return 0;       /* the connection is going: nothing is proven */
+
+        for (h = TAILQ_FIRST(&m->handouts); h; h = next) {
+                next = TAILQ_NEXT(h, link);
+                if (h->bus == bus && h->cookie < m->probe_cookie)
+                        handout_free(m, h);
+        }
+        /* The bus reads us: look at the output afresh. */
+        m->stall_since = 0;
+        bus_connection_check_output(m);
+        if (!TAILQ_EMPTY(&m->handouts))
+                probe_schedule(m, BARRIER_DELAY_USEC);
+        return 0;
+}
+
+static int probe_send(Manager *m) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        int r;
+
+        if (m->probe_slot)
+                return 0;
+        r = sd_bus_message_new_method_call(m->bus, &call, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                           "org.freedesktop.DBus", "GetId");
+        if (r < 0)
+                return r;
+        r = sd_bus_call_async(m->bus, &m->probe_slot, call, on_probe, m, 0);
+        if (r < 0)
+                return r;
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &m->probe_sent);
+        return sd_bus_message_get_cookie(call, &m->probe_cookie);
+}
+
+static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        r = probe_send(m);
+        if (r < 0)
+                log_errno(r, "Failed to send a probe to the bus");
+        return 0;
+}
+
+/* Send a probe in @usec (unless one is in flight or due sooner). */
+static void probe_schedule(Manager *m, uint64_t usec) {
+        uint64_t now, due;
+        int enabled = SD_EVENT_OFF;
+
+        if (m->probe_slot || sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        due = now + usec;
+        if (!m->probe_timer) {
+                if (sd_event_add_time(m->event, &m->probe_timer, CLOCK_MONOTONIC, due, 0, on_probe_timer, m) < 0)
+                        (void) probe_send(m);
+                return;
+        }
+        (void) sd_event_source_get_enabled(m->probe_timer, &enabled);
+        if (enabled != SD_EVENT_OFF) {
+                uint64_t t = 0;
+                (void) sd_event_source_get_time(m->probe_timer, &t);
+                if (t <= due)
+                        return;
+        }
+        (void) sd_event_source_set_time(m->probe_timer, due);
+        (void) sd_event_source_set_enabled(m->probe_timer, SD_EVENT_ONESHOT);
+}
+
+int bus_send_reply(Manager *m, sd_bus_message *reply, const Handout *h) {
+        sd_bus_message *call = sd_bus_get_current_message(sd_bus_message_get_bus(reply));
+        uint64_t cookie;
+        Handout *copy;
+        int r;
+
+        /* Asked for no reply: nobody will ever learn what we made. */
+        if (h && call && !sd_bus_message_get_expect_reply(call)) {
+                handout_undo(m, h);
+                return 0;
+        }
+
+        r = sd_bus_send(NULL, reply, &cookie);
+        if (r < 0 || !h)
+                return r;
+
+        copy = calloc(1, sizeof(*copy));
+        if (!copy)
+                return 0;       /* cannot be taken back: as before we tracked */
+        *copy = *h;
+        copy->cookie = cookie;
+        copy->bus = sd_bus_message_get_bus(reply);
+        copy->client = strdup(h->client);
+        copy->ids = h->n_ids ? memdup(h->ids, h->n_ids * sizeof(uint64_t)) : NULL;
+        if (!copy->client || (h->n_ids && !copy->ids)) {
+                free((char *) copy->client);
+                free((uint64_t *) copy->ids);
+                free(copy);
+                return 0;
+        }
+        TAILQ_INSERT_TAIL(&m->handouts, copy, link);
+        m->n_handouts++;
+        probe_schedule(m, BARRIER_DELAY_USEC);
+        return 0;
+}
+
+bool handout_refused(Manager *m, sd_bus_message *msg) {
+        const sd_bus_error *e = sd_bus_message_get_error(msg);
+        const char *sender = sd_bus_message_get_sender(msg);
+        sd_bus *bus = sd_bus_message_get_bus(msg);
+        uint64_t serial;
+        Handout *h;
+        Peer *p;
+
+        if (!sender || strcmp(sender, "org.freedesktop.DBus") != 0)
+                return false;
+        if (sd_bus_message_get_reply_cookie(msg, &serial) < 0)
+                return false;
+        TAILQ_FOREACH(h, &m->handouts, link)
+                if (h->bus == bus && h->cookie == serial)
+                        break;
+        if (!h)
+                return false;
+
+        fprintf(stderr, "bufbrokerd: the bus refused our reply to %s (uid %u): %s: %s; taking back what it handed out\n",
+                h->client, (unsigned) h->uid, e ? e->name : "?", e ? e->message : "?");
+        p = peer_find(m, h->client);
+        if (p)
+                p->not_reading = true;
+        handout_undo(m, h);
+        handout_free(m, h);
+        return true;
+}
+
+static void handouts_forget_connection(Manager *m, sd_bus *bus) {
+        Handout *h, *next;
+
+        /* Replies of a connection we give up may or may not have been
+         * routed: the holds stay (they go when their client does). */
+        for (h = TAILQ_FIRST(&m->handouts); h; h = next) {
+                next = TAILQ_NEXT(h, link);
+                if (h->bus == bus)
+                        handout_free(m, h);
+        }
+        m->probe_slot = sd_bus_slot_unref(m->probe_slot);
+}
+
+/* ------------------------------------------------------ the connection --- */
+
+int bus_connection_setup(Manager *m, sd_bus *bus) {
+        int r;
+
+        r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_errno(r, "Failed to attach the bus to the event loop");
+        r = sd_bus_add_filter(bus, NULL, peer_filter, m);
+        if (r < 0)
+                return log_errno(r, "Failed to add the bus filter");
+        r = bus_manager_register(m, bus);
+        if (r < 0)
+                return log_errno(r, "Failed to register " BB_MANAGER_PATH);
+        r = bus_buffer_register(m, bus);
+        if (r < 0)
+                return log_errno(r, "Failed to register " BB_BUFFER_PATH_PREFIX);
+        return 0;
+}
+
+int bus_connection_open(Manager *m) {
+        int r;
+
+        r = m->user_bus ? sd_bus_open_user(&m->bus) : sd_bus_open_system(&m->bus);
+        if (r < 0)
+                return log_errno(r, m->user_bus ? "Failed to connect to the session bus"
+                                                : "Failed to connect to the system bus");
+        r = bus_connection_setup(m, m->bus);
+        if (r < 0)
+                return r;
+        r = peer_track_disconnects(m, m->bus, false);
+        if (r < 0)
+                return log_errno(r, "Failed to watch NameOwnerChanged");
+        r = sd_bus_set_exit_on_disconnect(m->bus, true);
+        if (r < 0)
+                return log_errno(r, "Failed to make a lost bus connection fatal");
+        return 0;
+}
+
+int bus_connection_request_name(Manager *m) {
+        int r;
+
+        /* ALLOW_REPLACEMENT: our own next connection takes it over (see the
+         * top of this file). Only root and our user may own it anyway. */
+        r = sd_bus_request_name(m->bus, BB_BUS_NAME, SD_BUS_NAME_ALLOW_REPLACEMENT);
+        if (r == -EEXIST)
+                return log_errno(r, "Another process owns " BB_BUS_NAME);
+        if (r < 0)
+                return log_errno(r, "Failed to own " BB_BUS_NAME);
+        return 0;
+}
+
+static void reconnect_abort(Manager *m, int r, const char *why) {
+        fprintf(stderr, "bufbrokerd: cannot move to a fresh bus connection: %s: %s\n", why, strerror(-r));
+        m->next_bus = sd_bus_close_unref(m->next_bus);
+}
+
+static int on_name_taken_over(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        sd_bus *old = m->bus;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint32_t result = 0;
+
+        if (e || sd_bus_message_read(reply, "u", &result) < 0 || result != 1 /* primary owner */) {
+                fprintf(stderr, "bufbrokerd: the fresh connection did not get %s: %s\n", BB_BUS_NAME,
+                        e ? e->message : "not the primary owner");
+                m->next_bus = sd_bus_close_unref(m->next_bus);
+                return 0;
+        }
+
+        m->bus = TAKE_PTR(m->next_bus);
+        m->n_reconnects++;
+        (void) sd_bus_set_exit_on_disconnect(m->bus, true);
+        (void) sd_bus_set_exit_on_disconnect(old, false);
+        peers_forget_connection(m, old);
+        handouts_forget_connection(m, old);
+        sd_bus_close_unref(old);
+        m->stall_since = 0;
+        fprintf(stderr, "bufbrokerd: moved to a fresh bus connection (%u so far); calls the old one had not answered get NoReply\n",
+                m->n_reconnects);
+        return 0;
+}
+
+/* The bus has not read from us for STALL_USEC: serve from a fresh
+ * connection. Everything on the way is asynchronous: the old connection
+ * still receives, only its output is stuck. */
+static void reconnect(Manager *m) {
+        sd_bus *bus = NULL;
+        int r;
+
+        if (m->next_bus)
+                return;         /* under way */
+        fprintf(stderr, "bufbrokerd: the bus has not read our output for %" PRIu64 " ms; moving to a fresh connection\n",
+                STALL_USEC / 1000);
+
+        r = m->user_bus ? sd_bus_open_user(&bus) : sd_bus_open_system(&bus);
+        if (r < 0)
+                return reconnect_abort(m, r, "connect");
+        m->next_bus = bus;
+        r = bus_connection_setup(m, bus);
+        if (r < 0)
+                return reconnect_abort(m, r, "setup");
+        /* Asynchronous, but sent before RequestName: the bus handles them
+         * in order, so no disconnect falls between the two connections. */
+        r = peer_track_disconnects(m, bus, true);
+        if (r < 0)
+                return reconnect_abort(m, r, "match NameOwnerChanged");
+        r = sd_bus_request_name_async(bus, NULL, BB_BUS_NAME,
+                                      SD_BUS_NAME_REPLACE_EXISTING | SD_BUS_NAME_ALLOW_REPLACEMENT,
+                                      on_name_taken_over, m);
+        if (r < 0)
+                return reconnect_abort(m, r, "request the name");
+}
+
+/* Our output has not drained for a while: is the bus still reading us? A
+ * probe tells (dbus-broker, for one, may leave part of our last message
+ * unread until more comes). No answer within STALL_USEC: it is not. */
+static int on_stall_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        uint64_t now;
+        int r;
+
+        bus_connection_check_output(m);
+        if (m->stall_since == 0 || sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0)
+                return 0;
+        if (!m->probe_slot) {
+                r = probe_send(m);
+                if (r < 0)
+                        return log_errno(r, "Failed to send a probe to the bus"), 0;
+        } else if (now >= m->probe_sent + STALL_USEC) {
+                reconnect(m);
+                return 0;
+        }
+        (void) sd_event_source_set_time(s, m->probe_sent + STALL_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+void bus_connection_check_output(Manager *m) {
+        uint64_t queued = 0, now;
+        int outq = 0, fd;
+
+        fd = sd_bus_get_fd(m->bus);
+        if (fd < 0 || ioctl(fd, SIOCOUTQ, &outq) < 0)
+                outq = 0;
+        (void) sd_bus_get_n_queued_write(m->bus, &queued);
+        if (outq == 0 && queued == 0) {
+                m->stall_since = 0;
+                if (m->stall_timer)
+                        (void) sd_event_source_set_enabled(m->stall_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (m->stall_since != 0 || sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0)
+                return;         /* already watching */
+
+        m->stall_since = now;
+        if (!m->stall_timer) {
+                if (sd_event_add_time(m->event, &m->stall_timer, CLOCK_MONOTONIC, now + DRAIN_USEC, 0,
+                                      on_stall_timer, m) < 0)
+                        return;
+        } else {
+                (void) sd_event_source_set_time(m->stall_timer, now + DRAIN_USEC);
+                (void) sd_event_source_set_enabled(m->stall_timer, SD_EVENT_ONESHOT);
+        }
+}
+
+void bus_connection_close(Manager *m) {
+        Handout *h;
+
+        while ((h = TAILQ_FIRST(&m->handouts)))
+                handout_free(m, h);
+        m->probe_slot = sd_bus_slot_unref(m->probe_slot);
+        m->probe_timer = sd_event_source_disable_unref(m->probe_timer);
+        m->stall_timer = sd_event_source_disable_unref(m->stall_timer);
+        m->next_bus = sd_bus_close_unref(m->next_bus);
+        if (m->bus) {
+                (void) sd_bus_set_exit_on_disconnect(m->bus, false);
+                /* Our last replies go out, unless the bus stopped reading us:
+                 * flushing would then wait forever. */
+                if (m->stall_since == 0)
+                        (void) sd_bus_flush(m->bus);
+                m->bus = sd_bus_close_unref(m->bus);
+        }
+}

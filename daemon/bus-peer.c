@@ -1,0 +1,531 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Who calls, and whose turn it is.
+ *
+ * Every incoming method call passes peer_filter() first. It is kept in its
+ * caller's queue and handed back to sd-bus (sd_bus_enqueue_for_read(), after
+ * which the filter lets it through) when it is the caller's turn:
+ *
+ * - Credentials without waiting: a caller's uid and groups come from one
+ *   asynchronous GetConnectionCredentials when its first call arrives; its
+ *   calls wait in its queue meanwhile, and the event loop serves everyone
+ *   else. sd-bus would ask the bus synchronously, stalling the daemon for
+ *   every new caller.
+ * - Disconnects without a match per client: one NameOwnerChanged match,
+ *   installed before the name is owned, says when any connection goes
+ *   (arg2=''); the peers we know drop their holds then. Per-client
+ *   sd_bus_track would add a match rule per holder, and dbus-daemon allows
+ *   512 per connection.
+ * - Fairness: uids with calls ready are served in turn, one call each, and
+ *   within a uid its connections in turn; a flooding uid gets its share, not
+ *   everyone's. Reading from the socket goes first (reading is cheap and keeps
+ *   the queues honest), but never more than READS_PER_DISPATCH in a row.
+ * - Bounds: PEER_QUEUE_MAX calls per connection, UID_QUEUE_MAX per uid and
+ *   TOTAL_QUEUE_MAX in all may wait; beyond, a call is answered with
+ *   LimitsExceeded at once, without being looked at.
+ *
+ * org.freedesktop.DBus.Peer (Ping) is not queued: sd-bus answers it itself,
+ * and it shows whether the daemon is alive whatever the queues hold.
+ */
+#include <inttypes.h>
+#include <search.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bus.h"
+
+#define READS_PER_DISPATCH 16u
+
+static int peer_compare(const void *a, const void *b) {
+        return strcmp(((const Peer *) a)->name, ((const Peer *) b)->name);
+}
+
+static int uid_queue_compare(const void *a, const void *b) {
+        uid_t x = ((const UidQueue *) a)->uid, y = ((const UidQueue *) b)->uid;
+        return x < y ? -1 : x > y;
+}
+
+Peer *peer_find(Manager *m, const char *name) {
+        Peer key = { .name = (char *) name };
+        void **n = tfind(&key, &m->peer_index, peer_compare);
+        return n ? *n : NULL;
+}
+
+static Peer *peer_find_direct(Manager *m, sd_bus *bus) {
+        Peer *p;
+
+        /* Direct connections are few: no index of their own. */
+        if (m->n_direct == 0)
+                return NULL;
+        TAILQ_FOREACH(p, &m->peers, link)
+                if (p->direct == bus)
+                        return p;
+        return NULL;
+}
+
+int peer_reply_error(sd_bus_message *msg, const char *name, const char *fmt, ...) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        char text[256];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        sd_bus_error_set(&error, name, text);
+        return sd_bus_reply_method_error(msg, &error);
+}
+
+/* ------------------------------------------------------------ queues --- */
+
+static UidQueue *uid_queue_get(Manager *m, uid_t uid) {
+        UidQueue key = { .uid = uid }, *uq;
+        void **n = tfind(&key, &m->uid_index, uid_queue_compare);
+
+        if (n)
+                return *n;
+        uq = calloc(1, sizeof(*uq));
+        if (!uq)
+                return NULL;
+        uq->uid = uid;
+        TAILQ_INIT(&uq->ready);
+        if (!tsearch(uq, &m->uid_index, uid_queue_compare)) {
+                free(uq);
+                return NULL;
+        }
+        return uq;
+}
+
+static void uid_queue_gc(Manager *m, UidQueue *uq) {
+        if (uq->n_queued > 0 || !TAILQ_EMPTY(&uq->ready))
+                return;
+        tdelete(uq, &m->uid_index, uid_queue_compare);
+        free(uq);
+}
+
+static void dispatch_schedule(Manager *m) {
+        if (m->dispatch && !TAILQ_EMPTY(&m->ready_uids))
+                (void) sd_event_source_set_enabled(m->dispatch, SD_EVENT_ON);
+}
+
+/* Link @p into its uid's turn if it has calls and may be served. */
+static void peer_make_ready(Manager *m, Peer *p) {
+        UidQueue *uq;
+
+        if (p->uq || p->n_queued == 0 || !p->creds_known)
+                return;
+        uq = uid_queue_get(m, p->uid);
+        if (!uq)
+                return;         /* tried again with its next call */
+        if (TAILQ_EMPTY(&uq->ready))
+                TAILQ_INSERT_TAIL(&m->ready_uids, uq, link);
+        TAILQ_INSERT_TAIL(&uq->ready, p, ready_link);
+        uq->n_queued += p->n_queued;
+        p->uq = uq;
+        dispatch_schedule(m);
+}
+
+static void peer_unready(Manager *m, Peer *p) {
+        UidQueue *uq = p->uq;
+
+        if (!uq)
+                return;
+        TAILQ_REMOVE(&uq->ready, p, ready_link);
+        uq->n_queued -= p->n_queued;
+        if (TAILQ_EMPTY(&uq->ready))
+                TAILQ_REMOVE(&m->ready_uids, uq, link);
+        p->uq = NULL;
+        uid_queue_gc(m, uq);
+}
+
+static int peer_enqueue(Manager *m, Peer *p, sd_bus_message *msg) {
+        if (p->n_queued == p->queue_size) {
+                unsigned size = p->queue_size ? p->queue_size * 2 : 4;
+                sd_bus_message **q = calloc(size, sizeof(*q));
+
+                if (!q)
+                        return -ENOMEM;
+                for (unsigned i = 0; i < p->n_queued; i++)
+                        q[i] = p->queue[(p->queue_head + i) % p->queue_size];
+                free(p->queue);
+                p->queue = q;
+                p->queue_size = size;
+                p->queue_head = 0;
+        }
+        p->queue[(p->queue_head + p->n_queued) % p->queue_size] = sd_bus_message_ref(msg);
+        p->n_queued++;
+        m->n_queued++;
+        if (p->uq)
+                p->uq->n_queued++;
+        peer_make_ready(m, p);
+        return 0;
+}
+
+static sd_bus_message *peer_dequeue(Manager *m, Peer *p) {
+        sd_bus_message *msg;
+
+        if (p->n_queued == 0)
+                return NULL;
+        msg = p->queue[p->queue_head];
+        p->queue_head = (p->queue_head + 1) % p->queue_size;
+        p->n_queued--;
+        m->n_queued--;
+        if (p->uq)
+                p->uq->n_queued--;
+        return msg;
+}
+
+static void peer_drop_queue(Manager *m, Peer *p) {
+        sd_bus_message *msg;
+
+        peer_unready(m, p);
+        while ((msg = peer_dequeue(m, p)))
+                sd_bus_message_unref(msg);
+}
+
+/* Hand the next call back to sd-bus: the next uid's turn, and within it the
+ * next connection's. */
+static int on_dispatch(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        sd_bus_message *msg;
+        UidQueue *uq;
+        Peer *p;
+        int r;
+
+        m->reads_since_dispatch = 0;
+        (void) sd_event_source_set_priority(s, SD_EVENT_PRIORITY_NORMAL + 1);
+
+        uq = TAILQ_FIRST(&m->ready_uids);
+        if (!uq || m->n_released >= ELEMENTSOF(m->released)) {
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                return 0;
+        }
+        p = TAILQ_FIRST(&uq->ready);
+        msg = peer_dequeue(m, p);
+
+        /* Next turn: the next connection of this uid, and the next uid. */
+        TAILQ_REMOVE(&uq->ready, p, ready_link);
+        if (p->n_queued > 0)
+                TAILQ_INSERT_TAIL(&uq->ready, p, ready_link);
+        else
+                p->uq = NULL;
+        TAILQ_REMOVE(&m->ready_uids, uq, link);
+        if (!TAILQ_EMPTY(&uq->ready))
+                TAILQ_INSERT_TAIL(&m->ready_uids, uq, link);
+        else
+                uid_queue_gc(m, uq);
+
+        r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(msg), msg);
+        if (r < 0) {
+                log_errno(r, "Failed to hand a call back to sd-bus");
+                (void) peer_reply_error(msg, BB_ERROR_FAILED, "bufbrokerd could not process the call: %s",
+                                        strerror(-r));
+        } else
+                m->released[m->n_released++] = msg;
+        sd_bus_message_unref(msg);
+
+        if (TAILQ_EMPTY(&m->ready_uids))
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
+}
+
+static bool take_released(Manager *m, sd_bus_message *msg) {
+        for (unsigned i = 0; i < m->n_released; i++)
+                if (m->released[i] == msg) {
+                        m->released[i] = m->released[--m->n_released];
+                        return true;
+                }
+        return false;
+}
+
+/* ------------------------------------------------------- credentials --- */
+
+static int read_credentials(Peer *p, sd_bus_message *reply) {
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        for (;;) {
+                const char *key;
+
+                r = sd_bus_message_enter_container(reply, 'e', "sv");
+                if (r <= 0)
+                        break;
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r < 0)
+                        return r;
+                if (strcmp(key, "UnixUserID") == 0) {
+                        uint32_t uid;
+
+                        r = sd_bus_message_read(reply, "v", "u", &uid);
+                        if (r < 0)
+                                return r;
+                        p->uid = (uid_t) uid;
+                        p->creds_known = true;
+                } else if (strcmp(key, "UnixGroupIDs") == 0) {
+                        const void *gids;
+                        size_t size;
+
+                        r = sd_bus_message_enter_container(reply, 'v', "au");
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_read_array(reply, 'u', &gids, &size);
+                        if (r < 0)
+                                return r;
+                        free(p->groups);
+                        p->n_groups = 0;
+                        p->groups = malloc(size ? size : 1);
+                        if (!p->groups)
+                                return -ENOMEM;
+                        for (size_t i = 0; i < size / sizeof(uint32_t); i++)
+                                p->groups[p->n_groups++] = (gid_t) ((const uint32_t *) gids)[i];
+                        r = sd_bus_message_exit_container(reply);
+                        if (r < 0)
+                                return r;
+                } else {
+                        r = sd_bus_message_skip(reply, "v");
+                        if (r < 0)
+                                return r;
+                }
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return p->creds_known ? 0 : -ENODATA;
+}
+
+static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Peer *p = userdata;
+        Manager *m = p->manager;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int r;
+
+        p->creds_slot = sd_bus_slot_unref(p->creds_slot);
+        if (e) {
+                /* Gone before we asked (NameHasNoOwner): its calls have no
+                 * one to answer to, and its NameOwnerChanged follows. */
+                fprintf(stderr, "bufbrokerd: cannot get the credentials of %s: %s\n", p->name, e->message);
+                peer_drop_queue(m, p);
+                return 0;
+        }
+        r = read_credentials(p, reply);
+        if (r < 0) {
+                sd_bus_message *msg;
+
+                log_errno(r, "Cannot read the credentials the bus sent");
+                while ((msg = peer_dequeue(m, p))) {
+                        (void) peer_reply_error(msg, BB_ERROR_FAILED, "The bus did not tell the caller's credentials");
+                        sd_bus_message_unref(msg);
+                }
+                return 0;
+        }
+        peer_make_ready(m, p);
+        return 0;
+}
+
+static int peer_ask_credentials(Manager *m, Peer *p, sd_bus *bus) {
+        if (p->creds_known || p->creds_slot)
+                return 0;
+        return sd_bus_call_method_async(bus, &p->creds_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                        "org.freedesktop.DBus", "GetConnectionCredentials",
+                                        on_credentials, p, "s", p->name);
+}
+
+/* -------------------------------------------------------------- peers --- */
+
+static Peer *peer_free(Manager *m, Peer *p) {
+        if (!p)
+                return NULL;
+        tdelete(p, &m->peer_index, peer_compare);
+        TAILQ_REMOVE(&m->peers, p, link);
+        if (p->direct)
+                m->n_direct--;
+        peer_drop_queue(m, p);
+        sd_bus_slot_unref(p->creds_slot);
+        free(p->queue);
+        free(p->groups);
+        free(p->name);
+        free(p);
+        return NULL;
+}
+
+static int peer_new(Manager *m, const char *name, Peer **ret) {
+        Peer *p;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->manager = m;
+        p->name = strdup(name);
+        if (!p->name || !tsearch(p, &m->peer_index, peer_compare)) {
+                free(p->name);
+                free(p);
+                return -ENOMEM;
+        }
+        TAILQ_INSERT_TAIL(&m->peers, p, link);
+        *ret = p;
+        return 0;
+}
+
+int peer_add_direct(Manager *m, sd_bus *bus, Peer **ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        char name[32];
+        Peer *p;
+        uid_t uid;
+        int r;
+
+        r = sd_bus_get_owner_creds(bus, SD_BUS_CREDS_EUID, &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return r;
+
+        snprintf(name, sizeof(name), "direct:%" PRIu64, ++m->direct_serial);
+        r = peer_new(m, name, &p);
+        if (r < 0)
+                return r;
+        p->direct = bus;
+        m->n_direct++;
+        p->uid = uid;
+        p->creds_known = true;
+        *ret = p;
+        return 0;
+}
+
+void peer_vanished(Manager *m, const char *name) {
+        Peer *p = peer_find(m, name);
+        Client *c = broker_find_client(m->broker, name);
+
+        /* The holds go first: the peer's calls in the queue never ran. */
+        if (c)
+                broker_client_vanished(m->broker, c);
+        peer_free(m, p);
+}
+
+static int on_name_owner_changed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(msg, "sss", &name, &old_owner, &new_owner) < 0)
+                return 0;
+        /* A unique name that goes never comes back: that connection is gone. */
+        if (name[0] == ':' && new_owner[0] == 0)
+                peer_vanished(m, name);
+        return 0;
+}
+
+int peer_track_disconnects(Manager *m, sd_bus *bus, bool async) {
+        /* arg2='': only names that lose their owner, which includes every
+         * connection that goes; one match for all of them. */
+        static const char match[] =
+                "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg2=''";
+
+        if (async)
+                return sd_bus_add_match_async(bus, NULL, match, on_name_owner_changed, NULL, m);
+        return sd_bus_add_match(bus, NULL, match, on_name_owner_changed, m);
+}
+
+void peers_forget_connection(Manager *m, sd_bus *bus) {
+        Peer *p;
+
+        /* Calls read from a connection we give up were not answered; the
+         * bus tells their callers (NoReply). Credentials asked there are
+         * asked again on the next connection. */
+        TAILQ_FOREACH(p, &m->peers, link) {
+                if (p->n_queued > 0 && sd_bus_message_get_bus(p->queue[p->queue_head]) == bus)
+                        peer_drop_queue(m, p);
+                if (p->creds_slot && sd_bus_slot_get_bus(p->creds_slot) == bus)
+                        p->creds_slot = sd_bus_slot_unref(p->creds_slot);
+        }
+        for (unsigned i = 0; i < m->n_released; i++)
+                if (sd_bus_message_get_bus(m->released[i]) == bus)
+                        m->released[i--] = m->released[--m->n_released];
+}
+
+void peers_free(Manager *m) {
+        Peer *p;
+
+        while ((p = TAILQ_FIRST(&m->peers)))
+                peer_free(m, p);
+        m->dispatch = sd_event_source_disable_unref(m->dispatch);
+}
+
+/* ------------------------------------------------------------ filter --- */
+
+static int queue_call(Manager *m, sd_bus *bus, sd_bus_message *msg) {
+        const char *sender = sd_bus_message_get_sender(msg);
+        Peer *p;
+        int r;
+
+        if (sender)
+                p = peer_find(m, sender);
+        else
+                p = peer_find_direct(m, bus);
+        if (!p) {
+                if (!sender)
+                        return 0;       /* a direct connection we do not serve */
+                r = peer_new(m, sender, &p);
+                if (r < 0)
+                        return peer_reply_error(msg, BB_ERROR_NO_MEMORY, "Out of memory");
+        }
+
+        if (p->n_queued >= PEER_QUEUE_MAX)
+                return peer_reply_error(msg, BB_ERROR_LIMITS_EXCEEDED,
+                                        "%s has %u calls waiting for bufbrokerd, the most one connection may have; wait for replies before sending more",
+                                        p->name, p->n_queued);
+        if (p->uq && p->uq->n_queued >= UID_QUEUE_MAX)
+                return peer_reply_error(msg, BB_ERROR_LIMITS_EXCEEDED,
+                                        "uid %u has %u calls waiting for bufbrokerd, the most one uid may have",
+                                        (unsigned) p->uid, p->uq->n_queued);
+        if (m->n_queued >= TOTAL_QUEUE_MAX)
+                return peer_reply_error(msg, BB_ERROR_LIMITS_EXCEEDED,
+                                        "bufbrokerd has %u calls waiting; try again later", m->n_queued);
+
+        if (!p->creds_known) {
+                r = peer_ask_credentials(m, p, bus);
+                if (r < 0)
+                        return peer_reply_error(msg, BB_ERROR_FAILED, "Cannot ask the bus who the caller is: %s",
+                                                strerror(-r));
+        }
+        r = peer_enqueue(m, p, msg);
+        if (r < 0)
+                return peer_reply_error(msg, BB_ERROR_NO_MEMORY, "Out of memory");
+
+        /* Reading goes first, but a long run of it yields to a dispatch. */
+        if (++m->reads_since_dispatch >= READS_PER_DISPATCH && m->dispatch)
+                (void) sd_event_source_set_priority(m->dispatch, SD_EVENT_PRIORITY_NORMAL - 1);
+        return 0;
+}
+
+int peer_filter(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        uint8_t type;
+        int r;
+
+        if (sd_bus_message_get_type(msg, &type) < 0)
+                return 0;
+        if (type == SD_BUS_MESSAGE_METHOD_ERROR)
+                return handout_refused(m, msg);
+        if (type != SD_BUS_MESSAGE_METHOD_CALL)
+                return 0;
+        if (take_released(m, msg))
+                return 0;               /* its turn came: sd-bus dispatches it */
+        if (sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Peer", NULL))
+                return 0;
+
+        if (!m->dispatch) {
+                r = sd_event_add_defer(m->event, &m->dispatch, on_dispatch, m);
+                if (r < 0)
+                        return 0;       /* served at once, unqueued */
+                (void) sd_event_source_set_priority(m->dispatch, SD_EVENT_PRIORITY_NORMAL + 1);
+                (void) sd_event_source_set_enabled(m->dispatch, SD_EVENT_OFF);
+        }
+
+        (void) queue_call(m, sd_bus_message_get_bus(msg), msg);
+        return 1;
+}
