@@ -180,7 +180,7 @@ int bus_send_reply(Manager *m, sd_bus_message *reply, const Handout *h) {
         /* Asked for no reply: nobody will ever learn what we made. */
         if (h && call && !sd_bus_message_get_expect_reply(call)) {
                 handout_undo(m, h);
-                return 0;
+                return 1;
         }
 
         r = sd_bus_send(NULL, reply, &cookie);
@@ -189,7 +189,7 @@ int bus_send_reply(Manager *m, sd_bus_message *reply, const Handout *h) {
 
         copy = calloc(1, sizeof(*copy));
         if (!copy)
-                return 0;       /* cannot be taken back: as before we tracked */
+                return 1;       /* sent, but it cannot be taken back */
         *copy = *h;
         copy->cookie = cookie;
         copy->bus = sd_bus_message_get_bus(reply);
@@ -199,12 +199,12 @@ int bus_send_reply(Manager *m, sd_bus_message *reply, const Handout *h) {
                 free((char *) copy->client);
                 free((uint64_t *) copy->ids);
                 free(copy);
-                return 0;
+                return 1;
         }
         TAILQ_INSERT_TAIL(&m->handouts, copy, link);
         m->n_handouts++;
         probe_schedule(m, BARRIER_DELAY_USEC);
-        return 0;
+        return 1;
 }
 
 bool handout_refused(Manager *m, sd_bus_message *msg) {
@@ -308,6 +308,8 @@ static void reconnect_abort(Manager *m, int r, const char *why) {
 static int on_name_taken_over(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Manager *m = userdata;
         sd_bus *old = m->bus;
+        const char *unique;
+        char *old_name = NULL;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         uint32_t result = 0;
 
@@ -324,8 +326,24 @@ static int on_name_taken_over(sd_bus_message *reply, void *userdata, sd_bus_erro
         (void) sd_bus_set_exit_on_disconnect(old, false);
         peers_forget_connection(m, old);
         handouts_forget_connection(m, old);
+        if (sd_bus_get_unique_name(old, &unique) >= 0)
+                old_name = strdup(unique);
         sd_bus_close_unref(old);
         m->stall_since = 0;
+
+        /* dbus-daemon does not watch a connection it has stopped reading, so
+         * it would not see the old one close, and the calls it routed there
+         * would wait for their timeout. Something to write to it makes the
+         * bus find it closed, and answer those calls with NoReply. */
+        if (old_name) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *poke = NULL;
+
+                if (sd_bus_message_new_signal(m->bus, &poke, BB_MANAGER_PATH, BB_MANAGER_INTERFACE ".Internal",
+                                              "ConnectionReplaced") >= 0 &&
+                    sd_bus_message_set_destination(poke, old_name) >= 0)
+                        (void) sd_bus_send(m->bus, poke, NULL);
+                free(old_name);
+        }
         fprintf(stderr, "bufbrokerd: moved to a fresh bus connection (%u so far); calls the old one had not answered get NoReply\n",
                 m->n_reconnects);
         return 0;

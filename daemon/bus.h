@@ -189,7 +189,9 @@ struct Handout {
 };
 
 /* Send @reply (a method return); if it hands out something (@h, may be
- * NULL), remember it until the bus has surely routed the reply. */
+ * NULL), remember it until the bus has surely routed the reply. Returns 1
+ * (a handler's "replied": 0 would make sd-bus look further and answer
+ * UnknownMethod as well) or a negative errno. */
 int bus_send_reply(Manager *m, sd_bus_message *reply, const Handout *h);
 /* An error in reply to one of our replies, from the bus: take back what
  * that reply handed out. Returns true if @msg was such an error. */

@@ -178,6 +178,8 @@ typedef struct Snapshot {
 /* Count /proc/PID/fd of the daemon. */
 int daemon_fd_count(void);
 bool daemon_alive(void);
+/* Does the daemon we started (by pid) own BB_BUS_NAME? */
+bool daemon_owns_name(void);
 void stats_read(Snapshot *ret);         /* Stats property + fd count; asserts */
 uint64_t stats_get(const char *key);
 /* Poll (up to 3 s) until Stats and the fd count equal base; assert the daemon
