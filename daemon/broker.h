@@ -73,12 +73,12 @@ typedef struct BrokerCallbacks {
 } BrokerCallbacks;
 
 /* Who is calling: a connection name (NULL = not a bus client, never becomes a
- * holder) and the credentials the bus vouches for. Groups are only needed to
- * decide device access (CreateV4L2); n_groups 0 means "only gid". */
+ * holder) and the credentials the bus vouches for: its uid, and all its
+ * groups, the primary one included (the bus's UnixGroupIDs; none if the bus
+ * does not tell). Groups only decide device access (CreateV4L2). */
 typedef struct Caller {
         const char *name;
         uid_t uid;
-        gid_t gid;
         const gid_t *groups;
         unsigned n_groups;
 } Caller;
