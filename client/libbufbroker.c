@@ -662,6 +662,13 @@ static int append_uint64_option(sd_bus_message *m, const char *key, uint64_t v) 
         return sd_bus_message_append(m, "{sv}", key, "t", v);
 }
 
+/* Release the buffer at path, for the cleanup of a failed call: errors are
+ * ignored, and the client's last error (the one that made us clean up) is
+ * left as it is. */
+static void release_path_quietly(bb_client *c, const char *path) {
+        (void) sd_bus_call_method(c->bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "Release", NULL, NULL, "");
+}
+
 _public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned flags,
                               uint64_t ttl_usec, bb_buffer **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
@@ -708,15 +715,18 @@ _public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, uns
         if (r < 0)
                 return r;
 
+        /* The buffer exists now: if it cannot become a handle (EMFILE on
+         * the dup, ENOMEM), release it, or a persistent one would outlive
+         * everything with an id nobody knows. */
         r = buffer_new(c, path, &buf);
-        if (r < 0)
+        if (r >= 0)
+                r = buffer_add_fd(buf, fd);
+        if (r >= 0)
+                r = set_string(&buf->name, name);
+        if (r < 0) {
+                release_path_quietly(c, path);
                 return r;
-        r = buffer_add_fd(buf, fd);
-        if (r < 0)
-                return r;
-        r = set_string(&buf->name, name);
-        if (r < 0)
-                return r;
+        }
         buf->size = real_size;
         buf->n_planes = 1;
         buf->planes[0].length = real_size;
@@ -992,13 +1002,6 @@ _public_ int bb_buffer_open_fds(bb_client *c, uint64_t id, unsigned flags, bb_bu
 
         buffer_path_from_id(path, id);
         return buffer_open_fds_path(c, path, flags, ret);
-}
-
-/* Release the buffer at path, for the cleanup of a failed call: errors are
- * ignored, and the client's last error (the one that made us clean up) is
- * left as it is. */
-static void release_path_quietly(bb_client *c, const char *path) {
-        (void) sd_bus_call_method(c->bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "Release", NULL, NULL, "");
 }
 
 _public_ int bb_buffer_create_v4l2(bb_client *c, const char *device, unsigned count, uint32_t width,

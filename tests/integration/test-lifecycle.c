@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -486,7 +487,42 @@ START_TEST(test_token_ttl_expiry) {
 }
 END_TEST
 
+/* ---- the library's local failures leave nothing behind ------------------ */
+
+/* In a child: fill the fd table but one slot, so that the reply's fd arrives
+ * and the library's dup of it fails (EMFILE); the persistent buffer the
+ * daemon made must not outlive that. Exit 0 if create says -EMFILE. */
+static int create_at_fd_limit(void *userdata) {
+        struct rlimit rl = { .rlim_cur = 64, .rlim_max = 64 };
+        bb_client *c = NULL;
+        bb_buffer *buf = NULL;
+        int fd, last = -1, r;
+
+        r = bb_client_new_address(&c, H->address);
+        child_check(r == 0, "connect: %s", strerror(-r));
+        child_check(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %m");
+        while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+                last = fd;
+        child_check(errno == EMFILE && last >= 0, "filling the fd table: %m");
+        close(last);
+        r = bb_buffer_create(c, "emfile", 4096, BB_CREATE_PERSISTENT, 0, &buf);
+        child_check(r == -EMFILE, "create with one free fd slot: %d (%s)", r, strerror(-r));
+        bb_client_unref(c);
+        return 0;
+}
+
+START_TEST(test_create_fails_locally_leaves_nothing) {
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        ck_assert_int_eq(run_as(NOBODY_UID, create_at_fd_limit, NULL, 10000), 0);
+        ck_assert_int_eq(run_as(AS_ROOT, create_at_fd_limit, NULL, 10000), 0);
+        assert_back_to(&base, "after creates that failed in the library");
+}
+END_TEST
+
 static void add_tests(TCase *tc) {
+        tcase_add_test(tc, test_create_fails_locally_leaves_nothing);
         tcase_add_test(tc, test_roundtrip_read_only_other_uid);
         tcase_add_test(tc, test_sigkill_client_with_100_buffers);
         tcase_add_test(tc, test_sigkill_nobody_client_with_100_buffers);
