@@ -420,6 +420,9 @@ bool wait_name_owner(sd_bus *bus, const char *name, int timeout_ms) {
 
 /* ------------------------------------------------------------ the buses -- */
 
+const char *harness_daemon_user;
+static bool copy_file(const char *from, const char *to);
+
 /* The runner's pid: every temp dir of this run starts with it, so that
  * harness_main() can remove those of tests that failed (check's fork mode
  * ends a failed test with _exit(): no teardown, no atexit). */
@@ -435,13 +438,24 @@ static void make_dir(Harness *h) {
 }
 
 static void write_bus_config(Harness *h, const char *path) {
+        char *extra;
         int r;
 
+        /* The daemon's user may own the name, as "bufbroker" may on a real
+         * system (the project's policy names only root and bufbroker). */
+        if (asprintf(&extra,
+                     "  <policy user=\"root\">\n"
+                     "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Monitoring\"/>\n"
+                     "  </policy>\n"
+                     "  <policy user=\"%s\">\n"
+                     "    <allow own=\"" BB_BUS_NAME "\"/>\n"
+                     "  </policy>\n",
+                     harness_daemon_user ? harness_daemon_user : "root") < 0)
+                abort();
         r = pbus_write_config(path, h->socket_path, harness_env("DBUS_POLICY_CONF"),
                 "    <deny send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\" send_member=\"UpdateActivationEnvironment\"/>\n",
-                "  <policy user=\"root\">\n"
-                "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Monitoring\"/>\n"
-                "  </policy>\n");
+                extra);
+        free(extra);
         ck_assert_msg(r >= 0, "writing the bus config %s: %s", path, strerror(-r));
 }
 
@@ -487,9 +501,41 @@ bool daemon_alive(void) {
         return r == 0;
 }
 
+static int can_exec(void *userdata) {
+        return access((const char *) userdata, X_OK) == 0 ? 0 : 1;
+}
+
+/* The daemon's binary, and the uid/gid to run it as: root, or
+ * harness_daemon_user, for whom the binary is copied into the run's 0755
+ * directory when the build tree is out of its reach. */
+static const char *daemon_binary(Harness *h, uid_t *ret_uid, gid_t *ret_gid) {
+        static char copy[128];
+        const char *bin = harness_env("BUFBROKERD");
+        const struct passwd *pw;
+        pid_t pid;
+
+        *ret_uid = (uid_t) -1;
+        *ret_gid = (gid_t) -1;
+        if (!harness_daemon_user)
+                return bin;
+        pw = getpwnam(harness_daemon_user);
+        ck_assert_msg(pw, "no user %s", harness_daemon_user);
+        *ret_uid = pw->pw_uid;
+        *ret_gid = pw->pw_gid;
+
+        pid = fork_as(pw->pw_uid, can_exec, (void *) bin);
+        if (wait_child(pid, 10000) == 0)
+                return bin;
+        snprintf(copy, sizeof(copy), "%s/bufbrokerd", h->dir);
+        ck_assert_msg(copy_file(bin, copy), "cannot copy %s to %s", bin, copy);
+        return copy;
+}
+
 static void start_daemon(Harness *h, const char *const *daemon_args) {
         const char *wrapper = getenv("BUFBROKER_TEST_DAEMON_WRAPPER");
         const char *argv[64];
+        uid_t uid;
+        gid_t gid;
         char *wrapper_copy = NULL;
         size_t n = 0;
 
@@ -505,14 +551,14 @@ static void start_daemon(Harness *h, const char *const *daemon_args) {
                         argv[n++] = tok;
                 }
         }
-        argv[n++] = harness_env("BUFBROKERD");
+        argv[n++] = daemon_binary(h, &uid, &gid);
         argv[n++] = "--system";
         for (; daemon_args && *daemon_args; daemon_args++) {
                 ck_assert(n < ELEMENTSOF(argv) - 1);
                 argv[n++] = *daemon_args;
         }
         argv[n] = NULL;
-        h->daemon_pid = pbus_spawn_daemon(h->address, argv);
+        h->daemon_pid = pbus_spawn_daemon(h->address, argv, uid, gid);
         ck_assert_msg(h->daemon_pid > 0, "starting bufbrokerd: %s", strerror((int) -h->daemon_pid));
         free(wrapper_copy);
 
@@ -633,6 +679,12 @@ void harness_start(BusKind kind, bool with_daemon, const char *const *daemon_arg
         wait_bus_ready(h);
         if (with_daemon)
                 start_daemon(h, daemon_args);
+}
+
+void harness_restart_daemon(const char *const *daemon_args) {
+        ck_assert_msg(!daemon_alive(), "bufbrokerd still runs");
+        H->daemon_status = -1;
+        start_daemon(H, daemon_args);
 }
 
 void harness_stop(void) {

@@ -58,10 +58,15 @@ extern Harness *H;
 extern const char *const *harness_daemon_args;
 /* When false the default fixtures start only the bus, not bufbrokerd. */
 extern bool harness_with_daemon;
+/* The user bufbrokerd runs as (NULL: root, as usual); that user may own the
+ * name on the private bus. Set before harness_start(). */
+extern const char *harness_daemon_user;
 
 /* Start/stop by hand (fixtures call these). */
 void harness_start(BusKind kind, bool with_daemon, const char *const *daemon_args);
 void harness_stop(void);
+/* Start bufbrokerd again on the fixture's bus, after it exited. */
+void harness_restart_daemon(const char *const *daemon_args);
 
 /* Suite plumbing: two TCases, "dbus-daemon" and "dbus-broker", each with the
  * checked fixture for its bus and the tests that add_tests() adds. */

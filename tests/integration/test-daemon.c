@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <stdio.h>
 
 #include "harness.h"
+#include "private-bus.h"
 
 /* Wait until the fixture's daemon has exited; returns its status and tells
  * the fixture not to stop it again. */
@@ -151,7 +153,52 @@ START_TEST(test_user_bus_from_environment) {
 }
 END_TEST
 
+/* SIGHUP, SIGUSR1 and SIGUSR2 end a process by default, and every buffer
+ * with it: the daemon logs its state instead and goes on. */
+START_TEST(test_signals_keep_state) {
+        static const int sigs[] = { SIGHUP, SIGUSR1, SIGUSR2 };
+        _cleanup_created_ Created c = {};
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *token = NULL, *path = NULL;
+        int fd = -1;
+
+        create_memfd(NULL, "survives-signals", 4096, true, 0, &c);
+        ck_assert(call_share(NULL, c.path, false, (uid_t) -1, false, 0, &token, &error) >= 0);
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++) {
+                ck_assert_int_eq(kill(H->daemon_pid, sigs[i]), 0);
+                msleep(200);
+                ck_assert_msg(daemon_alive(), "bufbrokerd died of signal %d", sigs[i]);
+                ck_assert_msg(daemon_owns_name(), "bufbrokerd lost its name after signal %d", sigs[i]);
+        }
+        ck_assert(list_has(NULL, c.id));
+        ck_assert_msg(call_open(NULL, token, &path, &fd, NULL, &error) >= 0, "token after the signals: %s",
+                      error.message);
+        ck_assert_str_eq(path, c.path);
+        ck_assert_int_ge(call_release(NULL, c.path, NULL), 0);
+        close(fd);
+        free(path);
+        free(token);
+}
+END_TEST
+
+/* A daemon that lost its bus must not run on without its name, keeping
+ * everyone's buffers where nobody can reach them: it exits with status 1,
+ * for the service manager to restart it (the fd store keeps the buffers). */
+START_TEST(test_lost_bus_exits_with_failure) {
+        _cleanup_created_ Created c = {};
+        pid_t broker = H->kind == BUS_DBUS_BROKER ? pbus_first_child_of(H->bus_pid) : -1;
+
+        create_memfd(NULL, "orphaned", 4096, true, 0, &c);
+        if (broker > 0)
+                ck_assert_int_eq(kill(broker, SIGKILL), 0);
+        ck_assert_int_eq(kill(H->bus_pid, SIGKILL), 0);
+        ck_assert_int_eq(wait_daemon_exit(scaled_ms(5000)), 1);
+}
+END_TEST
+
 static void add_tests(TCase *tc) {
+        tcase_add_test(tc, test_signals_keep_state);
+        tcase_add_test(tc, test_lost_bus_exits_with_failure);
         tcase_add_test(tc, test_help_and_version);
         tcase_add_test(tc, test_bad_command_lines);
         tcase_add_test(tc, test_fd_limit_raised);
@@ -187,8 +234,135 @@ START_TEST(test_exit_when_idle) {
 }
 END_TEST
 
+/* Calls that reach the daemon while it gives its name back are answered,
+ * never cut off by its exit. The bus is stopped just before the daemon's
+ * idle time is up; our calls wait in the bus, the daemon's ReleaseName
+ * joins them, and when the bus goes on it routes our calls (sent first) to
+ * the daemon before it handles the release. A daemon that exits as soon as
+ * the name is gone leaves them to NoReply. */
+typedef struct Pending {
+        unsigned answered, no_reply, not_routed, other;
+        char other_error[256];
+} Pending;
+
+static int on_list_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Pending *p = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (!e)
+                p->answered++;
+        else if (sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY))
+                p->no_reply++;
+        else if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
+                p->not_routed++;        /* the bus handled the release first */
+        else {
+                p->other++;
+                snprintf(p->other_error, sizeof(p->other_error), "%s: %s", e->name, e->message);
+        }
+        return 0;
+}
+
+/* One try; returns whether any call reached the daemon. */
+static bool idle_exit_with_calls_waiting(void) {
+        enum { N_CALLS = 30 };         /* fewer than one connection may queue */
+        pid_t bus_pid = H->kind == BUS_DBUS_BROKER ? pbus_first_child_of(H->bus_pid) : H->bus_pid;
+        Pending p = {};
+        sd_bus *bus;
+
+        ck_assert(bus_pid > 0);
+        ck_assert(bus_connect(&bus) >= 0);
+        /* Activity now: the daemon's 1 s of idleness starts after it. */
+        ck_assert(sd_bus_call_method(bus, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "ListBuffers",
+                                     NULL, NULL, "") >= 0);
+        msleep(800);
+        ck_assert_int_eq(kill(bus_pid, SIGSTOP), 0);
+        for (unsigned i = 0; i < N_CALLS; i++)
+                ck_assert(sd_bus_call_method_async(bus, NULL, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
+                                                   "ListBuffers", on_list_reply, &p, "") >= 0);
+        ck_assert(sd_bus_flush(bus) >= 0);
+        msleep(600);            /* the daemon's idle time is up: it releases the name */
+        ck_assert_int_eq(kill(bus_pid, SIGCONT), 0);
+
+        while (p.answered + p.no_reply + p.not_routed + p.other < N_CALLS) {
+                int r = sd_bus_process(bus, NULL);
+
+                ck_assert(r >= 0);
+                if (r == 0)
+                        ck_assert(sd_bus_wait(bus, UINT64_MAX) >= 0);
+        }
+        fprintf(stderr, "idle exit [%s]: %u answered, %u NoReply, %u not routed to the daemon\n",
+                bus_kind_name(H->kind), p.answered, p.no_reply, p.not_routed);
+        ck_assert_msg(p.other == 0, "%u calls failed: %s", p.other, p.other_error);
+        ck_assert_msg(p.no_reply == 0, "%u of %u calls died with the daemon (NoReply)", p.no_reply, N_CALLS);
+        ck_assert_int_eq(wait_daemon_exit(scaled_ms(10000)), 0);
+        sd_bus_flush_close_unref(bus);
+        return p.answered > 0;
+}
+
+START_TEST(test_idle_exit_answers_calls_that_reached_it) {
+        /* The bus may handle the release before our calls (dbus-broker does,
+         * at times): then nothing was proven, and we try again. */
+        for (unsigned attempt = 0;; attempt++) {
+                if (idle_exit_with_calls_waiting())
+                        break;
+                ck_assert_msg(attempt < 8, "no call reached the daemon before its release in %u tries", attempt + 1);
+                harness_restart_daemon(idle_args);
+        }
+}
+END_TEST
+
 static void add_idle_tests(TCase *tc) {
         tcase_add_test(tc, test_exit_when_idle);
+        tcase_add_test(tc, test_idle_exit_answers_calls_that_reached_it);
+}
+
+/* Errors of the kernel are not errors of the request: with the daemon as an
+ * unprivileged user (as under systemd), a buffer's inode made unreadable
+ * behind its back (root may chmod it) fails the daemon's reopen with EACCES.
+ * That is org.freedesktop.DBus.Error.Failed with the kernel's message, not
+ * org.bufbroker.Error.AccessDenied, which tells a caller it was refused. */
+static void setup_unprivileged(BusKind kind) {
+        harness_daemon_user = "daemon";
+        harness_start(kind, true, NULL);
+}
+
+static void setup_unprivileged_daemon(void) {
+        setup_unprivileged(BUS_DBUS_DAEMON);
+}
+
+static void setup_unprivileged_broker(void) {
+        setup_unprivileged(BUS_DBUS_BROKER);
+}
+
+START_TEST(test_kernel_errors_are_not_protocol_errors) {
+        _cleanup_created_ Created c = {};
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        char *token = NULL;
+        Snapshot base;
+        int r;
+
+        baseline_after_warmup(&base);
+        create_memfd(NULL, "chmodded", 4096, true, 0, &c);
+        ck_assert(call_share(NULL, c.path, false, (uid_t) -1, false, 0, &token, &error) >= 0);
+        ck_assert_int_eq(fchmod(c.fd, 0), 0);
+
+        r = sd_bus_call_method(test_bus(), BB_BUS_NAME, c.path, BB_BUFFER_INTERFACE, "OpenFds", &error, &reply,
+                               "a{sv}", 0);
+        assert_bus_error(&error, r, SD_BUS_ERROR_FAILED, "Permission denied", "OpenFds of a chmodded buffer");
+        sd_bus_error_free(&error);
+        r = call_open(NULL, token, NULL, NULL, NULL, &error);
+        assert_bus_error(&error, r, SD_BUS_ERROR_FAILED, "Permission denied", "Open of a chmodded buffer");
+        sd_bus_error_free(&error);
+
+        ck_assert_int_ge(call_release(NULL, c.path, NULL), 0);
+        assert_back_to(&base, "after the failed opens");
+        free(token);
+}
+END_TEST
+
+static void add_unprivileged_tests(TCase *tc) {
+        tcase_add_test(tc, test_kernel_errors_are_not_protocol_errors);
 }
 
 int main(void) {
@@ -197,5 +371,7 @@ int main(void) {
         harness_add_tcases(s, "daemon", add_tests);
         harness_add_tcase(s, "idle exit: dbus-daemon", setup_idle_daemon, add_idle_tests);
         harness_add_tcase(s, "idle exit: dbus-broker", setup_idle_broker, add_idle_tests);
+        harness_add_tcase(s, "unprivileged daemon: dbus-daemon", setup_unprivileged_daemon, add_unprivileged_tests);
+        harness_add_tcase(s, "unprivileged daemon: dbus-broker", setup_unprivileged_broker, add_unprivileged_tests);
         return harness_main(s);
 }

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -439,7 +440,7 @@ int pbus_wait_ready(const char *address, pid_t bus_pid, const char *what, sd_bus
 
 /* ------------------------------------------------------------ the daemon -- */
 
-pid_t pbus_spawn_daemon(const char *address, const char *const *argv) {
+pid_t pbus_spawn_daemon(const char *address, const char *const *argv, uid_t uid, gid_t gid) {
         pid_t parent = getpid(), pid;
         char envaddr[400];
 
@@ -459,6 +460,11 @@ pid_t pbus_spawn_daemon(const char *address, const char *const *argv) {
                         _exit(126);
                 pbus_close_fds_except(-1);
                 (void) setsid();
+                if (uid != (uid_t) -1 &&
+                    (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)) {
+                        fprintf(stderr, "private-bus: cannot become uid %u: %s\n", (unsigned) uid, strerror(errno));
+                        _exit(126);
+                }
                 putenv(envaddr);
                 unsetenv("NOTIFY_SOCKET");
                 unsetenv("LISTEN_FDS");

@@ -74,5 +74,6 @@ int pbus_wait_ready(const char *address, pid_t bus_pid, const char *what, sd_bus
 
 /* Fork and exec argv (argv[0] searched in PATH) as a system-bus service on
  * address: stdin from /dev/null, own session, DBUS_SYSTEM_BUS_ADDRESS set,
- * NOTIFY_SOCKET, LISTEN_FDS and LISTEN_PID unset. Returns the pid. */
-pid_t pbus_spawn_daemon(const char *address, const char *const *argv);
+ * NOTIFY_SOCKET, LISTEN_FDS and LISTEN_PID unset; as uid/gid (no
+ * supplementary groups) unless uid is (uid_t) -1. Returns the pid. */
+pid_t pbus_spawn_daemon(const char *address, const char *const *argv, uid_t uid, gid_t gid);
