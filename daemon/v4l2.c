@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include "access.h"
 #include "broker.h"
 #include "memfd.h"
 #include "v4l2.h"
@@ -101,29 +102,60 @@ static uint32_t cap_to_type(uint32_t caps, uint32_t wanted) {
         return 0;
 }
 
-/* Open @path only if it is a V4L2 character device. O_PATH opens nothing
- * (no driver open() runs, so /dev/watchdog & co. are safe), and reopening
- * that very inode afterwards means a symlink swapped in between cannot
- * redirect us. */
-static int open_video_device(const char *path, struct BrokerError *err) {
+/* Open @path for @caller, only if the caller could open it read-write
+ * itself, and only if it is a V4L2 character device.
+ *
+ * Until the caller is proven to have access, every failure is one answer:
+ * whether the path exists, what it is, or which permission is missing, as
+ * the daemon sees it (files under /root, say), is none of the caller's
+ * business. Only running out of fds is told apart: that is the daemon's own
+ * state, the same for every path (the walk holds at most two fds, and its
+ * first lookup already needs both). Once access is proven, the specifics
+ * (not a character device, not video4linux, busy...) are what the caller
+ * could find out itself.
+ *
+ * The walk ends in an O_PATH fd: nothing is opened for real (no driver
+ * open() runs, so /dev/watchdog & co. are safe), and reopening that very
+ * inode afterwards means a symlink swapped in between cannot redirect us. */
+static int open_video_device(const char *path, const struct Caller *caller, struct BrokerError *err) {
+        const AccessCreds creds = {
+                .uid = caller->uid,
+                .groups = caller->groups,
+                .n_groups = caller->n_groups,
+        };
         _cleanup_close_ int pfd = -1;
         struct stat st;
-        int fd;
+        int fd, r;
 
-        pfd = open(path, O_PATH | O_CLOEXEC);
-        if (pfd < 0)
-                return refuse(err, -ENODEV, "Cannot use '%s' as a V4L2 device: %s", path, strerror(errno));
-        if (fstat(pfd, &st) < 0)
-                return refuse(err, -ENODEV, "Cannot stat '%s': %s", path, strerror(errno));
+        r = access_open_path(path, &creds, &pfd);
+        if (r >= 0) {
+                r = access_inode(pfd, &creds, ACCESS_READ | ACCESS_WRITE);
+                if (r == 0)
+                        r = -EACCES;
+        }
+        if (r == -EMFILE || r == -ENFILE)
+                return fail(err, r, "Cannot look up '%s': %s", path, strerror(-r));
+        if (r < 0)
+                return refuse(err, -EACCES,
+                              "Access denied: uid %u cannot open '%s' for reading and writing (or there is no such file)",
+                              (unsigned) caller->uid, path);
+
+        if (fstat(pfd, &st) < 0) {
+                r = negative_errno();
+                return fail(err, r, "Cannot stat '%s': %s", path, strerror(-r));
+        }
         if (!S_ISCHR(st.st_mode))
                 return refuse(err, -ENODEV, "'%s' is not a character device, so not a V4L2 device", path);
         if (major(st.st_rdev) != VIDEO4LINUX_MAJOR)
                 return refuse(err, -ENODEV, "'%s' is character device %u:%u, not a video4linux device (major %u)",
                             path, major(st.st_rdev), minor(st.st_rdev), VIDEO4LINUX_MAJOR);
 
+        /* The driver's open() runs here: its failures are the driver's. */
         fd = fd_reopen(pfd, O_RDWR | O_NONBLOCK);
+        if (fd == -EBUSY)
+                return refuse(err, fd, "'%s' is busy: its driver refuses another open", path);
         if (fd < 0)
-                return refuse(err, -ENODEV, "Cannot open '%s': %s", path, strerror(-fd));
+                return fail(err, fd, "Cannot open '%s': %s", path, strerror(-fd));
         return fd;
 }
 
@@ -237,13 +269,16 @@ int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller
         if (!q->path)
                 return -ENOMEM;
 
-        q->fd = open_video_device(path, err);
+        q->fd = open_video_device(path, caller, err);
         if (q->fd < 0)
                 return q->fd;
 
         r = xioctl(q, VIDIOC_QUERYCAP, &cap);
-        if (r < 0)
+        if (r == -ENOTTY || r == -EINVAL)
+                /* a V4L2 sub-device or a media node: the same major */
                 return refuse(err, -ENODEV, "'%s' does not answer VIDIOC_QUERYCAP: %s", path, strerror(-r));
+        if (r < 0)
+                return fail(err, r, "VIDIOC_QUERYCAP on '%s' failed: %s", path, strerror(-r));
         caps = cap.capabilities & V4L2_CAP_DEVICE_CAPS ? cap.device_caps : cap.capabilities;
         if (!(caps & V4L2_CAP_STREAMING) || !cap_to_type(caps, 0))
                 return refuse(err, -ENODEV, "'%s' (%.32s) offers no streaming video capture or output",
