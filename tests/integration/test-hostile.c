@@ -635,6 +635,41 @@ START_TEST(test_create_v4l2_access_denied_as_nobody) {
 }
 END_TEST
 
+/* Error messages quote the caller's path and are cut at 255 bytes; a cut
+ * through a multi-byte character made the reply invalid UTF-8, which D-Bus
+ * cannot send: the caller waited for its timeout. Every offset of the cut
+ * into a 2-, 3- and 4-byte character. */
+START_TEST(test_create_v4l2_long_utf8_path) {
+        static const char *const chars[] = { "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x93\xb7" };
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        for (size_t c = 0; c < ELEMENTSOF(chars); c++)
+                for (unsigned pad = 0; pad < 4; pad++) {
+                        sd_bus_error error = SD_BUS_ERROR_NULL;
+                        sd_bus_message *m;
+                        char path[1024] = "/";
+                        char ctx[64];
+                        int r;
+
+                        for (unsigned i = 0; i < pad; i++)
+                                strcat(path, "a");
+                        while (strlen(path) + strlen(chars[c]) < 600)
+                                strcat(path, chars[c]);
+                        snprintf(ctx, sizeof(ctx), "%zu-byte characters after %u ASCII", strlen(chars[c]), pad);
+                        m = v4l2_call(path, 2);
+                        append_empty_dict(m);
+                        append_empty_dict(m);
+                        r = sd_bus_call(test_bus(), m, 10 * 1000000ULL, &error, NULL);
+                        sd_bus_message_unref(m);
+                        ck_assert_msg(r != -ETIMEDOUT, "%s: no reply (the error message was not valid UTF-8?)", ctx);
+                        assert_bus_error(&error, r, BB_ERROR_ACCESS_DENIED, "uid 0", ctx);
+                        sd_bus_error_free(&error);
+                }
+        assert_back_to(&base, "CreateV4L2 on long UTF-8 paths");
+}
+END_TEST
+
 START_TEST(test_create_v4l2_bad_arguments) {
         static const uint32_t u640 = 640;
         static const uint64_t t0 = 0;
@@ -1012,6 +1047,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_share_bad_options);
         tcase_add_test(tc, test_create_v4l2_bad_devices);
         tcase_add_test(tc, test_create_v4l2_access_denied_as_nobody);
+        tcase_add_test(tc, test_create_v4l2_long_utf8_path);
         tcase_add_test(tc, test_create_v4l2_bad_arguments);
         tcase_add_test(tc, test_open_fds_bad_calls);
         tcase_add_test(tc, test_nonexistent_buffers);
