@@ -310,7 +310,11 @@ int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller
 }
 
 int v4l2_queue_allocate(V4L2Queue *q, unsigned count, struct BrokerError *err) {
-        struct v4l2_requestbuffers rb = {
+        struct v4l2_requestbuffers probe = {
+                .count = 0,
+                .type = q->format.type,
+                .memory = V4L2_MEMORY_MMAP,
+        }, rb = {
                 .count = count,
                 .type = q->format.type,
                 .memory = V4L2_MEMORY_MMAP,
@@ -320,13 +324,23 @@ int v4l2_queue_allocate(V4L2Queue *q, unsigned count, struct BrokerError *err) {
         if (q->count > 0)
                 return -EALREADY;
 
+        /* REQBUFS(0) allocates nothing and says EINVAL only when the queue
+         * cannot do MMAP at all. So an EINVAL for real buffers afterwards is
+         * the driver failing (its queue_setup(), as vivid's "Inject
+         * VIDIOC_REQBUFS Error" makes it), not a device we cannot use. */
+        r = xioctl(q, VIDIOC_REQBUFS, &probe);
+        if (r == -EBUSY)
+                return refuse(err, r, "'%s' is busy: another process streams from it or holds its buffers", q->path);
+        if (r == -EINVAL || r == -ENOTTY)
+                return refuse(err, -ENODEV, "'%s' cannot allocate MMAP buffers", q->path);
+        if (r < 0)
+                return fail(err, r, "VIDIOC_REQBUFS 0 on '%s' failed: %s", q->path, strerror(-r));
+
         r = xioctl(q, VIDIOC_REQBUFS, &rb);
         if (r == -EBUSY)
                 return refuse(err, r, "'%s' is busy: another process streams from it or holds its buffers", q->path);
-        if (r == -EINVAL)
-                return refuse(err, -ENODEV, "'%s' cannot allocate MMAP buffers", q->path);
         if (r < 0)
-                return fail(err, r, "VIDIOC_REQBUFS on '%s' failed: %s", q->path, strerror(-r));
+                return fail(err, r, "VIDIOC_REQBUFS %u on '%s' failed: %s", count, q->path, strerror(-r));
         if (rb.count == 0)
                 return fail(err, -ENOMEM, "'%s' allocated no buffers", q->path);
         q->count = rb.count;
@@ -363,12 +377,13 @@ int v4l2_queue_export(V4L2Queue *q, unsigned index, bool read_only, const char *
 
                 r = xioctl(q, VIDIOC_EXPBUF, &e);
                 if (r < 0) {
-                        while (i > 0)
-                                safe_close(planes[--i].fd);
+                        for (unsigned k = 0; k < i; k++)
+                                safe_close(planes[k].fd);
                         if (r == -ENOTTY || r == -EINVAL)
                                 return refuse(err, -ENODEV, "'%s' cannot export its buffers as dma-bufs (VIDIOC_EXPBUF: %s)",
                                             q->path, strerror(-r));
-                        return fail(err, r, "VIDIOC_EXPBUF %u/%u on '%s' failed: %s", index, i, q->path, strerror(-r));
+                        return fail(err, r, "VIDIOC_EXPBUF of buffer %u plane %u (%s) on '%s' failed: %s", index, i,
+                                    read_only ? "read-only" : "read-write", q->path, strerror(-r));
                 }
 
                 /* Shows up in /sys/kernel/debug/dma_buf/bufinfo and fdinfo;
