@@ -11,7 +11,8 @@
 #     /dev/video0..3, instance B: /dev/video4..7): single-planar with the
 #     vmalloc and the dma-contig allocator, multi-planar with both;
 #   - guest-v4l2 (a C program, built in BUILD/tests/vm) runs the cases of each
-#     configuration through libbufbroker and raw sd-bus; this script runs the
+#     configuration through libbufbroker and raw sd-bus (device access for
+#     uid 65534 among them); this script runs the
 #     CLI and busctl cases, and restarts the daemon with small quotas.
 #
 # vivid is left as the boot loaded it. Daemon logs go to $BB_VM_OUT.
@@ -33,6 +34,8 @@ for c in dbus-daemon busctl modprobe; do
 done
 
 T=$(mktemp -d /run/bb-v4l2.XXXXXX) || exit 1
+# uid 65534 connects to the bus socket in here (the device-access cases)
+chmod 0755 "$T"
 bus_pid="" daemon_pid=""
 
 cleanup() {
