@@ -12,7 +12,8 @@
 #     vmalloc and the dma-contig allocator, multi-planar with both;
 #   - guest-v4l2 (a C program, built in BUILD/tests/vm) runs the cases of each
 #     configuration through libbufbroker and raw sd-bus (device access for
-#     uid 65534 among them); this script runs the
+#     uid 65534, vivid's error injection, running the daemon out of fds,
+#     a disconnect under held buffers among them); this script runs the
 #     CLI and busctl cases, and restarts the daemon with small quotas.
 #
 # vivid is left as the boot loaded it. Daemon logs go to $BB_VM_OUT.
@@ -283,6 +284,9 @@ if start_daemon; then ok "bufbrokerd starts on the private bus"; else not_ok "bu
 phase "single-planar, vmalloc" n_devs=2 multiplanar=1,1 allocators=0,0 && {
         run_prog sp vmalloc
         cli_cases
+        # last in this phase: vivid's instance A is back only if every file
+        # of it was closed
+        run_prog disconnect
 }
 phase "single-planar, dma-contig" n_devs=2 multiplanar=1,1 allocators=1,1 && run_prog sp dma-contig
 phase "multi-planar, vmalloc" n_devs=2 multiplanar=2,2 allocators=0,0 && run_prog mp vmalloc
