@@ -186,10 +186,13 @@ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned fla
  * and are in V4L2 index order. The fds are fetched one buffer per message, so
  * this works on a bus that passes few fds per message (a system bus: 16). On
  * any failure nothing is left behind: buffers already created are released.
- * Errors besides the usual: -ENODEV (DeviceNotSupported: not a V4L2
- * streaming device, or it cannot export dma-bufs; the message says which),
- * -EBUSY (DeviceBusy), -EDQUOT, -EINVAL (a format the driver refuses; an
- * unknown type). Free *ret with bb_buffer_list_free(). */
+ * Errors besides the usual: -EACCES (AccessDenied: the caller could not
+ * open @device read-write itself, or there is no such file), -ENODEV
+ * (DeviceNotSupported: not a V4L2 streaming device, or it cannot export
+ * dma-bufs; the message says which), -EBUSY (DeviceBusy), -EDQUOT, -EINVAL
+ * (a format the driver refuses; an unknown type), -EIO (Failed: the driver
+ * failed; the message names the call and its error). Free *ret with
+ * bb_buffer_list_free(). */
 int bb_buffer_create_v4l2(bb_client *c, const char *device, unsigned count, uint32_t width, uint32_t height,
                           uint32_t fourcc, const char *type, unsigned flags, uint64_t ttl_usec,
                           bb_buffer ***ret, size_t *ret_n);

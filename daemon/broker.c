@@ -22,11 +22,34 @@
 
 #define UID_INVALID ((uid_t) -1)
 
+/* Drop a multi-byte UTF-8 character that truncation cut short at the end
+ * of @s. Messages quote what callers sent (paths, names: valid UTF-8, the
+ * bus checked), but vsnprintf() cuts at a byte, and D-Bus refuses to send a
+ * string that is not valid UTF-8: the error reply would be lost and the
+ * caller would wait for it until its timeout. */
+static void trim_cut_utf8(char *s) {
+        size_t n = strlen(s), start = n, need;
+        unsigned char lead;
+
+        while (start > 0 && ((unsigned char) s[start - 1] & 0xc0) == 0x80)
+                start--;
+        if (start == 0)
+                return;
+        lead = (unsigned char) s[--start];
+        need = lead < 0x80 ? 1 : (lead & 0xe0) == 0xc0 ? 2 : (lead & 0xf0) == 0xe0 ? 3 : 4;
+        if (n - start < need)
+                s[start] = 0;
+}
+
 static void set_message(BrokerError *err, const char *name, const char *fmt, va_list ap) {
+        int n;
+
         if (!err)
                 return;
         err->name = name;
-        vsnprintf(err->message, sizeof(err->message), fmt, ap);
+        n = vsnprintf(err->message, sizeof(err->message), fmt, ap);
+        if (n >= (int) sizeof(err->message))
+                trim_cut_utf8(err->message);
 }
 
 static const char *error_name_of(int r) {

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include "access.h"
 #include "broker.h"
 #include "memfd.h"
 #include "v4l2.h"
@@ -101,29 +102,60 @@ static uint32_t cap_to_type(uint32_t caps, uint32_t wanted) {
         return 0;
 }
 
-/* Open @path only if it is a V4L2 character device. O_PATH opens nothing
- * (no driver open() runs, so /dev/watchdog & co. are safe), and reopening
- * that very inode afterwards means a symlink swapped in between cannot
- * redirect us. */
-static int open_video_device(const char *path, struct BrokerError *err) {
+/* Open @path for @caller, only if the caller could open it read-write
+ * itself, and only if it is a V4L2 character device.
+ *
+ * Until the caller is proven to have access, every failure is one answer:
+ * whether the path exists, what it is, or which permission is missing, as
+ * the daemon sees it (files under /root, say), is none of the caller's
+ * business. Only running out of fds is told apart: that is the daemon's own
+ * state, the same for every path (the walk holds at most two fds, and its
+ * first lookup already needs both). Once access is proven, the specifics
+ * (not a character device, not video4linux, busy...) are what the caller
+ * could find out itself.
+ *
+ * The walk ends in an O_PATH fd: nothing is opened for real (no driver
+ * open() runs, so /dev/watchdog & co. are safe), and reopening that very
+ * inode afterwards means a symlink swapped in between cannot redirect us. */
+static int open_video_device(const char *path, const struct Caller *caller, struct BrokerError *err) {
+        const AccessCreds creds = {
+                .uid = caller->uid,
+                .groups = caller->groups,
+                .n_groups = caller->n_groups,
+        };
         _cleanup_close_ int pfd = -1;
         struct stat st;
-        int fd;
+        int fd, r;
 
-        pfd = open(path, O_PATH | O_CLOEXEC);
-        if (pfd < 0)
-                return refuse(err, -ENODEV, "Cannot use '%s' as a V4L2 device: %s", path, strerror(errno));
-        if (fstat(pfd, &st) < 0)
-                return refuse(err, -ENODEV, "Cannot stat '%s': %s", path, strerror(errno));
+        r = access_open_path(path, &creds, &pfd);
+        if (r >= 0) {
+                r = access_inode(pfd, &creds, ACCESS_READ | ACCESS_WRITE);
+                if (r == 0)
+                        r = -EACCES;
+        }
+        if (r == -EMFILE || r == -ENFILE)
+                return fail(err, r, "Cannot look up '%s': %s", path, strerror(-r));
+        if (r < 0)
+                return refuse(err, -EACCES,
+                              "Access denied: uid %u cannot open '%s' for reading and writing (or there is no such file)",
+                              (unsigned) caller->uid, path);
+
+        if (fstat(pfd, &st) < 0) {
+                r = negative_errno();
+                return fail(err, r, "Cannot stat '%s': %s", path, strerror(-r));
+        }
         if (!S_ISCHR(st.st_mode))
                 return refuse(err, -ENODEV, "'%s' is not a character device, so not a V4L2 device", path);
         if (major(st.st_rdev) != VIDEO4LINUX_MAJOR)
                 return refuse(err, -ENODEV, "'%s' is character device %u:%u, not a video4linux device (major %u)",
                             path, major(st.st_rdev), minor(st.st_rdev), VIDEO4LINUX_MAJOR);
 
+        /* The driver's open() runs here: its failures are the driver's. */
         fd = fd_reopen(pfd, O_RDWR | O_NONBLOCK);
+        if (fd == -EBUSY)
+                return refuse(err, fd, "'%s' is busy: its driver refuses another open", path);
         if (fd < 0)
-                return refuse(err, -ENODEV, "Cannot open '%s': %s", path, strerror(-fd));
+                return fail(err, fd, "Cannot open '%s': %s", path, strerror(-fd));
         return fd;
 }
 
@@ -237,13 +269,16 @@ int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller
         if (!q->path)
                 return -ENOMEM;
 
-        q->fd = open_video_device(path, err);
+        q->fd = open_video_device(path, caller, err);
         if (q->fd < 0)
                 return q->fd;
 
         r = xioctl(q, VIDIOC_QUERYCAP, &cap);
-        if (r < 0)
+        if (r == -ENOTTY || r == -EINVAL)
+                /* a V4L2 sub-device or a media node: the same major */
                 return refuse(err, -ENODEV, "'%s' does not answer VIDIOC_QUERYCAP: %s", path, strerror(-r));
+        if (r < 0)
+                return fail(err, r, "VIDIOC_QUERYCAP on '%s' failed: %s", path, strerror(-r));
         caps = cap.capabilities & V4L2_CAP_DEVICE_CAPS ? cap.device_caps : cap.capabilities;
         if (!(caps & V4L2_CAP_STREAMING) || !cap_to_type(caps, 0))
                 return refuse(err, -ENODEV, "'%s' (%.32s) offers no streaming video capture or output",
@@ -275,7 +310,11 @@ int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller
 }
 
 int v4l2_queue_allocate(V4L2Queue *q, unsigned count, struct BrokerError *err) {
-        struct v4l2_requestbuffers rb = {
+        struct v4l2_requestbuffers probe = {
+                .count = 0,
+                .type = q->format.type,
+                .memory = V4L2_MEMORY_MMAP,
+        }, rb = {
                 .count = count,
                 .type = q->format.type,
                 .memory = V4L2_MEMORY_MMAP,
@@ -285,13 +324,23 @@ int v4l2_queue_allocate(V4L2Queue *q, unsigned count, struct BrokerError *err) {
         if (q->count > 0)
                 return -EALREADY;
 
+        /* REQBUFS(0) allocates nothing and says EINVAL only when the queue
+         * cannot do MMAP at all. So an EINVAL for real buffers afterwards is
+         * the driver failing (its queue_setup(), as vivid's "Inject
+         * VIDIOC_REQBUFS Error" makes it), not a device we cannot use. */
+        r = xioctl(q, VIDIOC_REQBUFS, &probe);
+        if (r == -EBUSY)
+                return refuse(err, r, "'%s' is busy: another process streams from it or holds its buffers", q->path);
+        if (r == -EINVAL || r == -ENOTTY)
+                return refuse(err, -ENODEV, "'%s' cannot allocate MMAP buffers", q->path);
+        if (r < 0)
+                return fail(err, r, "VIDIOC_REQBUFS 0 on '%s' failed: %s", q->path, strerror(-r));
+
         r = xioctl(q, VIDIOC_REQBUFS, &rb);
         if (r == -EBUSY)
                 return refuse(err, r, "'%s' is busy: another process streams from it or holds its buffers", q->path);
-        if (r == -EINVAL)
-                return refuse(err, -ENODEV, "'%s' cannot allocate MMAP buffers", q->path);
         if (r < 0)
-                return fail(err, r, "VIDIOC_REQBUFS on '%s' failed: %s", q->path, strerror(-r));
+                return fail(err, r, "VIDIOC_REQBUFS %u on '%s' failed: %s", count, q->path, strerror(-r));
         if (rb.count == 0)
                 return fail(err, -ENOMEM, "'%s' allocated no buffers", q->path);
         q->count = rb.count;
@@ -328,12 +377,13 @@ int v4l2_queue_export(V4L2Queue *q, unsigned index, bool read_only, const char *
 
                 r = xioctl(q, VIDIOC_EXPBUF, &e);
                 if (r < 0) {
-                        while (i > 0)
-                                safe_close(planes[--i].fd);
+                        for (unsigned k = 0; k < i; k++)
+                                safe_close(planes[k].fd);
                         if (r == -ENOTTY || r == -EINVAL)
                                 return refuse(err, -ENODEV, "'%s' cannot export its buffers as dma-bufs (VIDIOC_EXPBUF: %s)",
                                             q->path, strerror(-r));
-                        return fail(err, r, "VIDIOC_EXPBUF %u/%u on '%s' failed: %s", index, i, q->path, strerror(-r));
+                        return fail(err, r, "VIDIOC_EXPBUF of buffer %u plane %u (%s) on '%s' failed: %s", index, i,
+                                    read_only ? "read-only" : "read-write", q->path, strerror(-r));
                 }
 
                 /* Shows up in /sys/kernel/debug/dma_buf/bufinfo and fdinfo;

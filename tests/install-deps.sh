@@ -4,13 +4,14 @@
 # what is missing (so a prepared machine needs no network).
 #   tests/install-deps.sh [build|test|vm]     (default: test = everything)
 # vm: build + what the vm suite needs (tests/vm/: QEMU, Debian's kernel with
-# vivid, a static busybox for the initramfs; xz/readelf: PVH fast path).
+# vivid, a static busybox for the initramfs; xz/readelf: PVH fast path;
+# setfacl for the device-access cases).
 set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config libsystemd-dev libv4l-dev check
             dbus-daemon dbus-broker dbus-bin systemd xsltproc docbook-xsl docbook-xml libxml2-utils libxml2-dev)
 test_pkgs=(valgrind util-linux procps groff-base)
-vm_pkgs=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod v4l-utils xz-utils binutils)
+vm_pkgs=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod v4l-utils xz-utils binutils acl)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-test}" = test ] && pkgs+=("${test_pkgs[@]}" "${vm_pkgs[@]}")

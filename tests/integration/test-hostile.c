@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -449,7 +450,9 @@ START_TEST(test_share_bad_options) {
 END_TEST
 
 /* ---- CreateV4L2: device and argument checks (no V4L2 needed on the host:
- * every refusal here happens before a driver is involved) ----------------- */
+ * every refusal here happens before a driver is involved). The test's own
+ * connection is root's, who may open anything that exists: what it is
+ * decides. ---------------------------------------------------------------- */
 
 static sd_bus_message *v4l2_call(const char *device, uint32_t count) {
         sd_bus_message *m = new_call(BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateV4L2");
@@ -468,7 +471,9 @@ START_TEST(test_create_v4l2_bad_devices) {
                 { "/dev/null", BB_ERROR_DEVICE_NOT_SUPPORTED, "/dev/null" },
                 { "/dev/zero", BB_ERROR_DEVICE_NOT_SUPPORTED, "not a video4linux device" },
                 { "/tmp", BB_ERROR_DEVICE_NOT_SUPPORTED, "not a character device" },
-                { "/dev/video-does-not-exist", BB_ERROR_DEVICE_NOT_SUPPORTED, "/dev/video-does-not-exist" },
+                /* nothing there: the one answer for "the caller cannot
+                 * open it", whoever asks */
+                { "/dev/video-does-not-exist", BB_ERROR_ACCESS_DENIED, "'/dev/video-does-not-exist'" },
                 { "/proc/self/fd/0", BB_ERROR_DEVICE_NOT_SUPPORTED, "/proc/self/fd/0" },
                 { "dev/video0", INVALID_ARGS, "not absolute" },
                 { "", INVALID_ARGS, "not absolute" },
@@ -519,6 +524,149 @@ START_TEST(test_create_v4l2_bad_devices) {
                 expect_error(m, INVALID_ARGS, NEEDLES("4999"), &base, "CreateV4L2 on a 4999-byte path");
                 free(longpath);
         }
+}
+END_TEST
+
+/* What uid 65534 learns about paths it cannot open: one error, one message,
+ * naming the path and the uid and nothing else, whether the path exists,
+ * is readable only by others, or lies behind a directory it cannot search. */
+#define NOBODY_CASES 6
+
+typedef struct NobodyCalls {
+        char device[NOBODY_CASES][128];
+        char name[NOBODY_CASES][128];
+        char message[NOBODY_CASES][512];
+} NobodyCalls;
+
+static int nobody_create_v4l2(void *userdata) {
+        NobodyCalls *c = userdata;
+        sd_bus *bus = NULL;
+
+        child_check(bus_connect(&bus) >= 0, "connect");
+        for (unsigned i = 0; i < NOBODY_CASES && c->device[i][0]; i++) {
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                int r;
+
+                r = sd_bus_call_method(bus, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateV4L2",
+                                       &error, NULL, "sua{sv}a{sv}", c->device[i], 2, 0, 0);
+                child_check(r < 0, "CreateV4L2 on %s succeeded", c->device[i]);
+                snprintf(c->name[i], sizeof(c->name[i]), "%s", error.name ?: "");
+                snprintf(c->message[i], sizeof(c->message[i]), "%s", error.message ?: "");
+                sd_bus_error_free(&error);
+        }
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+/* @message with @path replaced by "PATH". */
+static void without_path(const char *message, const char *path, char *buf, size_t size) {
+        const char *p = strstr(message, path);
+
+        if (!p) {
+                snprintf(buf, size, "%s", message);
+                return;
+        }
+        snprintf(buf, size, "%.*sPATH%s", (int) (p - message), message, p + strlen(path));
+}
+
+START_TEST(test_create_v4l2_access_denied_as_nobody) {
+        static const char *const leaks[] = {
+                "No such", "ermission", "directory", "character", "exist:", "shadow", "root:", "0700", "0640",
+        };
+        char secret_dir[96], secret_file[128], first[512] = "";
+        NobodyCalls *calls;
+        const char *devices[NOBODY_CASES];
+        unsigned n = 0;
+        Snapshot base;
+        int fd;
+
+        /* Exists and is world read-write, but its directory is root's 0700. */
+        snprintf(secret_dir, sizeof(secret_dir), "%s/secret-dir", H->dir);
+        snprintf(secret_file, sizeof(secret_file), "%s/video-like", secret_dir);
+        ck_assert_int_eq(mkdir(secret_dir, 0700), 0);
+        fd = open(secret_file, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        ck_assert_int_eq(chmod(secret_file, 0666), 0);
+
+        devices[n++] = "/etc/shadow";
+        devices[n++] = "/root/bb-does-not-exist";
+        devices[n++] = "/dev/video-does-not-exist";
+        devices[n++] = secret_file;
+        devices[n++] = "/dev/null";             /* nobody may open it: the device check speaks */
+
+        calls = mmap(NULL, sizeof(*calls), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        ck_assert(calls != MAP_FAILED);
+        memset(calls, 0, sizeof(*calls));
+        for (unsigned i = 0; i < n; i++)
+                snprintf(calls->device[i], sizeof(calls->device[i]), "%s", devices[i]);
+
+        baseline_after_warmup(&base);
+        ck_assert_int_eq(run_as(NOBODY_UID, nobody_create_v4l2, calls, 20000), 0);
+
+        for (unsigned i = 0; i + 1 < n; i++) {
+                char shape[512];
+
+                ck_assert_msg(strcmp(calls->name[i], BB_ERROR_ACCESS_DENIED) == 0,
+                              "uid 65534, CreateV4L2 on %s: %s (%s), expected %s", devices[i], calls->name[i],
+                              calls->message[i], BB_ERROR_ACCESS_DENIED);
+                ck_assert_msg(strstr(calls->message[i], devices[i]) && strstr(calls->message[i], "65534"),
+                              "uid 65534, CreateV4L2 on %s: the message does not name the path and the uid: %s",
+                              devices[i], calls->message[i]);
+                without_path(calls->message[i], devices[i], shape, sizeof(shape));
+                for (size_t k = 0; k < ELEMENTSOF(leaks); k++)
+                        ck_assert_msg(!strstr(shape, leaks[k]), "uid 65534, CreateV4L2 on %s: \"%s\" tells \"%s\"",
+                                      devices[i], calls->message[i], leaks[k]);
+                if (i == 0)
+                        snprintf(first, sizeof(first), "%s", shape);
+                else
+                        ck_assert_msg(strcmp(shape, first) == 0,
+                                      "uid 65534: the refusals differ beyond the path: \"%s\" and \"%s\"", first,
+                                      shape);
+        }
+        ck_assert_msg(strcmp(calls->name[n - 1], BB_ERROR_DEVICE_NOT_SUPPORTED) == 0 &&
+                      strstr(calls->message[n - 1], "not a video4linux"),
+                      "uid 65534, CreateV4L2 on /dev/null (0666): %s (%s), expected %s naming the device class",
+                      calls->name[n - 1], calls->message[n - 1], BB_ERROR_DEVICE_NOT_SUPPORTED);
+        assert_back_to(&base, "CreateV4L2 refusals for uid 65534");
+        munmap(calls, sizeof(*calls));
+        unlink(secret_file);
+        rmdir(secret_dir);
+}
+END_TEST
+
+/* Error messages quote the caller's path and are cut at 255 bytes; a cut
+ * through a multi-byte character made the reply invalid UTF-8, which D-Bus
+ * cannot send: the caller waited for its timeout. Every offset of the cut
+ * into a 2-, 3- and 4-byte character. */
+START_TEST(test_create_v4l2_long_utf8_path) {
+        static const char *const chars[] = { "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x93\xb7" };
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        for (size_t c = 0; c < ELEMENTSOF(chars); c++)
+                for (unsigned pad = 0; pad < 4; pad++) {
+                        sd_bus_error error = SD_BUS_ERROR_NULL;
+                        sd_bus_message *m;
+                        char path[1024] = "/";
+                        char ctx[64];
+                        int r;
+
+                        for (unsigned i = 0; i < pad; i++)
+                                strcat(path, "a");
+                        while (strlen(path) + strlen(chars[c]) < 600)
+                                strcat(path, chars[c]);
+                        snprintf(ctx, sizeof(ctx), "%zu-byte characters after %u ASCII", strlen(chars[c]), pad);
+                        m = v4l2_call(path, 2);
+                        append_empty_dict(m);
+                        append_empty_dict(m);
+                        r = sd_bus_call(test_bus(), m, 10 * 1000000ULL, &error, NULL);
+                        sd_bus_message_unref(m);
+                        ck_assert_msg(r != -ETIMEDOUT, "%s: no reply (the error message was not valid UTF-8?)", ctx);
+                        assert_bus_error(&error, r, BB_ERROR_ACCESS_DENIED, "uid 0", ctx);
+                        sd_bus_error_free(&error);
+                }
+        assert_back_to(&base, "CreateV4L2 on long UTF-8 paths");
 }
 END_TEST
 
@@ -898,6 +1046,8 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_open_bad_options);
         tcase_add_test(tc, test_share_bad_options);
         tcase_add_test(tc, test_create_v4l2_bad_devices);
+        tcase_add_test(tc, test_create_v4l2_access_denied_as_nobody);
+        tcase_add_test(tc, test_create_v4l2_long_utf8_path);
         tcase_add_test(tc, test_create_v4l2_bad_arguments);
         tcase_add_test(tc, test_open_fds_bad_calls);
         tcase_add_test(tc, test_nonexistent_buffers);

@@ -17,6 +17,13 @@
  *   guest-v4l2 quota       a daemon started with --max-buffers-per-uid=4
  *                          --max-bytes-per-uid=2097152 --max-buffer-size=716800
  *                          (vivid single-planar)
+ *   guest-v4l2 disconnect  vivid's "Disconnect" while clients hold buffers (vivid
+ *                          reconnects when the last file of the device is closed)
+ *
+ * "sp vmalloc" also runs the device-access cases (uid 65534 with and without
+ * group video, an ACL entry, paths it must learn nothing about) and vivid's
+ * REQBUFS error injection; "mp vmalloc" runs out of fds in the daemon in the
+ * middle of exporting a multi-planar set.
  *
  * Devices: instance A is /dev/video0 (capture) with /dev/video1 (output) and
  * /dev/v4l-touch0; instance B is /dev/video4 (capture). Output: TAP-style
@@ -25,6 +32,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <linux/dma-buf.h>
 #include <linux/videodev2.h>
@@ -37,8 +45,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 #include <systemd/sd-bus.h>
@@ -1628,8 +1638,9 @@ static void case_refusals(void) {
         expect_refusal("a relative path (dev/video0)", "dev/video0", 2, yuyv, NULL, inval, "dev/video0",
                        "not absolute");
         expect_refusal("an empty path", "", 2, yuyv, NULL, inval, "not absolute", NULL);
-        expect_refusal("a non-existent path", "/dev/video99", 2, yuyv, NULL, dns, "/dev/video99",
-                       "No such file");
+        /* Not there: even root gets the one answer for "cannot open it" */
+        expect_refusal("a non-existent path", "/dev/video99", 2, yuyv, NULL, BB_ERROR_ACCESS_DENIED,
+                       "'/dev/video99'", "uid 0");
         expect_refusal("/dev/video2 (vivid metadata capture, major 81)", "/dev/video2", 2, NULL, NULL, dns,
                        "/dev/video2", "no streaming video");
         expect_refusal("/dev/vbi0 (VBI capture, major 81)", "/dev/vbi0", 2, NULL, NULL, dns, "/dev/vbi0",
@@ -2036,6 +2047,482 @@ out:
         bb_client_unref(c);
 }
 
+/* ---- 7: who may open the device (CreateV4L2 only for callers with access) ------ */
+
+#define NOBODY ((uid_t) 65534)
+
+typedef struct AsResult {
+        int r;                          /* bb_buffer_create_v4l2()'s */
+        char name[128], message[512];
+        unsigned n_buffers, n_dmabufs;  /* on success: buffers, and plane fds that are dma-bufs */
+} AsResult;
+
+/* CreateV4L2 (2 x YUYV through the library, so OpenFds too) on each of
+ * @devs, as uid 65534 with exactly the groups @groups (the first is the
+ * primary one), in a child that connects to the bus after setgroups(): the
+ * bus reports those groups to the daemon. The set is released again. */
+static int as_nobody(const gid_t *groups, size_t n_groups, const char *const *devs, size_t n_devs, AsResult *res) {
+        AsResult *shared;
+        pid_t pid;
+        int rc;
+
+        shared = mmap(NULL, n_devs * sizeof(AsResult), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (shared == MAP_FAILED)
+                return -errno;
+        memset(shared, 0, n_devs * sizeof(AsResult));
+        fflush(stdout);
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                bb_client *c = NULL;
+
+                if (setgroups(n_groups, groups) < 0 || setresgid(groups[0], groups[0], groups[0]) < 0 ||
+                    setresuid(NOBODY, NOBODY, NOBODY) < 0)
+                        _exit(2);
+                if (bb_client_new(&c) < 0)
+                        _exit(3);
+                for (size_t i = 0; i < n_devs; i++) {
+                        bb_buffer **l = NULL;
+                        size_t n = 0;
+
+                        shared[i].r = bb_buffer_create_v4l2(c, devs[i], 2, W, H, V4L2_PIX_FMT_YUYV, NULL, 0, 0, &l, &n);
+                        if (shared[i].r < 0) {
+                                snprintf(shared[i].name, sizeof(shared[i].name), "%s", bb_client_error_name(c) ?: "");
+                                snprintf(shared[i].message, sizeof(shared[i].message), "%s",
+                                         bb_client_error_message(c) ?: "");
+                                continue;
+                        }
+                        shared[i].n_buffers = (unsigned) n;
+                        for (size_t k = 0; k < n; k++) {
+                                DmaBuf d;
+
+                                dmabuf_info(bb_buffer_plane_fd(l[k], 0), &d);
+                                shared[i].n_dmabufs += d.is_dmabuf;
+                        }
+                        release_list(l, n);
+                        bb_buffer_list_free(l, n);
+                }
+                bb_client_unref(c);
+                _exit(0);
+        }
+        rc = wait_pid(pid, 60000);
+        memcpy(res, shared, n_devs * sizeof(AsResult));
+        munmap(shared, n_devs * sizeof(AsResult));
+        return rc;
+}
+
+/* Run a program, stdout and stderr to ours; its exit status. */
+static int run(const char *const *argv) {
+        pid_t pid;
+
+        fflush(stdout);
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                dup2(STDOUT_FILENO, STDERR_FILENO);
+                execvp(argv[0], (char *const *) argv);
+                _exit(127);
+        }
+        return wait_pid(pid, 30000);
+}
+
+static bool granted(const AsResult *a, Why *w, const char *what) {
+        if (a->r < 0) {
+                why(w, "%s: %s (%s: %s)", what, strerror(-a->r), a->name, a->message);
+                return false;
+        }
+        if (a->n_buffers != 2 || a->n_dmabufs != 2) {
+                why(w, "%s: %u buffers, %u dma-bufs", what, a->n_buffers, a->n_dmabufs);
+                return false;
+        }
+        return true;
+}
+
+static bool denied(const AsResult *a, const char *path, Why *w, const char *what) {
+        if (a->r >= 0) {
+                why(w, "%s: allowed (%u buffers)", what, a->n_buffers);
+                return false;
+        }
+        if (a->r != -EACCES || strcmp(a->name, BB_ERROR_ACCESS_DENIED) != 0) {
+                why(w, "%s: %s %s: %s, not %s", what, strerror(-a->r), a->name, a->message, BB_ERROR_ACCESS_DENIED);
+                return false;
+        }
+        if (!strstr(a->message, path) || !strstr(a->message, "65534")) {
+                why(w, "%s: the message does not name the path and uid 65534: %s", what, a->message);
+                return false;
+        }
+        return true;
+}
+
+/* @message with @path replaced by "PATH": what is left must be the same for
+ * every path uid 65534 cannot open. */
+static void message_shape(const char *message, const char *path, char *buf, size_t size) {
+        const char *p = strstr(message, path);
+
+        if (p)
+                snprintf(buf, size, "%.*sPATH%s", (int) (p - message), message, p + strlen(path));
+        else
+                snprintf(buf, size, "%s", message);
+}
+
+static void case_access(void) {
+        static const char *const leaks[] = {
+                "No such", "ermission", "irectory", "character", "shadow", "secret", "video4linux", "exist:",
+                "81:", "busy",
+        };
+        const char *secret = "/root/secret-dir/video-like", *link_ok = "/dev/v4l/by-id/bb-test-cam",
+                   *link_secret = "/dev/v4l/by-id/bb-test-secret";
+        const char *const hidden[] = { DEV_A, secret, "/root/does-not-exist", "/etc/shadow", link_secret };
+        const char *const one[] = { DEV_A }, *const via_link[] = { DEV_A, link_ok };
+        AsResult res[ELEMENTSOF(hidden)], ok2[2];
+        struct group *g = getgrnam("video");
+        gid_t video = g ? g->gr_gid : 44;
+        gid_t plain[] = { NOBODY }, in_video[] = { NOBODY, video };
+        char first[512] = "", shape[512];
+        struct stat st0;
+        Why w = {};
+        int r;
+
+        /* /dev/videoN as udev makes it: root:video 0660, no ACL. Plain mode
+         * has no udev (devtmpfs gives root:root 0600). */
+        if (stat(DEV_A, &st0) < 0 || chown(DEV_A, 0, video) < 0 || chmod(DEV_A, 0660) < 0 ||
+            (removexattr(DEV_A, "system.posix_acl_access") < 0 && errno != ENODATA)) {
+                check(false, "access: make %s root:video 0660 without an ACL: %s", DEV_A, strerror(errno));
+                return;
+        }
+        /* A node of the same device, world read-write, in a directory only
+         * root may search; and by-id links as udev makes them. */
+        if ((mkdir("/root/secret-dir", 0700) < 0 && errno != EEXIST) ||
+            (mknod(secret, S_IFCHR | 0666, st0.st_rdev) < 0 && errno != EEXIST) || chmod(secret, 0666) < 0 ||
+            (mkdir("/dev/v4l", 0755) < 0 && errno != EEXIST) || (mkdir("/dev/v4l/by-id", 0755) < 0 && errno != EEXIST) ||
+            (symlink("../../video0", link_ok) < 0 && errno != EEXIST) ||
+            (symlink(secret, link_secret) < 0 && errno != EEXIST))
+                diag("access: setting up %s and the links: %s", secret, strerror(errno));
+
+        /* uid 65534 without group video: the device and four paths it must
+         * learn nothing about, one answer for all */
+        r = as_nobody(plain, ELEMENTSOF(plain), hidden, ELEMENTSOF(hidden), res);
+        if (r != 0)
+                why(&w, "the uid 65534 client ended with %d", r);
+        else
+                for (size_t i = 0; i < ELEMENTSOF(hidden); i++) {
+                        if (!denied(&res[i], hidden[i], &w, hidden[i]))
+                                continue;
+                        message_shape(res[i].message, hidden[i], shape, sizeof(shape));
+                        for (size_t k = 0; k < ELEMENTSOF(leaks); k++)
+                                if (strstr(shape, leaks[k]))
+                                        why(&w, "%s: \"%s\" says \"%s\"", hidden[i], res[i].message, leaks[k]);
+                        if (i == 0)
+                                snprintf(first, sizeof(first), "%s", shape);
+                        else if (strcmp(first, shape) != 0)
+                                why(&w, "the refusals differ beyond the path: \"%s\" and \"%s\"", first, shape);
+                }
+        check_why(&w, "uid 65534 without group video: %s (root:video 0660), %s (0666 behind a 0700 dir), "
+                  "/root/does-not-exist, /etc/shadow and a link into /root all give %s with one message "
+                  "naming only the path and the uid: \"%s\"", DEV_A, secret, BB_ERROR_ACCESS_DENIED, first);
+        w = (Why) {};
+        back_to_base(5000, &w);
+        check_why(&w, "after the refusals: Stats and daemon fds at baseline");
+
+        /* with the supplementary group video: allowed, through the by-id
+         * link as well */
+        w = (Why) {};
+        r = as_nobody(in_video, ELEMENTSOF(in_video), via_link, ELEMENTSOF(via_link), ok2);
+        if (r != 0)
+                why(&w, "the client ended with %d", r);
+        else {
+                granted(&ok2[0], &w, DEV_A);
+                granted(&ok2[1], &w, link_ok);
+        }
+        back_to_base(5000, &w);
+        check_why(&w, "uid 65534 with supplementary group video (%u, setgroups before connecting) gets buffers "
+                  "(dma-bufs) on %s and on %s -> ../../video0; released, back at baseline",
+                  (unsigned) video, DEV_A, link_ok);
+
+        /* an ACL entry, as logind's uaccess makes it, written by setfacl */
+        w = (Why) {};
+        r = run((const char *const[]) { "setfacl", "-m", "u:65534:rw", DEV_A, NULL });
+        if (r != 0)
+                why(&w, "setfacl -m u:65534:rw %s: exit %d (is the acl package installed?)", DEV_A, r);
+        else {
+                r = as_nobody(plain, ELEMENTSOF(plain), one, 1, res);
+                if (r != 0)
+                        why(&w, "the client ended with %d", r);
+                else
+                        granted(&res[0], &w, "with the ACL entry");
+                /* the mask limits named entries: r-- leaves no write */
+                r = run((const char *const[]) { "setfacl", "-m", "m::r", DEV_A, NULL });
+                if (r != 0)
+                        why(&w, "setfacl -m m::r: exit %d", r);
+                else if (as_nobody(plain, ELEMENTSOF(plain), one, 1, res) != 0)
+                        why(&w, "the client ended with an error");
+                else
+                        denied(&res[0], DEV_A, &w, "with the ACL entry masked to r--");
+        }
+        back_to_base(5000, &w);
+        check_why(&w, "uid 65534 with an ACL entry u:65534:rw on %s (setfacl) gets buffers; with the mask "
+                  "set to r-- it gets %s", DEV_A, BB_ERROR_ACCESS_DENIED);
+
+        /* root may open anything, root:video 0660 or not */
+        w = (Why) {};
+        can_create(DEV_A, &w, "as root");
+        check_why(&w, "root gets buffers on %s", DEV_A);
+
+        (void) removexattr(DEV_A, "system.posix_acl_access");
+        (void) chown(DEV_A, st0.st_uid, st0.st_gid);
+        (void) chmod(DEV_A, st0.st_mode & 07777);
+        (void) unlink(link_ok);
+        (void) unlink(link_secret);
+        (void) unlink(secret);
+        (void) rmdir("/root/secret-dir");
+}
+
+/* ---- 8: faults: vivid's error injection, disconnect, the daemon out of fds ------ */
+
+/* Press vivid's button control @name on @dev. */
+static int vivid_press(const char *dev, const char *name) {
+        struct v4l2_query_ext_ctrl q = { .id = V4L2_CTRL_FLAG_NEXT_CTRL | V4L2_CTRL_FLAG_NEXT_COMPOUND };
+        int fd, r = -ENOENT;
+
+        fd = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        while (xioctl(fd, VIDIOC_QUERY_EXT_CTRL, &q) == 0) {
+                if (strcmp(q.name, name) == 0) {
+                        struct v4l2_control c = { .id = q.id, .value = 1 };
+
+                        r = xioctl(fd, VIDIOC_S_CTRL, &c);
+                        break;
+                }
+                q.id |= V4L2_CTRL_FLAG_NEXT_CTRL | V4L2_CTRL_FLAG_NEXT_COMPOUND;
+        }
+        close(fd);
+        return r;
+}
+
+/* CreateV4L2 must fail as a driver failure (Failed, message naming @needle1
+ * and @needle2), and leave nothing: Stats and fds at baseline. */
+static void expect_failed(const char *what, const char *dev, uint32_t count, const KV *fmt, const char *needle1,
+                          const char *needle2) {
+        expect_refusal(what, dev, count, fmt, NULL, "org.freedesktop.DBus.Error.Failed", needle1, needle2);
+}
+
+static void case_reqbufs_injection(void) {
+        static const KV yuyv[] = { KU(BB_FMT_WIDTH, W), KU(BB_FMT_HEIGHT, H), KS(BB_FMT_FOURCC, "YUYV"), KEND };
+        Why w = {};
+        int r;
+
+        r = vivid_press(DEV_A, "Inject VIDIOC_REQBUFS Error");
+        if (!check(r >= 0, "vivid control \"Inject VIDIOC_REQBUFS Error\" on %s: %s", DEV_A, strerror(-r)))
+                return;
+        expect_failed("REQBUFS failing in the driver (vivid's injection)", DEV_A, 2, yuyv, "VIDIOC_REQBUFS", DEV_A);
+        /* vivid's injection fires once: the device must be free again */
+        can_create(DEV_A, &w, "after the injected REQBUFS failure");
+        back_to_base(5000, &w);
+        check_why(&w, "after the injected REQBUFS failure the device is free: a second CreateV4L2 on %s works", DEV_A);
+}
+
+static void case_disconnect(void) {
+        static const KV yuyv[] = { KU(BB_FMT_WIDTH, W), KU(BB_FMT_HEIGHT, H), KS(BB_FMT_FOURCC, "YUYV"), KEND };
+        bb_client *c = NULL, *c2 = NULL;
+        bb_buffer **l = NULL, *o = NULL, *b1 = NULL;
+        char *token = NULL;
+        size_t n = 0, sz[3] = {};
+        uint64_t sums[3] = {};
+        void *v[3] = {};
+        Why w = {};
+        int r;
+
+        if (client_new(&c) < 0 || client_new(&c2) < 0 || lib_create(c, DEV_A, 3, V4L2_PIX_FMT_YUYV, 0, &l, &n) < 0 ||
+            n != 3) {
+                check(false, "disconnect: a set of 3 on %s", DEV_A);
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (bb_buffer_map(l[i], &v[i], &sz[i]) < 0) {
+                        why(&w, "map %zu failed", i);
+                        continue;
+                }
+                bb_buffer_sync_begin(l[i], BB_SYNC_WRITE);
+                for (size_t k = 0; k < sz[i]; k++)
+                        ((unsigned char *) v[i])[k] = (unsigned char) (k * 3 + i);
+                bb_buffer_sync_end(l[i], BB_SYNC_WRITE);
+                sums[i] = fnv1a(v[i], sz[i]);
+        }
+        /* a second holder of buffer 0, through a token */
+        if ((r = bb_buffer_share(l[0], 0, 0, 0, &token)) < 0 || (r = bb_buffer_open(c2, token, &o)) < 0)
+                why(&w, "share/open: %s", strerror(-r));
+        if (!check_why(&w, "disconnect: 3 buffers created, mapped and filled, buffer 0 opened by a second client"))
+                goto out;
+
+        w = (Why) {};
+        r = vivid_press(DEV_A, "Disconnect");
+        if (!check(r >= 0, "vivid control \"Disconnect\" on %s: %s", DEV_A, strerror(-r)))
+                goto out;
+        msleep(200);
+        if (!daemon_alive())
+                why(&w, "the daemon is gone");
+        for (size_t i = 0; i < n; i++)
+                if (v[i] && fnv1a(v[i], sz[i]) != sums[i])
+                        why(&w, "buffer %zu: the mapping changed", i);
+        {
+                void *ov;
+                size_t osz;
+
+                if (!o || bb_buffer_map(o, &ov, &osz) < 0 || osz != sz[0] || fnv1a(ov, osz) != sums[0])
+                        why(&w, "the second holder's mapping of buffer 0 does not show the bytes");
+        }
+        /* the daemon still hands out what it holds */
+        r = bb_buffer_open_fds(c2, bb_buffer_id(l[1]), BB_OPEN_READ_ONLY, &b1);
+        if (r < 0)
+                why(&w, "OpenFds of buffer 1 after the disconnect: %s (%s)", strerror(-r),
+                    bb_client_error_message(c2) ?: "");
+        else {
+                void *bv;
+                size_t bsz;
+
+                if (bb_buffer_map(b1, &bv, &bsz) < 0 || bsz != sz[1] || fnv1a(bv, bsz) != sums[1])
+                        why(&w, "buffer 1 opened after the disconnect does not show the bytes");
+        }
+        check_why(&w, "vivid disconnected under 3 held buffers: the daemon lives on the bus, every holder keeps "
+                  "its mapping and bytes, OpenFds still gives the dma-bufs");
+
+        /* A new set on the disconnected device: the driver's failure. What
+         * it must leave unchanged is the state with the 3 buffers held. */
+        {
+                Snap saved = base;
+
+                if (snap_read(&base) < 0)
+                        base = saved;
+                expect_failed("CreateV4L2 on the disconnected device (its buffers still held)", DEV_A, 2, yuyv,
+                              DEV_A, "No such device");
+                base = saved;
+        }
+
+        w = (Why) {};
+        if (b1 && bb_buffer_release(b1) < 0)
+                why(&w, "the release of buffer 1 opened after the disconnect failed");
+        b1 = bb_buffer_unref(b1);
+        if (release_list(l, n) < 0)
+                why(&w, "the creator's release failed");
+        if (o && bb_buffer_release(o) < 0)
+                why(&w, "the second holder's release failed");
+        back_to_base(5000, &w);
+        for (size_t i = 0; i < n; i++)
+                if (v[i] && fnv1a(v[i], sz[i]) != sums[i])
+                        why(&w, "buffer %zu: the mapping changed after the release", i);
+        check_why(&w, "after the disconnect every buffer releases: Stats and daemon fds back at baseline, the "
+                  "daemon on the bus, our mappings (now orphaned) intact");
+
+        /* vivid reconnects a disconnected instance when its last file is
+         * closed: only if the daemon kept no fd of the device */
+        w = (Why) {};
+        can_create(DEV_A, &w, "after the last release");
+        check_why(&w, "vivid reconnected %s once its last file was closed, the daemon's queue included: a new "
+                  "CreateV4L2 works", DEV_A);
+
+out:
+        free(token);
+        bb_buffer_unref(o);
+        bb_buffer_unref(b1);
+        bb_buffer_list_free(l, n);
+        bb_client_unref(c2);
+        bb_client_unref(c);
+        w = (Why) {};
+        back_to_base(5000, &w);
+        check_why(&w, "disconnect cases: Stats and daemon fds back at baseline");
+}
+
+/* The daemon's RLIMIT_NOFILE for exactly @free new fds: fds are numbered
+ * from the lowest free one, and the limit bounds the number. */
+static rlim_t limit_for_free_fds(int free) {
+        int nums[4096], n = 0;
+        char path[64];
+        struct dirent *de;
+        DIR *d;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int) daemon_pid);
+        d = opendir(path);
+        if (!d)
+                return 0;
+        while ((de = readdir(d)) && n < (int) ELEMENTSOF(nums))
+                if (de->d_name[0] != '.')
+                        nums[n++] = atoi(de->d_name);
+        closedir(d);
+        for (rlim_t lim = 1; lim < 65536; lim++) {
+                int below = 0;
+
+                for (int i = 0; i < n; i++)
+                        below += (rlim_t) nums[i] < lim;
+                if ((int) lim - below == free)
+                        return lim;
+        }
+        return 0;
+}
+
+/* Run out of fds in the middle of exporting 4 x YM12 (3 planes, each
+ * exported read-write and read-only: 24 dma-bufs): export number @fail_at
+ * (1-based, at least 2) gets EMFILE. The daemon gets @fail_at free fds: the
+ * device takes one (two for a moment, the O_PATH fd and the open), the
+ * exports the rest. */
+static void emfile_at(unsigned fail_at, const char *where) {
+        char expect[64];
+        static const KV ym12[] = { KU(BB_FMT_WIDTH, W), KU(BB_FMT_HEIGHT, H), KS(BB_FMT_FOURCC, "YM12"), KEND };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        struct rlimit old, low;
+        Created cr = {};
+        char what[160];
+        Why w = {};
+        int r;
+
+        snprintf(what, sizeof(what), "4 x YM12 with the daemon out of fds at export %u (%s)", fail_at, where);
+        snprintf(expect, sizeof(expect), "buffer %u plane %u (%s)", (fail_at - 1) / 6, (fail_at - 1) % 3,
+                 (fail_at - 1) % 6 < 3 ? "read-write" : "read-only");
+        if (prlimit(daemon_pid, RLIMIT_NOFILE, NULL, &old) < 0) {
+                check(false, "%s: prlimit: %s", what, strerror(errno));
+                return;
+        }
+        low = old;
+        low.rlim_cur = limit_for_free_fds((int) fail_at);
+        if (low.rlim_cur == 0 || prlimit(daemon_pid, RLIMIT_NOFILE, &low, NULL) < 0) {
+                check(false, "%s: lower RLIMIT_NOFILE to %llu: %s", what, (unsigned long long) low.rlim_cur,
+                      strerror(errno));
+                return;
+        }
+        r = create_raw(bus, DEV_A, 4, ym12, NULL, &cr, &e);
+        /* At once: the daemon needs fds for anything else. */
+        if (prlimit(daemon_pid, RLIMIT_NOFILE, &old, NULL) < 0)
+                why(&w, "restoring RLIMIT_NOFILE %llu: %s", (unsigned long long) old.rlim_cur, strerror(errno));
+        if (r >= 0) {
+                why(&w, "it succeeded (%u buffers)", cr.n);
+                release_all(bus, &cr);
+        } else {
+                if (!e.name || strcmp(e.name, "org.freedesktop.DBus.Error.Failed") != 0)
+                        why(&w, "error %s, not Failed", errname(&e, r));
+                if (!e.message || !strstr(e.message, "VIDIOC_EXPBUF") || !strstr(e.message, strerror(EMFILE)))
+                        why(&w, "the message does not name VIDIOC_EXPBUF and \"%s\"", strerror(EMFILE));
+                if (!e.message || !strstr(e.message, expect))
+                        why(&w, "the message does not say \"%s\"", expect);
+        }
+        back_to_base(5000, &w);
+        can_create(DEV_A, &w, "after the EMFILE");
+        check_why(&w, "%s (RLIMIT_NOFILE %llu, lowered with prlimit): Failed \"%.200s\"; every plane of every "
+                  "buffer rolled back: Stats and daemon fds at baseline, %s free again", what,
+                  (unsigned long long) low.rlim_cur, e.message ?: "", DEV_A);
+        created_done(&cr);
+        sd_bus_error_free(&e);
+}
+
+static void case_emfile(void) {
+        /* exports go buffer by buffer, each 3 read-write then 3 read-only */
+        emfile_at(11, "buffer 1, read-only plane 1");
+        emfile_at(20, "buffer 3, read-write plane 1");
+        emfile_at(2, "buffer 0, read-write plane 1");
+        emfile_at(24, "buffer 3, read-only plane 2: the very last");
+}
+
 /* ---- quotas (daemon with --max-buffers-per-uid=4 --max-bytes-per-uid=2097152
  *      --max-buffer-size=716800) ------------------------------------------------ */
 
@@ -2142,12 +2629,14 @@ int main(int argc, char *argv[]) {
 
         setvbuf(stdout, NULL, _IOLBF, 0);
         signal(SIGPIPE, SIG_IGN);
-        if (strcmp(mode, "sp") != 0 && strcmp(mode, "mp") != 0 && strcmp(mode, "quota") != 0) {
-                fprintf(stderr, "usage: %s sp|mp vmalloc|dma-contig, or %s quota\n", argv[0], argv[0]);
+        if (strcmp(mode, "sp") != 0 && strcmp(mode, "mp") != 0 && strcmp(mode, "quota") != 0 &&
+            strcmp(mode, "disconnect") != 0) {
+                fprintf(stderr, "usage: %s sp|mp vmalloc|dma-contig, or %s quota|disconnect\n", argv[0], argv[0]);
                 return 2;
         }
         exp_name = strcmp(alloc, "dma-contig") == 0 ? "videobuf2_dma_contig" : "videobuf2_vmalloc";
-        snprintf(ph, sizeof(ph), "%s/%s", mode, strcmp(mode, "quota") == 0 ? "limits" : alloc);
+        snprintf(ph, sizeof(ph), "%s/%s", mode, strcmp(mode, "quota") == 0 ? "limits" :
+                 strcmp(mode, "disconnect") == 0 ? "vivid" : alloc);
         phase = ph;
 
         r = sd_bus_open_system(&bus);
@@ -2170,6 +2659,8 @@ int main(int argc, char *argv[]) {
                         TIMED(case_options_and_nodes());
                         TIMED(case_refusals());
                         TIMED(case_lifetime());
+                        TIMED(case_access());
+                        TIMED(case_reqbufs_injection());
                 }
         } else if (strcmp(mode, "mp") == 0) {
                 static const Expect nm12 = { V4L2_PIX_FMT_NV12M, "capture-mplane", 2, { W, W }, { W * H, W * H / 2 } };
@@ -2188,11 +2679,15 @@ int main(int argc, char *argv[]) {
                 TIMED(case_import(V4L2_PIX_FMT_YUV420M, 3, 3));
                 TIMED(case_import(V4L2_PIX_FMT_YUYV, 1, 3));
                 TIMED(case_many_planes());
+                if (strcmp(alloc, "vmalloc") == 0)
+                        TIMED(case_emfile());
                 expect_refusal("a fourcc the multi-planar driver does not take (ABCD)", DEV_A, 2, abcd, NULL,
                                "org.freedesktop.DBus.Error.InvalidArgs", "ABCD", DEV_A);
                 expect_refusal("type capture on a multi-planar-only node", DEV_A, 2, sp, NULL,
                                BB_ERROR_DEVICE_NOT_SUPPORTED, DEV_A, "capture");
-        } else
+        } else if (strcmp(mode, "disconnect") == 0)
+                TIMED(case_disconnect());
+        else
                 TIMED(case_quota());
 
         check(daemon_alive(), "bufbrokerd (pid %d) is alive and owns %s after the %s cases", (int) daemon_pid,

@@ -11,7 +11,9 @@
 #     /dev/video0..3, instance B: /dev/video4..7): single-planar with the
 #     vmalloc and the dma-contig allocator, multi-planar with both;
 #   - guest-v4l2 (a C program, built in BUILD/tests/vm) runs the cases of each
-#     configuration through libbufbroker and raw sd-bus; this script runs the
+#     configuration through libbufbroker and raw sd-bus (device access for
+#     uid 65534, vivid's error injection, running the daemon out of fds,
+#     a disconnect under held buffers among them); this script runs the
 #     CLI and busctl cases, and restarts the daemon with small quotas.
 #
 # vivid is left as the boot loaded it. Daemon logs go to $BB_VM_OUT.
@@ -33,6 +35,8 @@ for c in dbus-daemon busctl modprobe; do
 done
 
 T=$(mktemp -d /run/bb-v4l2.XXXXXX) || exit 1
+# uid 65534 connects to the bus socket in here (the device-access cases)
+chmod 0755 "$T"
 bus_pid="" daemon_pid=""
 
 cleanup() {
@@ -280,6 +284,9 @@ if start_daemon; then ok "bufbrokerd starts on the private bus"; else not_ok "bu
 phase "single-planar, vmalloc" n_devs=2 multiplanar=1,1 allocators=0,0 && {
         run_prog sp vmalloc
         cli_cases
+        # last in this phase: vivid's instance A is back only if every file
+        # of it was closed
+        run_prog disconnect
 }
 phase "single-planar, dma-contig" n_devs=2 multiplanar=1,1 allocators=1,1 && run_prog sp dma-contig
 phase "multi-planar, vmalloc" n_devs=2 multiplanar=2,2 allocators=0,0 && run_prog mp vmalloc
