@@ -35,24 +35,36 @@ results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 failed_steps=()
 
-# setup DIR OPTION...: configure DIR with these options and build it. A dir
-# that exists is reconfigured, not reused as it is: demo.sh, a hand-made
-# setup or an older run may have configured it with other options, or before
-# a tool was installed, and a feature left at "auto" then drops its suite
-# without a word. Options not named keep their old value, so each caller
-# names every option its steps depend on.
+# setup DIR -DNAME=VALUE...: configure DIR with these options and build it.
+# A dir that exists is reconfigured, not reused as it is: demo.sh, a
+# hand-made setup or an older run may have configured it with other options,
+# or before a tool was installed, and a feature left at "auto" then drops its
+# suite without a word. Options not named keep their old value, so each
+# caller names every option its steps depend on. meson setup --reconfigure
+# alone would not do: it ignores base options such as b_sanitize (meson
+# issue 11732), which meson configure does set; and the result is checked.
 setup() {
         local dir=$1; shift
-        local log=$results/setup.log args=(setup)
+        local log=$results/setup.log
 
-        [ -f "$dir/meson-private/coredata.dat" ] && args+=(--reconfigure)
-        args+=("$dir" "$@")
-        echo "=== meson ${args[*]} ==="
-        if ! meson "${args[@]}" >"$log" 2>&1; then
-                cat "$log" >&2
-                echo "run.sh: meson ${args[*]} failed" >&2
-                exit 1
-        fi
+        if [ -f "$dir/meson-private/coredata.dat" ]; then
+                echo "=== meson configure $dir $*; meson setup --reconfigure $dir $* ==="
+                meson configure "$dir" "$@" >"$log" 2>&1 &&
+                        meson setup --reconfigure "$dir" "$@" >>"$log" 2>&1
+        else
+                echo "=== meson setup $dir $* ==="
+                meson setup "$dir" "$@" >"$log" 2>&1
+        fi || { cat "$log" >&2; echo "run.sh: configuring $dir failed" >&2; exit 1; }
+        meson introspect "$dir" --buildoptions | python3 -c '
+import json, sys
+have = {o["name"]: o["value"] for o in json.load(sys.stdin)}
+for arg in sys.argv[1:]:
+    name, want = arg[2:].split("=", 1)
+    v = have.get(name)
+    v = str(v).lower() if isinstance(v, bool) else ",".join(v) if isinstance(v, list) else str(v)
+    if v != want:
+        sys.exit(f"run.sh: {name} is {v} after configuring, not {want}")
+' "$@" || exit 1
         ninja -C "$dir" >/dev/null || { ninja -C "$dir"; echo "run.sh: build in $dir failed" >&2; exit 1; }
 }
 
