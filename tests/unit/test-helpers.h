@@ -108,6 +108,22 @@ static inline void limits_generous(BrokerLimits *l) {
         l->max_tokens = 16384;
 }
 
+/* Sizes no broker may hand out, whatever its limits: each one is near 2^64,
+ * where page rounding or the conversion to off_t wraps when done naively.
+ * Used by test-broker.c and test-conditional.c (_unused_: test-memfd.c too
+ * includes this header). */
+static const uint64_t huge_sizes[] _unused_ = {
+        UINT64_MAX,
+        UINT64_MAX - 1,
+        UINT64_MAX - 4094,      /* + 4095 wraps to 0 when rounding naively */
+        UINT64_MAX - 4095,
+        UINT64_MAX - 4096,
+        UINT64_MAX - 65535,
+        UINT64_C(1) << 63,
+        (UINT64_C(1) << 63) + 1,
+        (UINT64_C(1) << 63) - 1,        /* INT64_MAX: off_t's largest */
+};
+
 static inline void broker_start(const BrokerLimits *l) {
         int r;
 
@@ -276,6 +292,24 @@ static inline int share_err(Buffer *buf, const char *name, uid_t uid, const Shar
         ck_assert_msg(r < 0, "share unexpectedly succeeded");
         ck_assert_msg(err.message[0] != 0, "share = %d without a message", r);
         return r;
+}
+
+/* A buffer of UID_A's, created by :1.1 and shared by it with a plain token. */
+static inline Buffer *create_shared(const char *bname, uint64_t size, char tok[BB_TOKEN_LEN + 1]) {
+        ShareOptions o = share_opts();
+        Buffer *buf;
+
+        buf = create_ok(":1.1", UID_A, bname, size, false, 0);
+        share_ok(buf, ":1.1", UID_A, &o, T0, tok);
+        return buf;
+}
+
+/* The seals of fd; a failing F_GET_SEALS fails the test. */
+static inline int seals(int fd) {
+        int s = fcntl(fd, F_GET_SEALS);
+
+        ck_assert_msg(s >= 0, "F_GET_SEALS: %s", strerror(errno));
+        return s;
 }
 
 /* Open a token; on success *ret_fd is the (single, memfd) plane's new fd. */

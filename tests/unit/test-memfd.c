@@ -10,29 +10,6 @@
 #include "memfd.h"
 #include "test-helpers.h"
 
-#ifndef F_SEAL_EXEC
-#define F_SEAL_EXEC 0x0020
-#endif
-#ifndef MFD_NOEXEC_SEAL
-#define MFD_NOEXEC_SEAL 0x0008U
-#endif
-
-static Buffer *create_shared(const char *bname, uint64_t size, char tok[BB_TOKEN_LEN + 1]) {
-        ShareOptions o = share_opts();
-        Buffer *buf;
-
-        buf = create_ok(":1.1", UID_A, bname, size, false, 0);
-        share_ok(buf, ":1.1", UID_A, &o, T0, tok);
-        return buf;
-}
-
-static int seals(int fd) {
-        int s = fcntl(fd, F_GET_SEALS);
-
-        ck_assert_msg(s >= 0, "F_GET_SEALS: %s", strerror(errno));
-        return s;
-}
-
 /* ========================================================= allocator === */
 
 START_TEST(test_alloc_new_sealed) {
@@ -193,32 +170,6 @@ START_TEST(test_fd_is_sealed_memfd) {
         ck_assert_int_eq(seals(fd) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL), 0);
         ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
         close(fd);
-}
-END_TEST
-
-START_TEST(test_noexec_when_supported) {
-        char tok[BB_TOKEN_LEN + 1];
-        struct stat st;
-        Buffer *buf;
-        int probe, fd = -1;
-
-        probe = memfd_create("probe", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
-        if (probe < 0) {
-                ck_assert_int_eq(errno, EINVAL);
-                fprintf(stderr, "%s: kernel without MFD_NOEXEC_SEAL: skipped\n", __func__);
-                return;
-        }
-        close(probe);
-
-        buf = create_shared("noexec", page_size(), tok);
-        open_ok(":1.2", UID_B, tok, T0, &fd);
-        ck_assert_int_eq(seals(fd) & F_SEAL_EXEC, F_SEAL_EXEC);
-        ck_assert_int_eq(fstat(fd, &st), 0);
-        ck_assert_int_eq(st.st_mode & 0111, 0);
-        ck_assert_int_eq(fchmod(fd, 0755), -1);
-        ck_assert_int_eq(errno, EPERM);
-        close(fd);
-        (void) buf;
 }
 END_TEST
 
@@ -486,7 +437,6 @@ static Suite *suite_memfd(void) {
         tc = tcase_new("seals");
 
         tcase_add_test(tc, test_fd_is_sealed_memfd);
-        tcase_add_test(tc, test_noexec_when_supported);
         tcase_add_test(tc, test_truncate_and_grow_fail);
         tcase_add_test(tc, test_writes_visible_across_fds);
         tcase_add_test(tc, test_holders_have_own_file_descriptions);
