@@ -1,10 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Build bufbroker and run the whole test suite: the unit, api, integration and
-# man suites in a plain -Werror build, the unit, api and integration suites
-# again under AddressSanitizer/UBSan, and the unit and integration suites with
-# valgrind around the tests and the daemon; then the vm suite (real kernel:
-# vivid, systemd) once. Ends with one line per step, one "N skipped" line
+# Build bufbroker and run the whole test suite: the unit, api, integration,
+# hostile and man suites in a plain -Werror build, the unit, api, integration
+# and hostile suites again under AddressSanitizer/UBSan, and the unit and
+# integration suites with valgrind around the tests and the daemon; then the
+# vm suite (real kernel: vivid, systemd) once. Ends with one line per step, one "N skipped" line
 # naming every test that did not run, and one "N passed, N failed" line.
 #
 # A test that did not run is never a pass: every build dir is configured for
@@ -190,14 +190,14 @@ skip_step() {
 # tests in the VM (-Dv4l2=enabled); valgrind reuses it.
 setup build -Dtests=true -Dwerror=true -Db_sanitize=none -Db_lundef=true \
         -Dman=enabled -Dv4l2=enabled -Dvm-tests=enabled
-run_step "plain build" build run-plain --suite unit --suite api --suite integration --suite man
+run_step "plain build" build run-plain --suite unit --suite api --suite integration --suite hostile --suite man
 run_step "vm (QEMU: vivid, systemd)" build run-vm --suite vm
 
 if [ $quick = 0 ]; then
         setup build-sanitize -Dtests=true -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
                 run_step "AddressSanitizer + UBSan" build-sanitize run-sanitize \
-                --suite unit --suite api --suite integration
+                --suite unit --suite api --suite integration --suite hostile
 
         vg="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no"
         BUFBROKER_TEST_DAEMON_WRAPPER="$vg" \

@@ -460,10 +460,14 @@ pid_t pbus_spawn_daemon(const char *address, const char *const *argv, uid_t uid,
                         _exit(126);
                 pbus_close_fds_except(-1);
                 (void) setsid();
-                if (uid != (uid_t) -1 &&
-                    (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)) {
-                        fprintf(stderr, "private-bus: cannot become uid %u: %s\n", (unsigned) uid, strerror(errno));
-                        _exit(126);
+                if (uid != (uid_t) -1) {
+                        if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+                                fprintf(stderr, "private-bus: cannot become uid %u: %s\n", (unsigned) uid,
+                                        strerror(errno));
+                                _exit(126);
+                        }
+                        /* A change of credentials clears the parent-death signal. */
+                        pbus_child_die_with_parent(parent);
                 }
                 putenv(envaddr);
                 unsetenv("NOTIFY_SOCKET");
