@@ -10,6 +10,26 @@
 
 #include "bus.h"
 
+int manager_init(Manager *m, const BrokerLimits *limits) {
+        int r;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+        return broker_new(&m->broker, limits, &bus_broker_callbacks, m);
+}
+
+void manager_done(Manager *m) {
+        /* The core first: its callbacks still use the bus. */
+        m->broker = broker_free(m->broker);
+        peers_free(m);
+        m->expire_timer = sd_event_source_disable_unref(m->expire_timer);
+        m->idle_timer = sd_event_source_disable_unref(m->idle_timer);
+        m->post = sd_event_source_disable_unref(m->post);
+        bus_connection_close(m);
+        m->event = sd_event_unref(m->event);
+}
+
 uint64_t now_usec(void) {
         struct timespec ts;
 

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <linux/sockios.h>
+#include <systemd/sd-id128.h>
 
 #include "bus.h"
 
@@ -184,7 +185,9 @@ int bus_send_reply(Manager *m, sd_bus_message *reply, const Handout *h) {
         }
 
         r = sd_bus_send(NULL, reply, &cookie);
-        if (r < 0 || !h)
+        /* A direct connection has no bus to refuse a reply: the socket takes
+         * it, or the peer is gone and its holds go with it. */
+        if (r < 0 || !h || sd_bus_message_get_bus(reply) != m->bus)
                 return r;
 
         copy = calloc(1, sizeof(*copy));
@@ -265,6 +268,72 @@ int bus_connection_setup(Manager *m, sd_bus *bus) {
         r = bus_buffer_register(m, bus);
         if (r < 0)
                 return log_errno(r, "Failed to register " BB_BUFFER_PATH_PREFIX);
+        return 0;
+}
+
+static int on_unref_later(sd_event_source *s, void *userdata) {
+        sd_bus_close_unref(userdata);
+        sd_event_source_unref(s);
+        return 0;
+}
+
+/* A direct connection closed: its peer's holds go. Its sd_bus is freed in
+ * the next round of the loop, not from inside its own callback. */
+static int on_direct_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        Manager *m = userdata;
+        sd_bus *bus = sd_bus_message_get_bus(msg);
+        Peer *p;
+
+        TAILQ_FOREACH(p, &m->peers, link)
+                if (p->direct == bus)
+                        break;
+        if (!p)
+                return 0;
+        p->direct = NULL;       /* ours to free now */
+        peer_vanished(m, p->name);
+        if (sd_event_add_defer(m->event, NULL, on_unref_later, bus) < 0)
+                log_errno(-ENOMEM, "Cannot free a closed direct connection");
+        return 0;
+}
+
+int bus_connection_add_direct(Manager *m, int fd, Peer **ret) {
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+        sd_id128_t id;
+        Peer *p;
+        int r;
+
+        r = sd_bus_new(&bus);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        r = sd_bus_set_fd(bus, fd, fd);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        r = sd_id128_randomize(&id);
+        if (r >= 0)
+                r = sd_bus_set_server(bus, true, id);
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(bus, true);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                                "org.freedesktop.DBus.Local", "Disconnected", on_direct_disconnected, m);
+        if (r < 0)
+                return r;
+        r = bus_connection_setup(m, bus);
+        if (r < 0)
+                return r;
+        r = peer_add_direct(m, bus, &p);
+        if (r < 0)
+                return r;
+        TAKE_PTR(bus);          /* the peer's now */
+        if (ret)
+                *ret = p;
         return 0;
 }
 
@@ -408,6 +477,8 @@ void bus_connection_check_output(Manager *m) {
         uint64_t queued = 0, now;
         int outq = 0, fd;
 
+        if (!m->bus)
+                return;
         fd = sd_bus_get_fd(m->bus);
         if (fd < 0 || ioctl(fd, SIOCOUTQ, &outq) < 0)
                 outq = 0;

@@ -341,9 +341,10 @@ static Peer *peer_free(Manager *m, Peer *p) {
                 return NULL;
         tdelete(p, &m->peer_index, peer_compare);
         TAILQ_REMOVE(&m->peers, p, link);
-        if (p->direct)
+        if (p->is_direct)
                 m->n_direct--;
         peer_drop_queue(m, p);
+        sd_bus_close_unref(p->direct);
         sd_bus_slot_unref(p->creds_slot);
         free(p->queue);
         free(p->groups);
@@ -389,6 +390,7 @@ int peer_add_direct(Manager *m, sd_bus *bus, Peer **ret) {
         if (r < 0)
                 return r;
         p->direct = bus;
+        p->is_direct = true;
         m->n_direct++;
         p->uid = uid;
         p->creds_known = true;

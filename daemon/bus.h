@@ -39,7 +39,9 @@ typedef struct Handout Handout;
 struct Peer {
         Manager *manager;
         char *name;                     /* ":1.42" (or "direct:N") */
-        sd_bus *direct;                 /* a direct connection: the peer's own sd_bus */
+        bool is_direct;
+        sd_bus *direct;                 /* a direct connection: the peer's own sd_bus
+                                         * (owned; NULL once it closed) */
         bool creds_known;
         uid_t uid;
         gid_t *groups;                  /* UnixGroupIDs, the primary group included */
@@ -109,7 +111,18 @@ struct Manager {
         sd_event_source *post;
 };
 
+#define MANAGER_INIT(m)                                                   \
+        {                                                                 \
+                .peers = TAILQ_HEAD_INITIALIZER((m).peers),               \
+                .ready_uids = TAILQ_HEAD_INITIALIZER((m).ready_uids),     \
+                .handouts = TAILQ_HEAD_INITIALIZER((m).handouts),         \
+        }
+
 /* bus-common.c */
+/* The event loop (the thread's default one) and the broker; no bus yet.
+ * @m was set up with MANAGER_INIT. manager_done() undoes everything. */
+int manager_init(Manager *m, const BrokerLimits *limits);
+void manager_done(Manager *m);
 void strv_free_simple(char **l);
 /* For _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, ... }. */
 void close_fds(int (*fds)[BUFFER_PLANES_MAX]);
@@ -156,6 +169,10 @@ void peers_free(Manager *m);
 int peer_reply_error(sd_bus_message *msg, const char *name, const char *fmt, ...) _printf_(3, 4);
 
 /* bus-connection.c */
+/* Serve a direct connection on @fd (one end of a socketpair; taken): the
+ * same objects and queue as the bus, the peer's uid from the socket
+ * (SO_PEERCRED), its holds dropped when it closes. */
+int bus_connection_add_direct(Manager *m, int fd, Peer **ret);
 /* Connect to the bus and serve our objects; then own the name (once
  * restored buffers are back). */
 int bus_connection_open(Manager *m);

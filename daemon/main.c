@@ -314,25 +314,10 @@ static int on_post(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-static void manager_done(Manager *m) {
-        /* The core first: its callbacks still use the bus. */
-        m->broker = broker_free(m->broker);
-        peers_free(m);
-        m->expire_timer = sd_event_source_unref(m->expire_timer);
-        m->idle_timer = sd_event_source_unref(m->idle_timer);
-        m->post = sd_event_source_unref(m->post);
-        bus_connection_close(m);
-        m->event = sd_event_unref(m->event);
-}
-
 /* Returns <0 on error, else the exit status: EXIT_FAILURE when the bus
  * connection was lost (sd-bus ends the loop so), for systemd to restart us. */
 static int run(int argc, char *argv[]) {
-        _cleanup_(manager_done) Manager m = {
-                .peers = TAILQ_HEAD_INITIALIZER(m.peers),
-                .ready_uids = TAILQ_HEAD_INITIALIZER(m.ready_uids),
-                .handouts = TAILQ_HEAD_INITIALIZER(m.handouts),
-        };
+        _cleanup_(manager_done) Manager m = MANAGER_INIT(m);
         static const int kept_signals[] = { SIGHUP, SIGUSR1, SIGUSR2 };
         sigset_t mask;
         int r;
@@ -354,9 +339,9 @@ static int run(int argc, char *argv[]) {
         /* A client going away mid-reply must not kill us. */
         signal(SIGPIPE, SIG_IGN);
 
-        r = sd_event_default(&m.event);
+        r = manager_init(&m, &arg_limits);
         if (r < 0)
-                return log_errno(r, "Failed to allocate the event loop");
+                return log_errno(r, "Failed to set up the broker");
         r = sd_event_add_signal(m.event, NULL, SIGTERM, NULL, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(m.event, NULL, SIGINT, NULL, NULL);
@@ -365,9 +350,6 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return log_errno(r, "Failed to watch signals");
 
-        r = broker_new(&m.broker, &arg_limits, &bus_broker_callbacks, &m);
-        if (r < 0)
-                return log_errno(r, "Failed to set up the broker");
         m.exit_idle_usec = arg_exit_idle_usec;
         m.user_bus = arg_user;
 
