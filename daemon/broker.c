@@ -642,23 +642,27 @@ static int buffer_announce(Broker *b, Buffer *buf) {
 
 /* Give @buf the next id, index and account it, and make @caller (if it has
  * a name) its holder. On failure @buf is freed and nothing is left. */
-static int buffer_register(Broker *b, Buffer *buf, const Caller *caller) {
+static int buffer_register(Broker *b, Buffer *buf, const Caller *caller, BrokerError *err) {
         int r;
 
         buf->id = b->next_id;
         r = buffer_index(b, buf);
         if (r < 0)
-                return r;
+                return fail(err, r, "Out of memory");
 
         if (caller->name) {
                 r = hold_add(b, buf, caller);
                 if (r < 0) {
                         buffer_drop(b, buf, false);
-                        return r;
+                        return fail(err, r, "Failed to register the caller as holder: %s", strerror(-r));
                 }
         }
 
-        return buffer_announce(b, buf);
+        r = buffer_announce(b, buf);
+        if (r < 0)
+                return fail(err, r, "Failed to keep the buffer for a restart of the daemon (file descriptor store): %s",
+                            strerror(-r));
+        return 0;
 }
 
 int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint64_t size,
@@ -702,10 +706,10 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
         if (r < 0)
                 return fail(err, r, "Failed to create a memfd of %" PRIu64 " bytes: %s", size, strerror(-r));
 
-        r = buffer_register(b, buf, caller);
+        r = buffer_register(b, buf, caller, err);
         if (r < 0) {
                 buf = NULL;     /* freed by buffer_register() */
-                return fail(err, r, "Failed to register the buffer: %s", strerror(-r));
+                return r;
         }
 
         *ret = TAKE_PTR(buf);
@@ -818,7 +822,7 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
                 goto fail;
 
         for (i = 0; i < n; i++) {
-                r = buffer_register(b, bufs[i], caller);
+                r = buffer_register(b, bufs[i], caller, err);
                 if (r < 0) {
                         /* bufs[i] is freed; drop the ones registered before it
                          * (announced, so the fd store lets them go too). */
@@ -827,7 +831,6 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
                                 buffer_drop(b, bufs[--i], true);
                                 bufs[i] = NULL;
                         }
-                        (void) fail(err, r, "Failed to register the buffers: %s", strerror(-r));
                         goto fail;
                 }
         }

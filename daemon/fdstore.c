@@ -435,10 +435,11 @@ static int restore_line(Restore *rs, const char *line) {
          * guessed at: the whole state is dropped. */
         if (!rs->header_seen) {
                 if (strcmp(word, "bufbroker-state") != 0 ||
-                    sscanf(line, "%*s %u %" SCNu64, &version, &rs->next_id) != 2 || version != 2) {
+                    sscanf(line, "%*s %u %" SCNu64, &version, &id) != 2 || version != 2) {
                         fprintf(stderr, "bufbrokerd: the saved state has an unknown format, dropping it\n");
                         return -EPROTO;
                 }
+                rs->next_id = id;
                 rs->header_seen = true;
                 return 0;
         }

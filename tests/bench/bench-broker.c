@@ -213,7 +213,7 @@ static void start_daemon(Bus *b, unsigned max_buffers) {
         /* Say the limits we need rather than lean on the defaults. */
         snprintf(maxbuf, sizeof(maxbuf), "--max-buffers-per-uid=%u", max_buffers);
         snprintf(maxtok, sizeof(maxtok), "--max-tokens-per-uid=%u", 1024u);
-        b->daemon_pid = pbus_spawn_daemon(b->address, argv, (uid_t) -1, (gid_t) -1);
+        b->daemon_pid = pbus_spawn_daemon(b->address, argv, NULL);
         if (b->daemon_pid < 0)
                 fail("starting bufbrokerd on %s: %s", b->name, strerror((int) -b->daemon_pid));
 

@@ -421,6 +421,7 @@ bool wait_name_owner(sd_bus *bus, const char *name, int timeout_ms) {
 /* ------------------------------------------------------------ the buses -- */
 
 const char *harness_daemon_user;
+PbusSpawn harness_daemon_spawn;
 static bool copy_file(const char *from, const char *to);
 
 /* The runner's pid: every temp dir of this run starts with it, so that
@@ -534,6 +535,7 @@ static const char *daemon_binary(Harness *h, uid_t *ret_uid, gid_t *ret_gid) {
 static void start_daemon(Harness *h, const char *const *daemon_args) {
         const char *wrapper = getenv("BUFBROKER_TEST_DAEMON_WRAPPER");
         const char *argv[64];
+        PbusSpawn spawn;
         uid_t uid;
         gid_t gid;
         char *wrapper_copy = NULL;
@@ -558,7 +560,10 @@ static void start_daemon(Harness *h, const char *const *daemon_args) {
                 argv[n++] = *daemon_args;
         }
         argv[n] = NULL;
-        h->daemon_pid = pbus_spawn_daemon(h->address, argv, uid, gid);
+        spawn = harness_daemon_spawn;
+        spawn.uid = uid;
+        spawn.gid = gid;
+        h->daemon_pid = pbus_spawn_daemon(h->address, argv, &spawn);
         ck_assert_msg(h->daemon_pid > 0, "starting bufbrokerd: %s", strerror((int) -h->daemon_pid));
         free(wrapper_copy);
 

@@ -61,6 +61,10 @@ extern bool harness_with_daemon;
 /* The user bufbrokerd runs as (NULL: root, as usual); that user may own the
  * name on the private bus. Set before harness_start(). */
 extern const char *harness_daemon_user;
+/* More of how the daemon starts (its notify socket, fds handed over as
+ * systemd's fd store would); uid and gid are the harness's. */
+#include "private-bus.h"
+extern PbusSpawn harness_daemon_spawn;
 
 /* Start/stop by hand (fixtures call these). */
 void harness_start(BusKind kind, bool with_daemon, const char *const *daemon_args);

@@ -118,6 +118,22 @@ void pbus_child_die_with_parent(pid_t parent) {
                 _exit(127);
 }
 
+/* Close every fd >= from. */
+void pbus_close_fds_except_from(int from) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                int fd = atoi(de->d_name);
+
+                if (de->d_name[0] != '.' && fd >= from && fd != dirfd(d))
+                        close(fd);
+        }
+        closedir(d);
+}
+
 void pbus_close_fds_except(int keep) {
         DIR *d = opendir("/proc/self/fd");
         struct dirent *de;
@@ -440,10 +456,15 @@ int pbus_wait_ready(const char *address, pid_t bus_pid, const char *what, sd_bus
 
 /* ------------------------------------------------------------ the daemon -- */
 
-pid_t pbus_spawn_daemon(const char *address, const char *const *argv, uid_t uid, gid_t gid) {
+pid_t pbus_spawn_daemon(const char *address, const char *const *argv, const PbusSpawn *opts) {
+        static const PbusSpawn defaults = { .uid = (uid_t) -1, .gid = (gid_t) -1 };
         pid_t parent = getpid(), pid;
         char envaddr[400];
 
+        if (!opts)
+                opts = &defaults;
+        if (opts->n_listen_fds > 16)
+                return fail(-E2BIG, "at most 16 fds may be handed over");
         snprintf(envaddr, sizeof(envaddr), "DBUS_SYSTEM_BUS_ADDRESS=%s", address);
         fflush(NULL);
         pid = fork();
@@ -453,16 +474,28 @@ pid_t pbus_spawn_daemon(const char *address, const char *const *argv, uid_t uid,
                 return fail(r, "fork: %s", strerror(-r));
         }
         if (pid == 0) {
-                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC), moved[16];
+                char buf[64];
 
                 pbus_child_die_with_parent(parent);
                 if (devnull < 0 || dup2(devnull, 0) < 0)
                         _exit(126);
-                pbus_close_fds_except(-1);
+                /* The fds to hand over go to 3, 4, ... as systemd passes
+                 * them; first out of the way of each other. */
+                for (unsigned i = 0; i < opts->n_listen_fds; i++) {
+                        moved[i] = fcntl(opts->listen_fds[i], F_DUPFD_CLOEXEC, 100);
+                        if (moved[i] < 0)
+                                _exit(126);
+                }
+                for (unsigned i = 0; i < opts->n_listen_fds; i++)
+                        if (dup2(moved[i], 3 + (int) i) < 0)
+                                _exit(126);
+                pbus_close_fds_except_from(3 + (int) opts->n_listen_fds);
                 (void) setsid();
-                if (uid != (uid_t) -1) {
-                        if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
-                                fprintf(stderr, "private-bus: cannot become uid %u: %s\n", (unsigned) uid,
+                if (opts->uid != (uid_t) -1) {
+                        if (setgroups(0, NULL) < 0 || setresgid(opts->gid, opts->gid, opts->gid) < 0 ||
+                            setresuid(opts->uid, opts->uid, opts->uid) < 0) {
+                                fprintf(stderr, "private-bus: cannot become uid %u: %s\n", (unsigned) opts->uid,
                                         strerror(errno));
                                 _exit(126);
                         }
@@ -473,6 +506,17 @@ pid_t pbus_spawn_daemon(const char *address, const char *const *argv, uid_t uid,
                 unsetenv("NOTIFY_SOCKET");
                 unsetenv("LISTEN_FDS");
                 unsetenv("LISTEN_PID");
+                unsetenv("LISTEN_FDNAMES");
+                if (opts->notify_socket)
+                        setenv("NOTIFY_SOCKET", opts->notify_socket, 1);
+                if (opts->n_listen_fds > 0) {
+                        snprintf(buf, sizeof(buf), "%u", opts->n_listen_fds);
+                        setenv("LISTEN_FDS", buf, 1);
+                        snprintf(buf, sizeof(buf), "%d", (int) getpid());
+                        setenv("LISTEN_PID", buf, 1);
+                        if (opts->listen_fdnames)
+                                setenv("LISTEN_FDNAMES", opts->listen_fdnames, 1);
+                }
                 execvp(argv[0], (char *const *) argv);
                 fprintf(stderr, "private-bus: exec %s: %s\n", argv[0], strerror(errno));
                 _exit(127);

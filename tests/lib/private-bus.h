@@ -28,6 +28,8 @@ int pbus_wait_child(pid_t pid, int timeout_ms);
 void pbus_child_die_with_parent(pid_t parent);
 /* Close every fd >= 3 except keep (may be -1). */
 void pbus_close_fds_except(int keep);
+/* Close every fd >= from. */
+void pbus_close_fds_except_from(int from);
 /* The first child of pid (dbus-broker-launch's dbus-broker), or -1. */
 pid_t pbus_first_child_of(pid_t pid);
 /* Remove dir and everything below it (best effort). */
@@ -72,8 +74,19 @@ int pbus_wait_ready(const char *address, pid_t bus_pid, const char *what, sd_bus
 
 /* ---- the daemon ----------------------------------------------------------- */
 
+/* How to start the daemon (NULL: as the caller, nothing handed over). */
+typedef struct PbusSpawn {
+        uid_t uid;                      /* (uid_t) -1: the caller's */
+        gid_t gid;
+        const char *notify_socket;      /* $NOTIFY_SOCKET, or NULL */
+        /* Handed over as systemd hands over its fd store: at 3, 4, ... with
+         * $LISTEN_FDS, $LISTEN_PID and $LISTEN_FDNAMES ("a:b:c"). */
+        const int *listen_fds;
+        unsigned n_listen_fds;
+        const char *listen_fdnames;
+} PbusSpawn;
+
 /* Fork and exec argv (argv[0] searched in PATH) as a system-bus service on
  * address: stdin from /dev/null, own session, DBUS_SYSTEM_BUS_ADDRESS set,
- * NOTIFY_SOCKET, LISTEN_FDS and LISTEN_PID unset; as uid/gid (no
- * supplementary groups) unless uid is (uid_t) -1. Returns the pid. */
-pid_t pbus_spawn_daemon(const char *address, const char *const *argv, uid_t uid, gid_t gid);
+ * NOTIFY_SOCKET and LISTEN_* unset unless opts sets them. Returns the pid. */
+pid_t pbus_spawn_daemon(const char *address, const char *const *argv, const PbusSpawn *opts);
