@@ -239,15 +239,20 @@ static int on_idle_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /* Exiting, the name given back: leave once every call that reached us is
- * answered. State made meanwhile is in the fd store for the next instance. */
+ * answered. Buffers those calls made are in the fd store; a failure status
+ * makes systemd restart us with them (a clean exit would empty the store). */
 static void manager_check_exit(Manager *m) {
         if (!m->name_released || m->n_queued > 0 || m->n_released > 0)
                 return;
-        if (!manager_is_idle(m))
-                fprintf(stderr, "bufbrokerd: calls during the exit made %" PRIu64 " buffers; %s\n",
-                        m->broker->stats.buffers,
-                        m->fdstore ? "the next instance restores them" : "they go with this instance");
-        (void) sd_event_exit(m->event, 0);
+        if (manager_is_idle(m)) {
+                (void) sd_event_exit(m->event, 0);
+                return;
+        }
+        fprintf(stderr, "bufbrokerd: calls during the exit made %" PRIu64 " buffers; %s\n",
+                m->broker->stats.buffers,
+                m->fdstore ? "exiting with a failure, so that the service manager restarts us with them"
+                           : "they go with this instance");
+        (void) sd_event_exit(m->event, m->fdstore ? EXIT_FAILURE : 0);
 }
 
 static int on_signal_keep(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -384,12 +389,14 @@ static int run(int argc, char *argv[]) {
         r = sd_event_loop(m.event);
         if (r < 0)
                 return log_errno(r, "Event loop failed");
-        if (r != 0) {
+        if (r != 0 && !m.exiting) {
                 fprintf(stderr, "bufbrokerd: lost the bus connection; exiting with a failure, so that the service manager restarts us%s\n",
                         m.fdstore ? " (the fd store keeps every buffer)" : "");
                 (void) sd_notify(false, "STATUS=Lost the bus connection");
                 return r;
         }
+        if (r != 0)
+                return r;
 
         (void) sd_notify(false, "STOPPING=1");
         return 0;

@@ -5,13 +5,14 @@
 #   tests/install-deps.sh [build|test|vm]     (default: test = everything)
 # vm: build + what the vm suite needs (tests/vm/: QEMU, Debian's kernel with
 # vivid, a static busybox for the initramfs; xz/readelf: PVH fast path;
-# setfacl for the device-access cases).
+# setfacl for the device-access cases; gdb and ss to knock the daemon off
+# the bus in the systemd test).
 set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config libsystemd-dev libv4l-dev check
             dbus-daemon dbus-broker dbus-bin systemd xsltproc docbook-xsl docbook-xml libxml2-utils libxml2-dev)
 test_pkgs=(valgrind util-linux procps groff-base)
-vm_pkgs=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod v4l-utils xz-utils binutils acl)
+vm_pkgs=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod v4l-utils xz-utils binutils acl gdb iproute2)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-test}" = test ] && pkgs+=("${test_pkgs[@]}" "${vm_pkgs[@]}")

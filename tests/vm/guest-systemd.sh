@@ -8,8 +8,10 @@
 # state the previous ones left):
 #   install layout, systemd-analyze verify, exposure <= 2.0, bus activation
 #   by an unprivileged call (timed), systemctl status, the bus policy (name
-#   ownership, no fds), a restart that keeps buffers/holds/tokens, the
-#   watchdog restarting a SIGSTOPped daemon, idle exit and re-activation.
+#   ownership, no fds), a restart that keeps buffers/holds/tokens, a lost
+#   bus connection (the daemon exits with a failure; systemd restarts it and
+#   nothing is lost), the watchdog restarting a SIGSTOPped daemon, idle exit
+#   and re-activation.
 # Measured numbers go into the "ok" lines; artifacts (meson install's output,
 # the full `systemd-analyze security` table) into $BB_VM_OUT. Afterwards the
 # installation stays (the overlay root dies with the VM), the test drop-ins
@@ -301,6 +303,66 @@ else
         wait "$exec_pid"
         check "the exec client's hold was re-tracked: its buffer $E goes when the client exits" wait_until 20 gone "$E"
 fi
+
+# ------------------------------------------------------- off the bus ---
+section off the bus
+# The bus connection is lost (here: gdb shuts down the daemon's socket to
+# dbus-daemon, the bus itself stays up): the daemon must exit with a failure
+# rather than run on without its name, systemd restarts it, and the fd
+# store brings back another user's persistent buffer (contents, token) and
+# the buffer a still-connected library client holds.
+# The daemon's end of its bus connection: its only socket besides stdout and
+# stderr (the journal). (ss cannot tell from here: with PrivateNetwork= its
+# sockets live in another network namespace.)
+bus_fd_of() {
+        local fd found=()
+        for fd in /proc/"$1"/fd/*; do
+                [ "${fd##*/}" -gt 2 ] || continue
+                [[ $(readlink "$fd") == socket:* ]] && found+=("${fd##*/}")
+        done
+        [ ${#found[@]} = 1 ] && echo "${found[0]}"
+}
+K=$(as_nobody "$CTL" create --size 4096 --name kept-off-the-bus --persistent) || bail "create a persistent buffer"
+printf 'this outlives the bus connection\n' | as_nobody "$CTL" write "$K" || bail "write buffer $K"
+kwant=$(as_nobody "$CTL" cat "$K" | sha256sum | cut -d' ' -f1)
+KT=$(as_nobody "$CTL" share "$K" --read-only) || bail "share buffer $K"
+setpriv --reuid=65534 --regid=65534 --clear-groups -- "$PROBE" hold 1 >"$W/hold2.out" 2>&1 &
+hold2_pid=$!
+bg_pids+=("$hold2_pid")
+wait_until 60 grep -q '^ready$' "$W/hold2.out" || { comment <"$W/hold2.out"; bail "a library client holds a buffer"; }
+KH=$(awk '$1 == "held" { print $2 }' "$W/hold2.out")
+pid_before=$(main_pid)
+restarts_before=$(systemctl show -P NRestarts "$UNIT")
+since=$(date +%s)
+busfd=$(bus_fd_of "$pid_before")
+echo "# daemon pid $pid_before, its bus connection is fd ${busfd:-?}; uid 65534 keeps $K (token ${KT:0:8}...), its client holds $KH"
+if [ -z "$busfd" ]; then
+        ls -l /proc/"$pid_before"/fd | comment
+        not_ok "find the daemon's connection to the system bus"
+else
+        gdb -p "$pid_before" -batch -ex "call (int) shutdown($busfd, 2)" >"$W/gdb.out" 2>&1
+        restarted() { p=$(main_pid); [ "$p" != 0 ] && [ "$p" != "$pid_before" ] && is_state active; }
+        if wait_until 30 restarted; then
+                ok "knocked off the bus, the daemon exited and systemd restarted it (pid $pid_before -> $(main_pid))"
+        else
+                comment <"$W/gdb.out"
+                not_ok "knocked off the bus, the daemon exits and systemd restarts it (still $(systemctl is-active "$UNIT"), pid $(main_pid))"
+        fi
+        check "NRestarts went up by one ($restarts_before -> $(systemctl show -P NRestarts "$UNIT"))" \
+                test "$(systemctl show -P NRestarts "$UNIT")" = $((restarts_before + 1))
+        check "the journal says it lost the bus connection and exited with a failure" \
+                sh -c "journalctl -u $UNIT --since @$since -o cat --no-pager | grep -q 'lost the bus connection'"
+        check "uid 65534's persistent buffer $K is back with its contents" \
+                test "$(as_nobody "$CTL" cat "$K" | sha256sum | cut -d' ' -f1)" = "$kwant"
+        check "its read-only token still opens it (as uid 65533)" \
+                test "$(as_uid 65533 "$CTL" cat "$KT" | sha256sum | cut -d' ' -f1)" = "$kwant"
+        check "the buffer $KH the still-connected client holds is back" listed "$KH"
+fi
+kill -USR1 "$hold2_pid"
+wait "$hold2_pid"
+check "the client's Release works after the restart" grep -q "^released $KH\$" "$W/hold2.out"
+check "its buffer is gone then" gone "$KH"
+as_nobody "$CTL" release "$K" || not_ok "release buffer $K"
 
 # ------------------------------------------- V4L2 buffers across a restart ---
 section v4l2 restart
