@@ -479,6 +479,7 @@ void bus_connection_check_output(Manager *m) {
 
         if (!m->bus)
                 return;
+        peers_output_drained(m);
         fd = sd_bus_get_fd(m->bus);
         if (fd < 0 || ioctl(fd, SIOCOUTQ, &outq) < 0)
                 outq = 0;

@@ -21,21 +21,32 @@
  *   everyone's. Reading from the socket goes first (reading is cheap and keeps
  *   the queues honest), but never more than READS_PER_DISPATCH in a row.
  * - Bounds: PEER_QUEUE_MAX calls per connection, UID_QUEUE_MAX per uid and
- *   TOTAL_QUEUE_MAX in all may wait; beyond, a call is answered with
- *   LimitsExceeded at once, without being looked at.
+ *   TOTAL_QUEUE_MAX in all may wait, and TOTAL_QUEUE_BYTES; a call is at most
+ *   CALL_BYTES_MAX (ours take a few hundred bytes, a bus allows 32 MiB).
+ *   Beyond, a call is answered with LimitsExceeded at once.
+ * - Output: while more than OUTPUT_BACKLOG_MAX of our output to the bus is
+ *   unread, no call is handed to sd-bus. Replies leave in the order they
+ *   were made; a flood's replies piling up in the socket would make every
+ *   later reply wait behind them, whatever order the calls were served in.
  *
  * org.freedesktop.DBus.Peer (Ping) is not queued: sd-bus answers it itself,
  * and it shows whether the daemon is alive whatever the queues hold.
  */
 #include <inttypes.h>
+#include <linux/sockios.h>
 #include <search.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "bus.h"
 
 #define READS_PER_DISPATCH 16u
+#define CALL_BYTES_MAX (64u * 1024u)
+#define TOTAL_QUEUE_BYTES (64u * 1024u * 1024u)
+#define OUTPUT_BACKLOG_MAX (32 * 1024)
+#define OUTPUT_RECHECK_USEC 1000u
 
 static int peer_compare(const void *a, const void *b) {
         return strcmp(((const Peer *) a)->name, ((const Peer *) b)->name);
@@ -78,6 +89,76 @@ int peer_reply_error(sd_bus_message *msg, const char *name, const char *fmt, ...
 
 /* ------------------------------------------------------------ queues --- */
 
+/* About how many bytes @msg's body takes: its strings and arrays, 8 for
+ * anything else. sd-bus tells no message size; a walk is as long as the
+ * message, which sd-bus has just read whole anyway. */
+static int weigh(sd_bus_message *msg, unsigned depth, size_t *w) {
+        int r;
+
+        if (depth > 64)
+                return -EBADMSG;
+        for (;;) {
+                const char *contents;
+                char type;
+
+                r = sd_bus_message_peek_type(msg, &type, &contents);
+                if (r <= 0)
+                        return r;
+                if (type == SD_BUS_TYPE_ARRAY && strlen(contents) == 1 && strchr("ybnqiuxtd", contents[0])) {
+                        const void *p;
+                        size_t n;
+
+                        r = sd_bus_message_read_array(msg, contents[0], &p, &n);
+                        if (r < 0)
+                                return r;
+                        *w += n + 8;
+                } else if (strchr("avre", type)) {
+                        r = sd_bus_message_enter_container(msg, type, contents);
+                        if (r < 0)
+                                return r;
+                        r = weigh(msg, depth + 1, w);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_exit_container(msg);
+                        if (r < 0)
+                                return r;
+                        *w += 8;
+                } else {
+                        union {
+                                const char *s;
+                                uint64_t u;
+                                double d;
+                                int i;
+                        } v;
+
+                        r = sd_bus_message_read_basic(msg, type, &v);
+                        if (r < 0)
+                                return r;
+                        *w += strchr("sog", type) ? strlen(v.s) + 1 : 8;
+                }
+                if (*w > CALL_BYTES_MAX)
+                        return 0;       /* enough to refuse it */
+        }
+}
+
+static size_t message_weight(sd_bus_message *msg) {
+        size_t w = 0;
+
+        if (weigh(msg, 0, &w) < 0)
+                w = 0;                  /* sd-bus answers malformed bodies itself */
+        (void) sd_bus_message_rewind(msg, true);
+        return w;
+}
+
+/* Bytes of our output the bus has not read yet. */
+static int output_backlog(sd_bus *bus) {
+        int outq = 0, fd = sd_bus_get_fd(bus);
+
+        if (fd < 0 || ioctl(fd, SIOCOUTQ, &outq) < 0)
+                return 0;
+        return outq;
+}
+
 static UidQueue *uid_queue_get(Manager *m, uid_t uid) {
         UidQueue key = { .uid = uid }, *uq;
         void **n = tfind(&key, &m->uid_index, uid_queue_compare);
@@ -104,8 +185,44 @@ static void uid_queue_gc(Manager *m, UidQueue *uq) {
 }
 
 static void dispatch_schedule(Manager *m) {
-        if (m->dispatch && !TAILQ_EMPTY(&m->ready_uids))
+        if (m->dispatch && !TAILQ_EMPTY(&m->ready_uids) && !m->dispatch_paused)
                 (void) sd_event_source_set_enabled(m->dispatch, SD_EVENT_ON);
+}
+
+static int on_dispatch_resume(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        m->dispatch_paused = false;
+        dispatch_schedule(m);
+        return 0;
+}
+
+void peers_output_drained(Manager *m) {
+        if (!m->dispatch_paused || (m->bus && output_backlog(m->bus) > OUTPUT_BACKLOG_MAX))
+                return;
+        m->dispatch_paused = false;
+        if (m->dispatch_resume)
+                (void) sd_event_source_set_enabled(m->dispatch_resume, SD_EVENT_OFF);
+        dispatch_schedule(m);
+}
+
+/* Dispatch again once our output drained: looked at after every round of
+ * the loop (peers_output_drained()), and after OUTPUT_RECHECK_USEC when
+ * nothing else happens. */
+static void dispatch_later(Manager *m) {
+        uint64_t now;
+
+        if (m->dispatch_paused || sd_event_now(m->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        if (!m->dispatch_resume) {
+                if (sd_event_add_time(m->event, &m->dispatch_resume, CLOCK_MONOTONIC, now + OUTPUT_RECHECK_USEC, 0,
+                                      on_dispatch_resume, m) < 0)
+                        return;
+        } else {
+                (void) sd_event_source_set_time(m->dispatch_resume, now + OUTPUT_RECHECK_USEC);
+                (void) sd_event_source_set_enabled(m->dispatch_resume, SD_EVENT_ONESHOT);
+        }
+        m->dispatch_paused = true;
 }
 
 /* Link @p into its uid's turn if it has calls and may be served. */
@@ -138,10 +255,10 @@ static void peer_unready(Manager *m, Peer *p) {
         uid_queue_gc(m, uq);
 }
 
-static int peer_enqueue(Manager *m, Peer *p, sd_bus_message *msg) {
+static int peer_enqueue(Manager *m, Peer *p, sd_bus_message *msg, size_t weight) {
         if (p->n_queued == p->queue_size) {
                 unsigned size = p->queue_size ? p->queue_size * 2 : 4;
-                sd_bus_message **q = calloc(size, sizeof(*q));
+                QueuedCall *q = calloc(size, sizeof(*q));
 
                 if (!q)
                         return -ENOMEM;
@@ -152,9 +269,13 @@ static int peer_enqueue(Manager *m, Peer *p, sd_bus_message *msg) {
                 p->queue_size = size;
                 p->queue_head = 0;
         }
-        p->queue[(p->queue_head + p->n_queued) % p->queue_size] = sd_bus_message_ref(msg);
+        p->queue[(p->queue_head + p->n_queued) % p->queue_size] = (QueuedCall) {
+                .msg = sd_bus_message_ref(msg),
+                .weight = weight,
+        };
         p->n_queued++;
         m->n_queued++;
+        m->queued_bytes += weight;
         if (p->uq)
                 p->uq->n_queued++;
         peer_make_ready(m, p);
@@ -166,7 +287,8 @@ static sd_bus_message *peer_dequeue(Manager *m, Peer *p) {
 
         if (p->n_queued == 0)
                 return NULL;
-        msg = p->queue[p->queue_head];
+        msg = p->queue[p->queue_head].msg;
+        m->queued_bytes -= p->queue[p->queue_head].weight;
         p->queue_head = (p->queue_head + 1) % p->queue_size;
         p->n_queued--;
         m->n_queued--;
@@ -201,6 +323,13 @@ static int on_dispatch(sd_event_source *s, void *userdata) {
                 return 0;
         }
         p = TAILQ_FIRST(&uq->ready);
+        if (!p->is_direct && m->bus && m->bus == sd_bus_message_get_bus(p->queue[p->queue_head].msg) &&
+            output_backlog(m->bus) > OUTPUT_BACKLOG_MAX) {
+                /* The bus is behind reading us: look again in a moment. */
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                dispatch_later(m);
+                return 0;
+        }
         msg = peer_dequeue(m, p);
 
         /* Next turn: the next connection of this uid, and the next uid. */
@@ -439,7 +568,7 @@ void peers_forget_connection(Manager *m, sd_bus *bus) {
          * bus tells their callers (NoReply). Credentials asked there are
          * asked again on the next connection. */
         TAILQ_FOREACH(p, &m->peers, link) {
-                if (p->n_queued > 0 && sd_bus_message_get_bus(p->queue[p->queue_head]) == bus)
+                if (p->n_queued > 0 && sd_bus_message_get_bus(p->queue[p->queue_head].msg) == bus)
                         peer_drop_queue(m, p);
                 if (p->creds_slot && sd_bus_slot_get_bus(p->creds_slot) == bus)
                         p->creds_slot = sd_bus_slot_unref(p->creds_slot);
@@ -455,12 +584,14 @@ void peers_free(Manager *m) {
         while ((p = TAILQ_FIRST(&m->peers)))
                 peer_free(m, p);
         m->dispatch = sd_event_source_disable_unref(m->dispatch);
+        m->dispatch_resume = sd_event_source_disable_unref(m->dispatch_resume);
 }
 
 /* ------------------------------------------------------------ filter --- */
 
 static int queue_call(Manager *m, sd_bus *bus, sd_bus_message *msg) {
         const char *sender = sd_bus_message_get_sender(msg);
+        size_t weight;
         Peer *p;
         int r;
 
@@ -476,6 +607,13 @@ static int queue_call(Manager *m, sd_bus *bus, sd_bus_message *msg) {
                         return peer_reply_error(msg, BB_ERROR_NO_MEMORY, "Out of memory");
         }
 
+        weight = message_weight(msg);
+        if (weight > CALL_BYTES_MAX)
+                return peer_reply_error(msg, BB_ERROR_LIMITS_EXCEEDED,
+                                        "Calls to bufbrokerd take at most %u bytes; this one takes more", CALL_BYTES_MAX);
+        if (m->queued_bytes + weight > TOTAL_QUEUE_BYTES)
+                return peer_reply_error(msg, BB_ERROR_LIMITS_EXCEEDED,
+                                        "bufbrokerd has %zu bytes of calls waiting; try again later", m->queued_bytes);
         if (p->n_queued >= PEER_QUEUE_MAX)
                 return peer_reply_error(msg, BB_ERROR_LIMITS_EXCEEDED,
                                         "%s has %u calls waiting for bufbrokerd, the most one connection may have; wait for replies before sending more",
@@ -494,7 +632,7 @@ static int queue_call(Manager *m, sd_bus *bus, sd_bus_message *msg) {
                         return peer_reply_error(msg, BB_ERROR_FAILED, "Cannot ask the bus who the caller is: %s",
                                                 strerror(-r));
         }
-        r = peer_enqueue(m, p, msg);
+        r = peer_enqueue(m, p, msg, weight);
         if (r < 0)
                 return peer_reply_error(msg, BB_ERROR_NO_MEMORY, "Out of memory");
 
@@ -517,6 +655,7 @@ int peer_filter(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
                 return 0;
         if (take_released(m, msg))
                 return 0;               /* its turn came: sd-bus dispatches it */
+        m->n_calls++;
         if (sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Peer", NULL))
                 return 0;
 

@@ -27,6 +27,11 @@ typedef struct Peer Peer;
 typedef struct UidQueue UidQueue;
 typedef struct Handout Handout;
 
+typedef struct QueuedCall {
+        sd_bus_message *msg;
+        size_t weight;                  /* about its size in bytes */
+} QueuedCall;
+
 /* How many calls may wait for their turn: per connection, per uid, in all.
  * A call beyond a limit is answered at once with LimitsExceeded. A client
  * that waits for its replies never has more than a few in flight. */
@@ -53,7 +58,7 @@ struct Peer {
         TAILQ_ENTRY(Peer) link;         /* in Manager.peers */
 
         /* Calls waiting for their turn, oldest first (a ring). */
-        sd_bus_message **queue;
+        QueuedCall *queue;
         unsigned queue_head, n_queued, queue_size;
         UidQueue *uq;                   /* while linked in uq->ready */
         TAILQ_ENTRY(Peer) ready_link;
@@ -82,7 +87,11 @@ struct Manager {
         void *uid_index;                /* UidQueue by uid */
         TAILQ_HEAD(, UidQueue) ready_uids;
         unsigned n_queued;
+        uint64_t n_calls;               /* every call that came in */
+        size_t queued_bytes;
         sd_event_source *dispatch;
+        sd_event_source *dispatch_resume;       /* waiting for our output to drain */
+        bool dispatch_paused;
         unsigned reads_since_dispatch;
         sd_bus_message *released[8];    /* handed back to sd-bus, not filtered again */
         unsigned n_released;
@@ -105,6 +114,7 @@ struct Manager {
         uint64_t saved_generation;
         uint64_t status_generation;
         uint64_t exit_idle_usec;        /* 0: never */
+        uint64_t idle_calls;            /* n_calls when idle time started */
         bool exiting;                   /* the name is being given back */
         bool name_released;             /* the bus confirmed it */
         sd_event_source *idle_timer;
@@ -163,6 +173,9 @@ Peer *peer_find(Manager *m, const char *name);
  * socket. Its calls go through the same queue. */
 int peer_add_direct(Manager *m, sd_bus *bus, Peer **ret);
 void peer_vanished(Manager *m, const char *name);
+/* After a round of the loop: resume handing out calls if our output to the
+ * bus has drained (see OUTPUT_BACKLOG_MAX in bus-peer.c). */
+void peers_output_drained(Manager *m);
 /* The connection the queued calls came in on is going away: drop them. */
 void peers_forget_connection(Manager *m, sd_bus *bus);
 void peers_free(Manager *m);

@@ -298,12 +298,15 @@ static int on_post(sd_event_source *s, void *userdata) {
                         sd_event_source_set_enabled(m->idle_timer, SD_EVENT_OFF);
                 return 0;
         }
-        if (m->idle_timer) {
+        if (m->idle_timer && m->idle_calls == m->n_calls) {
                 int enabled = SD_EVENT_OFF;
                 sd_event_source_get_enabled(m->idle_timer, &enabled);
                 if (enabled != SD_EVENT_OFF)
-                        return 0;       /* already counting */
+                        return 0;       /* already counting, and no call since */
         }
+        /* Idle time counts from the last call, as in systemd's own bus
+         * services: a daemon that is being talked to is not idle. */
+        m->idle_calls = m->n_calls;
         r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         if (r < 0)
                 return 0;

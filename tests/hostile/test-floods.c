@@ -115,8 +115,26 @@ static void victim_check(Victim *v, const char *context) {
         sd_bus_error_free(&error);
 }
 
+/* AddressSanitizer keeps freed memory in quarantine (256 MiB) and valgrind
+ * has its own heap: RSS says something only of the plain daemon. */
+static bool daemon_heap_is_plain(void) {
+        char path[64], line[512];
+        bool plain = !H->wrapped;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) H->daemon_pid);
+        f = fopen(path, "re");
+        ck_assert_msg(f, "%s: %s", path, strerror(errno));
+        while (plain && fgets(line, sizeof(line), f))
+                if (strstr(line, "libasan"))
+                        plain = false;
+        fclose(f);
+        return plain;
+}
+
 static void victim_done(Victim *v) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint64_t rss;
 
         ck_assert(call_release(NULL, v->persistent.path, &error) >= 0);
         ck_assert(call_release(NULL, v->held.path, &error) >= 0);
@@ -124,8 +142,12 @@ static void victim_done(Victim *v) {
         created_done(&v->held);
         free(v->token);
         assert_back_to(&v->base, "after the attack");
-        ck_assert_msg(daemon_rss_kb() <= v->rss_kb + RSS_MARGIN_KB,
-                      "RSS %" PRIu64 " kB after the attack, %" PRIu64 " kB before", daemon_rss_kb(), v->rss_kb);
+        rss = daemon_rss_kb();
+        fprintf(stderr, "hostile [%s] RSS %" PRIu64 " kB before, %" PRIu64 " kB after%s\n", bus_kind_name(H->kind),
+                v->rss_kb, rss, daemon_heap_is_plain() ? "" : " (instrumented heap: not checked)");
+        if (daemon_heap_is_plain())
+                ck_assert_msg(rss <= v->rss_kb + RSS_MARGIN_KB, "RSS %" PRIu64 " kB after the attack, %" PRIu64 " kB before",
+                              rss, v->rss_kb);
 }
 
 /* ---- root's Ping, all along --------------------------------------------- */
@@ -395,11 +417,16 @@ static double victim_rate(sd_bus *bus, unsigned ms) {
         return n * 1e6 / (now_usec() - t0);
 }
 
+static int compare_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
+
 START_TEST(test_flooding_uid_gets_its_share) {
+        enum { ROUNDS = 3 };
+        double quiet[ROUNDS + 1], flooded[ROUNDS], ratio[ROUNDS];
         uint64_t *done;
-        double quiet, flooded, again;
         Victim v = {};
-        pid_t flood;
         sd_bus *bus;
         Pinger p;
 
@@ -408,26 +435,37 @@ START_TEST(test_flooding_uid_gets_its_share) {
         done = mmap(NULL, sizeof(*done), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         ck_assert(done != MAP_FAILED);
         *done = 0;
-
-        quiet = victim_rate(bus, 1000);
         pinger_start(&p);
-        flood = fork_as(NOBODY_UID, flood_busy, done);
-        msleep(300);
-        flooded = victim_rate(bus, 2000);
-        pinger_check(&p, "a flooding uid");
-        kill(flood, SIGKILL);
-        ck_assert_int_eq(wait_child(flood, 5000), 128 + SIGKILL);
-        again = victim_rate(bus, 1000);
 
-        fprintf(stderr, "hostile [%s] a flooding uid: root's create+release %.0f/s quiet, %.0f/s while uid 65534 "
-                "did %" PRIu64 " on %u connections, %.0f/s after\n",
-                bus_kind_name(H->kind), quiet, flooded, *done, BUSY_CONNECTIONS, again);
+        /* Rounds, quiet and flooded in turn, each flooded one against the
+         * quiet ones on either side: the machine is shared and noisy. */
+        quiet[0] = victim_rate(bus, 600);
+        for (unsigned i = 0; i < ROUNDS; i++) {
+                pid_t flood = fork_as(NOBODY_UID, flood_busy, done);
+
+                msleep(200);
+                flooded[i] = victim_rate(bus, 1000);
+                kill(flood, SIGKILL);
+                ck_assert_int_eq(wait_child(flood, 5000), 128 + SIGKILL);
+                quiet[i + 1] = victim_rate(bus, 600);
+                ratio[i] = flooded[i] / ((quiet[i] + quiet[i + 1]) / 2);
+                fprintf(stderr, "hostile [%s] a flooding uid, round %u: root's create+release %.0f/s quiet, %.0f/s "
+                        "while uid 65534 kept %u connections busy (%.0f%%), %.0f/s after\n",
+                        bus_kind_name(H->kind), i + 1, quiet[i], flooded[i], BUSY_CONNECTIONS, 100 * ratio[i],
+                        quiet[i + 1]);
+        }
+        pinger_check(&p, "a flooding uid");
+        qsort(ratio, ROUNDS, sizeof(double), compare_double);
+        fprintf(stderr, "hostile [%s] a flooding uid: %" PRIu64 " create+release by the flood; root kept %.0f%% of its "
+                "rate (median of %u rounds)\n", bus_kind_name(H->kind), *done, 100 * ratio[ROUNDS / 2], ROUNDS);
         /* The daemon was busy: the flood got through a lot ... */
         ck_assert_msg(*done > 1000, "the flood did only %" PRIu64 " create+release", *done);
-        /* ... and root still got a fair part of it: two uids, half each at
-         * best; a quarter of its quiet rate leaves room for a noisy machine. */
-        ck_assert_msg(flooded * 4 >= (quiet < again ? quiet : again),
-                      "root's rate fell from %.0f/s to %.0f/s under another uid's flood", quiet, flooded);
+        /* ... and root still got a fair part of it. Two uids: half each at
+         * best, and the bus serves the flood's 8 connections before root's
+         * one too; a fifth leaves room for a noisy machine. (First come,
+         * first served gave root 2%.) */
+        ck_assert_msg(ratio[ROUNDS / 2] >= 0.2, "root kept only %.0f%% of its rate under another uid's flood",
+                      100 * ratio[ROUNDS / 2]);
 
         munmap(done, sizeof(*done));
         sd_bus_flush_close_unref(bus);

@@ -500,7 +500,9 @@ static int create_at_fd_limit(void *userdata) {
 
         r = bb_client_new_address(&c, H->address);
         child_check(r == 0, "connect: %s", strerror(-r));
-        child_check(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %m");
+        /* A small table fills fast; valgrind does not let us change the
+         * limit (EPERM), and then the whole table is filled. */
+        child_check(setrlimit(RLIMIT_NOFILE, &rl) == 0 || errno == EPERM, "setrlimit: %m");
         while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
                 last = fd;
         child_check(errno == EMFILE && last >= 0, "filling the fd table: %m");

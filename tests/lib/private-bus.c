@@ -118,8 +118,7 @@ void pbus_child_die_with_parent(pid_t parent) {
                 _exit(127);
 }
 
-/* Close every fd >= from. */
-void pbus_close_fds_except_from(int from) {
+static void close_fds(int from, int keep) {
         DIR *d = opendir("/proc/self/fd");
         struct dirent *de;
 
@@ -128,26 +127,18 @@ void pbus_close_fds_except_from(int from) {
         while ((de = readdir(d))) {
                 int fd = atoi(de->d_name);
 
-                if (de->d_name[0] != '.' && fd >= from && fd != dirfd(d))
+                if (de->d_name[0] != '.' && fd >= from && fd != keep && fd != dirfd(d))
                         close(fd);
         }
         closedir(d);
 }
 
+void pbus_close_fds_except_from(int from) {
+        close_fds(from, -1);
+}
+
 void pbus_close_fds_except(int keep) {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *de;
-
-        if (!d)
-                return;
-        while ((de = readdir(d))) {
-                int fd = atoi(de->d_name);
-
-                if (de->d_name[0] == '.' || fd < 3 || fd == keep || fd == dirfd(d))
-                        continue;
-                close(fd);
-        }
-        closedir(d);
+        close_fds(3, keep);
 }
 
 pid_t pbus_first_child_of(pid_t pid) {
