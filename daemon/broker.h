@@ -106,7 +106,7 @@ struct Client {
         Broker *broker;
         char *name;
         uid_t uid;
-        void *userdata;                 /* the bus layer's (its sd_bus_track) */
+        void *userdata;                 /* the bus layer's */
         TAILQ_HEAD(, Hold) holds;
         TAILQ_ENTRY(Client) link;
 };

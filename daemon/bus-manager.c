@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * org.bufbroker.Broker1 on /org/bufbroker/Broker1: create, open, list, and
- * the broker-wide properties. Also the glue that lets the core track holders
- * (one sd_bus_track per client) and announce dropped buffers.
+ * the broker-wide properties. Also the core's callbacks: keep a new buffer
+ * in the fd store, announce a dropped one.
  */
 #include <inttypes.h>
 #include <limits.h>
