@@ -88,6 +88,9 @@ struct Manager {
         TAILQ_HEAD(, UidQueue) ready_uids;
         unsigned n_queued;
         uint64_t n_calls;               /* every call that came in */
+        uid_t last_uid;                 /* whose call came last, when */
+        uint64_t last_call_usec;
+        uint64_t fair_until;            /* every call takes its turn until then */
         size_t queued_bytes;
         sd_event_source *dispatch;
         sd_event_source *dispatch_resume;       /* waiting for our output to drain */
