@@ -242,7 +242,7 @@ END_TEST
  * leaving, and a daemon that exits as soon as the release is confirmed
  * leaves them to NoReply. Should the bus handle the release first, our calls
  * are not routed to the daemon at all; that proves nothing, and the test
- * tries again (dbus-broker does that at times). */
+ * tries again. */
 typedef struct Pending {
         unsigned answered, no_reply, not_routed, other;
         char other_error[256];
@@ -285,6 +285,11 @@ static bool idle_exit_with_calls_waiting(void) {
         }
         msleep(300);
         ck_assert_int_eq(kill(bus_pid, SIGSTOP), 0);
+        /* The bus reads first what became readable first (dbus-daemon), or
+         * last (dbus-broker takes epoll's events from the end): our calls go
+         * before or after the daemon's release accordingly. */
+        if (H->kind == BUS_DBUS_BROKER)
+                msleep(1200);   /* the daemon's idle time is up: it releases the name */
         for (unsigned c = 0; c < N_CONNECTIONS; c++) {
                 for (unsigned i = 0; i < N_CALLS; i++)
                         ck_assert(sd_bus_call_method_async(bus[c], NULL, BB_BUS_NAME, BB_MANAGER_PATH,
@@ -292,7 +297,8 @@ static bool idle_exit_with_calls_waiting(void) {
                                                            "") >= 0);
                 ck_assert(sd_bus_flush(bus[c]) >= 0);
         }
-        msleep(1200);           /* the daemon's idle time is up: it releases the name */
+        if (H->kind == BUS_DBUS_DAEMON)
+                msleep(1200);
         ck_assert_int_eq(kill(bus_pid, SIGCONT), 0);
 
         while (p.answered + p.no_reply + p.not_routed + p.other < total)
