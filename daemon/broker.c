@@ -41,7 +41,7 @@ static void trim_cut_utf8(char *s) {
                 s[start] = 0;
 }
 
-static void set_message(BrokerError *err, const char *name, const char *fmt, va_list ap) {
+_printf_(3, 0) static void set_message(BrokerError *err, const char *name, const char *fmt, va_list ap) {
         int n;
 
         if (!err)
