@@ -27,6 +27,9 @@
  *    are sealed memfds (F_SEAL_SHRINK|F_SEAL_GROW) of the size it states,
  *    O_RDONLY where it says read-only; the connection that got fds holds the
  *    buffer, and a token belongs to the uid that asked for it;
+ *  - an error names what the contract names, and changes nothing: no
+ *    buffer, hold, token or client more or less (checked where nothing else
+ *    can change them meanwhile: no other call in flight, no TTL in the input);
  *  - whenever the loop settles: the core's books add up, no call waits in a
  *    queue, and the daemon knows exactly the connections that are open;
  *  - after the clients close: no client is left (stats.clients == 0) and
@@ -278,6 +281,12 @@ static const char *const member_reply_signature[_M_MAX] = {
         [M_GET_MACHINE_ID] = "s",
 };
 
+/* What an error reply must leave as it was. */
+typedef struct Snapshot {
+        bool valid;
+        uint64_t buffers, bytes, tokens, clients, holds;
+} Snapshot;
+
 typedef struct Call {
         uint64_t cookie;
         Member member;
@@ -286,6 +295,7 @@ typedef struct Call {
                                  * reply shows the state it left */
         unsigned replies;
         char path[96];          /* "" if it did not fit */
+        Snapshot before;        /* the broker before it (if nothing else ran) */
 } Call;
 
 typedef struct Fuzz Fuzz;
@@ -333,6 +343,7 @@ struct Fuzz {
         int received[RECEIVED_MAX];
         unsigned received_next;
         bool sent_fds;          /* the message being built carries fds */
+        bool ttl_seen;          /* a ttl-usec went out: things expire on their own */
 };
 
 /* The effective uid of a client as the daemon sees it. */
@@ -798,6 +809,14 @@ static size_t type_len(const char *s) {
 
 static int append_value(Fuzz *f, Conn *c, sd_bus_message *msg, Input *in, const char **sig, unsigned depth);
 
+/* Every string goes out through here: a "ttl-usec" anywhere may be an
+ * option key that makes something expire while we look. */
+static int append_string(Fuzz *f, sd_bus_message *msg, const char *s) {
+        if (streq(s, BB_OPT_TTL_USEC))
+                f->ttl_seen = true;
+        return sd_bus_message_append_basic(msg, 's', s);
+}
+
 static int append_variant_of(Fuzz *f, Conn *c, sd_bus_message *msg, Input *in, const char *contents,
                              unsigned depth) {
         const char *p = contents;
@@ -845,7 +864,7 @@ static int append_basic(Fuzz *f, Conn *c, sd_bus_message *msg, Input *in, char t
                 return sd_bus_message_append_basic(msg, type, &v);
         }
         case 's':
-                return sd_bus_message_append_basic(msg, type, pick_string(f, in) ?: "");
+                return append_string(f, msg, pick_string(f, in) ?: "");
         case 'o':
                 return sd_bus_message_append_basic(msg, type, pick_path(f, in) ?: "/");
         case 'g':
@@ -998,7 +1017,7 @@ static int append_options(Fuzz *f, Conn *c, sd_bus_message *msg, Input *in) {
                         return -ENOMEM;
                 r = sd_bus_message_open_container(msg, 'e', "sv");
                 if (r >= 0)
-                        r = sd_bus_message_append_basic(msg, 's', key);
+                        r = append_string(f, msg, key);
                 if (r >= 0)
                         r = append_option_value(f, c, msg, in, key);
                 if (r >= 0)
@@ -1337,12 +1356,28 @@ static void check_reply(Fuzz *f, Conn *c, const Call *call, sd_bus_message *msg)
         }
 }
 
+static Snapshot snapshot(Fuzz *f) {
+        Broker *b = f->m.broker;
+        Snapshot s = {
+                .valid = true,
+                .buffers = b->stats.buffers,
+                .bytes = b->stats.bytes,
+                .tokens = b->stats.tokens,
+                .clients = b->stats.clients,
+        };
+        Buffer *buf;
+
+        BROKER_FOREACH_BUFFER(buf, b)
+                s.holds += buf->n_holds;
+        return s;
+}
+
 /* Errors the daemon may answer with: the contract's, and sd-bus's own for
  * what no handler serves. A system failure is Failed (NoMemory for ENOMEM)
  * with a message that says what failed (bufbroker-protocol.h): an errno
  * that sd-bus turned into a name (IOError "Input/output error", ...) says
  * nothing about what failed. */
-static void check_error(const Call *call, sd_bus_message *msg) {
+static void check_error(Fuzz *f, const Call *call, sd_bus_message *msg) {
         static const char *const allowed[] = {
                 BB_ERROR_QUOTA_EXCEEDED, BB_ERROR_NO_SUCH_BUFFER, BB_ERROR_NO_SUCH_TOKEN, BB_ERROR_NOT_OWNER,
                 BB_ERROR_ACCESS_DENIED, BB_ERROR_FROZEN, BB_ERROR_BUSY, BB_ERROR_DEVICE_NOT_SUPPORTED,
@@ -1354,8 +1389,22 @@ static void check_error(const Call *call, sd_bus_message *msg) {
         const sd_bus_error *e = sd_bus_message_get_error(msg);
 
         for (size_t i = 0; i < ELEMENTSOF(allowed); i++)
-                if (e && e->name && streq(e->name, allowed[i]))
+                if (e && e->name && streq(e->name, allowed[i])) {
+                        Snapshot now = snapshot(f);
+
+                        if (call->before.valid &&
+                            (now.buffers != call->before.buffers || now.bytes != call->before.bytes ||
+                             now.tokens != call->before.tokens || now.clients != call->before.clients ||
+                             now.holds != call->before.holds))
+                                fuzz_fail("%s failed (%s: %s) and changed the broker: buffers %" PRIu64 " -> %" PRIu64
+                                          ", bytes %" PRIu64 " -> %" PRIu64 ", tokens %" PRIu64 " -> %" PRIu64
+                                          ", clients %" PRIu64 " -> %" PRIu64 ", holds %" PRIu64 " -> %" PRIu64,
+                                          call->member < M_JUNK ? member_names[call->member] : "a call", e->name,
+                                          strna(e->message), call->before.buffers, now.buffers, call->before.bytes,
+                                          now.bytes, call->before.tokens, now.tokens, call->before.clients,
+                                          now.clients, call->before.holds, now.holds);
                         return;
+                }
         fuzz_fail("%s was answered with %s: \"%s\", an error the contract does not name",
                   call->member < M_JUNK ? member_names[call->member] : "a call", e ? strna(e->name) : "n/a",
                   e ? strna(e->message) : "n/a");
@@ -1403,7 +1452,7 @@ static int on_client_message(sd_bus_message *msg, void *userdata, sd_bus_error *
         if (type == SD_BUS_MESSAGE_METHOD_RETURN)
                 check_reply(c->fuzz, c, call, msg);
         else
-                check_error(call, msg);
+                check_error(c->fuzz, call, msg);
         return 1;
 }
 
@@ -1602,6 +1651,14 @@ static void client_reconnect(Fuzz *f, Conn *c, bool graceful) {
 
 /* --------------------------------------------------------------- calls --- */
 
+static unsigned in_flight(Fuzz *f) {
+        unsigned n = 0;
+
+        for (unsigned k = 0; k < f->n_clients; k++)
+                n += f->clients[k].in_flight;
+        return n;
+}
+
 static const char *pick_sender(Fuzz *f, Conn *c, uint8_t flags) {
         Conn *o = other_client(f, c);
 
@@ -1624,6 +1681,7 @@ static void do_call(Fuzz *f, Conn *c, Input *in, unsigned kind) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
         uint8_t flags = in_u8(in);
         const char *path, *iface, *name, *sender;
+        Snapshot before = {};
         bool local;
         uint64_t cookie;
         Member member;
@@ -1675,6 +1733,14 @@ static void do_call(Fuzz *f, Conn *c, Input *in, unsigned kind) {
         if (local && f->sent_fds)
                 return;
 
+        /* A call alone in the daemon: what it changes is what its reply
+         * says. Calls sent without wanting a reply run first, then the
+         * state is taken. */
+        if (kind <= 3 && !local && in_flight(f) == 0) {
+                pump(f, NULL);
+                before = f->ttl_seen ? (Snapshot) {} : snapshot(f);
+        }
+
         r = sd_bus_send(c->bus, msg, &cookie);
         if (r < 0)
                 fuzz_fail("client %u cannot send: %s", c->index, strerror(-r));
@@ -1696,6 +1762,7 @@ static void do_call(Fuzz *f, Conn *c, Input *in, unsigned kind) {
                 .member = member,
                 .expect_reply = kind != 5 && !local,    /* sd-bus drops those */
                 .alone = kind <= 3 && c->in_flight == 0,
+                .before = before,
         };
         if (strlen(path) < sizeof(call->path))
                 strcpy(call->path, path);
