@@ -43,10 +43,17 @@ const BrokerCallbacks bus_broker_callbacks = {
 };
 
 /* Calls that return fds: refused for a connection whose earlier replies the
- * bus could not deliver (it does not read them, or cannot take fds). */
+ * bus could not deliver (it does not read them, or cannot take fds), and
+ * for a direct connection that did not negotiate fd passing. Refused before
+ * they act: a reply that cannot be built would leave a hold, a spent
+ * single-use token, and nothing delivered. */
 int bus_check_takes_fds(Manager *m, const Caller *caller, sd_bus_error *error) {
         Peer *p = peer_find(m, caller->name);
 
+        if (p && p->direct && sd_bus_can_send(p->direct, SD_BUS_TYPE_UNIX_FD) <= 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                         "The connection of %s does not pass file descriptors, and the reply carries them",
+                                         caller->name);
         if (p && p->not_reading)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                          "The bus could not deliver earlier replies with file descriptors to %s "
