@@ -10,7 +10,8 @@
  * and bodies of every D-Bus type, nested variants included, whose `h` values
  * are real fds of many kinds. What replies return (object paths, tokens,
  * fds) feeds later calls, so that CreateMemfd -> Share -> Open -> OpenFds ->
- * Freeze -> Release sequences are reached.
+ * Freeze -> Release sequences are reached; and the harness is a hostile
+ * holder of what it got (maps it writable, seals it itself).
  *
  * D-Bus fuzzers that write messages as bytes send `h` as a plain index with
  * no fd behind it. Here every fd is real: the daemon must close each one it
@@ -26,7 +27,8 @@
  *  - a method return has the signature of the contract; the fds it carries
  *    are sealed memfds (F_SEAL_SHRINK|F_SEAL_GROW) of the size it states,
  *    O_RDONLY where it says read-only; the connection that got fds holds the
- *    buffer, and a token belongs to the uid that asked for it;
+ *    buffer, a token belongs to the uid that asked for it, and a frozen
+ *    buffer is sealed against writes;
  *  - an error names what the contract names, and changes nothing: no
  *    buffer, hold, token or client more or less (checked where nothing else
  *    can change them meanwhile: no other call in flight, no TTL in the input);
@@ -48,7 +50,10 @@
  *            NO_REPLY_EXPECTED, 6 signal, 7 control; bit 3: which client;
  *            bits 4-7 of a control: 0 reconnect (settle, close, check that
  *            the daemon forgot it, open a new one), 1 close abruptly and
- *            reopen at once, else settle
+ *            reopen at once, 3-6 act as a hostile holder on the last fd a
+ *            reply returned (3 map it shared and writable until the end of
+ *            the input, 4 seal it F_SEAL_WRITE, 5 F_SEAL_SEAL, 6
+ *            F_SEAL_FUTURE_WRITE), else settle
  *   call     flags (bits 0-2: sender field: 4 own name, 5 the other
  *            client's, 6 ":1.42", 7 "org.freedesktop.DBus", else none; bit 3
  *            no auto-start; bit 4 allow interactive authorization; bit 5 a
@@ -86,6 +91,7 @@
 #define RECONNECTS_MAX 8u
 #define SEEN_MAX 16u            /* object paths replies returned */
 #define RECEIVED_MAX 8u         /* fds replies returned (dups kept) */
+#define MAPS_MAX 8u             /* writable mappings of them */
 #define PUMP_MAX 200000u        /* loop rounds before "does not settle" */
 #define DEPTH_MAX 5u            /* of generated types (variants add more) */
 
@@ -342,6 +348,11 @@ struct Fuzz {
         char last_token[BB_TOKEN_LEN + 1];
         int received[RECEIVED_MAX];
         unsigned received_next;
+        struct {
+                void *p;
+                size_t size;
+        } maps[MAPS_MAX];
+        unsigned n_maps;
         bool sent_fds;          /* the message being built carries fds */
         bool ttl_seen;          /* a ttl-usec went out: things expire on their own */
 };
@@ -469,6 +480,29 @@ static void fuzz_keep_received(Fuzz *f, int fd) {
         safe_close(f->received[f->received_next]);
         f->received[f->received_next] = copy;
         f->received_next = (f->received_next + 1) % RECEIVED_MAX;
+}
+
+/* A holder does with its fd what it likes: map it writable (Freeze must
+ * then fail with Busy), or seal it itself (Freeze must cope). */
+static void hostile_holder(Fuzz *f, unsigned what) {
+        int fd = f->received[(f->received_next + RECEIVED_MAX - 1) % RECEIVED_MAX];
+        static const int seals[] = { F_SEAL_WRITE, F_SEAL_SEAL, F_SEAL_FUTURE_WRITE };
+        struct stat st;
+        void *p;
+
+        if (fd < 0)
+                return;
+        if (what > 0) {
+                (void) fcntl(fd, F_ADD_SEALS, seals[(what - 1) % ELEMENTSOF(seals)]);
+                return;
+        }
+        if (f->n_maps >= MAPS_MAX || fstat(fd, &st) < 0 || st.st_size <= 0)
+                return;
+        p = mmap(NULL, (size_t) st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+                return;         /* read-only, or write-sealed: refused, as it should be */
+        f->maps[f->n_maps].p = p;
+        f->maps[f->n_maps++].size = (size_t) st.st_size;
 }
 
 /* ---------------------------------------------------------- arguments --- */
@@ -1337,6 +1371,19 @@ static void check_reply(Fuzz *f, Conn *c, const Call *call, sd_bus_message *msg)
         case M_OPEN_FDS:
                 check_fds_and_info(f, c, call, msg, call->path);
                 break;
+        case M_FREEZE: {
+                /* Frozen is sealed against writes, for every holder. */
+                Buffer *buf = broker_find_buffer(f->m.broker, buffer_id_of(call->path));
+                int seals;
+
+                if (!buf || !streq(buf->kind, BB_KIND_MEMFD))
+                        break;
+                seals = fcntl(buf->planes[0].fd, F_GET_SEALS);
+                if (!buf->frozen || seals < 0 || !(seals & F_SEAL_WRITE))
+                        fuzz_fail("Freeze of %s succeeded, and the buffer is %sfrozen with seals 0x%x", call->path,
+                                  buf->frozen ? "" : "not ", (unsigned) seals);
+                break;
+        }
         case M_SHARE: {
                 const Token *t;
 
@@ -1857,7 +1904,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 else if ((op >> 4) < 2 && f.reconnects < RECONNECTS_MAX) {
                         f.reconnects++;
                         client_reconnect(&f, c, (op >> 4) == 0);
-                } else {
+                } else if ((op >> 4) >= 3 && (op >> 4) <= 6)
+                        hostile_holder(&f, (op >> 4) - 3);
+                else {
                         pump(&f, NULL);
                         check_settled(&f);
                 }
@@ -1885,6 +1934,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 f.pool[i] = safe_close(f.pool[i]);
         for (unsigned i = 0; i < RECEIVED_MAX; i++)
                 f.received[i] = safe_close(f.received[i]);
+        for (unsigned i = 0; i < f.n_maps; i++)
+                (void) munmap(f.maps[i].p, f.maps[i].size);
 
         fds_after = count_fds();
         if (fds_after != fds_before)

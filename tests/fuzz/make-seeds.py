@@ -28,6 +28,8 @@ UID = dict(socket=0, a=1, b=2, nobody=3)
 # Op kinds.
 WAIT, GO_ON, NO_REPLY, SIGNAL, CONTROL = 0, 4, 5, 6, 7
 RECONNECT, ABRUPT, SETTLE = 0, 1, 2
+# A hostile holder, on the last fd a reply returned.
+MAP_WRITABLE, SEAL_WRITE, SEAL_SEAL, SEAL_FUTURE_WRITE = 3, 4, 5, 6
 
 
 def header(uid0='socket', uid1=None, nofds0=False, nofds1=False):
@@ -145,6 +147,14 @@ SEEDS = {
     'quota': header() + b''.join(call('CreateMemfd', args=name() + size(3) + opts()) for _ in range(10)) +
         b''.join(on_last('Share', opts()) for _ in range(18)),
     'signal': header() + call('Release', kind=SIGNAL, iface='broker'),
+    # Holders that map their fd writable or seal it themselves: Freeze
+    # must say Busy, or take the buffer as frozen.
+    'holder-mapped': header() + create() + control(MAP_WRITABLE) + on_last('Freeze') +
+        on_last('OpenFds', opts()),
+    'holder-sealed': header() + create() + control(SEAL_WRITE) + on_last('Freeze') +
+        on_last('OpenFds', opts()) + on_last('Freeze'),
+    'holder-seal-seal': header() + create() + control(SEAL_SEAL) + control(SEAL_FUTURE_WRITE) +
+        on_last('Freeze'),
 }
 
 
