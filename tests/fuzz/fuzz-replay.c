@@ -61,8 +61,8 @@ static bool replay(const char *path) {
                 return false;
         }
         if (pid == 0) {
-                uint8_t *data;
-                size_t size;
+                uint8_t *data = NULL;
+                size_t size = 0;
                 int r = read_file(path, &data, &size);
 
                 if (r < 0) {
