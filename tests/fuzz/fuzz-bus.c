@@ -28,7 +28,13 @@
  *    are sealed memfds (F_SEAL_SHRINK|F_SEAL_GROW) of the size it states,
  *    O_RDONLY where it says read-only; the connection that got fds holds the
  *    buffer, a token belongs to the uid that asked for it, and a frozen
- *    buffer is sealed against writes;
+ *    buffer is sealed against writes; Open honours what the token says
+ *    (bound uid, read-only, single use) and fails for a token that did not
+ *    exist; after Release the caller holds nothing of the buffer, and the
+ *    owner's Release ended its persistence;
+ *  - ListBuffers, the properties and the introspection of the buffer nodes
+ *    show the caller exactly the buffers it may see (owner uid, root, the
+ *    daemon's uid, holders), as the broker has them;
  *  - an error names what the contract names, and changes nothing: no
  *    buffer, hold, token or client more or less (checked where nothing else
  *    can change them meanwhile: no other call in flight, no TTL in the input);
@@ -302,6 +308,11 @@ typedef struct Call {
         unsigned replies;
         char path[96];          /* "" if it did not fit */
         Snapshot before;        /* the broker before it (if nothing else ran) */
+        /* Open: the token it named (from the contract's arguments), as
+         * the broker had it when the call was sent. */
+        bool token_sent, token_found, token_read_only, token_single_use;
+        uid_t token_bound_uid;
+        char token[2 * BB_TOKEN_LEN + 1];
 } Call;
 
 typedef struct Fuzz Fuzz;
@@ -355,6 +366,8 @@ struct Fuzz {
         unsigned n_maps;
         bool sent_fds;          /* the message being built carries fds */
         bool ttl_seen;          /* a ttl-usec went out: things expire on their own */
+        char sent_token[2 * BB_TOKEN_LEN + 1];  /* the token argument of this call */
+        bool token_sent;
 };
 
 /* The effective uid of a client as the daemon sees it. */
@@ -1097,8 +1110,13 @@ static int append_arg(Fuzz *f, Conn *c, sd_bus_message *msg, Input *in, Arg arg)
                 return sd_bus_message_append(msg, "t", pick_size(in));
         case A_OPTIONS:
                 return append_options(f, c, msg, in);
-        case A_TOKEN:
-                return sd_bus_message_append(msg, "s", pick_token(f, in) ?: "");
+        case A_TOKEN: {
+                const char *t = pick_token(f, in) ?: "";
+
+                snprintf(f->sent_token, sizeof(f->sent_token), "%s", t);
+                f->token_sent = strlen(t) < sizeof(f->sent_token);
+                return sd_bus_message_append(msg, "s", t);
+        }
         case A_DEVICE:
                 return sd_bus_message_append(msg, "s", pick_device(in) ?: "");
         case A_COUNT:
@@ -1295,7 +1313,7 @@ static void check_fd(const Call *call, int fd, const char *kind, uint64_t size, 
 }
 
 /* Open's and OpenFds' "ah" and info a{sv}. */
-static void check_fds_and_info(Fuzz *f, Conn *c, const Call *call, sd_bus_message *msg, const char *path) {
+static bool check_fds_and_info(Fuzz *f, Conn *c, const Call *call, sd_bus_message *msg, const char *path) {
         int fds[BUFFER_PLANES_MAX + 1], fd;
         unsigned n = 0;
         const char *kind = NULL, *key;
@@ -1336,6 +1354,93 @@ static void check_fds_and_info(Fuzz *f, Conn *c, const Call *call, sd_bus_messag
         for (unsigned i = 0; i < n; i++)
                 check_fd(call, fds[i], kind, n == 1 ? size : UINT64_MAX, read_only, frozen);
         check_holds(f, c, call, path);
+        return read_only;
+}
+
+static bool may_see(Fuzz *f, Conn *c, Buffer *buf) {
+        uid_t uid = client_uid(c);
+
+        return buf->owner_uid == uid || uid == 0 || uid == f->m.broker->self_uid ||
+                broker_holds(f->m.broker, buf, c->peer_name);
+}
+
+/* ListBuffers: exactly the buffers the caller may see, as the broker has
+ * them. Only where the reply shows the state the checks look at. */
+static void check_list(Fuzz *f, Conn *c, const Call *call, sd_bus_message *msg) {
+        unsigned n = 0, visible = 0;
+        Buffer *buf;
+        int r;
+
+        if (!call->before.valid)
+                return;
+        r = sd_bus_message_enter_container(msg, 'a', BB_LIST_ENTRY_SIGNATURE);
+        for (;;) {
+                const char *path, *name, *kind;
+                uint64_t id, size, created;
+                uint32_t owner, holders;
+                int persistent, frozen;
+
+                if (r >= 0)
+                        r = sd_bus_message_read(msg, BB_LIST_ENTRY_SIGNATURE, &path, &id, &name, &kind, &size, &owner,
+                                                &persistent, &frozen, &holders, &created);
+                if (r < 0)
+                        fuzz_fail("ListBuffers' reply cannot be read: %s", strerror(-r));
+                if (r == 0)
+                        break;
+                n++;
+                buf = broker_find_buffer(f->m.broker, id);
+                if (!buf)
+                        fuzz_fail("ListBuffers listed buffer %" PRIu64 ", which does not exist", id);
+                if (!streq(path, buf->path) || !streq(name, buf->name) || !streq(kind, buf->kind) ||
+                    size != buf->size || owner != (uint32_t) buf->owner_uid || !persistent != !buf->persistent ||
+                    !frozen != !buf->frozen || holders != buf->n_holds)
+                        fuzz_fail("ListBuffers described buffer %" PRIu64 " otherwise than the broker has it", id);
+                if (!may_see(f, c, buf))
+                        fuzz_fail("ListBuffers showed buffer %" PRIu64 " of uid %u to uid %u, which may not see it", id,
+                                  (unsigned) buf->owner_uid, (unsigned) client_uid(c));
+        }
+        BROKER_FOREACH_BUFFER(buf, f->m.broker)
+                visible += may_see(f, c, buf);
+        if (visible != n)
+                fuzz_fail("ListBuffers listed %u buffers to uid %u, which may see %u", n, (unsigned) client_uid(c),
+                          visible);
+}
+
+/* A buffer's properties, and its node in the introspection of the prefix,
+ * are for those who may see it. */
+static void check_visible(Fuzz *f, Conn *c, const Call *call, sd_bus_message *msg) {
+        Buffer *buf;
+
+        if (!call->before.valid)
+                return;
+        if (call->member == M_INTROSPECT && streq(call->path, BB_BUFFER_PATH_PREFIX)) {
+                const char *xml, *p;
+
+                if (sd_bus_message_read(msg, "s", &xml) < 0)
+                        fuzz_fail("Introspect's reply cannot be read");
+                for (p = xml; (p = strstr(p, "<node name=\"")); ) {
+                        uint64_t id = 0;
+
+                        for (p += strlen("<node name=\""); *p >= '0' && *p <= '9'; p++)
+                                id = id * 10 + (uint64_t) (*p - '0');
+                        buf = broker_find_buffer(f->m.broker, id);
+                        if (!buf || !may_see(f, c, buf))
+                                fuzz_fail("the introspection of %s shows buffer %" PRIu64 " to uid %u, which %s",
+                                          BB_BUFFER_PATH_PREFIX, id, (unsigned) client_uid(c),
+                                          buf ? "may not see it" : "does not exist");
+                }
+                return;
+        }
+        buf = broker_find_buffer(f->m.broker, buffer_id_of(call->path));
+        if (!buf || may_see(f, c, buf))
+                return;
+        if (call->member == M_GET)
+                fuzz_fail("uid %u read a property of buffer %" PRIu64 " of uid %u, which it may not see",
+                          (unsigned) client_uid(c), buf->id, (unsigned) buf->owner_uid);
+        if (call->member == M_GET_ALL && sd_bus_message_enter_container(msg, 'a', "{sv}") > 0 &&
+            sd_bus_message_enter_container(msg, 'e', "sv") > 0)
+                fuzz_fail("uid %u read the properties of buffer %" PRIu64 " of uid %u, which it may not see",
+                          (unsigned) client_uid(c), buf->id, (unsigned) buf->owner_uid);
 }
 
 /* A method return: its signature is the contract's, and what it hands out
@@ -1362,11 +1467,45 @@ static void check_reply(Fuzz *f, Conn *c, const Call *call, sd_bus_message *msg)
                         fuzz_fail("CreateMemfd returned an fd not open for writing");
                 check_holds(f, c, call, path);
                 break;
-        case M_OPEN:
+        case M_OPEN: {
+                bool read_only;
+
                 r = sd_bus_message_read(msg, "o", &path);
                 if (r < 0)
                         fuzz_fail("Open's reply: %s", strerror(-r));
-                check_fds_and_info(f, c, call, msg, path);
+                read_only = check_fds_and_info(f, c, call, msg, path);
+                if (!call->token_sent)
+                        break;
+                if (!call->token_found)
+                        fuzz_fail("Open with '%s' succeeded, and there was no such token", call->token);
+                if (call->token_bound_uid != (uid_t) -1 && call->token_bound_uid != client_uid(c))
+                        fuzz_fail("Open by uid %u with a token bound to uid %u succeeded", (unsigned) client_uid(c),
+                                  (unsigned) call->token_bound_uid);
+                if (call->token_read_only && !read_only)
+                        fuzz_fail("Open with a read-only token said the fds are not read-only");
+                if (call->token_single_use && broker_find_token(f->m.broker, call->token, 0))
+                        fuzz_fail("a single-use token outlived the Open that used it");
+                break;
+        }
+        case M_RELEASE: {
+                Buffer *buf = broker_find_buffer(f->m.broker, buffer_id_of(call->path));
+
+                if (!call->before.valid || !buf)
+                        break;
+                if (broker_holds(f->m.broker, buf, c->peer_name))
+                        fuzz_fail("%s still holds %s after its Release", c->peer_name, call->path);
+                if (buf->persistent && (buf->owner_uid == client_uid(c) || client_uid(c) == 0 ||
+                                        client_uid(c) == f->m.broker->self_uid))
+                        fuzz_fail("%s is still persistent after its owner's Release", call->path);
+                break;
+        }
+        case M_LIST_BUFFERS:
+                check_list(f, c, call, msg);
+                break;
+        case M_GET:
+        case M_GET_ALL:
+        case M_INTROSPECT:
+                check_visible(f, c, call, msg);
                 break;
         case M_OPEN_FDS:
                 check_fds_and_info(f, c, call, msg, call->path);
@@ -1737,6 +1876,7 @@ static void do_call(Fuzz *f, Conn *c, Input *in, unsigned kind) {
 
         arena_used = 0;
         f->sent_fds = false;
+        f->token_sent = false;
         path = pick_path(f, in);
         iface = pick_interface(in);
         member = (Member) in_pick(in, _M_MAX);
@@ -1810,7 +1950,19 @@ static void do_call(Fuzz *f, Conn *c, Input *in, unsigned kind) {
                 .expect_reply = kind != 5 && !local,    /* sd-bus drops those */
                 .alone = kind <= 3 && c->in_flight == 0,
                 .before = before,
+                .token_sent = member == M_OPEN && f->token_sent,
         };
+        if (call->token_sent) {
+                const Token *t = broker_find_token(f->m.broker, f->sent_token, now_usec());
+
+                strcpy(call->token, f->sent_token);
+                if (t) {
+                        call->token_found = true;
+                        call->token_bound_uid = t->bound_uid;
+                        call->token_read_only = t->read_only;
+                        call->token_single_use = t->single_use;
+                }
+        }
         if (strlen(path) < sizeof(call->path))
                 strcpy(call->path, path);
         if (call->expect_reply)
