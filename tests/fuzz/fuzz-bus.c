@@ -98,6 +98,10 @@
 #define SEEN_MAX 16u            /* object paths replies returned */
 #define RECEIVED_MAX 8u         /* fds replies returned (dups kept) */
 #define MAPS_MAX 8u             /* writable mappings of them */
+/* fds in one message: the kernel passes at most 253 (SCM_MAX_FD) in one
+ * sendmsg(), a bus fewer (dbus-daemon: 16 on the system bus). Generated
+ * dicts of `h` would go past that; a message that would is not sent. */
+#define FDS_PER_MESSAGE_MAX 64u
 #define PUMP_MAX 200000u        /* loop rounds before "does not settle" */
 #define DEPTH_MAX 5u            /* of generated types (variants add more) */
 
@@ -364,7 +368,7 @@ struct Fuzz {
                 size_t size;
         } maps[MAPS_MAX];
         unsigned n_maps;
-        bool sent_fds;          /* the message being built carries fds */
+        unsigned sent_fds;      /* fds in the message being built */
         bool ttl_seen;          /* a ttl-usec went out: things expire on their own */
         char sent_token[2 * BB_TOKEN_LEN + 1];  /* the token argument of this call */
         bool token_sent;
@@ -920,7 +924,8 @@ static int append_basic(Fuzz *f, Conn *c, sd_bus_message *msg, Input *in, char t
                 int fd = pool_fd(f, c, in);
                 if (fd < 0)
                         return -EBADF;
-                f->sent_fds = true;
+                if (++f->sent_fds > FDS_PER_MESSAGE_MAX)
+                        return -E2BIG;
                 return sd_bus_message_append_basic(msg, type, &fd);
         }
         default:
@@ -1875,7 +1880,7 @@ static void do_call(Fuzz *f, Conn *c, Input *in, unsigned kind) {
         int r;
 
         arena_used = 0;
-        f->sent_fds = false;
+        f->sent_fds = 0;
         f->token_sent = false;
         path = pick_path(f, in);
         iface = pick_interface(in);
@@ -1917,7 +1922,7 @@ static void do_call(Fuzz *f, Conn *c, Input *in, unsigned kind) {
          * (bus_socket_make_message(): EBADMSG before the message owns
          * them). Not the daemon's to fix: such calls go without fds. */
         local = streq(path, "/org/freedesktop/DBus/Local") || (iface && streq(iface, "org.freedesktop.DBus.Local"));
-        if (local && f->sent_fds)
+        if (local && f->sent_fds > 0)
                 return;
 
         /* A call alone in the daemon: what it changes is what its reply
@@ -1929,8 +1934,10 @@ static void do_call(Fuzz *f, Conn *c, Input *in, unsigned kind) {
         }
 
         r = sd_bus_send(c->bus, msg, &cookie);
-        if (r < 0)
-                fuzz_fail("client %u cannot send: %s", c->index, strerror(-r));
+        if (r < 0) {
+                (void) sd_bus_message_dump(msg, stderr, SD_BUS_MESSAGE_DUMP_WITH_HEADER);
+                fuzz_fail("client %u cannot send %s %s.%s: %s", c->index, path, strna(iface), name, strerror(-r));
+        }
         if (debug)
                 fprintf(stderr, "fuzz-bus: client %u (%s) cookie %" PRIu64 ": %s %s %s.%s(%s)%s\n", c->index,
                         c->peer_name, cookie, kind == 6 ? "signal" : kind == 5 ? "call, no reply," : "call", path,
