@@ -36,9 +36,11 @@
                 _fd_;                                   \
         })
 
-/* Define "void namep(type **p)" that calls func(*p) when *p is not NULL. */
+/* Define "void namep(type **p)" that calls func(*p) when *p is not NULL.
+ * Unused is fine: clang warns about unused static inline functions in .c
+ * files, gcc does not. */
 #define DEFINE_POINTER_CLEANUP(type, func)              \
-        static inline void func##p(type **p) {          \
+        static inline _unused_ void func##p(type **p) { \
                 if (*p)                                 \
                         func(*p);                       \
         }

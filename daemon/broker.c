@@ -19,6 +19,7 @@
 
 #include "broker.h"
 #include "memfd.h"
+#include "utf8-util.h"
 
 #define UID_INVALID ((uid_t) -1)
 
@@ -41,7 +42,7 @@ static void trim_cut_utf8(char *s) {
                 s[start] = 0;
 }
 
-static void set_message(BrokerError *err, const char *name, const char *fmt, va_list ap) {
+_printf_(3, 0) static void set_message(BrokerError *err, const char *name, const char *fmt, va_list ap) {
         int n;
 
         if (!err)
@@ -898,8 +899,8 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
         int r;
 
         if (!token_well_formed(token))
-                return refuse(err, -EINVAL, "Token '%.64s' is malformed: expected %u lower-case hex digits",
-                            token, BB_TOKEN_LEN);
+                return refuse(err, -EINVAL, "Token '%.*s' is malformed: expected %u lower-case hex digits",
+                            (int) utf8_prefix_len(token, 64), token, BB_TOKEN_LEN);
 
         t = find_token(b, token);
         if (t && t->expire_usec <= now) {

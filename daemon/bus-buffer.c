@@ -42,6 +42,25 @@ static int buffer_object_find(sd_bus *bus, const char *path, const char *interfa
         return 1;
 }
 
+/* A call on a path where no buffer lives fails with NoSuchBuffer, whatever
+ * it calls (the contract). The vtable's find callback says so only to the
+ * calls that reach it (Buffer1's members and properties): for anything else
+ * sd-bus just asks it whether the object exists, and answers with the bare
+ * errno of its error (IOError, "Input/output error"). Object callbacks run
+ * before the vtables, for every call under the prefix. */
+static int buffer_missing(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Manager *m = userdata;
+        const char *path = sd_bus_message_get_path(msg);
+        uint64_t id;
+
+        if (!path || strcmp(path, BB_BUFFER_PATH_PREFIX) == 0)
+                return 0;
+        id = buffer_id_from_path(path);
+        if (id > 0 && broker_find_buffer(m->broker, id))
+                return 0;       /* the vtable serves it */
+        return sd_bus_error_setf(error, BB_ERROR_NO_SUCH_BUFFER, "No buffer at %s", path);
+}
+
 static int buffer_node_enumerator(sd_bus *bus, const char *path, void *userdata,
                                   char ***ret_nodes, sd_bus_error *error) {
         Manager *m = userdata;
@@ -277,6 +296,9 @@ const sd_bus_vtable buffer_vtable[] = {
 int bus_buffer_register(Manager *m, sd_bus *bus) {
         int r;
 
+        r = sd_bus_add_fallback(bus, NULL, BB_BUFFER_PATH_PREFIX, buffer_missing, m);
+        if (r < 0)
+                return r;
         r = sd_bus_add_fallback_vtable(bus, NULL, BB_BUFFER_PATH_PREFIX, BB_BUFFER_INTERFACE,
                                        buffer_vtable, buffer_object_find, m);
         if (r < 0)

@@ -38,16 +38,8 @@ uint64_t now_usec(void) {
 }
 
 int bus_get_caller(Manager *m, sd_bus_message *msg, Caller *ret, sd_bus_error *error) {
-        const char *sender = sd_bus_message_get_sender(msg);
-        Peer *p;
+        Peer *p = peer_of_message(m, msg);
 
-        p = sender ? peer_find(m, sender) : NULL;
-        if (!p && !sender) {
-                /* A direct connection: its peer is known from the socket. */
-                TAILQ_FOREACH(p, &m->peers, link)
-                        if (p->direct == sd_bus_message_get_bus(msg))
-                                break;
-        }
         if (!p || !p->creds_known)
                 /* Only for calls that bypassed the queue, which none should. */
                 return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED,

@@ -290,6 +290,9 @@ static int on_direct_disconnected(sd_bus_message *msg, void *userdata, sd_bus_er
         if (!p)
                 return 0;
         p->direct = NULL;       /* ours to free now */
+        /* Calls handed back to sd-bus but not run yet die with it: forget
+         * them, or they would take the slots of released calls for good. */
+        peers_forget_connection(m, bus);
         peer_vanished(m, p->name);
         if (sd_event_add_defer(m->event, NULL, on_unref_later, bus) < 0)
                 log_errno(-ENOMEM, "Cannot free a closed direct connection");

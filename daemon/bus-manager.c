@@ -13,6 +13,7 @@
 #include "bus.h"
 #include "config.h"
 #include "fdstore.h"
+#include "utf8-util.h"
 
 /* ------------------------------------------------- core callbacks --- */
 
@@ -42,10 +43,17 @@ const BrokerCallbacks bus_broker_callbacks = {
 };
 
 /* Calls that return fds: refused for a connection whose earlier replies the
- * bus could not deliver (it does not read them, or cannot take fds). */
+ * bus could not deliver (it does not read them, or cannot take fds), and
+ * for a direct connection that did not negotiate fd passing. Refused before
+ * they act: a reply that cannot be built would leave a hold, a spent
+ * single-use token, and nothing delivered. */
 int bus_check_takes_fds(Manager *m, const Caller *caller, sd_bus_error *error) {
         Peer *p = peer_find(m, caller->name);
 
+        if (p && p->direct && sd_bus_can_send(p->direct, SD_BUS_TYPE_UNIX_FD) <= 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                         "The connection of %s does not pass file descriptors, and the reply carries them",
+                                         caller->name);
         if (p && p->not_reading)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                          "The bus could not deliver earlier replies with file descriptors to %s "
@@ -304,7 +312,7 @@ static int method_open(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 static int validate_device_path(const char *path, sd_bus_error *error) {
         if (path[0] != '/')
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Device path '%.256s' is not absolute", path);
+                                         "Device path '%.*s' is not absolute", (int) utf8_prefix_len(path, 256), path);
         if (strlen(path) >= PATH_MAX)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Device path is %zu bytes long, at most %u are allowed",
@@ -312,7 +320,8 @@ static int validate_device_path(const char *path, sd_bus_error *error) {
         for (const char *p = path; (p = strstr(p, "/..")); p += 3)
                 if (p[3] == '/' || p[3] == 0)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Device path '%.256s' contains '..'", path);
+                                                 "Device path '%.*s' contains '..'",
+                                                 (int) utf8_prefix_len(path, 256), path);
         return 0;
 }
 
@@ -365,15 +374,19 @@ static int method_create_v4l2(sd_bus_message *msg, void *userdata, sd_bus_error 
                 req.type = v4l2_type_from_string(type);
                 if (req.type == 0)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "Format type '%.64s' is none of capture, output, capture-mplane, output-mplane",
-                                                 type);
+                                                 "Format type '%.*s' is none of capture, output, capture-mplane, output-mplane",
+                                                 (int) utf8_prefix_len(type, 64), type);
         }
         if (options[1].seen && ttl_usec == 0)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
         if (!name) {
                 const char *base = strrchr(device, '/') + 1;
-                snprintf(default_name, sizeof(default_name), "%.200s-", *base ? base : "v4l2");
+
+                /* A name is shown in replies: never half a character. */
+                if (!*base)
+                        base = "v4l2";
+                snprintf(default_name, sizeof(default_name), "%.*s-", (int) utf8_prefix_len(base, 200), base);
                 name = default_name;
         }
         if (strlen(name) > BB_NAME_MAX - 3)     /* room for the index */

@@ -80,6 +80,22 @@ static Peer *peer_find_direct(Manager *m, sd_bus *bus) {
         return NULL;
 }
 
+/* Only the bus fills in the sender field for the sender: on a direct
+ * connection the peer writes it, whatever it likes. */
+static bool is_bus_connection(Manager *m, sd_bus *bus) {
+        return bus && (bus == m->bus || bus == m->next_bus);
+}
+
+Peer *peer_of_message(Manager *m, sd_bus_message *msg) {
+        sd_bus *bus = sd_bus_message_get_bus(msg);
+        const char *sender;
+
+        if (!is_bus_connection(m, bus))
+                return peer_find_direct(m, bus);
+        sender = sd_bus_message_get_sender(msg);
+        return sender ? peer_find(m, sender) : NULL;
+}
+
 int peer_reply_error(sd_bus_message *msg, const char *name, const char *fmt, ...) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         char text[256];
@@ -634,14 +650,12 @@ static int queue_call(Manager *m, sd_bus *bus, sd_bus_message *msg) {
         Peer *p;
         int r;
 
-        if (sender)
-                p = peer_find(m, sender);
-        else
-                p = peer_find_direct(m, bus);
+        p = peer_of_message(m, msg);
         if (!p) {
-                if (!sender)
-                        return 0;       /* a direct connection we do not serve: sd-bus
-                                         * answers, bus_get_caller() refuses */
+                /* A direct connection we do not serve (any more): whatever
+                 * sender it wrote into the call, it is nobody on the bus. */
+                if (!sender || !is_bus_connection(m, bus))
+                        return 0;
                 r = peer_new(m, sender, &p);
                 if (r < 0)
                         return peer_reply_error(msg, BB_ERROR_NO_MEMORY, "Out of memory");

@@ -172,6 +172,10 @@ int peer_filter(sd_bus_message *msg, void *userdata, sd_bus_error *error);
  * at start, before the name is ours; asynchronous when reconnecting). */
 int peer_track_disconnects(Manager *m, sd_bus *bus, bool async);
 Peer *peer_find(Manager *m, const char *name);
+/* Who sent @msg: on the bus, the sender the bus vouches for; on a direct
+ * connection, that connection's peer, whatever sender field it wrote. NULL
+ * if unknown. */
+Peer *peer_of_message(Manager *m, sd_bus_message *msg);
 /* A direct connection (socketpair): its peer's credentials come from the
  * socket. Its calls go through the same queue. */
 int peer_add_direct(Manager *m, sd_bus *bus, Peer **ret);

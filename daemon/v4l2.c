@@ -248,10 +248,22 @@ static int set_format(V4L2Queue *q, const V4L2Request *req, struct BrokerError *
         return 0;
 }
 
+/* The driver's card name, for a message: NUL-terminated, and only printable
+ * ASCII (D-Bus refuses to send a message that is not valid UTF-8). */
+static const char *card_name(const struct v4l2_capability *cap, char buf[static sizeof(cap->card) + 1]) {
+        size_t i;
+
+        for (i = 0; i < sizeof(cap->card) && cap->card[i]; i++)
+                buf[i] = cap->card[i] >= 0x20 && cap->card[i] < 0x7f ? (char) cap->card[i] : '?';
+        buf[i] = 0;
+        return buf;
+}
+
 int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller *caller,
                    struct BrokerError *err, V4L2Queue **ret) {
         _cleanup_(v4l2_queue_unrefp) V4L2Queue *q = NULL;
         struct v4l2_capability cap = {};
+        char card[sizeof(cap.card) + 1];
         uint32_t caps;
         int r;
 
@@ -281,13 +293,13 @@ int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller
                 return fail(err, r, "VIDIOC_QUERYCAP on '%s' failed: %s", path, strerror(-r));
         caps = cap.capabilities & V4L2_CAP_DEVICE_CAPS ? cap.device_caps : cap.capabilities;
         if (!(caps & V4L2_CAP_STREAMING) || !cap_to_type(caps, 0))
-                return refuse(err, -ENODEV, "'%s' (%.32s) offers no streaming video capture or output",
-                            path, (const char *) cap.card);
+                return refuse(err, -ENODEV, "'%s' (%s) offers no streaming video capture or output",
+                            path, card_name(&cap, card));
 
         q->format.type = cap_to_type(caps, req->type);
         if (q->format.type == 0)
-                return refuse(err, -ENODEV, "'%s' (%.32s) has no %s queue",
-                            path, (const char *) cap.card, v4l2_type_to_string(req->type));
+                return refuse(err, -ENODEV, "'%s' (%s) has no %s queue",
+                            path, card_name(&cap, card), v4l2_type_to_string(req->type));
 
         if (!type_is_mplane(q->format.type)) {
                 /* libv4l2 takes over the fd (and closes it in v4l2_close()). */

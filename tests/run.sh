@@ -3,8 +3,10 @@
 # Build bufbroker and run the whole test suite: the unit, api, integration,
 # hostile and man suites in a plain -Werror build, the unit, api, integration
 # and hostile suites again under AddressSanitizer/UBSan, and the unit and
-# integration suites with valgrind around the tests and the daemon; then the
-# vm suite (real kernel: vivid, systemd) once. Ends with one line per step, one "N skipped" line
+# integration suites with valgrind around the tests and the daemon; the
+# fuzzer of the bus layer for 60 s (clang, libFuzzer, ASan + UBSan; its
+# corpus also replays in every unit round); then the vm suite (real kernel:
+# vivid, systemd) once. Ends with one line per step, one "N skipped" line
 # naming every test that did not run, and one "N passed, N failed" line.
 #
 # A test that did not run is never a pass: every build dir is configured for
@@ -15,8 +17,8 @@
 #
 # Run as root: the integration tests start dbus-broker in a private mount
 # namespace and run clients as uid 65534.
-#   tests/run.sh [--quick]      --quick: the plain build only (the sanitizer
-#                               and valgrind steps are listed as skipped)
+#   tests/run.sh [--quick]      --quick: the plain build only (the sanitizer,
+#                               valgrind and fuzzer steps are listed as skipped)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -203,9 +205,18 @@ if [ $quick = 0 ]; then
         BUFBROKER_TEST_DAEMON_WRAPPER="$vg" \
                 run_step "valgrind" build run-valgrind --suite unit --suite integration --wrapper "$vg" \
                 --timeout-multiplier 4
+
+        # build-fuzz: clang with libFuzzer, ASan + UBSan (-Dfuzz=enabled). Its
+        # suite 'fuzz' is tests/fuzz/run-fuzzer: 60 s on a scratch copy of the
+        # corpus (the tree is not touched); a crash fails the step, and the
+        # input is saved under build-fuzz/fuzz-artifacts/.
+        CC=clang setup build-fuzz -Dtests=true -Dwerror=true -Dfuzz=enabled \
+                -Db_sanitize=address,undefined -Db_lundef=false
+        run_step "libFuzzer (60 s)" build-fuzz run-fuzz --suite fuzz
 else
         skip_step "AddressSanitizer + UBSan" --quick
         skip_step "valgrind" --quick
+        skip_step "libFuzzer (60 s)" --quick
 fi
 
 touch "$results/steps" "$results/skipped"

@@ -89,7 +89,7 @@ _printf_(1, 2) static void diag(const char *fmt, ...) {
         fflush(stdout);
 }
 
-static bool vcheck(bool ok, const char *fmt, va_list ap) {
+__attribute__((__format__(printf, 2, 0))) static bool vcheck(bool ok, const char *fmt, va_list ap) {
         char buf[4096];
 
         vsnprintf(buf, sizeof(buf), fmt, ap);
