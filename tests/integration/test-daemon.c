@@ -14,6 +14,7 @@
 
 #include <stdio.h>
 
+#include "bufbroker.h"
 #include "harness.h"
 #include "private-bus.h"
 
@@ -374,6 +375,18 @@ START_TEST(test_kernel_errors_are_not_protocol_errors) {
         r = call_open(NULL, token, NULL, NULL, NULL, &error);
         assert_bus_error(&error, r, SD_BUS_ERROR_FAILED, "Permission denied", "Open of a chmodded buffer");
         sd_bus_error_free(&error);
+
+        /* The library says -EIO (sd-bus alone would say -EACCES, a refusal)
+         * and keeps the error for the caller to read. */
+        bb_client *lc = NULL;
+        bb_buffer *lb = NULL;
+        ck_assert_int_eq(bb_client_new_address(&lc, H->address), 0);
+        r = bb_buffer_open(lc, token, &lb);
+        ck_assert_msg(r == -EIO, "bb_buffer_open of a chmodded buffer: %d (%s), want -EIO", r, strerror(-r));
+        ck_assert_str_eq(bb_client_error_name(lc), SD_BUS_ERROR_FAILED);
+        ck_assert_ptr_nonnull(strstr(bb_client_error_message(lc), "Permission denied"));
+        ck_assert_ptr_null(lb);
+        bb_client_unref(lc);
 
         ck_assert_int_ge(call_release(NULL, c.path, NULL), 0);
         assert_back_to(&base, "after the failed opens");
