@@ -18,7 +18,12 @@ run=$(mktemp -d /tmp/bufbroker-demo.XXXXXX)
 chmod 0755 "$run"
 pids=()
 cleanup() {
-        for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+        # Newest first: the daemon before its bus. A daemon that loses its
+        # bus exits 1 (so systemd restarts it), and under set -e a failed
+        # wait fails the demo: stopping the bus first did exactly that.
+        for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+                kill "${pids[i]}" 2>/dev/null; wait "${pids[i]}" 2>/dev/null
+        done
         rm -rf "$run"
 }
 trap cleanup EXIT
