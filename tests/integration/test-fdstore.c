@@ -14,7 +14,8 @@
  * Cases: a saved state comes back (buffer, contents, token, a holder that
  * left is dropped, ids go on); a state in an unknown format is dropped
  * whole; a buffer that cannot be stored is refused; the daemon keeps no
- * more fds than --fdstore-max (FileDescriptorStoreMax=) allows.
+ * more fds than --fdstore-max (FileDescriptorStoreMax=) allows; a state that
+ * cannot be written leaks nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -171,12 +172,33 @@ static int drain_notify(void *userdata) {
         }
 }
 
+/* A notify socket at $H->dir/notify drained by a child: *ret_fd, the pid. */
+static pid_t start_drainer(char path[static 108], int *ret_fd) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", H->dir);
+        (void) unlink(sa.sun_path);
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        memcpy(path, sa.sun_path, sizeof(sa.sun_path));
+        *ret_fd = fd;
+        return fork_as(AS_ROOT, drain_notify, ret_fd);
+}
+
+static void stop_drainer(pid_t drainer, int fd) {
+        kill(drainer, SIGKILL);
+        (void) wait_child(drainer, 5000);
+        close(fd);
+}
+
 /* --fdstore-max= (FileDescriptorStoreMax= of the unit): the daemon keeps no
  * more fds for buffers than the store takes, less one for the state, and a
  * full budget is QuotaExceeded, not a buffer the next restart would lose. */
 START_TEST(test_fd_budget_fits_the_store) {
         static const char *const args[] = { "--fdstore-max=8", NULL };
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char notify[108];
         Created c[4] = {};
         uint64_t limit = 0;
         sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -184,12 +206,8 @@ START_TEST(test_fd_budget_fits_the_store) {
         pid_t drainer;
         int fd, r;
 
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", H->dir);
-        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        drainer = fork_as(AS_ROOT, drain_notify, &fd);
-        harness_daemon_spawn = (PbusSpawn) { .notify_socket = sa.sun_path };
+        drainer = start_drainer(notify, &fd);
+        harness_daemon_spawn = (PbusSpawn) { .notify_socket = notify };
         harness_restart_daemon(args);
 
         ck_assert(sd_bus_get_property(test_bus(), BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Limits",
@@ -216,9 +234,33 @@ START_TEST(test_fd_budget_fits_the_store) {
         sd_bus_error_free(&error);
         for (unsigned i = 0; i < 4; i++)
                 created_done(&c[i]);
-        kill(drainer, SIGKILL);
-        (void) wait_child(drainer, 5000);
-        close(fd);
+        stop_drainer(drainer, fd);
+}
+END_TEST
+
+/* A state that cannot be written leaves no fd behind. Here fdopen() fails
+ * through an LD_PRELOAD shim (fault-fdopen.c): glibc's fails only when
+ * malloc does, which nothing else can bring about inside the daemon. */
+START_TEST(test_unwritable_state_leaks_no_fd) {
+        char notify[108];
+        Created c = {};
+        Snapshot base;
+        int fd;
+        pid_t drainer;
+
+        drainer = start_drainer(notify, &fd);
+        harness_daemon_spawn = (PbusSpawn) { .notify_socket = notify, .preload = harness_env("FAULT_FDOPEN_SO") };
+        harness_restart_daemon(NULL);
+        baseline_after_warmup(&base);
+        /* Each create and each release changes the state: 20 saves fail.
+         * The fds come back to the baseline (without the fix: 20 more). */
+        for (unsigned i = 0; i < 10; i++) {
+                create_memfd(NULL, "unsaved", 4096, false, 0, &c);
+                ck_assert_int_ge(call_release(test_bus(), c.path, NULL), 0);
+                created_done(&c);
+        }
+        assert_back_to(&base, "after 20 failed saves");
+        stop_drainer(drainer, fd);
 }
 END_TEST
 
@@ -240,6 +282,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_unknown_state_format_is_dropped);
         tcase_add_test(tc, test_store_failure_refuses_the_buffer);
         tcase_add_test(tc, test_fd_budget_fits_the_store);
+        tcase_add_test(tc, test_unwritable_state_leaks_no_fd);
 }
 
 int main(void) {

@@ -500,6 +500,15 @@ pid_t pbus_spawn_daemon(const char *address, const char *const *argv, const Pbus
                 unsetenv("LISTEN_FDNAMES");
                 if (opts->notify_socket)
                         setenv("NOTIFY_SOCKET", opts->notify_socket, 1);
+                if (opts->preload) {
+                        const char *asan = getenv("ASAN_OPTIONS");
+                        char *o = NULL;
+
+                        setenv("LD_PRELOAD", opts->preload, 1);
+                        if (asprintf(&o, "%s%sverify_asan_link_order=0", asan ?: "", asan ? ":" : "") < 0)
+                                _exit(126);
+                        setenv("ASAN_OPTIONS", o, 1);
+                }
                 if (opts->n_listen_fds > 0) {
                         snprintf(buf, sizeof(buf), "%u", opts->n_listen_fds);
                         setenv("LISTEN_FDS", buf, 1);

@@ -84,6 +84,9 @@ typedef struct PbusSpawn {
         const int *listen_fds;
         unsigned n_listen_fds;
         const char *listen_fdnames;
+        /* $LD_PRELOAD: a fault-injection shim (and ASan told to accept it
+         * ahead of its runtime), or NULL */
+        const char *preload;
 } PbusSpawn;
 
 /* Fork and exec argv (argv[0] searched in PATH) as a system-bus service on
