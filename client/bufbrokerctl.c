@@ -35,9 +35,6 @@
 
 #define EXIT_USAGE 2
 
-/* Planes a buffer may have (VIDEO_MAX_PLANES; a memfd has one). */
-#define BB_PLANES_MAX_CTL 8
-
 DEFINE_POINTER_CLEANUP(bb_client, bb_client_unref);
 DEFINE_POINTER_CLEANUP(bb_buffer, bb_buffer_unref);
 
@@ -591,16 +588,16 @@ static int map_planes(bb_buffer *buf, const char *verb, const char *arg, char *a
 
 static int verb_cat(bb_client *c, int argc, char **argv) {
         _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
-        char *addrs[BB_PLANES_MAX_CTL];
-        size_t sizes[BB_PLANES_MAX_CTL], total;
+        char *addrs[BB_PLANES_MAX];
+        size_t sizes[BB_PLANES_MAX], total;
         int r, k;
 
         r = buffer_acquire(c, "cat", argv[1], BB_OPEN_READ_ONLY, &buf);
         if (r < 0)
                 return r;
-        if (bb_buffer_n_planes(buf) > BB_PLANES_MAX_CTL) {
+        if (bb_buffer_n_planes(buf) > BB_PLANES_MAX) {
                 log_error("cat %s: the buffer has %u planes, more than %d", argv[1], bb_buffer_n_planes(buf),
-                          BB_PLANES_MAX_CTL);
+                          BB_PLANES_MAX);
                 return -E2BIG;
         }
         r = map_planes(buf, "cat", argv[1], addrs, sizes, &total);
@@ -662,8 +659,8 @@ static int read_stdin(size_t limit, void **ret, size_t *ret_len, size_t *ret_all
 
 static int verb_write(bb_client *c, int argc, char **argv) {
         _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
-        char *addrs[BB_PLANES_MAX_CTL];
-        size_t sizes[BB_PLANES_MAX_CTL], total, len, alloc, done = 0;
+        char *addrs[BB_PLANES_MAX];
+        size_t sizes[BB_PLANES_MAX], total, len, alloc, done = 0;
         void *input;
         struct stat st;
         int r;
@@ -682,9 +679,9 @@ static int verb_write(bb_client *c, int argc, char **argv) {
                           bb_buffer_id(buf));
                 return -EROFS;
         }
-        if (bb_buffer_n_planes(buf) > BB_PLANES_MAX_CTL) {
+        if (bb_buffer_n_planes(buf) > BB_PLANES_MAX) {
                 log_error("write %s: the buffer has %u planes, more than %d", argv[1], bb_buffer_n_planes(buf),
-                          BB_PLANES_MAX_CTL);
+                          BB_PLANES_MAX);
                 return -E2BIG;
         }
         r = map_planes(buf, "write", argv[1], addrs, sizes, &total);

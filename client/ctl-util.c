@@ -28,13 +28,10 @@ bool token_is_valid(const char *s) {
 }
 
 int parse_buffer_id(const char *s, uint64_t *ret) {
-        const char *prefix = BB_BUFFER_PATH_PREFIX "/";
-
-        if (!s)
-                return -EINVAL;
-        if (strncmp(s, prefix, strlen(prefix)) == 0)
-                s += strlen(prefix);
-        return parse_uint64(s, ret);
+        /* a path, or the id alone, by the protocol's one rule */
+        if (s && s[0] == '/')
+                return bb_buffer_path_to_id(s, ret);
+        return bb_buffer_id_parse(s, ret);
 }
 
 int parse_buffer_ref(const char *s, uint64_t *ret_id, const char **ret_token) {
@@ -182,14 +179,7 @@ int parse_v4l2_format(const char *s, uint32_t *ret_width, uint32_t *ret_height, 
 }
 
 bool v4l2_type_is_valid(const char *s) {
-        static const char *const types[] = { "capture", "output", "capture-mplane", "output-mplane" };
-
-        if (!s)
-                return false;
-        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-                if (strcmp(s, types[i]) == 0)
-                        return true;
-        return false;
+        return bb_v4l2_type_from_name(s) != 0;
 }
 
 const char *format_size(char buf[static FORMAT_SIZE_MAX], uint64_t size) {

@@ -20,8 +20,8 @@ typedef enum BufferRef {
 /* Exactly BB_TOKEN_LEN lower-case hex digits. */
 bool token_is_valid(const char *s);
 
-/* A buffer id: a decimal uint64, or a buffer object path
- * "/org/bufbroker/Broker1/buffer/<id>". -EINVAL otherwise, -ERANGE on overflow. */
+/* A buffer id: decimal, or a buffer object path "/org/bufbroker/Broker1/buffer/<id>",
+ * by the protocol's one rule (no leading zero, not 0). -EINVAL otherwise. */
 int parse_buffer_id(const char *s, uint64_t *ret);
 
 /* "ID|TOKEN": a token (checked first: 32 hex digits are never an id) or an

@@ -32,12 +32,6 @@
 
 #define _public_ __attribute__((__visibility__("default")))
 
-/* Open's reply carries one fd per plane; memfds have one, V4L2 buffers up
- * to VIDEO_MAX_PLANES (8). */
-#define BB_PLANES_MAX 8
-
-/* A buffer's object path: the prefix, '/', up to 20 digits, NUL. */
-#define BUFFER_PATH_MAX (sizeof(BB_BUFFER_PATH_PREFIX) + 1 + 20 + 1)
 
 typedef struct bb_plane {
         int fd;                 /* -1 until the handle owns one */
@@ -551,27 +545,6 @@ _public_ int bb_client_get_limit(bb_client *c, const char *key, uint64_t *ret) {
 
 /* ------------------------------------------------------------ buffer --- */
 
-/* "/org/bufbroker/Broker1/buffer/<decimal id>" → id. */
-static int path_to_id(const char *path, uint64_t *ret) {
-        const char *p;
-        uint64_t v = 0;
-
-        if (strncmp(path, BB_BUFFER_PATH_PREFIX "/", strlen(BB_BUFFER_PATH_PREFIX "/")) != 0)
-                return -EBADMSG;
-        p = path + strlen(BB_BUFFER_PATH_PREFIX "/");
-        if (!*p)
-                return -EBADMSG;
-        for (; *p; p++) {
-                if (*p < '0' || *p > '9')
-                        return -EBADMSG;
-                if (v > (UINT64_MAX - (uint64_t) (*p - '0')) / 10)
-                        return -EBADMSG;
-                v = v * 10 + (uint64_t) (*p - '0');
-        }
-        *ret = v;
-        return 0;
-}
-
 static int buffer_new(bb_client *c, const char *path, bb_buffer **ret) {
         bb_buffer *buf;
 
@@ -594,7 +567,7 @@ static int buffer_new(bb_client *c, const char *path, bb_buffer **ret) {
         }
         /* An id in the path is what the broker promises; a path without one
          * is not ours to judge here, the Id property will fill it in. */
-        (void) path_to_id(path, &buf->id);
+        (void) bb_buffer_path_to_id(path, &buf->id);
         buf->client = bb_client_ref(c);
         *ret = buf;
         return 0;
@@ -989,18 +962,14 @@ static int buffer_open_fds_path(bb_client *c, const char *path, unsigned flags, 
         return 0;
 }
 
-static void buffer_path_from_id(char path[static BUFFER_PATH_MAX], uint64_t id) {
-        (void) snprintf(path, BUFFER_PATH_MAX, BB_BUFFER_PATH_PREFIX "/%" PRIu64, id);
-}
-
 _public_ int bb_buffer_open_fds(bb_client *c, uint64_t id, unsigned flags, bb_buffer **ret) {
-        char path[BUFFER_PATH_MAX];
+        char path[BB_BUFFER_PATH_MAX];
 
         if (!c || !ret || (flags & ~BB_OPEN_READ_ONLY))
                 return -EINVAL;
         client_clear_error(c);
 
-        buffer_path_from_id(path, id);
+        bb_buffer_path_from_id(id, path);
         return buffer_open_fds_path(c, path, flags, ret);
 }
 
@@ -1140,35 +1109,35 @@ static int buffer_apply_properties(bb_buffer *buf, sd_bus_message *m) {
                         return r;
 
 #define IS_PROP(k, sig) (strcmp(key, (k)) == 0 && contents && strcmp(contents, (sig)) == 0)
-                if (IS_PROP("Id", "t")) {
+                if (IS_PROP(BB_PROP_ID, "t")) {
                         r = sd_bus_message_read(m, "v", "t", &t);
                         if (r >= 0)
                                 buf->id = t;
-                } else if (IS_PROP("Size", "t")) {
+                } else if (IS_PROP(BB_PROP_SIZE, "t")) {
                         r = sd_bus_message_read(m, "v", "t", &t);
                         if (r >= 0)
                                 buf->size = t;
-                } else if (IS_PROP("CreatedUsec", "t")) {
+                } else if (IS_PROP(BB_PROP_CREATED_USEC, "t")) {
                         r = sd_bus_message_read(m, "v", "t", &t);
                         if (r >= 0)
                                 buf->created_usec = t;
-                } else if (IS_PROP("Name", "s")) {
+                } else if (IS_PROP(BB_PROP_NAME, "s")) {
                         r = sd_bus_message_read(m, "v", "s", &s);
                         if (r >= 0)
                                 r = set_string(&buf->name, s);
-                } else if (IS_PROP("Kind", "s")) {
+                } else if (IS_PROP(BB_PROP_KIND, "s")) {
                         r = sd_bus_message_read(m, "v", "s", &s);
                         if (r >= 0)
                                 r = set_string(&buf->kind, s);
-                } else if (IS_PROP("OwnerUid", "u")) {
+                } else if (IS_PROP(BB_PROP_OWNER_UID, "u")) {
                         r = sd_bus_message_read(m, "v", "u", &u);
                         if (r >= 0)
                                 buf->owner_uid = u;
-                } else if (IS_PROP("Persistent", "b")) {
+                } else if (IS_PROP(BB_PROP_PERSISTENT, "b")) {
                         r = sd_bus_message_read(m, "v", "b", &b);
                         if (r >= 0)
                                 buf->persistent = b;
-                } else if (IS_PROP("Frozen", "b")) {
+                } else if (IS_PROP(BB_PROP_FROZEN, "b")) {
                         r = sd_bus_message_read(m, "v", "b", &b);
                         if (r >= 0)
                                 buf->frozen = b;
@@ -1204,14 +1173,14 @@ static int buffer_fetch_properties(bb_buffer *buf) {
 
 _public_ int bb_buffer_get(bb_client *c, uint64_t id, bb_buffer **ret) {
         _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
-        char path[BUFFER_PATH_MAX];
+        char path[BB_BUFFER_PATH_MAX];
         int r;
 
         if (!c || !ret)
                 return -EINVAL;
         client_clear_error(c);
 
-        buffer_path_from_id(path, id);
+        bb_buffer_path_from_id(id, path);
         r = buffer_new(c, path, &buf);
         if (r < 0)
                 return r;

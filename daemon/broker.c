@@ -582,7 +582,7 @@ static int buffer_new(Broker *b, uid_t owner, const char *kind, const char *name
         buf->persistent = persistent;
         buf->expire_usec = ttl_usec > 0 ? usec_add(now, ttl_usec) : USEC_INFINITY;
         buf->created_usec = realtime_usec();
-        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++)
+        for (unsigned i = 0; i < BB_PLANES_MAX; i++)
                 buf->planes[i] = (BufferPlane) { .fd = -1, .ro_fd = -1 };
         TAILQ_INIT(&buf->holds);
         TAILQ_INIT(&buf->tokens);
@@ -771,7 +771,7 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
         /* Build every buffer before registering any, so that a failure halfway
          * leaves nothing anyone has seen. */
         for (i = 0; i < n; i++) {
-                V4L2Plane planes[V4L2_QUEUE_PLANES_MAX], ro_planes[V4L2_QUEUE_PLANES_MAX];
+                V4L2Plane planes[BB_PLANES_MAX], ro_planes[BB_PLANES_MAX];
                 char bufname[BB_NAME_MAX + 16];
                 Buffer *buf;
 
@@ -846,7 +846,7 @@ fail:
         return r;
 }
 
-int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BUFFER_PLANES_MAX]) {
+int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BB_PLANES_MAX]) {
         unsigned i;
         int fd;
 
@@ -874,7 +874,7 @@ int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BUFFER_PLANES_MAX])
 
 /* New fds for @caller, who becomes a holder; nothing changes on failure. */
 static int open_and_hold(Broker *b, const Caller *caller, Buffer *buf, bool read_only, BrokerError *err,
-                         int ret_fds[BUFFER_PLANES_MAX]) {
+                         int ret_fds[BB_PLANES_MAX]) {
         int r;
 
         r = buffer_open_fds(buf, read_only, ret_fds);
@@ -893,7 +893,7 @@ static int open_and_hold(Broker *b, const Caller *caller, Buffer *buf, bool read
 }
 
 int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now,
-                BrokerError *err, Buffer **ret, bool *ret_read_only, int ret_fds[BUFFER_PLANES_MAX]) {
+                BrokerError *err, Buffer **ret, bool *ret_read_only, int ret_fds[BB_PLANES_MAX]) {
         Buffer *buf;
         Token *t;
         int r;
@@ -928,7 +928,7 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
 }
 
 int broker_open_fds(Broker *b, const Caller *caller, Buffer *buf, bool read_only, BrokerError *err,
-                    int ret_fds[BUFFER_PLANES_MAX]) {
+                    int ret_fds[BB_PLANES_MAX]) {
         if (!may_manage(b, caller, buf))
                 return refuse(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; others open it with a token",
                             buf->id, (unsigned) buf->owner_uid);
@@ -1104,7 +1104,7 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         Buffer *buf;
         int r;
 
-        if (rb->id == 0 || broker_find_buffer(b, rb->id) || rb->n_planes == 0 || rb->n_planes > BUFFER_PLANES_MAX)
+        if (rb->id == 0 || broker_find_buffer(b, rb->id) || rb->n_planes == 0 || rb->n_planes > BB_PLANES_MAX)
                 return -EINVAL;
         r = broker_validate_name(rb->name, NULL);
         if (r < 0)

@@ -31,7 +31,6 @@
 #include "v4l2.h"
 
 #define USEC_INFINITY UINT64_MAX
-#define BUFFER_PLANES_MAX 8
 
 typedef struct Broker Broker;
 typedef struct Buffer Buffer;
@@ -147,7 +146,7 @@ struct Buffer {
         uint64_t created_usec;          /* CLOCK_REALTIME */
         bool read_only;                 /* even the owner gets read-only fds */
         unsigned n_planes;
-        BufferPlane planes[BUFFER_PLANES_MAX];
+        BufferPlane planes[BB_PLANES_MAX];
         unsigned n_fds;                 /* fds kept: planes, read-only exports, and
                                          * the queue's device fd for its first buffer */
         V4L2Queue *queue;               /* kind "v4l2": the device queue, shared */
@@ -218,17 +217,17 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
 /* Fds of a buffer for its owner (or root): read-write unless the buffer is
  * read-only or @read_only is set. The caller becomes a holder. */
 int broker_open_fds(Broker *b, const Caller *caller, Buffer *buf, bool read_only, BrokerError *err,
-                    int ret_fds[BUFFER_PLANES_MAX]);
+                    int ret_fds[BB_PLANES_MAX]);
 
 /* Open by token. On success the caller holds the buffer and *ret_fds holds
  * buf->n_planes new fds (O_RDONLY ones for a read-only token) that the caller
  * must close. */
 int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now,
-                BrokerError *err, Buffer **ret, bool *ret_read_only, int ret_fds[BUFFER_PLANES_MAX]);
+                BrokerError *err, Buffer **ret, bool *ret_read_only, int ret_fds[BB_PLANES_MAX]);
 
 /* New fds for every plane of @buf, each its own open file description
  * (O_RDONLY ones if asked); the caller closes them. */
-int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BUFFER_PLANES_MAX]);
+int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BB_PLANES_MAX]);
 
 int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOptions *opts,
                  uint64_t now, BrokerError *err, const char **ret_token);
@@ -275,7 +274,7 @@ typedef struct RestoredBuffer {
         bool persistent, frozen, read_only;
         uint64_t expire_usec, created_usec;
         unsigned n_planes;
-        BufferPlane planes[BUFFER_PLANES_MAX];
+        BufferPlane planes[BB_PLANES_MAX];
         V4L2Queue *queue;               /* V4L2 buffers: their queue (a new ref is taken) */
         uint32_t v4l2_index;
 } RestoredBuffer;

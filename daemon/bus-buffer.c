@@ -9,19 +9,12 @@
 #include <string.h>
 
 #include "bus.h"
-#include "parse-util.h"
 
 /* "/org/bufbroker/Broker1/buffer/42" → 42; 0 for anything else. */
 static uint64_t buffer_id_from_path(const char *path) {
-        const char *p;
         uint64_t id;
 
-        if (strncmp(path, BB_BUFFER_PATH_PREFIX "/", strlen(BB_BUFFER_PATH_PREFIX "/")) != 0)
-                return 0;
-        p = path + strlen(BB_BUFFER_PATH_PREFIX "/");
-        if (p[0] == '0' || parse_uint64(p, &id) < 0)   /* no leading zeros: one path per id */
-                return 0;
-        return id;
+        return bb_buffer_path_to_id(path, &id) < 0 ? 0 : id;
 }
 
 static int buffer_object_find(sd_bus *bus, const char *path, const char *interface,
@@ -176,7 +169,7 @@ static int method_share(sd_bus_message *msg, void *userdata, sd_bus_error *error
 
 static int method_open_fds(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+        _cleanup_(close_fds) int fds[BB_PLANES_MAX] = FD_ARRAY_INIT;
         Buffer *buf = userdata;
         Manager *m = buf->broker->userdata;
         bool read_only = false, new_hold;
@@ -249,35 +242,35 @@ static int property_get(sd_bus *bus, const char *path, const char *interface,
                                          "Buffer %" PRIu64 " belongs to uid %u; only its owner, root and its holders may read it",
                                          buf->id, (unsigned) buf->owner_uid);
 
-        if (strcmp(property, "Id") == 0)
+        if (strcmp(property, BB_PROP_ID) == 0)
                 return sd_bus_message_append(reply, "t", buf->id);
-        if (strcmp(property, "Name") == 0)
+        if (strcmp(property, BB_PROP_NAME) == 0)
                 return sd_bus_message_append(reply, "s", buf->name);
-        if (strcmp(property, "Kind") == 0)
+        if (strcmp(property, BB_PROP_KIND) == 0)
                 return sd_bus_message_append(reply, "s", buf->kind);
-        if (strcmp(property, "Size") == 0)
+        if (strcmp(property, BB_PROP_SIZE) == 0)
                 return sd_bus_message_append(reply, "t", buf->size);
-        if (strcmp(property, "OwnerUid") == 0)
+        if (strcmp(property, BB_PROP_OWNER_UID) == 0)
                 return sd_bus_message_append(reply, "u", (uint32_t) buf->owner_uid);
-        if (strcmp(property, "Persistent") == 0)
+        if (strcmp(property, BB_PROP_PERSISTENT) == 0)
                 return sd_bus_message_append(reply, "b", buf->persistent);
-        if (strcmp(property, "Frozen") == 0)
+        if (strcmp(property, BB_PROP_FROZEN) == 0)
                 return sd_bus_message_append(reply, "b", buf->frozen);
-        if (strcmp(property, "CreatedUsec") == 0)
+        if (strcmp(property, BB_PROP_CREATED_USEC) == 0)
                 return sd_bus_message_append(reply, "t", buf->created_usec);
         return -ENOENT;
 }
 
 const sd_bus_vtable buffer_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("Id", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Name", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Kind", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Size", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("OwnerUid", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Persistent", "b", property_get, 0, 0),
-        SD_BUS_PROPERTY("Frozen", "b", property_get, 0, 0),
-        SD_BUS_PROPERTY("CreatedUsec", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_ID, "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_NAME, "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_KIND, "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_SIZE, "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_OWNER_UID, "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_PERSISTENT, "b", property_get, 0, 0),
+        SD_BUS_PROPERTY(BB_PROP_FROZEN, "b", property_get, 0, 0),
+        SD_BUS_PROPERTY(BB_PROP_CREATED_USEC, "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_METHOD("Release", NULL, NULL, method_release, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Share",
                                 SD_BUS_ARGS("a{sv}", options),

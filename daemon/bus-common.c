@@ -212,7 +212,7 @@ void strv_free_simple(char **l) {
         free(l);
 }
 
-void close_fds(int (*fds)[BUFFER_PLANES_MAX]) {
-        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++)
+void close_fds(int (*fds)[BB_PLANES_MAX]) {
+        for (unsigned i = 0; i < BB_PLANES_MAX; i++)
                 safe_close((*fds)[i]);
 }

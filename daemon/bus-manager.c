@@ -66,7 +66,7 @@ int bus_check_takes_fds(Manager *m, const Caller *caller, sd_bus_error *error) {
 
 static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+        _cleanup_(close_fds) int fds[BB_PLANES_MAX] = FD_ARRAY_INIT;
         Manager *m = userdata;
         bool persistent = false;
         uint64_t size, ttl_usec = 0, id;
@@ -160,7 +160,7 @@ static int append_v4l2_format_entries(sd_bus_message *reply, const V4L2Format *f
                                   BB_FMT_WIDTH, "u", f->width,
                                   BB_FMT_HEIGHT, "u", f->height,
                                   BB_FMT_FOURCC, "s", v4l2_fourcc_to_string(f->fourcc, fourcc),
-                                  BB_FMT_TYPE, "s", v4l2_type_to_string(f->type) ?: "unknown",
+                                  BB_FMT_TYPE, "s", bb_v4l2_type_name(f->type) ?: "unknown",
                                   BB_FMT_FIELD, "u", f->field,
                                   BB_FMT_NUM_PLANES, "u", f->n_planes);
         if (r >= 0)
@@ -246,7 +246,7 @@ int bus_append_fds_and_info(sd_bus_message *reply, Buffer *buf, bool read_only, 
 
 static int method_open(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(close_fds) int fds[BUFFER_PLANES_MAX] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+        _cleanup_(close_fds) int fds[BB_PLANES_MAX] = FD_ARRAY_INIT;
         Manager *m = userdata;
         BusOption options[] = { {} };
         BrokerError err = {};
@@ -371,7 +371,7 @@ static int method_create_v4l2(sd_bus_message *msg, void *userdata, sd_bus_error 
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Buffer count %u is out of range 1..%u", req.count, VIDEO_MAX_FRAME);
         if (type) {
-                req.type = v4l2_type_from_string(type);
+                req.type = bb_v4l2_type_from_name(type);
                 if (req.type == 0)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Format type '%.*s' is none of capture, output, capture-mplane, output-mplane",

@@ -329,7 +329,7 @@ static void restore_queue(Restore *rs, const char *line) {
         if (rs->n_queues >= RESTORE_QUEUES_MAX ||
             sscanf(line, "%*s %" SCNu64 " %u %u %u %u %u %u %u%n", &tag, &fmt.type, &fmt.width, &fmt.height,
                    &fmt.fourcc, &fmt.field, &count, &fmt.n_planes, &pos) != 8 ||
-            fmt.n_planes == 0 || fmt.n_planes > V4L2_QUEUE_PLANES_MAX)
+            fmt.n_planes == 0 || fmt.n_planes > BB_PLANES_MAX)
                 return;
         p = line + pos;
         for (unsigned i = 0; i < fmt.n_planes; i++) {
@@ -363,13 +363,13 @@ static void restore_buffer(Restore *rs, const char *line) {
         const char *p;
         Buffer *buf;
 
-        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++)
+        for (unsigned i = 0; i < BB_PLANES_MAX; i++)
                 rb.planes[i] = (BufferPlane) { .fd = -1, .ro_fd = -1 };
 
         if (sscanf(line, "%*s %" SCNu64 " %u %d %d %d %" SCNu64 " %" SCNu64 " %" SCNu64 " %u %u%n",
                    &rb.id, &uid, &persistent, &frozen, &read_only, &rb.expire_usec, &rb.created_usec,
                    &tag, &rb.v4l2_index, &rb.n_planes, &pos) != 10 ||
-            rb.n_planes == 0 || rb.n_planes > BUFFER_PLANES_MAX)
+            rb.n_planes == 0 || rb.n_planes > BB_PLANES_MAX)
                 goto drop;
         rb.owner = (uid_t) uid;
         rb.persistent = persistent;
@@ -408,7 +408,7 @@ static void restore_buffer(Restore *rs, const char *line) {
                 return;
 drop:
         fprintf(stderr, "bufbrokerd: cannot restore buffer %" PRIu64 ", dropping it\n", rb.id);
-        for (unsigned i = 0; i < BUFFER_PLANES_MAX; i++) {
+        for (unsigned i = 0; i < BB_PLANES_MAX; i++) {
                 if (rb.planes[i].fd >= 0 || rb.planes[i].ro_fd >= 0) {
                         snprintf(fdname, sizeof(fdname), "buf-%" PRIu64 "-%u", rb.id, i);
                         unstore_fd(fdname);

@@ -26,7 +26,7 @@ unsigned v4l2_queue_count(const V4L2Queue *q) { return 0; }
 const char *v4l2_queue_device(const V4L2Queue *q) { return NULL; }
 
 int v4l2_queue_export(V4L2Queue *q, unsigned index, bool read_only, const char *name,
-                      struct BrokerError *err, V4L2Plane planes[V4L2_QUEUE_PLANES_MAX]) {
+                      struct BrokerError *err, V4L2Plane planes[BB_PLANES_MAX]) {
         return -ENODEV;
 }
 
@@ -36,5 +36,3 @@ const char *v4l2_fourcc_to_string(uint32_t fourcc, char buf[static 5]) {
         return buf;
 }
 
-const char *v4l2_type_to_string(uint32_t type) { return NULL; }
-uint32_t v4l2_type_from_string(const char *s) { return 0; }

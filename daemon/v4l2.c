@@ -55,23 +55,10 @@ const char *v4l2_fourcc_to_string(uint32_t fourcc, char buf[static 5]) {
         return buf;
 }
 
-static const char *const type_names[] = {
-        [V4L2_BUF_TYPE_VIDEO_CAPTURE] = "capture",
-        [V4L2_BUF_TYPE_VIDEO_OUTPUT] = "output",
-        [V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE] = "capture-mplane",
-        [V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE] = "output-mplane",
-};
-
-const char *v4l2_type_to_string(uint32_t type) {
-        return type < ELEMENTSOF(type_names) ? type_names[type] : NULL;
-}
-
-uint32_t v4l2_type_from_string(const char *s) {
-        for (uint32_t t = 0; t < ELEMENTSOF(type_names); t++)
-                if (type_names[t] && strcmp(type_names[t], s) == 0)
-                        return t;
-        return 0;
-}
+/* protocol/ names the types by their kernel ABI numbers */
+_Static_assert(V4L2_BUF_TYPE_VIDEO_CAPTURE == 1 && V4L2_BUF_TYPE_VIDEO_OUTPUT == 2 &&
+               V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE == 9 && V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE == 10,
+               "V4L2 buffer type numbers");
 
 static bool type_is_mplane(uint32_t type) {
         return type == V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE || type == V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
@@ -174,7 +161,7 @@ static int check_not_emulated(V4L2Queue *q, uint32_t fourcc, struct BrokerError 
                 return 0;
         }
         return refuse(err, -EINVAL, "'%s' does not offer format %s for %s",
-                    q->path, v4l2_fourcc_to_string(fourcc, s), v4l2_type_to_string(q->format.type));
+                    q->path, v4l2_fourcc_to_string(fourcc, s), bb_v4l2_type_name(q->format.type));
 }
 
 static int set_format(V4L2Queue *q, const V4L2Request *req, struct BrokerError *err) {
@@ -224,7 +211,7 @@ static int set_format(V4L2Queue *q, const V4L2Request *req, struct BrokerError *
                 out->fourcc = f.fmt.pix_mp.pixelformat;
                 out->field = f.fmt.pix_mp.field;
                 out->n_planes = f.fmt.pix_mp.num_planes;
-                if (out->n_planes == 0 || out->n_planes > V4L2_QUEUE_PLANES_MAX)
+                if (out->n_planes == 0 || out->n_planes > BB_PLANES_MAX)
                         return fail(err, -EIO, "'%s' reported %u planes", q->path, out->n_planes);
                 for (unsigned i = 0; i < out->n_planes; i++) {
                         out->bytesperline[i] = f.fmt.pix_mp.plane_fmt[i].bytesperline;
@@ -269,7 +256,7 @@ int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller
 
         if (req->count == 0 || req->count > VIDEO_MAX_FRAME)
                 return refuse(err, -EINVAL, "Buffer count %u is out of range 1..%u", req->count, VIDEO_MAX_FRAME);
-        if (req->type != 0 && !v4l2_type_to_string(req->type))
+        if (req->type != 0 && !bb_v4l2_type_name(req->type))
                 return refuse(err, -EINVAL, "Buffer type %u is not a video capture or output type", req->type);
 
         q = calloc(1, sizeof(*q));
@@ -299,7 +286,7 @@ int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller
         q->format.type = cap_to_type(caps, req->type);
         if (q->format.type == 0)
                 return refuse(err, -ENODEV, "'%s' (%s) has no %s queue",
-                            path, card_name(&cap, card), v4l2_type_to_string(req->type));
+                            path, card_name(&cap, card), bb_v4l2_type_name(req->type));
 
         if (!type_is_mplane(q->format.type)) {
                 /* libv4l2 takes over the fd (and closes it in v4l2_close()). */
@@ -361,7 +348,7 @@ int v4l2_queue_allocate(V4L2Queue *q, unsigned count, struct BrokerError *err) {
 }
 
 int v4l2_queue_export(V4L2Queue *q, unsigned index, bool read_only, const char *name,
-                      struct BrokerError *err, V4L2Plane planes[V4L2_QUEUE_PLANES_MAX]) {
+                      struct BrokerError *err, V4L2Plane planes[BB_PLANES_MAX]) {
         struct v4l2_plane qplanes[VIDEO_MAX_PLANES] = {};
         struct v4l2_buffer qb = {
                 .type = q->format.type,
@@ -415,8 +402,8 @@ int v4l2_queue_export(V4L2Queue *q, unsigned index, bool read_only, const char *
 int v4l2_queue_adopt(int fd, const char *path, const V4L2Format *format, unsigned count, V4L2Queue **ret) {
         V4L2Queue *q;
 
-        if (fd < 0 || count == 0 || count > VIDEO_MAX_FRAME || !v4l2_type_to_string(format->type) ||
-            format->n_planes == 0 || format->n_planes > V4L2_QUEUE_PLANES_MAX)
+        if (fd < 0 || count == 0 || count > VIDEO_MAX_FRAME || !bb_v4l2_type_name(format->type) ||
+            format->n_planes == 0 || format->n_planes > BB_PLANES_MAX)
                 return -EINVAL;
 
         q = calloc(1, sizeof(*q));

@@ -12,10 +12,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bufbroker-protocol.h"
+
 struct BrokerError;
 struct Caller;
-
-#define V4L2_QUEUE_PLANES_MAX 8
 
 typedef struct V4L2Request {
         uint32_t width, height;         /* 0: keep the device's current value */
@@ -29,8 +29,8 @@ typedef struct V4L2Format {
         uint32_t type;                  /* V4L2_BUF_TYPE_* */
         uint32_t width, height, fourcc, field;
         uint32_t n_planes;
-        uint32_t bytesperline[V4L2_QUEUE_PLANES_MAX];
-        uint32_t sizeimage[V4L2_QUEUE_PLANES_MAX];
+        uint32_t bytesperline[BB_PLANES_MAX];
+        uint32_t sizeimage[BB_PLANES_MAX];
 } V4L2Format;
 
 typedef struct V4L2Plane {
@@ -80,10 +80,7 @@ const char *v4l2_queue_device(const V4L2Queue *q);
 
 /* Export every plane of buffer @index with VIDIOC_EXPBUF: n_planes fds. */
 int v4l2_queue_export(V4L2Queue *q, unsigned index, bool read_only, const char *name,
-                      struct BrokerError *err, V4L2Plane planes[V4L2_QUEUE_PLANES_MAX]);
+                      struct BrokerError *err, V4L2Plane planes[BB_PLANES_MAX]);
 
 /* "YUYV" for V4L2_PIX_FMT_YUYV; @buf must hold 5 bytes. */
 const char *v4l2_fourcc_to_string(uint32_t fourcc, char buf[static 5]);
-/* "capture", "output", "capture-mplane", "output-mplane"; NULL for others. */
-const char *v4l2_type_to_string(uint32_t type);
-uint32_t v4l2_type_from_string(const char *s);

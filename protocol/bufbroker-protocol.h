@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The bufbroker D-Bus contract in C: bus name, object paths, interfaces,
- * error names and option keys. Daemon and library both include this file, so
- * a name is spelled once. org.bufbroker.Broker1.xml beside it is the
+ * error names, option and property names, limits, and the one rule that maps
+ * a buffer's path to its id. Daemon, library and CLI all include this file,
+ * so each fact is spelled once. org.bufbroker.Broker1.xml beside it is the
  * authoritative description of the methods; a test compares the daemon's live
  * introspection against it.
  */
 #pragma once
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #define BB_BUS_NAME             "org.bufbroker.Broker1"
 #define BB_MANAGER_PATH         "/org/bufbroker/Broker1"
@@ -17,9 +21,60 @@
 #define BB_BUFFER_PATH_PREFIX   "/org/bufbroker/Broker1/buffer"
 #define BB_BUFFER_INTERFACE     "org.bufbroker.Buffer1"
 
+/* The path of buffer ID is BB_BUFFER_PATH_PREFIX "/ID": ID in decimal, no
+ * sign, no leading zero, 1 to UINT64_MAX, so each buffer has one path. */
+#define BB_BUFFER_PATH_MAX      (sizeof(BB_BUFFER_PATH_PREFIX "/") + 20)
+
+/* "42" → 42 by the rule above; -ERANGE above UINT64_MAX, -EINVAL for
+ * anything else. */
+static inline int bb_buffer_id_parse(const char *s, uint64_t *ret) {
+        uint64_t v = 0;
+
+        if (!s || *s < '1' || *s > '9')
+                return -EINVAL;
+        for (; *s; s++) {
+                if (*s < '0' || *s > '9')
+                        return -EINVAL;
+                if (v > (UINT64_MAX - (uint64_t) (*s - '0')) / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t) (*s - '0');
+        }
+        *ret = v;
+        return 0;
+}
+
+/* "/org/bufbroker/Broker1/buffer/42" → 42; errors as above. */
+static inline int bb_buffer_path_to_id(const char *path, uint64_t *ret) {
+        const size_t n = strlen(BB_BUFFER_PATH_PREFIX "/");
+
+        if (!path || strncmp(path, BB_BUFFER_PATH_PREFIX "/", n) != 0)
+                return -EINVAL;
+        return bb_buffer_id_parse(path + n, ret);
+}
+
+/* 42 → "/org/bufbroker/Broker1/buffer/42" in @buf; returns @buf. */
+static inline const char *bb_buffer_path_from_id(uint64_t id, char buf[static BB_BUFFER_PATH_MAX]) {
+        snprintf(buf, BB_BUFFER_PATH_MAX, BB_BUFFER_PATH_PREFIX "/%" PRIu64, id);
+        return buf;
+}
+
 /* Buffer kinds (the Kind property and "kind" in Open's info). */
 #define BB_KIND_MEMFD           "memfd"
 #define BB_KIND_V4L2            "v4l2"
+
+/* Properties of org.bufbroker.Buffer1. */
+#define BB_PROP_ID              "Id"            /* t */
+#define BB_PROP_NAME            "Name"          /* s */
+#define BB_PROP_KIND            "Kind"          /* s */
+#define BB_PROP_SIZE            "Size"          /* t */
+#define BB_PROP_OWNER_UID       "OwnerUid"      /* u */
+#define BB_PROP_PERSISTENT      "Persistent"    /* b */
+#define BB_PROP_FROZEN          "Frozen"        /* b */
+#define BB_PROP_CREATED_USEC    "CreatedUsec"   /* t */
+
+/* The most fds one buffer has (V4L2's VIDEO_MAX_PLANES): the length of every
+ * per-plane array on both sides. */
+#define BB_PLANES_MAX           8
 
 /* Error names. Malformed input uses org.freedesktop.DBus.Error.InvalidArgs;
  * a failure of the system itself (kernel, driver, memory) is
@@ -101,6 +156,36 @@ struct bb_error_errno {
 #define BB_FMT_COUNT            "count"
 #define BB_FMT_BYTESPERLINE     "bytesperline"
 #define BB_FMT_SIZEIMAGE        "sizeimage"
+
+/* BB_FMT_TYPE's names for V4L2's buffer types (enum v4l2_buf_type, kernel
+ * ABI: the numbers never change). */
+#define BB_V4L2_TYPES                                   \
+        {                                               \
+                { "capture", 1 },                       \
+                { "output", 2 },                        \
+                { "capture-mplane", 9 },                \
+                { "output-mplane", 10 },                \
+        }
+
+/* "capture" → 1 (V4L2_BUF_TYPE_VIDEO_CAPTURE) ...; 0 for other names. */
+static inline uint32_t bb_v4l2_type_from_name(const char *name) {
+        static const struct { const char *name; uint32_t type; } types[] = BB_V4L2_TYPES;
+
+        for (size_t i = 0; name && i < sizeof(types) / sizeof(types[0]); i++)
+                if (strcmp(types[i].name, name) == 0)
+                        return types[i].type;
+        return 0;
+}
+
+/* 1 → "capture" ...; NULL for other types. */
+static inline const char *bb_v4l2_type_name(uint32_t type) {
+        static const struct { const char *name; uint32_t type; } types[] = BB_V4L2_TYPES;
+
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+                if (types[i].type == type)
+                        return types[i].name;
+        return NULL;
+}
 
 /* Option keys of CreateV4L2's options: BB_OPT_PERSISTENT, BB_OPT_TTL_USEC,
  * BB_OPT_READ_ONLY (export O_RDONLY: nobody gets a writable fd), and: */

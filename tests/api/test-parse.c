@@ -42,6 +42,10 @@ START_TEST(test_parse_buffer_id) {
         ck_assert_int_eq(parse_buffer_id(" 1", &id), -EINVAL);
         ck_assert_int_eq(parse_buffer_id("1 ", &id), -EINVAL);
         ck_assert_int_eq(parse_buffer_id("0x10", &id), -EINVAL);
+        /* one path per id: the daemon serves no other */
+        ck_assert_int_eq(parse_buffer_id("0", &id), -EINVAL);
+        ck_assert_int_eq(parse_buffer_id("007", &id), -EINVAL);
+        ck_assert_int_eq(parse_buffer_id("/org/bufbroker/Broker1/buffer/07", &id), -EINVAL);
         ck_assert_int_eq(parse_buffer_id("/org/bufbroker/Broker1/buffer/", &id), -EINVAL);
         ck_assert_int_eq(parse_buffer_id("/org/bufbroker/Broker1/buffer/4/2", &id), -EINVAL);
         ck_assert_int_eq(parse_buffer_id("/org/other/buffer/4", &id), -EINVAL);

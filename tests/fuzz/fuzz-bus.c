@@ -1319,7 +1319,7 @@ static void check_fd(const Call *call, int fd, const char *kind, uint64_t size, 
 
 /* Open's and OpenFds' "ah" and info a{sv}. */
 static bool check_fds_and_info(Fuzz *f, Conn *c, const Call *call, sd_bus_message *msg, const char *path) {
-        int fds[BUFFER_PLANES_MAX + 1], fd;
+        int fds[BB_PLANES_MAX + 1], fd;
         unsigned n = 0;
         const char *kind = NULL, *key;
         uint64_t size = UINT64_MAX;
@@ -1328,8 +1328,8 @@ static bool check_fds_and_info(Fuzz *f, Conn *c, const Call *call, sd_bus_messag
 
         r = sd_bus_message_enter_container(msg, 'a', "h");
         while (r >= 0 && (r = sd_bus_message_read_basic(msg, 'h', &fd)) > 0) {
-                if (n > BUFFER_PLANES_MAX)
-                        fuzz_fail("%s returned more than %u fds", member_names[call->member], BUFFER_PLANES_MAX);
+                if (n > BB_PLANES_MAX)
+                        fuzz_fail("%s returned more than %u fds", member_names[call->member], BB_PLANES_MAX);
                 fds[n++] = fd;
         }
         if (r >= 0)

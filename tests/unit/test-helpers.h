@@ -315,7 +315,7 @@ static inline int seals(int fd) {
 /* Open a token; on success *ret_fd is the (single, memfd) plane's new fd. */
 static inline int open_token(const char *name, uid_t uid, const char *token, uint64_t now,
                              Buffer **ret, bool *ret_ro, int *ret_fd) {
-        int fds[BUFFER_PLANES_MAX];
+        int fds[BB_PLANES_MAX];
         BrokerError err = {};
         Buffer *buf = NULL;
         bool ro = false;
