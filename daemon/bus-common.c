@@ -190,18 +190,13 @@ void manager_schedule_expiry(Manager *m) {
         if (!m->expire_timer) {
                 r = sd_event_add_time(m->event, &m->expire_timer, CLOCK_MONOTONIC, next, 0, on_expire, m);
                 if (r < 0) {
-                        fprintf(stderr, "Failed to add the expiry timer: %s\n", strerror(-r));
+                        log_error_errno(r, "Failed to add the expiry timer");
                         return;
                 }
                 return;
         }
         sd_event_source_set_time(m->expire_timer, next);
         sd_event_source_set_enabled(m->expire_timer, SD_EVENT_ONESHOT);
-}
-
-int log_errno(int r, const char *message) {
-        fprintf(stderr, "bufbrokerd: %s: %s\n", message, strerror(-r));
-        return r;
 }
 
 void strv_free_simple(char **l) {

@@ -144,7 +144,7 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         r = probe_send(m);
         if (r < 0)
-                log_errno(r, "Failed to send a probe to the bus");
+                log_warning_errno(r, "Failed to send a probe to the bus");
         return 0;
 }
 
@@ -228,7 +228,7 @@ bool handout_refused(Manager *m, sd_bus_message *msg) {
         if (!h)
                 return false;
 
-        fprintf(stderr, "bufbrokerd: the bus refused our reply to %s (uid %u): %s: %s; taking back what it handed out\n",
+        log_warning("the bus refused our reply to %s (uid %u): %s: %s; taking back what it handed out",
                 h->client, (unsigned) h->uid, e ? e->name : "?", e ? e->message : "?");
         p = peer_find(m, h->client);
         if (p)
@@ -258,16 +258,16 @@ int bus_connection_setup(Manager *m, sd_bus *bus) {
 
         r = sd_bus_attach_event(bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
-                return log_errno(r, "Failed to attach the bus to the event loop");
+                return log_error_errno(r, "Failed to attach the bus to the event loop");
         r = sd_bus_add_filter(bus, NULL, peer_filter, m);
         if (r < 0)
-                return log_errno(r, "Failed to add the bus filter");
+                return log_error_errno(r, "Failed to add the bus filter");
         r = bus_manager_register(m, bus);
         if (r < 0)
-                return log_errno(r, "Failed to register " BB_MANAGER_PATH);
+                return log_error_errno(r, "Failed to register " BB_MANAGER_PATH);
         r = bus_buffer_register(m, bus);
         if (r < 0)
-                return log_errno(r, "Failed to register " BB_BUFFER_PATH_PREFIX);
+                return log_error_errno(r, "Failed to register " BB_BUFFER_PATH_PREFIX);
         return 0;
 }
 
@@ -295,7 +295,7 @@ static int on_direct_disconnected(sd_bus_message *msg, void *userdata, sd_bus_er
         peers_forget_connection(m, bus);
         peer_vanished(m, p->name);
         if (sd_event_add_defer(m->event, NULL, on_unref_later, bus) < 0)
-                log_errno(-ENOMEM, "Cannot free a closed direct connection");
+                log_warning_errno(-ENOMEM, "Cannot free a closed direct connection");
         return 0;
 }
 
@@ -345,17 +345,17 @@ int bus_connection_open(Manager *m) {
 
         r = m->user_bus ? sd_bus_open_user(&m->bus) : sd_bus_open_system(&m->bus);
         if (r < 0)
-                return log_errno(r, m->user_bus ? "Failed to connect to the session bus"
+                return log_error_errno(r, m->user_bus ? "Failed to connect to the session bus"
                                                 : "Failed to connect to the system bus");
         r = bus_connection_setup(m, m->bus);
         if (r < 0)
                 return r;
         r = peer_track_disconnects(m, m->bus, false);
         if (r < 0)
-                return log_errno(r, "Failed to watch NameOwnerChanged");
+                return log_error_errno(r, "Failed to watch NameOwnerChanged");
         r = sd_bus_set_exit_on_disconnect(m->bus, true);
         if (r < 0)
-                return log_errno(r, "Failed to make a lost bus connection fatal");
+                return log_error_errno(r, "Failed to make a lost bus connection fatal");
         return 0;
 }
 
@@ -366,14 +366,14 @@ int bus_connection_request_name(Manager *m) {
          * top of this file). Only root and our user may own it anyway. */
         r = sd_bus_request_name(m->bus, BB_BUS_NAME, SD_BUS_NAME_ALLOW_REPLACEMENT);
         if (r == -EEXIST)
-                return log_errno(r, "Another process owns " BB_BUS_NAME);
+                return log_error_errno(r, "Another process owns " BB_BUS_NAME);
         if (r < 0)
-                return log_errno(r, "Failed to own " BB_BUS_NAME);
+                return log_error_errno(r, "Failed to own " BB_BUS_NAME);
         return 0;
 }
 
 static void reconnect_abort(Manager *m, int r, const char *why) {
-        fprintf(stderr, "bufbrokerd: cannot move to a fresh bus connection: %s: %s\n", why, strerror(-r));
+        log_error_errno(r, "cannot move to a fresh bus connection: %s", why);
         m->next_bus = sd_bus_close_unref(m->next_bus);
 }
 
@@ -386,7 +386,7 @@ static int on_name_taken_over(sd_bus_message *reply, void *userdata, sd_bus_erro
         uint32_t result = 0;
 
         if (e || sd_bus_message_read(reply, "u", &result) < 0 || result != 1 /* primary owner */) {
-                fprintf(stderr, "bufbrokerd: the fresh connection did not get %s: %s\n", BB_BUS_NAME,
+                log_error("the fresh connection did not get %s: %s", BB_BUS_NAME,
                         e ? e->message : "not the primary owner");
                 m->next_bus = sd_bus_close_unref(m->next_bus);
                 return 0;
@@ -416,7 +416,7 @@ static int on_name_taken_over(sd_bus_message *reply, void *userdata, sd_bus_erro
                         (void) sd_bus_send(m->bus, poke, NULL);
                 free(old_name);
         }
-        fprintf(stderr, "bufbrokerd: moved to a fresh bus connection (%u so far); calls the old one had not answered get NoReply\n",
+        log_notice("moved to a fresh bus connection (%u so far); calls the old one had not answered get NoReply",
                 m->n_reconnects);
         return 0;
 }
@@ -430,7 +430,7 @@ static void reconnect(Manager *m) {
 
         if (m->next_bus)
                 return;         /* under way */
-        fprintf(stderr, "bufbrokerd: the bus has not read our output for %" PRIu64 " ms; moving to a fresh connection\n",
+        log_warning("the bus has not read our output for %" PRIu64 " ms; moving to a fresh connection",
                 STALL_USEC / 1000);
 
         r = m->user_bus ? sd_bus_open_user(&bus) : sd_bus_open_system(&bus);
@@ -466,7 +466,7 @@ static int on_stall_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (!m->probe_slot) {
                 r = probe_send(m);
                 if (r < 0)
-                        return log_errno(r, "Failed to send a probe to the bus"), 0;
+                        return log_warning_errno(r, "Failed to send a probe to the bus"), 0;
         } else if (now >= m->probe_sent + STALL_USEC) {
                 reconnect(m);
                 return 0;

@@ -32,7 +32,7 @@ static void on_buffer_dropped(Broker *b, Buffer *buf, void *userdata) {
         r = sd_bus_emit_signal(m->bus, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "BufferReleased",
                                "ot", buf->path, buf->id);
         if (r < 0)
-                fprintf(stderr, "Failed to emit BufferReleased for %s: %s\n", buf->path, strerror(-r));
+                log_warning_errno(r, "Failed to emit BufferReleased for %s", buf->path);
 }
 
 /* Holders are not tracked one by one: bus-peer.c watches every connection

@@ -379,7 +379,7 @@ static int on_dispatch(sd_event_source *s, void *userdata) {
 
         r = sd_bus_enqueue_for_read(sd_bus_message_get_bus(msg), msg);
         if (r < 0) {
-                log_errno(r, "Failed to hand a call back to sd-bus");
+                log_warning_errno(r, "Failed to hand a call back to sd-bus");
                 (void) peer_reply_error(msg, BB_ERROR_FAILED, "bufbrokerd could not process the call: %s",
                                         strerror(-r));
         } else
@@ -469,7 +469,7 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
         if (e) {
                 /* Gone before we asked (NameHasNoOwner): its calls have no
                  * one to answer to, and its NameOwnerChanged follows. */
-                fprintf(stderr, "bufbrokerd: cannot get the credentials of %s: %s\n", p->name, e->message);
+                log_warning("cannot get the credentials of %s: %s", p->name, e->message);
                 peer_drop_queue(m, p);
                 return 0;
         }
@@ -477,7 +477,7 @@ static int on_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *r
         if (r < 0) {
                 sd_bus_message *msg;
 
-                log_errno(r, "Cannot read the credentials the bus sent");
+                log_warning_errno(r, "Cannot read the credentials the bus sent");
                 while ((msg = peer_dequeue(m, p))) {
                         (void) peer_reply_error(msg, BB_ERROR_FAILED, "The bus did not tell the caller's credentials");
                         sd_bus_message_unref(msg);

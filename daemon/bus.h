@@ -21,6 +21,7 @@
 #include <systemd/sd-event.h>
 
 #include "broker.h"
+#include "log.h"
 
 typedef struct Manager Manager;
 typedef struct Peer Peer;
@@ -161,10 +162,6 @@ int bus_read_options(sd_bus_message *msg, BusOption *options, sd_bus_error *erro
 int bus_append_fds_and_info(sd_bus_message *reply, Buffer *buf, bool read_only, const int fds[]);
 /* The a{sv} describing a V4L2 format (CreateV4L2's reply, info). */
 int bus_append_v4l2_format(sd_bus_message *reply, const V4L2Format *f, unsigned count);
-
-/* Print "bufbrokerd: MESSAGE: strerror(-r)" to stderr (the journal when run
- * by systemd) and return r. */
-int log_errno(int r, const char *message);
 
 /* bus-peer.c */
 /* Filter every incoming message of @bus (installed by bus_connection_setup). */

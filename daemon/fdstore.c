@@ -49,9 +49,9 @@ static int store_fd(int fd, const char *name, bool poll) {
         snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s%s", name, poll ? "" : "\nFDPOLL=0");
         r = sd_pid_notify_with_fds(0, false, msg, &fd, 1);
         if (r < 0)
-                return log_errno(r, "Failed to put an fd into the file descriptor store");
+                return log_error_errno(r, "Failed to put an fd into the file descriptor store");
         if (r == 0)
-                return log_errno(-ENOTCONN, "Failed to put an fd into the file descriptor store");
+                return log_error_errno(-ENOTCONN, "Failed to put an fd into the file descriptor store");
         return 0;
 }
 
@@ -192,20 +192,20 @@ void fdstore_flush(Manager *m) {
 
         fd = memfd_create("bufbroker:state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0) {
-                fprintf(stderr, "bufbrokerd: cannot save state: %m\n");
+                log_error("cannot save state: %m");
                 return;
         }
         copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         f = copy >= 0 ? fdopen(copy, "w") : NULL;
         if (!f) {
-                fprintf(stderr, "bufbrokerd: cannot save state: %m\n");
+                log_error("cannot save state: %m");
                 safe_close(copy);
                 return;
         }
         r = serialize(m->broker, f);
         fclose(f);
         if (r < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-                fprintf(stderr, "bufbrokerd: cannot save state\n");
+                log_error("cannot save state");
                 return;
         }
 
@@ -213,7 +213,7 @@ void fdstore_flush(Manager *m) {
         (void) sd_notify(false, "FDSTOREREMOVE=1\nFDNAME=" STATE_FDNAME);
         r = sd_pid_notify_with_fds(0, false, "FDSTORE=1\nFDNAME=" STATE_FDNAME, &fd, 1);
         if (r < 0)
-                fprintf(stderr, "bufbrokerd: cannot store state: %s\n", strerror(-r));
+                log_error_errno(r, "cannot store state");
         else
                 m->saved_generation = m->broker->generation;
 }
@@ -407,7 +407,7 @@ static void restore_buffer(Restore *rs, const char *line) {
         if (broker_restore_buffer(rs->m->broker, &rb, &buf) >= 0)
                 return;
 drop:
-        fprintf(stderr, "bufbrokerd: cannot restore buffer %" PRIu64 ", dropping it\n", rb.id);
+        log_warning("cannot restore buffer %" PRIu64 ", dropping it", rb.id);
         for (unsigned i = 0; i < BB_PLANES_MAX; i++) {
                 if (rb.planes[i].fd >= 0 || rb.planes[i].ro_fd >= 0) {
                         snprintf(fdname, sizeof(fdname), "buf-%" PRIu64 "-%u", rb.id, i);
@@ -436,7 +436,7 @@ static int restore_line(Restore *rs, const char *line) {
         if (!rs->header_seen) {
                 if (strcmp(word, "bufbroker-state") != 0 ||
                     sscanf(line, "%*s %u %" SCNu64, &version, &id) != 2 || version != 2) {
-                        fprintf(stderr, "bufbrokerd: the saved state has an unknown format, dropping it\n");
+                        log_warning("the saved state has an unknown format, dropping it");
                         return -EPROTO;
                 }
                 rs->next_id = id;
@@ -502,7 +502,7 @@ int fdstore_restore(Manager *m) {
         if (state >= 0) {
                 r = list_names(m, &rs.names_on_bus, &rs.n_names_on_bus);
                 if (r < 0)
-                        log_errno(r, "Cannot list the connections on the bus; holders are not restored");
+                        log_warning_errno(r, "Cannot list the connections on the bus; holders are not restored");
                 m->restoring = true;
                 f = fdopen(state, "r");
                 if (f) {
@@ -540,8 +540,8 @@ int fdstore_restore(Manager *m) {
 
         restored = m->broker->stats.buffers;
         broker_restore_done(m->broker, rs.next_id);
-        fprintf(stderr, "bufbrokerd: restored %" PRIu64 " buffers from the file descriptor store, "
-                "%" PRIu64 " still held or persistent\n", restored, m->broker->stats.buffers);
+        log_info("restored %" PRIu64 " buffers from the file descriptor store, "
+                "%" PRIu64 " still held or persistent", restored, m->broker->stats.buffers);
 
         free(rs.fds);
         strv_free_simple(rs.names);

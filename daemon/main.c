@@ -108,7 +108,7 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_EXIT_IDLE_TIME:
                         r = parse_duration_usec(optarg, &arg_exit_idle_usec);
                         if (r < 0) {
-                                fprintf(stderr, "bufbrokerd: invalid value '%s' for --exit-idle-time: %s\n",
+                                log_error("invalid value '%s' for --exit-idle-time: %s",
                                         optarg, strerror(-r));
                                 return r;
                         }
@@ -149,20 +149,20 @@ static int parse_argv(int argc, char *argv[]) {
                         for (const struct option *o = options; o->name; o++)
                                 if (o->val == c)
                                         opt = o->name;
-                        fprintf(stderr, "bufbrokerd: invalid value '%s' for --%s: %s\n",
+                        log_error("invalid value '%s' for --%s: %s",
                                 optarg, opt, strerror(-r));
                         return r;
                 }
         }
 
         if (optind < argc) {
-                fprintf(stderr, "bufbrokerd: unexpected argument '%s'\n", argv[optind]);
+                log_error("unexpected argument '%s'", argv[optind]);
                 return -EINVAL;
         }
 
         /* Sizes are rounded up to pages: keep far away from 2^64. */
         if (arg_limits.max_buffer_size > (UINT64_C(1) << 48)) {
-                fprintf(stderr, "bufbrokerd: --max-buffer-size must be at most 256T\n");
+                log_error("--max-buffer-size must be at most 256T");
                 return -ERANGE;
         }
         return 1;
@@ -194,7 +194,7 @@ static void fit_fd_budget(bool fdstore) {
                 budget = MIN(budget, arg_fdstore_max - 1);
 
         if (budget < arg_limits.max_fds)
-                fprintf(stderr, "bufbrokerd: keeping at most %" PRIu64 " fds for buffers (RLIMIT_NOFILE %llu, fd store %" PRIu64 ")\n",
+                log_info("keeping at most %" PRIu64 " fds for buffers (RLIMIT_NOFILE %llu, fd store %" PRIu64 ")",
                         budget, (unsigned long long) rl.rlim_cur, arg_fdstore_max);
         arg_limits.max_fds = budget;
 }
@@ -210,7 +210,7 @@ static int on_name_released(sd_bus_message *reply, void *userdata, sd_bus_error 
         /* The bus handles our messages in order: every call it routed to us
          * under the name came before this answer, and is queued here now. */
         if (sd_bus_message_is_method_error(reply, NULL))
-                fprintf(stderr, "bufbrokerd: failed to release %s: %s\n", BB_BUS_NAME,
+                log_error("failed to release %s: %s", BB_BUS_NAME,
                         sd_bus_message_get_error(reply)->message);
         m->name_released = true;
         return 0;
@@ -227,12 +227,12 @@ static int on_idle_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
          * instead of taking us for running; then give the name back without
          * waiting, and answer whatever reaches us until the bus confirms.
          * Calls made after that wait for a new instance (bus activation). */
-        fprintf(stderr, "bufbrokerd: idle for %" PRIu64 " s, exiting\n", m->exit_idle_usec / 1000000);
+        log_info("idle for %" PRIu64 " s, exiting", m->exit_idle_usec / 1000000);
         (void) sd_notify(false, "STOPPING=1");
         m->exiting = true;
         r = sd_bus_release_name_async(m->bus, NULL, BB_BUS_NAME, on_name_released, m);
         if (r < 0) {
-                log_errno(r, "Failed to release " BB_BUS_NAME);
+                log_error_errno(r, "Failed to release " BB_BUS_NAME);
                 m->name_released = true;
         }
         return 0;
@@ -248,7 +248,7 @@ static void manager_check_exit(Manager *m) {
                 (void) sd_event_exit(m->event, 0);
                 return;
         }
-        fprintf(stderr, "bufbrokerd: calls during the exit made %" PRIu64 " buffers; %s\n",
+        log_notice("calls during the exit made %" PRIu64 " buffers; %s",
                 m->broker->stats.buffers,
                 m->fdstore ? "exiting with a failure, so that the service manager restarts us with them"
                            : "they go with this instance");
@@ -261,8 +261,8 @@ static int on_signal_keep(sd_event_source *s, const struct signalfd_siginfo *si,
 
         /* Not a way to end the daemon (SIGTERM is): these would kill it by
          * default, and with it every buffer. */
-        fprintf(stderr, "bufbrokerd: got %s from pid %u; %" PRIu64 " buffers (%" PRIu64 " bytes), %" PRIu64 " clients, "
-                "%" PRIu64 " tokens, %" PRIu64 " fds kept, %u calls queued, %u reconnects%s\n",
+        log_notice("got %s from pid %u; %" PRIu64 " buffers (%" PRIu64 " bytes), %" PRIu64 " clients, "
+                "%" PRIu64 " tokens, %" PRIu64 " fds kept, %u calls queued, %u reconnects%s",
                 strsignal((int) si->ssi_signo), (unsigned) si->ssi_pid, st->buffers, st->bytes, st->clients,
                 st->tokens, st->fds, m->n_queued, m->n_reconnects,
                 si->ssi_signo == SIGHUP ? "; there is no configuration to reload" : "");
@@ -314,7 +314,7 @@ static int on_post(sd_event_source *s, void *userdata) {
                 r = sd_event_add_time(m->event, &m->idle_timer, CLOCK_MONOTONIC,
                                       now + m->exit_idle_usec, 0, on_idle_timeout, m);
                 if (r < 0)
-                        fprintf(stderr, "bufbrokerd: cannot arm the idle timer: %s\n", strerror(-r));
+                        log_error_errno(r, "cannot arm the idle timer");
                 return 0;
         }
         sd_event_source_set_time(m->idle_timer, now + m->exit_idle_usec);
@@ -349,14 +349,14 @@ static int run(int argc, char *argv[]) {
 
         r = manager_init(&m, &arg_limits);
         if (r < 0)
-                return log_errno(r, "Failed to set up the broker");
+                return log_error_errno(r, "Failed to set up the broker");
         r = sd_event_add_signal(m.event, NULL, SIGTERM, NULL, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(m.event, NULL, SIGINT, NULL, NULL);
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(kept_signals); i++)
                 r = sd_event_add_signal(m.event, NULL, kept_signals[i], on_signal_keep, &m);
         if (r < 0)
-                return log_errno(r, "Failed to watch signals");
+                return log_error_errno(r, "Failed to watch signals");
 
         m.exit_idle_usec = arg_exit_idle_usec;
         m.user_bus = arg_user;
@@ -369,19 +369,19 @@ static int run(int argc, char *argv[]) {
          * first call sees them (and their ids are not handed out again). */
         r = fdstore_restore(&m);
         if (r < 0)
-                log_errno(r, "Failed to restore buffers from the file descriptor store");
+                log_warning_errno(r, "Failed to restore buffers from the file descriptor store");
         manager_schedule_expiry(&m);
 
         /* The watchdog is pinged from the loop: a hung loop gets restarted. */
         r = sd_event_set_watchdog(m.event, true);
         if (r < 0)
-                log_errno(r, "Failed to enable the watchdog");
+                log_warning_errno(r, "Failed to enable the watchdog");
         r = sd_event_add_post(m.event, &m.post, on_post, &m);
         if (r < 0)
-                return log_errno(r, "Failed to add the post-event hook");
+                return log_error_errno(r, "Failed to add the post-event hook");
         r = sd_event_source_set_enabled(m.post, SD_EVENT_ON);
         if (r < 0)
-                return log_errno(r, "Failed to enable the post-event hook");
+                return log_error_errno(r, "Failed to enable the post-event hook");
 
         r = bus_connection_request_name(&m);
         if (r < 0)
@@ -391,9 +391,9 @@ static int run(int argc, char *argv[]) {
 
         r = sd_event_loop(m.event);
         if (r < 0)
-                return log_errno(r, "Event loop failed");
+                return log_error_errno(r, "Event loop failed");
         if (r != 0 && !m.exiting) {
-                fprintf(stderr, "bufbrokerd: lost the bus connection; exiting with a failure, so that the service manager restarts us%s\n",
+                log_error("lost the bus connection; exiting with a failure, so that the service manager restarts us%s",
                         m.fdstore ? " (the fd store keeps every buffer)" : "");
                 (void) sd_notify(false, "STATUS=Lost the bus connection");
                 return r;
