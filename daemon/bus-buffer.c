@@ -6,6 +6,7 @@
  * (owner uid, root, holders); methods enforce ownership in the core.
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "bus.h"
@@ -20,8 +21,12 @@ static uint64_t buffer_id_from_path(const char *path) {
 static int buffer_object_find(sd_bus *bus, const char *path, const char *interface,
                               void *userdata, void **ret_found, sd_bus_error *error) {
         Manager *m = userdata;
+        sd_bus_message *msg;
+        const char *iface;
+        Caller caller;
         Buffer *buf;
         uint64_t id;
+        int r;
 
         if (strcmp(path, BB_BUFFER_PATH_PREFIX) == 0)
                 return 0;       /* the parent node itself is no buffer */
@@ -31,6 +36,20 @@ static int buffer_object_find(sd_bus *bus, const char *path, const char *interfa
         if (!buf)
                 return sd_bus_error_setf(error, BB_ERROR_NO_SUCH_BUFFER,
                                          "No buffer at %s", path);
+
+        /* Reading a property is seeing the buffer: checked once here, for
+         * Get and GetAll alike. Methods check what each allows in the core. */
+        msg = sd_bus_get_current_message(bus);
+        iface = msg ? sd_bus_message_get_interface(msg) : NULL;
+        if (iface && strcmp(iface, "org.freedesktop.DBus.Properties") == 0) {
+                r = bus_get_caller(m, msg, &caller, error);
+                if (r < 0)
+                        return r;
+                if (!broker_may_see(m->broker, &caller, buf))
+                        return sd_bus_error_setf(error, BB_ERROR_NOT_OWNER,
+                                                 "Buffer %" PRIu64 " belongs to uid %u; only its owner, root and its holders may read it",
+                                                 buf->id, (unsigned) buf->owner_uid);
+        }
         *ret_found = buf;
         return 1;
 }
@@ -223,54 +242,63 @@ static int method_freeze(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static int property_get(sd_bus *bus, const char *path, const char *interface,
-                        const char *property, sd_bus_message *reply,
-                        void *userdata, sd_bus_error *error) {
+/* Getters by offsetof: the find callback has checked that the caller may
+ * see the buffer (buffer_object_find). */
+static int property_get_uint64(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "t", *(const uint64_t *) userdata);
+}
+
+static int property_get_string(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", *(const char *const *) userdata);
+}
+
+static int property_get_bool(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "b", *(const bool *) userdata);
+}
+
+static int property_get_uid(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "u", (uint32_t) *(const uid_t *) userdata);
+}
+
+static int property_get_planes(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return bus_append_planes(reply, userdata);
+}
+
+/* A V4L2 buffer's format and index; empty for a memfd. */
+static int property_get_format(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Buffer *buf = userdata;
-        sd_bus_message *msg = sd_bus_get_current_message(bus);
-        Caller caller;
         int r;
 
-        /* Reading a property is seeing the buffer. */
-        if (!msg)
-                return -EINVAL;
-        r = get_caller(msg, buf, &caller, error);
-        if (r < 0)
-                return r;
-        if (!broker_may_see(buf->broker, &caller, buf))
-                return sd_bus_error_setf(error, BB_ERROR_NOT_OWNER,
-                                         "Buffer %" PRIu64 " belongs to uid %u; only its owner, root and its holders may read it",
-                                         buf->id, (unsigned) buf->owner_uid);
-
-        if (strcmp(property, BB_PROP_ID) == 0)
-                return sd_bus_message_append(reply, "t", buf->id);
-        if (strcmp(property, BB_PROP_NAME) == 0)
-                return sd_bus_message_append(reply, "s", buf->name);
-        if (strcmp(property, BB_PROP_KIND) == 0)
-                return sd_bus_message_append(reply, "s", buf->kind);
-        if (strcmp(property, BB_PROP_SIZE) == 0)
-                return sd_bus_message_append(reply, "t", buf->size);
-        if (strcmp(property, BB_PROP_OWNER_UID) == 0)
-                return sd_bus_message_append(reply, "u", (uint32_t) buf->owner_uid);
-        if (strcmp(property, BB_PROP_PERSISTENT) == 0)
-                return sd_bus_message_append(reply, "b", buf->persistent);
-        if (strcmp(property, BB_PROP_FROZEN) == 0)
-                return sd_bus_message_append(reply, "b", buf->frozen);
-        if (strcmp(property, BB_PROP_CREATED_USEC) == 0)
-                return sd_bus_message_append(reply, "t", buf->created_usec);
-        return -ENOENT;
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r >= 0 && buf->queue)
+                r = bus_append_v4l2_format_entries(reply, v4l2_queue_format(buf->queue));
+        if (r >= 0 && buf->queue)
+                r = sd_bus_message_append(reply, "{sv}", BB_INFO_INDEX, "u", buf->v4l2_index);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
 }
 
 const sd_bus_vtable buffer_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY(BB_PROP_ID, "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY(BB_PROP_NAME, "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY(BB_PROP_KIND, "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY(BB_PROP_SIZE, "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY(BB_PROP_OWNER_UID, "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY(BB_PROP_PERSISTENT, "b", property_get, 0, 0),
-        SD_BUS_PROPERTY(BB_PROP_FROZEN, "b", property_get, 0, 0),
-        SD_BUS_PROPERTY(BB_PROP_CREATED_USEC, "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_ID, "t", property_get_uint64, offsetof(Buffer, id), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_NAME, "s", property_get_string, offsetof(Buffer, name), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_KIND, "s", property_get_string, offsetof(Buffer, kind), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_SIZE, "t", property_get_uint64, offsetof(Buffer, size), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_OWNER_UID, "u", property_get_uid, offsetof(Buffer, owner_uid),
+                        SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_PERSISTENT, "b", property_get_bool, offsetof(Buffer, persistent), 0),
+        SD_BUS_PROPERTY(BB_PROP_FROZEN, "b", property_get_bool, offsetof(Buffer, frozen), 0),
+        SD_BUS_PROPERTY(BB_PROP_CREATED_USEC, "t", property_get_uint64, offsetof(Buffer, created_usec),
+                        SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_PLANES, "a(tuu)", property_get_planes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_FORMAT, "a{sv}", property_get_format, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_METHOD("Release", NULL, NULL, method_release, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Share",
                                 SD_BUS_ARGS("a{sv}", options),

@@ -151,8 +151,7 @@ static int append_u32_array_entry(sd_bus_message *reply, const char *key, const 
         return r;
 }
 
-/* The format's {sv} entries, inside an a{sv} the caller opened. */
-static int append_v4l2_format_entries(sd_bus_message *reply, const V4L2Format *f) {
+int bus_append_v4l2_format_entries(sd_bus_message *reply, const V4L2Format *f) {
         char fourcc[5];
         int r;
 
@@ -175,9 +174,21 @@ int bus_append_v4l2_format(sd_bus_message *reply, const V4L2Format *f, unsigned 
 
         r = sd_bus_message_open_container(reply, 'a', "{sv}");
         if (r >= 0)
-                r = append_v4l2_format_entries(reply, f);
+                r = bus_append_v4l2_format_entries(reply, f);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "{sv}", BB_FMT_COUNT, "u", count);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+int bus_append_planes(sd_bus_message *reply, Buffer *buf) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(tuu)");
+        for (unsigned i = 0; r >= 0 && i < buf->n_planes; i++)
+                r = sd_bus_message_append(reply, "(tuu)", buf->planes[i].length,
+                                          buf->planes[i].bytesperline, buf->planes[i].offset);
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         return r;
@@ -200,24 +211,20 @@ static int append_info(sd_bus_message *reply, Buffer *buf, bool read_only) {
         if (r < 0)
                 return r;
 
-        /* planes: a(tuu) of (length, bytesperline, offset), one per fd. */
         r = sd_bus_message_open_container(reply, 'e', "sv");
         if (r >= 0)
                 r = sd_bus_message_append(reply, "s", BB_INFO_PLANES);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'v', "a(tuu)");
         if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(tuu)");
-        for (unsigned i = 0; r >= 0 && i < buf->n_planes; i++)
-                r = sd_bus_message_append(reply, "(tuu)", buf->planes[i].length,
-                                          buf->planes[i].bytesperline, buf->planes[i].offset);
-        for (unsigned i = 0; r >= 0 && i < 3; i++)
+                r = bus_append_planes(reply, buf);
+        for (unsigned i = 0; r >= 0 && i < 2; i++)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
 
         if (buf->queue) {
-                r = append_v4l2_format_entries(reply, v4l2_queue_format(buf->queue));
+                r = bus_append_v4l2_format_entries(reply, v4l2_queue_format(buf->queue));
                 if (r >= 0)
                         r = sd_bus_message_append(reply, "{sv}", BB_INFO_INDEX, "u", buf->v4l2_index);
                 if (r < 0)

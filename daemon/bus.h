@@ -162,6 +162,10 @@ int bus_read_options(sd_bus_message *msg, BusOption *options, sd_bus_error *erro
 int bus_append_fds_and_info(sd_bus_message *reply, Buffer *buf, bool read_only, const int fds[]);
 /* The a{sv} describing a V4L2 format (CreateV4L2's reply, info). */
 int bus_append_v4l2_format(sd_bus_message *reply, const V4L2Format *f, unsigned count);
+/* The format's {sv} entries, inside an a{sv} the caller opened. */
+int bus_append_v4l2_format_entries(sd_bus_message *reply, const V4L2Format *f);
+/* The a(tuu) of a buffer's planes: (length, bytesperline, offset) per fd. */
+int bus_append_planes(sd_bus_message *reply, Buffer *buf);
 
 /* bus-peer.c */
 /* Filter every incoming message of @bus (installed by bus_connection_setup). */

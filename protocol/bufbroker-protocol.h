@@ -73,7 +73,8 @@ static inline const char *bb_buffer_path_from_id(uint64_t id, char buf[static BB
 #define BB_PROP_CREATED_USEC    "CreatedUsec"   /* t */
 #define BB_PROP_PLANES          "Planes"        /* a(tuu): as BB_INFO_PLANES */
 #define BB_PROP_FORMAT          "Format"        /* a{sv}: the BB_FMT_* keys of a V4L2
-                                                 * buffer; empty for a memfd */
+                                                 * buffer (not count) and BB_INFO_INDEX;
+                                                 * empty for a memfd */
 
 /* The most fds one buffer has (V4L2's VIDEO_MAX_PLANES): the length of every
  * per-plane array on both sides. */

@@ -21,7 +21,9 @@ typedef struct Expect {
         const char *path;
         const char *interface;
         const char *member;
-        const char *signature;          /* NULL: no arguments; "a{sv}": empty dict */
+        const char *signature;          /* NULL: no arguments; "a{sv}": empty dict;
+                                         * "ss": Properties.Get of property; "s": GetAll */
+        const char *property;
         const char *error;
         const char *needle;             /* the message must contain it */
 } Expect;
@@ -40,7 +42,10 @@ static int nobody_expect_error(void *userdata) {
         else if (e->signature && strcmp(e->signature, "ss") == 0)
                 /* Properties.Get */
                 r = sd_bus_call_method(bus, BB_BUS_NAME, e->path, e->interface, e->member, &error,
-                                       NULL, "ss", BB_BUFFER_INTERFACE, "Name");
+                                       NULL, "ss", BB_BUFFER_INTERFACE, e->property);
+        else if (e->signature && strcmp(e->signature, "s") == 0)
+                r = sd_bus_call_method(bus, BB_BUS_NAME, e->path, e->interface, e->member, &error,
+                                       NULL, "s", BB_BUFFER_INTERFACE);
         else
                 r = sd_bus_call_method(bus, BB_BUS_NAME, e->path, e->interface, e->member, &error,
                                        NULL, "");
@@ -68,11 +73,14 @@ START_TEST(test_nobody_cannot_manage_roots_buffer) {
         char *ids;
         Snapshot before;
         Expect e[] = {
-                { NULL, BB_BUFFER_INTERFACE, "Release", NULL, BB_ERROR_NOT_OWNER, NULL },
-                { NULL, BB_BUFFER_INTERFACE, "Share", "a{sv}", BB_ERROR_NOT_OWNER, NULL },
-                { NULL, BB_BUFFER_INTERFACE, "Freeze", NULL, BB_ERROR_NOT_OWNER, NULL },
-                /* reading its properties is seeing it */
-                { NULL, "org.freedesktop.DBus.Properties", "Get", "ss", BB_ERROR_NOT_OWNER, NULL },
+                { NULL, BB_BUFFER_INTERFACE, "Release", NULL, NULL, BB_ERROR_NOT_OWNER, NULL },
+                { NULL, BB_BUFFER_INTERFACE, "Share", "a{sv}", NULL, BB_ERROR_NOT_OWNER, NULL },
+                { NULL, BB_BUFFER_INTERFACE, "Freeze", NULL, NULL, BB_ERROR_NOT_OWNER, NULL },
+                /* reading its properties is seeing it: each, and all at once */
+                { NULL, "org.freedesktop.DBus.Properties", "Get", "ss", BB_PROP_NAME, BB_ERROR_NOT_OWNER, NULL },
+                { NULL, "org.freedesktop.DBus.Properties", "Get", "ss", BB_PROP_PLANES, BB_ERROR_NOT_OWNER, NULL },
+                { NULL, "org.freedesktop.DBus.Properties", "Get", "ss", BB_PROP_FORMAT, BB_ERROR_NOT_OWNER, NULL },
+                { NULL, "org.freedesktop.DBus.Properties", "GetAll", "s", NULL, BB_ERROR_NOT_OWNER, NULL },
         };
 
         create_memfd(NULL, "roots", 4096, true, 0, &cr);
@@ -102,6 +110,41 @@ START_TEST(test_nobody_cannot_manage_roots_buffer) {
                 ck_assert(persistent);
         }
         free(ids);
+}
+END_TEST
+
+/* Planes and Format describe a buffer without OpenFds: reading them hands
+ * out no fd and takes no hold. A memfd has one plane and no format. */
+START_TEST(test_planes_and_format_without_a_hold) {
+        _cleanup_created_ Created cr = { .fd = -1 };
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        uint64_t length = 0;
+        uint32_t bpl = 1, offset = 1;
+        Snapshot before;
+
+        create_memfd(NULL, "described", 8192, true, 0, &cr);
+        stats_read(&before);
+        ck_assert_msg(sd_bus_get_property(test_bus(), BB_BUS_NAME, cr.path, BB_BUFFER_INTERFACE, BB_PROP_PLANES,
+                                          &error, &reply, "a(tuu)") >= 0, "Planes: %s", error.message);
+        ck_assert(sd_bus_message_enter_container(reply, 'a', "(tuu)") > 0);
+        ck_assert(sd_bus_message_read(reply, "(tuu)", &length, &bpl, &offset) > 0);
+        ck_assert_uint_eq(length, 8192);
+        ck_assert_uint_eq(bpl, 0);
+        ck_assert_uint_eq(offset, 0);
+        ck_assert_int_eq(sd_bus_message_read(reply, "(tuu)", &length, &bpl, &offset), 0);    /* one plane */
+        reply = sd_bus_message_unref(reply);
+        ck_assert_msg(sd_bus_get_property(test_bus(), BB_BUS_NAME, cr.path, BB_BUFFER_INTERFACE, BB_PROP_FORMAT,
+                                          &error, &reply, "a{sv}") >= 0, "Format: %s", error.message);
+        ck_assert(sd_bus_message_enter_container(reply, 'a', "{sv}") >= 0);
+        ck_assert_int_eq(sd_bus_message_at_end(reply, false), 1);                           /* empty */
+        reply = sd_bus_message_unref(reply);
+        /* and GetAll has them too */
+        ck_assert_msg(sd_bus_call_method(test_bus(), BB_BUS_NAME, cr.path, "org.freedesktop.DBus.Properties",
+                                         "GetAll", &error, &reply, "s", BB_BUFFER_INTERFACE) >= 0,
+                      "GetAll: %s", error.message);
+        reply = sd_bus_message_unref(reply);
+        assert_back_to(&before, "after reading Planes and Format");
 }
 END_TEST
 
@@ -383,6 +426,7 @@ END_TEST
 static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_nobody_cannot_manage_roots_buffer);
         tcase_add_test(tc, test_holder_is_not_owner);
+        tcase_add_test(tc, test_planes_and_format_without_a_hold);
         tcase_add_test(tc, test_list_visibility);
         tcase_add_test(tc, test_uid_bound_tokens);
         tcase_add_test(tc, test_single_use_token);
