@@ -1,20 +1,103 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Reading what the broker says about a buffer into a bb_buffer: the
- * "ah fds, a{sv} info" of Open and OpenFds, and the a{sv} of GetAll on
- * org.bufbroker.Buffer1.
+ * Reading what the broker says about a buffer into a bb_buffer. Open and
+ * OpenFds reply "ah fds, a{sv} info", GetAll on org.bufbroker.Buffer1 an
+ * a{sv} of properties: two dictionaries with different key names for mostly
+ * the same fields. One table says, per field, its key in each dictionary,
+ * its signature and how to store it, and one reader walks any of them, so
+ * that a field is added (or fixed) in one place for both.
+ *
+ * Unknown keys, and known keys with another signature, are skipped: a newer
+ * broker may add some. A key the broker leaves out leaves the field as it
+ * was, so an older broker that lacks a property is no error.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
 
 #include "libbufbroker-private.h"
 #include "macro.h"
 
-/* Read the "planes" a(tuu) of an info a{sv}, positioned at its variant. */
-static int buffer_read_planes(bb_buffer *buf, sd_bus_message *m) {
+/* The dictionaries a key may appear in. */
+enum {
+        WIRE_INFO,              /* the info a{sv} of Open and OpenFds */
+        WIRE_PROPERTY,          /* the properties of org.bufbroker.Buffer1 */
+        WIRE_FORMAT,            /* the a{sv} of the Format property */
+        _WIRE_SCOPE_MAX,
+};
+
+/* Store the variant m is positioned at into field (a member of buf). */
+typedef int (*wire_store)(bb_buffer *buf, void *field, sd_bus_message *m);
+
+typedef struct wire_field {
+        const char *key[_WIRE_SCOPE_MAX];       /* NULL: not in that dictionary */
+        const char *signature;                  /* of the variant's contents */
+        wire_store store;
+        size_t offset;                          /* of field in bb_buffer */
+} wire_field;
+
+_Static_assert(sizeof(uid_t) == sizeof(uint32_t), "uid_t is read as a D-Bus 'u'");
+
+static int store_uint64(bb_buffer *buf, void *field, sd_bus_message *m) {
+        return sd_bus_message_read(m, "v", "t", field);
+}
+
+static int store_uint32(bb_buffer *buf, void *field, sd_bus_message *m) {
+        return sd_bus_message_read(m, "v", "u", field);
+}
+
+static int store_bool(bb_buffer *buf, void *field, sd_bus_message *m) {
+        int b, r;
+
+        r = sd_bus_message_read(m, "v", "b", &b);
+        if (r >= 0)
+                *(bool *) field = b;
+        return r;
+}
+
+static int store_string(bb_buffer *buf, void *field, sd_bus_message *m) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read(m, "v", "s", &s);
+        if (r < 0)
+                return r;
+        return buffer_set_string(field, s);
+}
+
+/* The contract sends a fourcc as its characters ("YUYV"); a string that is
+ * none is ignored. */
+static int store_fourcc_string(bb_buffer *buf, void *field, sd_bus_message *m) {
+        const char *s;
+        uint32_t u;
+        int r;
+
+        r = sd_bus_message_read(m, "v", "s", &s);
+        if (r >= 0 && bb_fourcc_from_string(s, &u) >= 0)
+                *(uint32_t *) field = u;
+        return r;
+}
+
+static int store_index(bb_buffer *buf, void *field, sd_bus_message *m) {
+        int r;
+
+        r = store_uint32(buf, field, m);
+        if (r >= 0)
+                buf->have_index = true;
+        return r;
+}
+
+/* a(tuu): length, bytesperline, offset per plane. A handle that owns fds
+ * keeps one plane per fd: a list of another length is a broken reply (an
+ * empty one says nothing, and changes nothing). */
+static int store_planes(bb_buffer *buf, void *field, sd_bus_message *m) {
+        struct {
+                uint64_t length;
+                uint32_t stride, offset;
+        } planes[BB_PLANES_MAX];
         unsigned n = 0;
         int r;
 
@@ -35,9 +118,9 @@ static int buffer_read_planes(bb_buffer *buf, sd_bus_message *m) {
                         break;
                 if (n >= BB_PLANES_MAX)
                         return -EBADMSG;
-                buf->planes[n].length = length;
-                buf->planes[n].stride = stride;
-                buf->planes[n].offset = offset;
+                planes[n].length = length;
+                planes[n].stride = stride;
+                planes[n].offset = offset;
                 n++;
         }
         r = sd_bus_message_exit_container(m);
@@ -46,84 +129,106 @@ static int buffer_read_planes(bb_buffer *buf, sd_bus_message *m) {
         r = sd_bus_message_exit_container(m);
         if (r < 0)
                 return r;
+
+        if (buf->n_fds > 0) {
+                if (n == 0)
+                        return 0;
+                if (n != buf->n_fds)
+                        return -EBADMSG;
+        }
+        for (unsigned i = 0; i < n; i++) {
+                buf->planes[i].length = planes[i].length;
+                buf->planes[i].stride = planes[i].stride;
+                buf->planes[i].offset = planes[i].offset;
+        }
         buf->n_planes = n;
         return 0;
 }
 
-/* Apply one entry of Open's info a{sv} to buf; unknown keys are skipped so
- * that a newer broker may add some. */
-static int buffer_apply_info(bb_buffer *buf, sd_bus_message *m, const char *key) {
-        const char *contents, *s;
-        uint64_t t;
-        uint32_t u;
-        int b, r;
-        char type;
+#define FIELD(member) offsetof(bb_buffer, member)
 
-        r = sd_bus_message_peek_type(m, &type, &contents);
+static const wire_field wire_fields[] = {
+        /* info key             property                format key */
+        { { BB_INFO_ID,         BB_PROP_ID,             NULL },
+          "t",          store_uint64,           FIELD(id) },
+        { { BB_INFO_SIZE,       BB_PROP_SIZE,           NULL },
+          "t",          store_uint64,           FIELD(size) },
+        { { NULL,               BB_PROP_CREATED_USEC,   NULL },
+          "t",          store_uint64,           FIELD(created_usec) },
+        { { BB_INFO_NAME,       BB_PROP_NAME,           NULL },
+          "s",          store_string,           FIELD(name) },
+        { { BB_INFO_KIND,       BB_PROP_KIND,           NULL },
+          "s",          store_string,           FIELD(kind) },
+        { { BB_INFO_OWNER_UID,  BB_PROP_OWNER_UID,      NULL },
+          "u",          store_uint32,           FIELD(owner_uid) },
+        { { BB_INFO_READ_ONLY,  NULL,                   NULL },
+          "b",          store_bool,             FIELD(read_only) },
+        { { NULL,               BB_PROP_PERSISTENT,     NULL },
+          "b",          store_bool,             FIELD(persistent) },
+        { { BB_INFO_FROZEN,     BB_PROP_FROZEN,         NULL },
+          "b",          store_bool,             FIELD(frozen) },
+        { { BB_INFO_PLANES,     NULL,                   NULL },
+          "a(tuu)",     store_planes,           FIELD(planes) },
+        { { BB_INFO_INDEX,      NULL,                   NULL },
+          "u",          store_index,            FIELD(v4l2_index) },
+        { { BB_FMT_WIDTH,       NULL,                   BB_FMT_WIDTH },
+          "u",          store_uint32,           FIELD(width) },
+        { { BB_FMT_HEIGHT,      NULL,                   BB_FMT_HEIGHT },
+          "u",          store_uint32,           FIELD(height) },
+        { { BB_FMT_FOURCC,      NULL,                   BB_FMT_FOURCC },
+          "u",          store_uint32,           FIELD(fourcc) },
+        { { BB_FMT_FOURCC,      NULL,                   BB_FMT_FOURCC },
+          "s",          store_fourcc_string,    FIELD(fourcc) },
+        { { BB_FMT_TYPE,        NULL,                   BB_FMT_TYPE },
+          "s",          store_string,           FIELD(format_type) },
+};
+
+static const wire_field *find_field(unsigned scope, const char *key, const char *signature) {
+        for (size_t i = 0; i < ELEMENTSOF(wire_fields); i++) {
+                const wire_field *f = &wire_fields[i];
+
+                if (f->key[scope] && strcmp(f->key[scope], key) == 0 && signature &&
+                    strcmp(f->signature, signature) == 0)
+                        return f;
+        }
+        return NULL;
+}
+
+/* Read an a{sv} of the dictionary scope into buf. */
+static int read_dict(bb_buffer *buf, sd_bus_message *m, unsigned scope) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
+        for (;;) {
+                const char *key, *contents;
+                const wire_field *f;
+                char type;
 
-#define IS_KEY(k, sig) (strcmp(key, (k)) == 0 && contents && strcmp(contents, (sig)) == 0)
-        if (IS_KEY(BB_INFO_ID, "t")) {
-                r = sd_bus_message_read(m, "v", "t", &t);
-                if (r >= 0)
-                        buf->id = t;
-        } else if (IS_KEY(BB_INFO_SIZE, "t")) {
-                r = sd_bus_message_read(m, "v", "t", &t);
-                if (r >= 0)
-                        buf->size = t;
-        } else if (IS_KEY(BB_INFO_KIND, "s")) {
-                r = sd_bus_message_read(m, "v", "s", &s);
-                if (r >= 0)
-                        r = buffer_set_string(&buf->kind, s);
-        } else if (IS_KEY(BB_INFO_NAME, "s")) {
-                r = sd_bus_message_read(m, "v", "s", &s);
-                if (r >= 0)
-                        r = buffer_set_string(&buf->name, s);
-        } else if (IS_KEY(BB_INFO_READ_ONLY, "b")) {
-                r = sd_bus_message_read(m, "v", "b", &b);
-                if (r >= 0)
-                        buf->read_only = b;
-        } else if (IS_KEY(BB_INFO_OWNER_UID, "u")) {
-                r = sd_bus_message_read(m, "v", "u", &u);
-                if (r >= 0)
-                        buf->owner_uid = u;
-        } else if (IS_KEY(BB_INFO_FROZEN, "b")) {
-                r = sd_bus_message_read(m, "v", "b", &b);
-                if (r >= 0)
-                        buf->frozen = b;
-        } else if (IS_KEY(BB_INFO_PLANES, "a(tuu)")) {
-                r = buffer_read_planes(buf, m);
-        } else if (IS_KEY(BB_INFO_INDEX, "u")) {
-                r = sd_bus_message_read(m, "v", "u", &u);
-                if (r >= 0) {
-                        buf->v4l2_index = u;
-                        buf->have_index = true;
-                }
-        } else if (IS_KEY(BB_FMT_WIDTH, "u")) {
-                r = sd_bus_message_read(m, "v", "u", &u);
-                if (r >= 0)
-                        buf->width = u;
-        } else if (IS_KEY(BB_FMT_HEIGHT, "u")) {
-                r = sd_bus_message_read(m, "v", "u", &u);
-                if (r >= 0)
-                        buf->height = u;
-        } else if (IS_KEY(BB_FMT_FOURCC, "u")) {
-                r = sd_bus_message_read(m, "v", "u", &u);
-                if (r >= 0)
-                        buf->fourcc = u;
-        } else if (IS_KEY(BB_FMT_FOURCC, "s")) {
-                /* The contract sends the characters ("YUYV"). */
-                r = sd_bus_message_read(m, "v", "s", &s);
-                if (r >= 0 && bb_fourcc_from_string(s, &u) >= 0)
-                        buf->fourcc = u;
-        } else if (IS_KEY(BB_FMT_TYPE, "s")) {
-                r = sd_bus_message_read(m, "v", "s", &s);
-                if (r >= 0)
-                        r = buffer_set_string(&buf->format_type, s);
-        } else
-                r = sd_bus_message_skip(m, "v");
-#undef IS_KEY
+                r = sd_bus_message_enter_container(m, 'e', "sv");
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_peek_type(m, &type, &contents);
+                if (r < 0)
+                        return r;
+                f = find_field(scope, key, contents);
+                if (f)
+                        r = f->store(buf, (char *) buf + f->offset, m);
+                else
+                        r = sd_bus_message_skip(m, "v");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_exit_container(m);
         return r < 0 ? r : 0;
 }
 
@@ -152,28 +257,7 @@ int wire_read_fds_and_info(bb_buffer *buf, sd_bus_message *reply) {
         if (buf->n_fds == 0)
                 return -EBADMSG;
 
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        for (;;) {
-                const char *key;
-
-                r = sd_bus_message_enter_container(reply, 'e', "sv");
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        break;
-                r = sd_bus_message_read(reply, "s", &key);
-                if (r < 0)
-                        return r;
-                r = buffer_apply_info(buf, reply, key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(reply);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_exit_container(reply);
+        r = read_dict(buf, reply, WIRE_INFO);
         if (r < 0)
                 return r;
 
@@ -195,74 +279,7 @@ int wire_read_fds_and_info(bb_buffer *buf, sd_bus_message *reply) {
         return 0;
 }
 
-/* Fill buf from a GetAll reply of org.bufbroker.Buffer1. */
-int wire_read_properties(bb_buffer *buf, sd_bus_message *m) {
-        int r;
-
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        for (;;) {
-                const char *key, *contents, *s;
-                uint64_t t;
-                uint32_t u;
-                int b;
-                char type;
-
-                r = sd_bus_message_enter_container(m, 'e', "sv");
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        break;
-                r = sd_bus_message_read(m, "s", &key);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_peek_type(m, &type, &contents);
-                if (r < 0)
-                        return r;
-
-#define IS_PROP(k, sig) (strcmp(key, (k)) == 0 && contents && strcmp(contents, (sig)) == 0)
-                if (IS_PROP(BB_PROP_ID, "t")) {
-                        r = sd_bus_message_read(m, "v", "t", &t);
-                        if (r >= 0)
-                                buf->id = t;
-                } else if (IS_PROP(BB_PROP_SIZE, "t")) {
-                        r = sd_bus_message_read(m, "v", "t", &t);
-                        if (r >= 0)
-                                buf->size = t;
-                } else if (IS_PROP(BB_PROP_CREATED_USEC, "t")) {
-                        r = sd_bus_message_read(m, "v", "t", &t);
-                        if (r >= 0)
-                                buf->created_usec = t;
-                } else if (IS_PROP(BB_PROP_NAME, "s")) {
-                        r = sd_bus_message_read(m, "v", "s", &s);
-                        if (r >= 0)
-                                r = buffer_set_string(&buf->name, s);
-                } else if (IS_PROP(BB_PROP_KIND, "s")) {
-                        r = sd_bus_message_read(m, "v", "s", &s);
-                        if (r >= 0)
-                                r = buffer_set_string(&buf->kind, s);
-                } else if (IS_PROP(BB_PROP_OWNER_UID, "u")) {
-                        r = sd_bus_message_read(m, "v", "u", &u);
-                        if (r >= 0)
-                                buf->owner_uid = u;
-                } else if (IS_PROP(BB_PROP_PERSISTENT, "b")) {
-                        r = sd_bus_message_read(m, "v", "b", &b);
-                        if (r >= 0)
-                                buf->persistent = b;
-                } else if (IS_PROP(BB_PROP_FROZEN, "b")) {
-                        r = sd_bus_message_read(m, "v", "b", &b);
-                        if (r >= 0)
-                                buf->frozen = b;
-                } else
-                        r = sd_bus_message_skip(m, "v");
-#undef IS_PROP
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_exit_container(m);
-        return r < 0 ? r : 0;
+/* Read a GetAll reply of org.bufbroker.Buffer1. */
+int wire_read_properties(bb_buffer *buf, sd_bus_message *reply) {
+        return read_dict(buf, reply, WIRE_PROPERTY);
 }
