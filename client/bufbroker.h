@@ -355,6 +355,19 @@ const char *bb_buffer_format_type(bb_buffer *buf);
  * -ENODATA for other kinds and for handles without fds. */
 int bb_buffer_v4l2_index(bb_buffer *buf);
 
+/* ----------------------------------------------------------- cleanup --- */
+
+/* For the cleanup variable attribute of GCC and clang, as sd-bus.h offers
+ * for its types:
+ *
+ *     __attribute__((cleanup(bb_buffer_unrefp))) bb_buffer *buf = NULL;
+ *
+ * unrefs buf whichever way its scope is left. They take the address of a
+ * handle pointer; the handle may be NULL. Plain functions (exported since
+ * LIBBUFBROKER_1.1), so that this header stays C89 for every compiler. */
+void bb_client_unrefp(bb_client **p);
+void bb_buffer_unrefp(bb_buffer **p);
+
 /* ------------------------------------------------------------ fourcc --- */
 
 /* A fourcc from its characters: "YUYV" is 0x56595559 (the first character

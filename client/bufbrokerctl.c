@@ -35,9 +35,6 @@
 
 #define EXIT_USAGE 2
 
-DEFINE_POINTER_CLEANUP(bb_client, bb_client_unref);
-DEFINE_POINTER_CLEANUP(bb_buffer, bb_buffer_unref);
-
 static const char *program_name = "bufbrokerctl";
 
 static enum {

@@ -93,6 +93,11 @@ _public_ bb_buffer *bb_buffer_unref(bb_buffer *buf) {
         return NULL;
 }
 
+_public_ void bb_buffer_unrefp(bb_buffer **p) {
+        if (p && *p)
+                bb_buffer_unref(*p);
+}
+
 _public_ bb_buffer **bb_buffer_list_free(bb_buffer **list, size_t n) {
         if (!list)
                 return NULL;

@@ -162,6 +162,11 @@ _public_ bb_client *bb_client_unref(bb_client *c) {
         return NULL;
 }
 
+_public_ void bb_client_unrefp(bb_client **p) {
+        if (p && *p)
+                bb_client_unref(*p);
+}
+
 _public_ const char *bb_client_error_name(bb_client *c) {
         return c ? c->error_name : NULL;
 }

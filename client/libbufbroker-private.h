@@ -24,7 +24,6 @@
 
 #include "bufbroker-protocol.h"
 #include "bufbroker.h"
-#include "macro.h"
 
 #define _public_ __attribute__((__visibility__("default")))
 
@@ -75,9 +74,6 @@ struct bb_buffer {
         bool have_index;
         uint32_t v4l2_index;
 };
-
-DEFINE_POINTER_CLEANUP(bb_client, bb_client_unref);
-DEFINE_POINTER_CLEANUP(bb_buffer, bb_buffer_unref);
 
 /* client.c */
 void client_clear_error(bb_client *c);
