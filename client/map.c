@@ -23,7 +23,7 @@ _public_ int bb_buffer_fd(bb_buffer *buf) {
 }
 
 _public_ unsigned bb_buffer_n_planes(bb_buffer *buf) {
-        return buf && buf->n_fds > 0 ? buf->n_planes : 0;
+        return buf ? buf->n_planes : 0;
 }
 
 _public_ int bb_buffer_plane_fd(bb_buffer *buf, unsigned plane) {
@@ -37,7 +37,7 @@ _public_ int bb_buffer_plane_fd(bb_buffer *buf, unsigned plane) {
 }
 
 static const bb_plane *buffer_plane(bb_buffer *buf, unsigned plane) {
-        return buf && buf->n_fds > 0 && plane < buf->n_planes ? &buf->planes[plane] : NULL;
+        return buf && plane < buf->n_planes ? &buf->planes[plane] : NULL;
 }
 
 _public_ uint64_t bb_buffer_plane_length(bb_buffer *buf, unsigned plane) {

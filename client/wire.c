@@ -9,7 +9,8 @@
  *
  * Unknown keys, and known keys with another signature, are skipped: a newer
  * broker may add some. A key the broker leaves out leaves the field as it
- * was, so an older broker that lacks a property is no error.
+ * was, so an older broker that lacks a property (Planes and Format are
+ * newer than the others) is no error: the handle just knows less.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,8 @@ typedef struct wire_field {
 } wire_field;
 
 _Static_assert(sizeof(uid_t) == sizeof(uint32_t), "uid_t is read as a D-Bus 'u'");
+
+static int read_dict(bb_buffer *buf, sd_bus_message *m, unsigned scope);
 
 static int store_uint64(bb_buffer *buf, void *field, sd_bus_message *m) {
         return sd_bus_message_read(m, "v", "t", field);
@@ -145,6 +148,19 @@ static int store_planes(bb_buffer *buf, void *field, sd_bus_message *m) {
         return 0;
 }
 
+/* The Format property: the same keys as the format part of Open's info. */
+static int store_format(bb_buffer *buf, void *field, sd_bus_message *m) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'v', "a{sv}");
+        if (r < 0)
+                return r;
+        r = read_dict(buf, m, WIRE_FORMAT);
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
 #define FIELD(member) offsetof(bb_buffer, member)
 
 static const wire_field wire_fields[] = {
@@ -167,7 +183,7 @@ static const wire_field wire_fields[] = {
           "b",          store_bool,             FIELD(persistent) },
         { { BB_INFO_FROZEN,     BB_PROP_FROZEN,         NULL },
           "b",          store_bool,             FIELD(frozen) },
-        { { BB_INFO_PLANES,     NULL,                   NULL },
+        { { BB_INFO_PLANES,     BB_PROP_PLANES,         NULL },
           "a(tuu)",     store_planes,           FIELD(planes) },
         { { BB_INFO_INDEX,      NULL,                   NULL },
           "u",          store_index,            FIELD(v4l2_index) },
@@ -181,6 +197,8 @@ static const wire_field wire_fields[] = {
           "s",          store_fourcc_string,    FIELD(fourcc) },
         { { BB_FMT_TYPE,        NULL,                   BB_FMT_TYPE },
           "s",          store_string,           FIELD(format_type) },
+        { { NULL,               BB_PROP_FORMAT,         NULL },
+          "a{sv}",      store_format,           0 },
 };
 
 static const wire_field *find_field(unsigned scope, const char *key, const char *signature) {
