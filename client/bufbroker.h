@@ -47,7 +47,9 @@ typedef struct bb_client bb_client;
  * dma-buf fd. Every plane has a length (bytes), a stride (bytes per line; 0
  * when not meaningful, as for memfds) and an offset (where the data starts
  * in the plane's fd). Plane metadata and the V4L2 format are known for
- * handles that own fds; descriptive handles have 0 planes. */
+ * handles that own fds, and for handles of bb_buffer_get() (and after
+ * bb_buffer_refresh()) when the broker has the Planes and Format properties;
+ * other descriptive handles have 0 planes. */
 typedef struct bb_buffer bb_buffer;
 
 /* One key/value pair of the Stats or Limits properties. */
@@ -281,13 +283,15 @@ int bb_buffer_unmap(bb_buffer *buf);
 int bb_buffer_sync_begin(bb_buffer *buf, unsigned flags);
 int bb_buffer_sync_end(bb_buffer *buf, unsigned flags);
 
-/* The number of planes (and fds) of a handle that owns fds; 0 for NULL and
- * for handles without fds. */
+/* The number of planes of the buffer: of a handle that owns fds, one per
+ * fd; of a handle without fds, as the broker's Planes property said (0 when
+ * the broker has none, and for bb_client_list_buffers() handles); 0 for
+ * NULL. */
 unsigned bb_buffer_n_planes(bb_buffer *buf);
 
 /* The fd of one plane, owned by the handle (do not close it). -EINVAL for
- * NULL, -ENODATA when the handle has no fds, -ERANGE when plane >=
- * bb_buffer_n_planes(). */
+ * NULL, -ENODATA when the handle has no fds (even when it knows its
+ * planes), -ERANGE when plane >= bb_buffer_n_planes(). */
 int bb_buffer_plane_fd(bb_buffer *buf, unsigned plane);
 
 /* A plane's length in bytes, its stride (bytes per line; 0 when it has none,
@@ -341,19 +345,32 @@ int bb_buffer_get_holders(bb_buffer *buf, unsigned *ret);
 
 /* The V4L2 format of a V4L2 buffer, as the driver chose it: width and height
  * in pixels, the pixel format's fourcc. 0 for NULL, for other kinds and for
- * handles without fds. */
+ * handles that know no format (see bb_buffer_n_planes()). */
 uint32_t bb_buffer_width(bb_buffer *buf);
 uint32_t bb_buffer_height(bb_buffer *buf);
 uint32_t bb_buffer_fourcc(bb_buffer *buf);
 
 /* The V4L2 buffer type: "capture", "output", "capture-mplane" or
- * "output-mplane"; NULL for NULL, for other kinds and for handles without
- * fds. Valid while buf is. */
+ * "output-mplane"; NULL for NULL, for other kinds and for handles that know
+ * no format. Valid while buf is. */
 const char *bb_buffer_format_type(bb_buffer *buf);
 
 /* The buffer's index in its V4L2 queue (0, 1, ...). -EINVAL for NULL,
  * -ENODATA for other kinds and for handles without fds. */
 int bb_buffer_v4l2_index(bb_buffer *buf);
+
+/* ----------------------------------------------------------- cleanup --- */
+
+/* For the cleanup variable attribute of GCC and clang, as sd-bus.h offers
+ * for its types:
+ *
+ *     __attribute__((cleanup(bb_buffer_unrefp))) bb_buffer *buf = NULL;
+ *
+ * unrefs buf whichever way its scope is left. They take the address of a
+ * handle pointer; the handle may be NULL. Plain functions (exported since
+ * LIBBUFBROKER_1.1), so that this header stays C89 for every compiler. */
+void bb_client_unrefp(bb_client **p);
+void bb_buffer_unrefp(bb_buffer **p);
 
 /* ------------------------------------------------------------ fourcc --- */
 

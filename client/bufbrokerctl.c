@@ -35,9 +35,6 @@
 
 #define EXIT_USAGE 2
 
-DEFINE_POINTER_CLEANUP(bb_client, bb_client_unref);
-DEFINE_POINTER_CLEANUP(bb_buffer, bb_buffer_unref);
-
 static const char *program_name = "bufbrokerctl";
 
 static enum {
@@ -442,6 +439,26 @@ static int verb_create(bb_client *c, int argc, char **argv) {
         return 0;
 }
 
+/* The V4L2 format and the planes of a handle that knows them. */
+static void print_planes_and_format(bb_buffer *buf) {
+        if (bb_buffer_format_type(buf) || bb_buffer_width(buf) > 0) {
+                int index = bb_buffer_v4l2_index(buf);
+
+                /* As --format spells it. */
+                fputs("Format:     ", stdout);
+                print_format(stdout, bb_buffer_width(buf), bb_buffer_height(buf), bb_buffer_fourcc(buf));
+                fputc('\n', stdout);
+                printf("Type:       %s\n", bb_buffer_format_type(buf) ?: "-");
+                if (index >= 0)
+                        printf("Index:      %d\n", index);
+        }
+        printf("Planes:     %u\n", bb_buffer_n_planes(buf));
+        for (unsigned i = 0; i < bb_buffer_n_planes(buf); i++)
+                printf("  plane %u:  length %" PRIu64 ", stride %" PRIu32 ", offset %" PRIu32 "\n", i,
+                       bb_buffer_plane_length(buf, i), bb_buffer_plane_stride(buf, i),
+                       bb_buffer_plane_offset(buf, i));
+}
+
 static int verb_info(bb_client *c, int argc, char **argv) {
         _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL, *opened = NULL;
         char sz[FORMAT_SIZE_MAX], ts[FORMAT_TIMESTAMP_MAX];
@@ -461,9 +478,16 @@ static int verb_info(bb_client *c, int argc, char **argv) {
         printf("Frozen:     %s\n", bb_buffer_is_frozen(buf) ? "yes" : "no");
         printf("Created:    %s\n", format_timestamp(ts, bb_buffer_created_usec(buf)));
 
-        /* Planes and format come with the fds, which only the owner (and
-         * root) get by id. OpenFds makes this connection a holder until it
-         * closes, a moment from now. */
+        /* Planes and format are properties (Planes, Format), read above
+         * with the rest: every buffer has at least one plane. */
+        if (bb_buffer_n_planes(buf) > 0) {
+                print_planes_and_format(buf);
+                return 0;
+        }
+
+        /* A broker older than those properties: they come only with the
+         * fds, which only the owner (and root) get by id. OpenFds makes this
+         * connection a holder until it closes, a moment from now. */
         r = bb_buffer_open_fds(c, bb_buffer_id(buf), BB_OPEN_READ_ONLY, &opened);
         if (r == -EPERM) {
                 printf("Planes:     (shown to the buffer's owner only)\n");
@@ -471,23 +495,7 @@ static int verb_info(bb_client *c, int argc, char **argv) {
         }
         if (r < 0)
                 return log_bus_error(c, r, "info %s: cannot read the planes", argv[1]);
-
-        if (bb_buffer_format_type(opened) || bb_buffer_width(opened) > 0) {
-                int index = bb_buffer_v4l2_index(opened);
-
-                /* As --format spells it. */
-                fputs("Format:     ", stdout);
-                print_format(stdout, bb_buffer_width(opened), bb_buffer_height(opened), bb_buffer_fourcc(opened));
-                fputc('\n', stdout);
-                printf("Type:       %s\n", bb_buffer_format_type(opened) ?: "-");
-                if (index >= 0)
-                        printf("Index:      %d\n", index);
-        }
-        printf("Planes:     %u\n", bb_buffer_n_planes(opened));
-        for (unsigned i = 0; i < bb_buffer_n_planes(opened); i++)
-                printf("  plane %u:  length %" PRIu64 ", stride %" PRIu32 ", offset %" PRIu32 "\n", i,
-                       bb_buffer_plane_length(opened, i), bb_buffer_plane_stride(opened, i),
-                       bb_buffer_plane_offset(opened, i));
+        print_planes_and_format(opened);
         return 0;
 }
 

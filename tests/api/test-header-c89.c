@@ -25,7 +25,7 @@ int main(void) {
         unsigned flags = BB_CREATE_PERSISTENT | BB_CREATE_READ_ONLY | BB_SHARE_READ_ONLY | BB_SHARE_SINGLE_USE |
                 BB_SHARE_UID | BB_OPEN_READ_ONLY | BB_SYNC_READ | BB_SYNC_WRITE | BB_SYNC_RW;
         char fourcc[BB_FOURCC_STRING_MAX];
-        any_func funcs[59];
+        any_func funcs[61];
         size_t i = 0;
 
         funcs[i++] = (any_func) bb_client_new;
@@ -33,6 +33,7 @@ int main(void) {
         funcs[i++] = (any_func) bb_client_new_address;
         funcs[i++] = (any_func) bb_client_ref;
         funcs[i++] = (any_func) bb_client_unref;
+        funcs[i++] = (any_func) bb_client_unrefp;
         funcs[i++] = (any_func) bb_client_error_name;
         funcs[i++] = (any_func) bb_client_error_message;
         funcs[i++] = (any_func) bb_client_get_fd;
@@ -51,6 +52,7 @@ int main(void) {
         funcs[i++] = (any_func) bb_buffer_get;
         funcs[i++] = (any_func) bb_buffer_ref;
         funcs[i++] = (any_func) bb_buffer_unref;
+        funcs[i++] = (any_func) bb_buffer_unrefp;
         funcs[i++] = (any_func) bb_buffer_refresh;
         funcs[i++] = (any_func) bb_buffer_share;
         funcs[i++] = (any_func) bb_buffer_release;
@@ -97,6 +99,16 @@ int main(void) {
         /* Handles from nowhere: only the NULL-safe destructors may run. */
         c = bb_client_unref(c);
         buf = bb_buffer_unref(buf);
+#ifdef __GNUC__
+        {
+                /* The cleanup helpers, as C89 with GNU attributes. */
+                bb_client *scoped_c __attribute__((cleanup(bb_client_unrefp))) = NULL;
+                bb_buffer *scoped_buf __attribute__((cleanup(bb_buffer_unrefp))) = NULL;
+
+                (void) scoped_c;
+                (void) scoped_buf;
+        }
+#endif
 
         printf("%lu declarations referenced, %s, %s\n", (unsigned long) i, kv.key,
                bb_fourcc_to_string(0x56595559UL, fourcc));

@@ -28,6 +28,23 @@ START_TEST(test_refs_null) {
 }
 END_TEST
 
+/* The cleanup helpers of bufbroker.h take a pointer to a NULL handle too. */
+START_TEST(test_unrefp_null) {
+        bb_client *c = NULL;
+        bb_buffer *buf = NULL;
+
+        bb_client_unrefp(&c);
+        bb_buffer_unrefp(&buf);
+        {
+                __attribute__((cleanup(bb_client_unrefp))) bb_client *scoped_c = NULL;
+                __attribute__((cleanup(bb_buffer_unrefp))) bb_buffer *scoped_buf = NULL;
+
+                ck_assert_ptr_null(scoped_c);
+                ck_assert_ptr_null(scoped_buf);
+        }
+}
+END_TEST
+
 START_TEST(test_getters_null) {
         unsigned holders = 7;
         void *addr = NULL;
@@ -212,6 +229,7 @@ static Suite *api_suite(void) {
         TCase *tc = tcase_create("api");
 
         tcase_add_test(tc, test_refs_null);
+        tcase_add_test(tc, test_unrefp_null);
         tcase_add_test(tc, test_getters_null);
         tcase_add_test(tc, test_plane_getters_null);
         tcase_add_test(tc, test_format_getters_null);

@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Buffer handles (a bb_buffer is one broker buffer: its properties and,
+ * when the connection holds it, its fds) and the calls that create, open,
+ * describe or change a buffer: CreateMemfd, Open, OpenFds, GetAll, Share,
+ * Release, Freeze. Received fds are dup'ed (F_DUPFD_CLOEXEC, at or above 3)
+ * while the reply still owns the originals; what a reply says about the
+ * buffer is read by wire.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include "libbufbroker-private.h"
+#include "macro.h"
+
+/* ------------------------------------------------------------ buffer --- */
+
+int buffer_new(bb_client *c, const char *path, bb_buffer **ret) {
+        bb_buffer *buf;
+
+        buf = calloc(1, sizeof(*buf));
+        if (!buf)
+                return -ENOMEM;
+        buf->n_ref = 1;
+        buf->owner_uid = (uid_t) -1;
+        for (unsigned i = 0; i < BB_PLANES_MAX; i++)
+                buf->planes[i].fd = -1;
+        buf->path = strdup(path);
+        buf->name = strdup("");
+        buf->kind = strdup(BB_KIND_MEMFD);
+        if (!buf->path || !buf->name || !buf->kind) {
+                free(buf->path);
+                free(buf->name);
+                free(buf->kind);
+                free(buf);
+                return -ENOMEM;
+        }
+        /* An id in the path is what the broker promises; a path without one
+         * is not ours to judge here, the Id property will fill it in. */
+        (void) bb_buffer_path_to_id(path, &buf->id);
+        buf->client = bb_client_ref(c);
+        *ret = buf;
+        return 0;
+}
+
+int buffer_set_string(char **field, const char *value) {
+        char *copy = strdup(value);
+
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+/* Keep a dup of a received fd (at 3 or above, so that it never lands on
+ * stdin/stdout/stderr of a process that closed them). */
+int buffer_add_fd(bb_buffer *buf, int fd) {
+        int copy;
+
+        if (buf->n_fds >= BB_PLANES_MAX)
+                return -E2BIG;
+        copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return negative_errno();
+        buf->planes[buf->n_fds++].fd = copy;
+        return 0;
+}
+
+_public_ bb_buffer *bb_buffer_ref(bb_buffer *buf) {
+        if (buf)
+                buf->n_ref++;
+        return buf;
+}
+
+_public_ bb_buffer *bb_buffer_unref(bb_buffer *buf) {
+        if (!buf || --buf->n_ref > 0)
+                return NULL;
+        (void) bb_buffer_unmap(buf);
+        for (unsigned i = 0; i < buf->n_fds; i++)
+                safe_close(buf->planes[i].fd);
+        bb_client_unref(buf->client);
+        free(buf->path);
+        free(buf->name);
+        free(buf->kind);
+        free(buf->format_type);
+        free(buf);
+        return NULL;
+}
+
+_public_ void bb_buffer_unrefp(bb_buffer **p) {
+        if (p && *p)
+                bb_buffer_unref(*p);
+}
+
+_public_ bb_buffer **bb_buffer_list_free(bb_buffer **list, size_t n) {
+        if (!list)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                bb_buffer_unref(list[i]);
+        free(list);
+        return NULL;
+}
+
+int buffer_append_bool_option(sd_bus_message *m, const char *key) {
+        return sd_bus_message_append(m, "{sv}", key, "b", 1);
+}
+
+int buffer_append_uint64_option(sd_bus_message *m, const char *key, uint64_t v) {
+        return sd_bus_message_append(m, "{sv}", key, "t", v);
+}
+
+/* Release the buffer at path, for the cleanup of a failed call: errors are
+ * ignored, and the client's last error (the one that made us clean up) is
+ * left as it is. */
+void buffer_release_path_quietly(bb_client *c, const char *path) {
+        (void) sd_bus_call_method(c->bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "Release", NULL, NULL, "");
+}
+
+_public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned flags,
+                              uint64_t ttl_usec, bb_buffer **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        const char *path;
+        uint64_t real_size;
+        int fd, r;
+
+        if (!c || !ret || (flags & ~BB_CREATE_PERSISTENT))
+                return -EINVAL;
+        if (!name)
+                name = "";
+        client_clear_error(c);
+
+        r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfd", &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "st", name, size);
+        if (r < 0)
+                return r;
+        /* Only the options that are set: an older broker that knows fewer
+         * keys keeps working for the calls that do not need them. */
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        if (flags & BB_CREATE_PERSISTENT) {
+                r = buffer_append_bool_option(m, BB_OPT_PERSISTENT);
+                if (r < 0)
+                        return r;
+        }
+        if (ttl_usec > 0) {
+                r = buffer_append_uint64_option(m, BB_OPT_TTL_USEC, ttl_usec);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+
+        r = client_call(c, m, false, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "oht", &path, &fd, &real_size);
+        if (r < 0)
+                return r;
+
+        /* The buffer exists now: if it cannot become a handle (EMFILE on
+         * the dup, ENOMEM), release it, or a persistent one would outlive
+         * everything with an id nobody knows. */
+        r = buffer_new(c, path, &buf);
+        if (r >= 0)
+                r = buffer_add_fd(buf, fd);
+        if (r >= 0)
+                r = buffer_set_string(&buf->name, name);
+        if (r < 0) {
+                buffer_release_path_quietly(c, path);
+                return r;
+        }
+        buf->size = real_size;
+        buf->n_planes = 1;
+        buf->planes[0].length = real_size;
+        buf->persistent = flags & BB_CREATE_PERSISTENT;
+        /* The broker charges the uid the bus vouches for: the effective one. */
+        buf->owner_uid = geteuid();
+
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+_public_ int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        const char *path;
+        int r;
+
+        if (!c || !token || !ret)
+                return -EINVAL;
+        client_clear_error(c);
+
+        r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Open", &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "sa{sv}", token, 0);
+        if (r < 0)
+                return r;
+        r = client_call(c, m, false, &reply);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r < 0)
+                return r;
+        r = buffer_new(c, path, &buf);
+        if (r < 0)
+                return r;
+        r = wire_read_fds_and_info(buf, reply);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+/* Buffer1.OpenFds on the buffer at path. */
+int buffer_open_fds_path(bb_client *c, const char *path, unsigned flags, bb_buffer **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        int r;
+
+        r = client_new_method_call(c, path, BB_BUFFER_INTERFACE, "OpenFds", &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        if (flags & BB_OPEN_READ_ONLY) {
+                r = buffer_append_bool_option(m, BB_OPT_READ_ONLY);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        r = client_call(c, m, true, &reply);
+        if (r < 0)
+                return r;
+
+        r = buffer_new(c, path, &buf);
+        if (r < 0)
+                return r;
+        r = wire_read_fds_and_info(buf, reply);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+_public_ int bb_buffer_open_fds(bb_client *c, uint64_t id, unsigned flags, bb_buffer **ret) {
+        char path[BB_BUFFER_PATH_MAX];
+
+        if (!c || !ret || (flags & ~BB_OPEN_READ_ONLY))
+                return -EINVAL;
+        client_clear_error(c);
+
+        bb_buffer_path_from_id(id, path);
+        return buffer_open_fds_path(c, path, flags, ret);
+}
+
+static int buffer_fetch_properties(bb_buffer *buf) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        bb_client *c = buf->client;
+        int r;
+
+        r = client_new_method_call(c, buf->path, "org.freedesktop.DBus.Properties", "GetAll", &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "s", BB_BUFFER_INTERFACE);
+        if (r < 0)
+                return r;
+        r = client_call(c, m, true, &reply);
+        if (r < 0)
+                return r;
+        return wire_read_properties(buf, reply);
+}
+
+_public_ int bb_buffer_get(bb_client *c, uint64_t id, bb_buffer **ret) {
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        char path[BB_BUFFER_PATH_MAX];
+        int r;
+
+        if (!c || !ret)
+                return -EINVAL;
+        client_clear_error(c);
+
+        bb_buffer_path_from_id(id, path);
+        r = buffer_new(c, path, &buf);
+        if (r < 0)
+                return r;
+        r = buffer_fetch_properties(buf);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+_public_ int bb_buffer_refresh(bb_buffer *buf) {
+        if (!buf)
+                return -EINVAL;
+        client_clear_error(buf->client);
+        return buffer_fetch_properties(buf);
+}
+
+_public_ int bb_buffer_share(bb_buffer *buf, unsigned flags, uid_t uid, uint64_t ttl_usec, char **ret_token) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const unsigned known = BB_SHARE_READ_ONLY | BB_SHARE_SINGLE_USE | BB_SHARE_UID;
+        const char *token;
+        char *copy;
+        int r;
+
+        if (!buf || !ret_token || (flags & ~known))
+                return -EINVAL;
+        client_clear_error(buf->client);
+
+        r = client_new_method_call(buf->client, buf->path, BB_BUFFER_INTERFACE, "Share", &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        if (flags & BB_SHARE_READ_ONLY) {
+                r = buffer_append_bool_option(m, BB_OPT_READ_ONLY);
+                if (r < 0)
+                        return r;
+        }
+        if (flags & BB_SHARE_SINGLE_USE) {
+                r = buffer_append_bool_option(m, BB_OPT_SINGLE_USE);
+                if (r < 0)
+                        return r;
+        }
+        if (flags & BB_SHARE_UID) {
+                r = sd_bus_message_append(m, "{sv}", BB_OPT_UID, "u", (uint32_t) uid);
+                if (r < 0)
+                        return r;
+        }
+        if (ttl_usec > 0) {
+                r = buffer_append_uint64_option(m, BB_OPT_TTL_USEC, ttl_usec);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+
+        r = client_call(buf->client, m, true, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "s", &token);
+        if (r < 0)
+                return r;
+        copy = strdup(token);
+        if (!copy)
+                return -ENOMEM;
+        *ret_token = copy;
+        return 0;
+}
+
+static int buffer_call_simple(bb_buffer *buf, const char *member) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        if (!buf)
+                return -EINVAL;
+        client_clear_error(buf->client);
+
+        r = client_new_method_call(buf->client, buf->path, BB_BUFFER_INTERFACE, member, &m);
+        if (r < 0)
+                return r;
+        return client_call(buf->client, m, true, NULL);
+}
+
+_public_ int bb_buffer_release(bb_buffer *buf) {
+        int r;
+
+        r = buffer_call_simple(buf, "Release");
+        if (r < 0)
+                return r;
+        /* It is no longer the owner's to keep: Release ends persistence. */
+        if (buf->owner_uid == geteuid() || geteuid() == 0)
+                buf->persistent = false;
+        return 0;
+}
+
+_public_ int bb_buffer_freeze(bb_buffer *buf) {
+        int r;
+
+        r = buffer_call_simple(buf, "Freeze");
+        if (r < 0)
+                return r;
+        buf->frozen = true;
+        return 0;
+}
+
+_public_ uint64_t bb_buffer_id(bb_buffer *buf) {
+        return buf ? buf->id : 0;
+}
+
+_public_ uint64_t bb_buffer_size(bb_buffer *buf) {
+        return buf ? buf->size : 0;
+}
+
+_public_ const char *bb_buffer_name(bb_buffer *buf) {
+        return buf ? buf->name : NULL;
+}
+
+_public_ const char *bb_buffer_kind(bb_buffer *buf) {
+        return buf ? buf->kind : NULL;
+}
+
+_public_ const char *bb_buffer_path(bb_buffer *buf) {
+        return buf ? buf->path : NULL;
+}
+
+_public_ uid_t bb_buffer_owner_uid(bb_buffer *buf) {
+        return buf ? buf->owner_uid : (uid_t) -1;
+}
+
+_public_ int bb_buffer_is_read_only(bb_buffer *buf) {
+        return buf ? buf->read_only : 0;
+}
+
+_public_ int bb_buffer_is_persistent(bb_buffer *buf) {
+        return buf ? buf->persistent : 0;
+}
+
+_public_ uint64_t bb_buffer_created_usec(bb_buffer *buf) {
+        return buf ? buf->created_usec : 0;
+}
+
+_public_ int bb_buffer_get_holders(bb_buffer *buf, unsigned *ret) {
+        if (!buf || !ret)
+                return -EINVAL;
+        if (!buf->have_holders)
+                return -ENODATA;
+        *ret = buf->holders;
+        return 0;
+}
