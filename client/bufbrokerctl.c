@@ -460,7 +460,7 @@ static void print_planes_and_format(bb_buffer *buf) {
 }
 
 static int verb_info(bb_client *c, int argc, char **argv) {
-        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL, *opened = NULL;
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
         char sz[FORMAT_SIZE_MAX], ts[FORMAT_TIMESTAMP_MAX];
         int r;
 
@@ -479,23 +479,12 @@ static int verb_info(bb_client *c, int argc, char **argv) {
         printf("Created:    %s\n", format_timestamp(ts, bb_buffer_created_usec(buf)));
 
         /* Planes and format are properties (Planes, Format), read above
-         * with the rest: every buffer has at least one plane. */
-        if (bb_buffer_n_planes(buf) > 0) {
-                print_planes_and_format(buf);
+         * with the rest, so describing a buffer takes no fd and no hold. */
+        if (bb_buffer_n_planes(buf) == 0) {
+                printf("Planes:     (this broker does not serve the Planes property)\n");
                 return 0;
         }
-
-        /* A broker older than those properties: they come only with the
-         * fds, which only the owner (and root) get by id. OpenFds makes this
-         * connection a holder until it closes, a moment from now. */
-        r = bb_buffer_open_fds(c, bb_buffer_id(buf), BB_OPEN_READ_ONLY, &opened);
-        if (r == -EPERM) {
-                printf("Planes:     (shown to the buffer's owner only)\n");
-                return 0;
-        }
-        if (r < 0)
-                return log_bus_error(c, r, "info %s: cannot read the planes", argv[1]);
-        print_planes_and_format(opened);
+        print_planes_and_format(buf);
         return 0;
 }
 

@@ -185,7 +185,7 @@ static const wire_field wire_fields[] = {
           "b",          store_bool,             FIELD(frozen) },
         { { BB_INFO_PLANES,     BB_PROP_PLANES,         NULL },
           "a(tuu)",     store_planes,           FIELD(planes) },
-        { { BB_INFO_INDEX,      NULL,                   NULL },
+        { { BB_INFO_INDEX,      NULL,                   BB_INFO_INDEX },
           "u",          store_index,            FIELD(v4l2_index) },
         { { BB_FMT_WIDTH,       NULL,                   BB_FMT_WIDTH },
           "u",          store_uint32,           FIELD(width) },

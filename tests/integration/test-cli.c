@@ -499,6 +499,9 @@ START_TEST(test_info_and_unknown_ids) {
         ck_assert_msg(strstr(r.out, "Persistent: yes\n"), "info:\n%s", r.out);
         ck_assert_msg(strstr(r.out, "Frozen:     no\n"), "info:\n%s", r.out);
         ck_assert_msg(strstr(r.out, "Kind:       memfd\n"), "info:\n%s", r.out);
+        /* from the Planes property: no OpenFds */
+        ck_assert_msg(strstr(r.out, "Planes:     1\n  plane 0:  length 8192, stride 0, offset 0\n"), "info:\n%s",
+                      r.out);
         /* the object path works as an id too */
         {
                 _cleanup_run_result_ RunResult r2 = { 0 };
