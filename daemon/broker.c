@@ -666,14 +666,14 @@ static int buffer_register(Broker *b, Buffer *buf, const Caller *caller, BrokerE
         return 0;
 }
 
-int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint64_t size,
-                        bool persistent, uint64_t ttl_usec, uint64_t now, BrokerError *err,
-                        Buffer **ret) {
+int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req, uint64_t now,
+                        BrokerError *err, Buffer **ret) {
         _cleanup_(buffer_freep) Buffer *buf = NULL;
-        uint64_t page = page_size();
+        MemfdRequest alloc = *req;
+        uint64_t page = page_size(), size = req->size;
         int r;
 
-        r = broker_validate_name(name, err);
+        r = broker_validate_name(req->name, err);
         if (r < 0)
                 return r;
         if (size == 0)
@@ -681,7 +681,7 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
         if (size > b->limits.max_buffer_size)
                 return refuse(err, -EDQUOT, "Buffer size %" PRIu64 " exceeds the limit of %" PRIu64 " bytes",
                             size, b->limits.max_buffer_size);
-        if (!persistent && !caller->name)
+        if (!req->persistent && !caller->name)
                 return refuse(err, -EINVAL, "A buffer without a holder must be persistent");
 
         if (size > UINT64_MAX - (page - 1))
@@ -695,7 +695,7 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
         if (r < 0)
                 return r;
 
-        r = buffer_new(b, caller->uid, BB_KIND_MEMFD, name, persistent, ttl_usec, now, &buf);
+        r = buffer_new(b, caller->uid, BB_KIND_MEMFD, req->name, req->persistent, req->ttl_usec, now, &buf);
         if (r < 0)
                 return fail(err, r, "Out of memory");
         buf->size = size;
@@ -703,7 +703,8 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
         buf->n_planes = 1;
         buf->planes[0].length = size;
 
-        r = memfd_new_sealed(name, size, &buf->planes[0].fd);
+        alloc.size = size;
+        r = memfd_new_sealed(&alloc, &buf->planes[0].fd);
         if (r < 0)
                 return fail(err, r, "Failed to create a memfd of %" PRIu64 " bytes: %s", size, strerror(-r));
 
@@ -717,20 +718,21 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
         return 0;
 }
 
-int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, const V4L2Request *req,
-                       const char *name, bool persistent, bool read_only, uint64_t ttl_usec,
-                       uint64_t now, BrokerError *err, Buffer ***ret, unsigned *ret_n) {
+int broker_create_v4l2(Broker *b, const Caller *caller, const V4L2Request *req, uint64_t now,
+                       BrokerError *err, Buffer ***ret, unsigned *ret_n) {
         _cleanup_(v4l2_queue_unrefp) V4L2Queue *q = NULL;
         _cleanup_free_ Buffer **bufs = NULL;
         const V4L2Format *fmt;
+        const char *device = req->device;
+        bool read_only = req->read_only;
         uint64_t total = 0, total_fds = 0, per_buffer = 0, page = page_size();
         unsigned n, i, fds_per_buffer;
         int r;
 
-        r = broker_validate_name(name, err);
+        r = broker_validate_name(req->name, err);
         if (r < 0)
                 return r;
-        if (!persistent && !caller->name)
+        if (!req->persistent && !caller->name)
                 return refuse(err, -EINVAL, "A buffer without a holder must be persistent");
 
         /* Count first: no point in allocating device memory we cannot hand out. */
@@ -738,7 +740,7 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
         if (r < 0)
                 return r;
 
-        r = v4l2_queue_new(device, req, caller, err, &q);
+        r = v4l2_queue_new(req, caller, err, &q);
         if (r < 0)
                 return r;
         fmt = v4l2_queue_format(q);
@@ -775,8 +777,8 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
                 char bufname[BB_NAME_MAX + 16];
                 Buffer *buf;
 
-                snprintf(bufname, sizeof(bufname), "%s%u", name, i);
-                r = buffer_new(b, caller->uid, BB_KIND_V4L2, bufname, persistent, ttl_usec, now, &buf);
+                snprintf(bufname, sizeof(bufname), "%s%u", req->name, i);
+                r = buffer_new(b, caller->uid, BB_KIND_V4L2, bufname, req->persistent, req->ttl_usec, now, &buf);
                 if (r < 0) {
                         (void) fail(err, r, "Out of memory");
                         goto fail;

@@ -28,6 +28,7 @@
 
 #include "bufbroker-protocol.h"
 #include "macro.h"
+#include "memfd.h"
 #include "v4l2.h"
 
 #define USEC_INFINITY UINT64_MAX
@@ -203,16 +204,15 @@ DEFINE_POINTER_CLEANUP(Broker, broker_free);
 /* Argument checks, shared with the bus layer so both say the same thing. */
 int broker_validate_name(const char *name, BrokerError *err);
 
-int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint64_t size,
-                        bool persistent, uint64_t ttl_usec, uint64_t now, BrokerError *err,
-                        Buffer **ret);
+/* A sealed memfd (see memfd.h), held by the caller. */
+int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req, uint64_t now,
+                        BrokerError *err, Buffer **ret);
 
 /* Allocate buffers from a V4L2 device (see v4l2.h), all or none. Each
- * becomes a buffer of its own, named "@name<index>", held by the caller.
- * On success *ret is a malloc()ed array of *ret_n buffers. */
-int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, const V4L2Request *req,
-                       const char *name, bool persistent, bool read_only, uint64_t ttl_usec,
-                       uint64_t now, BrokerError *err, Buffer ***ret, unsigned *ret_n);
+ * becomes a buffer of its own, named "@req->name<index>", held by the
+ * caller. On success *ret is a malloc()ed array of *ret_n buffers. */
+int broker_create_v4l2(Broker *b, const Caller *caller, const V4L2Request *req, uint64_t now,
+                       BrokerError *err, Buffer ***ret, unsigned *ret_n);
 
 /* Fds of a buffer for its owner (or root): read-write unless the buffer is
  * read-only or @read_only is set. The caller becomes a holder. */

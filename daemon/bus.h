@@ -157,6 +157,8 @@ typedef struct BusOption {
 /* Read an a{sv}; every key must be in @options (NULL-key terminated) with the
  * stated type, at most once. */
 int bus_read_options(sd_bus_message *msg, BusOption *options, sd_bus_error *error);
+/* Whether the caller gave option @key (looked up by name: rows may move). */
+bool bus_option_seen(const BusOption *options, const char *key);
 
 /* Open's and OpenFds' reply: the fds, then the info a{sv}. */
 int bus_append_fds_and_info(sd_bus_message *reply, Buffer *buf, bool read_only, const int fds[]);

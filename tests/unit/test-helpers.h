@@ -240,7 +240,10 @@ static inline Buffer *create_ok_at(int line, const char *name, uid_t uid, const 
         Buffer *buf = NULL;
         int r;
 
-        r = broker_create_memfd(b, CALLER(name, uid), bname, size, persistent, ttl, now, &err, &buf);
+        r = broker_create_memfd(b, CALLER(name, uid),
+                                &(MemfdRequest) { .name = bname, .size = size, .persistent = persistent,
+                                                   .ttl_usec = ttl },
+                                now, &err, &buf);
         ck_assert_msg(r == 0, "line %d: create(%s, %" PRIu64 ") = %d (%s)", line, bname, size, r,
                       err.message);
         ck_assert_msg(buf != NULL, "line %d: create returned no buffer", line);
@@ -257,7 +260,10 @@ static inline int create_err_at(int line, const char *name, uid_t uid, const cha
         Buffer *buf = NULL;
         int r;
 
-        r = broker_create_memfd(b, CALLER(name, uid), bname, size, persistent, ttl, T0, &err, &buf);
+        r = broker_create_memfd(b, CALLER(name, uid),
+                                &(MemfdRequest) { .name = bname, .size = size, .persistent = persistent,
+                                                   .ttl_usec = ttl },
+                                T0, &err, &buf);
         ck_assert_msg(r < 0, "line %d: create(%" PRIu64 ") unexpectedly succeeded: buffer %" PRIu64
                       " of %" PRIu64 " bytes", line, size, buf ? buf->id : 0, buf ? buf->size : 0);
         ck_assert_msg(err.message[0] != 0, "line %d: create(%" PRIu64 ") = %d without a message", line,
