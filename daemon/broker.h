@@ -33,6 +33,9 @@
 
 #define USEC_INFINITY UINT64_MAX
 
+/* An fd per plane, none open yet: int fds[BB_PLANES_MAX] = FD_ARRAY_INIT; */
+#define FD_ARRAY_INIT { [0 ... BB_PLANES_MAX - 1] = -1 }
+
 typedef struct Broker Broker;
 typedef struct Buffer Buffer;
 typedef struct Client Client;

@@ -139,7 +139,6 @@ int manager_init(Manager *m, const BrokerLimits *limits);
 void manager_done(Manager *m);
 void strv_free_simple(char **l);
 /* _cleanup_(close_fds) int fds[BB_PLANES_MAX] = FD_ARRAY_INIT; */
-#define FD_ARRAY_INIT { [0 ... BB_PLANES_MAX - 1] = -1 }
 void close_fds(int (*fds)[BB_PLANES_MAX]);
 uint64_t now_usec(void);
 /* The caller of @msg. Its credentials are known: the queue (bus-peer.c)

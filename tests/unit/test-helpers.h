@@ -321,14 +321,12 @@ static inline int seals(int fd) {
 /* Open a token; on success *ret_fd is the (single, memfd) plane's new fd. */
 static inline int open_token(const char *name, uid_t uid, const char *token, uint64_t now,
                              Buffer **ret, bool *ret_ro, int *ret_fd) {
-        int fds[BB_PLANES_MAX];
+        int fds[BB_PLANES_MAX] = FD_ARRAY_INIT;
         BrokerError err = {};
         Buffer *buf = NULL;
         bool ro = false;
         int r;
 
-        for (unsigned i = 0; i < ELEMENTSOF(fds); i++)
-                fds[i] = -1;
         r = broker_open(b, CALLER(name, uid), token, now, &err, &buf, &ro, fds);
         if (r < 0) {
                 ck_assert_msg(err.message[0] != 0, "open = %d without a message", r);
