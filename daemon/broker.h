@@ -264,11 +264,13 @@ bool broker_may_see(Broker *b, const Caller *caller, Buffer *buf);
 bool broker_is_privileged(Broker *b, uid_t uid);
 const UidUsage *broker_usage(Broker *b, uid_t uid);
 
-/* Rebuilding the state saved before a restart (fdstore.c). Quotas are not
- * checked: the buffers existed (a uid may be over a limit lowered since; it
- * then gets nothing more until it is under again). broker_restore_buffer()
- * takes the plane fds (and ro_fds) on success only, and does not call
- * buffer_added: the buffer is in the fd store already. After the last call,
+/* Rebuilding the state saved before a restart (broker-state.c), through
+ * the same registration as new buffers and tokens. Quotas are not checked:
+ * the buffers existed (a uid may be over a limit lowered since; it then gets
+ * nothing more until it is under again). broker_restore_buffer() takes the
+ * plane fds (and ro_fds) on success only, and does not call buffer_added:
+ * the buffer is in the fd store already. broker_restore_token() also puts
+ * back a token whose use the bus took back. After the last call,
  * broker_restore_done() drops buffers that nobody holds any more. */
 typedef struct RestoredBuffer {
         uint64_t id;

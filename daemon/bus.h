@@ -114,7 +114,6 @@ struct Manager {
 
         /* Under systemd: the fd store, the STATUS= line, exit when idle. */
         bool fdstore;
-        bool restoring;
         uint64_t saved_generation;
         uint64_t status_generation;
         uint64_t exit_idle_usec;        /* 0: never */
