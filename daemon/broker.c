@@ -364,38 +364,6 @@ static void token_free(Broker *b, Token *t) {
         free(t);
 }
 
-/* Index and charge a token with id @id (well-formed, not in use) for @buf;
- * nothing is left on failure. Shared by Share and the restore. */
-static int token_insert(Broker *b, Buffer *buf, const char *id, uid_t owner_uid, const ShareOptions *opts,
-                        uint64_t expire_usec, Token **ret) {
-        UidUsage *u;
-        Token *t;
-
-        t = calloc(1, sizeof(*t));
-        if (!t)
-                return -ENOMEM;
-        memcpy(t->id, id, BB_TOKEN_LEN + 1);
-        u = usage_get(b, owner_uid, true);
-        if (!u || !tsearch(t, &b->token_index, token_compare)) {
-                usage_gc(b, u);
-                free(t);
-                return -ENOMEM;
-        }
-        t->broker = b;
-        t->buffer = buf;
-        t->owner_uid = owner_uid;
-        t->bound_uid = opts->bound_uid;
-        t->read_only = opts->read_only;
-        t->single_use = opts->single_use;
-        t->expire_usec = expire_usec;
-        TAILQ_INSERT_TAIL(&buf->tokens, t, by_buffer);
-        TAILQ_INSERT_TAIL(&b->tokens, t, link);
-        usage_add_token(b, u);
-        if (ret)
-                *ret = t;
-        return 0;
-}
-
 static int token_generate(char ret[static BB_TOKEN_LEN + 1]) {
         uint8_t raw[BB_TOKEN_LEN / 2];
         ssize_t n;
@@ -437,8 +405,9 @@ static Buffer *buffer_free(Buffer *buf) {
 }
 DEFINE_POINTER_CLEANUP(Buffer, buffer_free);
 
-/* Unregister and free a registered buffer, with its tokens and holds. */
-static void buffer_drop(Broker *b, Buffer *buf, bool announce) {
+/* Unregister a registered buffer, with its tokens and holds; the caller
+ * frees it. */
+static void buffer_unregister(Broker *b, Buffer *buf, bool announce) {
         Hold *h;
         Token *t;
 
@@ -453,6 +422,11 @@ static void buffer_drop(Broker *b, Buffer *buf, bool announce) {
         tdelete(buf, &b->buffer_index, buffer_compare);
         TAILQ_REMOVE(&b->buffers, buf, link);
         usage_remove_buffer(b, buf);
+}
+
+/* Unregister and free a registered buffer. */
+static void buffer_drop(Broker *b, Buffer *buf, bool announce) {
+        buffer_unregister(b, buf, announce);
         buffer_free(buf);
 }
 
@@ -568,6 +542,57 @@ static int check_token_quota(Broker *b, uid_t uid, BrokerError *err) {
         return 0;
 }
 
+/* The one way a token becomes known, new or restored. A new one (@id NULL)
+ * gets a random id and is charged to @owner_uid within its quota; a
+ * restored one keeps @id (well-formed, not in use) and is charged whatever
+ * the quota says (it existed). Nothing is left on failure. */
+static int token_register(Broker *b, Buffer *buf, const char *id, uid_t owner_uid, const ShareOptions *opts,
+                          uint64_t expire_usec, BrokerError *err, Token **ret) {
+        _cleanup_free_ Token *t = NULL;
+        UidUsage *u;
+        int r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return fail(err, -ENOMEM, "Out of memory");
+        if (id) {
+                if (!token_well_formed(id) || find_token(b, id))
+                        return refuse(err, -EINVAL, "Token '%.*s' is malformed or in use",
+                                      (int) utf8_prefix_len(id, 64), id);
+                memcpy(t->id, id, BB_TOKEN_LEN + 1);
+        } else {
+                r = check_token_quota(b, owner_uid, err);
+                if (r < 0)
+                        return r;
+                /* 128 random bits: a collision means a broken RNG, but be exact anyway. */
+                do {
+                        r = token_generate(t->id);
+                        if (r < 0)
+                                return fail(err, r, "Failed to get random bytes: %s", strerror(-r));
+                } while (find_token(b, t->id));
+        }
+
+        u = usage_get(b, owner_uid, true);
+        if (!u || !tsearch(t, &b->token_index, token_compare)) {
+                usage_gc(b, u);
+                return fail(err, -ENOMEM, "Out of memory");
+        }
+        t->broker = b;
+        t->buffer = buf;
+        t->owner_uid = owner_uid;
+        t->bound_uid = opts->bound_uid;
+        t->read_only = opts->read_only;
+        t->single_use = opts->single_use;
+        t->expire_usec = expire_usec;
+        TAILQ_INSERT_TAIL(&buf->tokens, t, by_buffer);
+        TAILQ_INSERT_TAIL(&b->tokens, t, link);
+        usage_add_token(b, u);
+        if (ret)
+                *ret = t;
+        TAKE_PTR(t);
+        return 0;
+}
+
 /* A new buffer, not registered yet: freeing it undoes everything. */
 static int buffer_new(Broker *b, uid_t owner, const char *kind, const char *name, bool persistent,
                       uint64_t ttl_usec, uint64_t now, Buffer **ret) {
@@ -595,24 +620,44 @@ static int buffer_new(Broker *b, uid_t owner, const char *kind, const char *name
         return 0;
 }
 
-/* Index and charge @buf under its id (set by the caller, not in use): after
- * this, buffer_drop() undoes everything. On failure @buf is freed and
- * nothing is left. Shared by new buffers and the restore. */
-static int buffer_index(Broker *b, Buffer *buf) {
+/* Tell the bus layer; if it refuses, the buffer is unregistered again,
+ * unannounced. */
+static int buffer_announce(Broker *b, Buffer *buf) {
+        int r;
+
+        if (!b->callbacks.buffer_added)
+                return 0;
+        r = b->callbacks.buffer_added(b, buf, b->userdata);
+        if (r < 0)
+                buffer_unregister(b, buf, false);
+        return r;
+}
+
+/* The one way a buffer becomes known, new or restored: give it an id, index
+ * and charge it, make @holder (if it has a name) its holder, and announce it
+ * (buffer_added). Quotas are the caller's to check, before allocating (a
+ * restore does not: the buffer existed). @restoring: @buf has its id from
+ * before a restart (it must be free), and is not announced: it is in the fd
+ * store already. On failure nothing is left registered, and @buf is still
+ * the caller's to free. */
+static int buffer_register(Broker *b, Buffer *buf, const Caller *holder, bool restoring, BrokerError *err) {
         Buffer *after;
         UidUsage *u;
+        int r;
+
+        if (!restoring)
+                buf->id = b->next_id;
+        else if (buf->id == 0 || broker_find_buffer(b, buf->id))
+                return refuse(err, -EINVAL, "Buffer id %" PRIu64 " is invalid or in use", buf->id);
 
         if (asprintf(&buf->path, BB_BUFFER_PATH_PREFIX "/%" PRIu64, buf->id) < 0) {
                 buf->path = NULL;
-                buffer_free(buf);
-                return -ENOMEM;
+                return fail(err, -ENOMEM, "Out of memory");
         }
-
         u = usage_get(b, buf->owner_uid, true);
         if (!u || !tsearch(buf, &b->buffer_index, buffer_compare)) {
                 usage_gc(b, u);
-                buffer_free(buf);
-                return -ENOMEM;
+                return fail(err, -ENOMEM, "Out of memory");
         }
 
         /* Keep id order in the list, whatever order ids come in (the restore). */
@@ -626,39 +671,17 @@ static int buffer_index(Broker *b, Buffer *buf) {
         if (buf->id >= b->next_id)
                 b->next_id = buf->id + 1;
         usage_add_buffer(b, u, buf);
-        return 0;
-}
 
-/* Tell the bus layer; if it refuses, the buffer goes again, unannounced. */
-static int buffer_announce(Broker *b, Buffer *buf) {
-        int r;
-
-        if (!b->callbacks.buffer_added)
-                return 0;
-        r = b->callbacks.buffer_added(b, buf, b->userdata);
-        if (r < 0)
-                buffer_drop(b, buf, false);
-        return r;
-}
-
-/* Give @buf the next id, index and account it, and make @caller (if it has
- * a name) its holder. On failure @buf is freed and nothing is left. */
-static int buffer_register(Broker *b, Buffer *buf, const Caller *caller, BrokerError *err) {
-        int r;
-
-        buf->id = b->next_id;
-        r = buffer_index(b, buf);
-        if (r < 0)
-                return fail(err, r, "Out of memory");
-
-        if (caller->name) {
-                r = hold_add(b, buf, caller);
+        if (holder && holder->name) {
+                r = hold_add(b, buf, holder);
                 if (r < 0) {
-                        buffer_drop(b, buf, false);
+                        buffer_unregister(b, buf, false);
                         return fail(err, r, "Failed to register the caller as holder: %s", strerror(-r));
                 }
         }
 
+        if (restoring)
+                return 0;
         r = buffer_announce(b, buf);
         if (r < 0)
                 return fail(err, r, "Failed to keep the buffer for a restart of the daemon (file descriptor store): %s",
@@ -666,14 +689,14 @@ static int buffer_register(Broker *b, Buffer *buf, const Caller *caller, BrokerE
         return 0;
 }
 
-int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint64_t size,
-                        bool persistent, uint64_t ttl_usec, uint64_t now, BrokerError *err,
-                        Buffer **ret) {
+int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req, uint64_t now,
+                        BrokerError *err, Buffer **ret) {
         _cleanup_(buffer_freep) Buffer *buf = NULL;
-        uint64_t page = page_size();
+        MemfdRequest alloc = *req;
+        uint64_t page = page_size(), size = req->size;
         int r;
 
-        r = broker_validate_name(name, err);
+        r = broker_validate_name(req->name, err);
         if (r < 0)
                 return r;
         if (size == 0)
@@ -681,7 +704,7 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
         if (size > b->limits.max_buffer_size)
                 return refuse(err, -EDQUOT, "Buffer size %" PRIu64 " exceeds the limit of %" PRIu64 " bytes",
                             size, b->limits.max_buffer_size);
-        if (!persistent && !caller->name)
+        if (!req->persistent && !caller->name)
                 return refuse(err, -EINVAL, "A buffer without a holder must be persistent");
 
         if (size > UINT64_MAX - (page - 1))
@@ -695,7 +718,7 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
         if (r < 0)
                 return r;
 
-        r = buffer_new(b, caller->uid, BB_KIND_MEMFD, name, persistent, ttl_usec, now, &buf);
+        r = buffer_new(b, caller->uid, BB_KIND_MEMFD, req->name, req->persistent, req->ttl_usec, now, &buf);
         if (r < 0)
                 return fail(err, r, "Out of memory");
         buf->size = size;
@@ -703,34 +726,34 @@ int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint6
         buf->n_planes = 1;
         buf->planes[0].length = size;
 
-        r = memfd_new_sealed(name, size, &buf->planes[0].fd);
+        alloc.size = size;
+        r = memfd_new_sealed(&alloc, &buf->planes[0].fd);
         if (r < 0)
                 return fail(err, r, "Failed to create a memfd of %" PRIu64 " bytes: %s", size, strerror(-r));
 
-        r = buffer_register(b, buf, caller, err);
-        if (r < 0) {
-                buf = NULL;     /* freed by buffer_register() */
+        r = buffer_register(b, buf, caller, false, err);
+        if (r < 0)
                 return r;
-        }
 
         *ret = TAKE_PTR(buf);
         return 0;
 }
 
-int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, const V4L2Request *req,
-                       const char *name, bool persistent, bool read_only, uint64_t ttl_usec,
-                       uint64_t now, BrokerError *err, Buffer ***ret, unsigned *ret_n) {
+int broker_create_v4l2(Broker *b, const Caller *caller, const V4L2Request *req, uint64_t now,
+                       BrokerError *err, Buffer ***ret, unsigned *ret_n) {
         _cleanup_(v4l2_queue_unrefp) V4L2Queue *q = NULL;
         _cleanup_free_ Buffer **bufs = NULL;
         const V4L2Format *fmt;
+        const char *device = req->device;
+        bool read_only = req->read_only;
         uint64_t total = 0, total_fds = 0, per_buffer = 0, page = page_size();
         unsigned n, i, fds_per_buffer;
         int r;
 
-        r = broker_validate_name(name, err);
+        r = broker_validate_name(req->name, err);
         if (r < 0)
                 return r;
-        if (!persistent && !caller->name)
+        if (!req->persistent && !caller->name)
                 return refuse(err, -EINVAL, "A buffer without a holder must be persistent");
 
         /* Count first: no point in allocating device memory we cannot hand out. */
@@ -738,7 +761,7 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
         if (r < 0)
                 return r;
 
-        r = v4l2_queue_new(device, req, caller, err, &q);
+        r = v4l2_queue_new(req, caller, err, &q);
         if (r < 0)
                 return r;
         fmt = v4l2_queue_format(q);
@@ -775,8 +798,8 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
                 char bufname[BB_NAME_MAX + 16];
                 Buffer *buf;
 
-                snprintf(bufname, sizeof(bufname), "%s%u", name, i);
-                r = buffer_new(b, caller->uid, BB_KIND_V4L2, bufname, persistent, ttl_usec, now, &buf);
+                snprintf(bufname, sizeof(bufname), "%s%u", req->name, i);
+                r = buffer_new(b, caller->uid, BB_KIND_V4L2, bufname, req->persistent, req->ttl_usec, now, &buf);
                 if (r < 0) {
                         (void) fail(err, r, "Out of memory");
                         goto fail;
@@ -823,11 +846,10 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, cons
                 goto fail;
 
         for (i = 0; i < n; i++) {
-                r = buffer_register(b, bufs[i], caller, err);
+                r = buffer_register(b, bufs[i], caller, false, err);
                 if (r < 0) {
-                        /* bufs[i] is freed; drop the ones registered before it
-                         * (announced, so the fd store lets them go too). */
-                        bufs[i] = NULL;
+                        /* Drop the ones registered before it (announced, so
+                         * the fd store lets them go too). */
                         while (i > 0) {
                                 buffer_drop(b, bufs[--i], true);
                                 bufs[i] = NULL;
@@ -938,7 +960,6 @@ int broker_open_fds(Broker *b, const Caller *caller, Buffer *buf, bool read_only
 
 int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOptions *opts,
                  uint64_t now, BrokerError *err, const char **ret_token) {
-        char id[BB_TOKEN_LEN + 1];
         Token *t;
         int r;
 
@@ -946,21 +967,10 @@ int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOption
                 return refuse(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; only its owner or root may share it",
                               buf->id, (unsigned) buf->owner_uid);
 
-        r = check_token_quota(b, caller->uid, err);
+        r = token_register(b, buf, NULL, caller->uid, opts,
+                           opts->ttl_usec > 0 ? usec_add(now, opts->ttl_usec) : USEC_INFINITY, err, &t);
         if (r < 0)
                 return r;
-
-        /* 128 random bits: a collision means a broken RNG, but be exact anyway. */
-        do {
-                r = token_generate(id);
-                if (r < 0)
-                        return fail(err, r, "Failed to get random bytes: %s", strerror(-r));
-        } while (find_token(b, id));
-
-        r = token_insert(b, buf, id, caller->uid, opts,
-                         opts->ttl_usec > 0 ? usec_add(now, opts->ttl_usec) : USEC_INFINITY, &t);
-        if (r < 0)
-                return fail(err, r, "Out of memory");
 
         *ret_token = t->id;
         return 0;
@@ -1101,10 +1111,10 @@ uint64_t broker_expire(Broker *b, uint64_t now) {
 }
 
 int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
-        Buffer *buf;
+        _cleanup_(buffer_freep) Buffer *buf = NULL;
         int r;
 
-        if (rb->id == 0 || broker_find_buffer(b, rb->id) || rb->n_planes == 0 || rb->n_planes > BB_PLANES_MAX)
+        if (rb->n_planes == 0 || rb->n_planes > BB_PLANES_MAX)
                 return -EINVAL;
         r = broker_validate_name(rb->name, NULL);
         if (r < 0)
@@ -1121,20 +1131,25 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         buf->n_planes = rb->n_planes;
         buf->queue = v4l2_queue_ref(rb->queue);
         buf->v4l2_index = rb->v4l2_index;
+        memcpy(buf->planes, rb->planes, rb->n_planes * sizeof(BufferPlane));
         for (unsigned i = 0; i < rb->n_planes; i++) {
-                buf->size += rb->planes[i].length;
+                if (__builtin_add_overflow(buf->size, rb->planes[i].length, &buf->size)) {
+                        buf->n_planes = 0;      /* the fds stay the caller's */
+                        return -EINVAL;
+                }
                 buf->n_fds += 1 + (rb->planes[i].ro_fd >= 0);
         }
         if (rb->queue)
                 buf->n_fds++;           /* as broker_create_v4l2() charges it */
 
-        /* The planes are taken only once nothing can fail any more. Not
-         * announced (buffer_added): it is in the fd store already. */
-        r = buffer_index(b, buf);
-        if (r < 0)
+        r = buffer_register(b, buf, NULL, true, NULL);
+        if (r < 0) {
+                /* The fds are taken on success only. */
+                for (unsigned i = 0; i < rb->n_planes; i++)
+                        buf->planes[i] = (BufferPlane) { .fd = -1, .ro_fd = -1 };
                 return r;
-        memcpy(buf->planes, rb->planes, rb->n_planes * sizeof(BufferPlane));
-        *ret = buf;
+        }
+        *ret = TAKE_PTR(buf);
         return 0;
 }
 
@@ -1144,9 +1159,7 @@ int broker_restore_hold(Broker *b, Buffer *buf, const Caller *holder) {
 
 int broker_restore_token(Broker *b, Buffer *buf, const char *id, uid_t owner_uid, const ShareOptions *opts,
                          uint64_t expire_usec) {
-        if (!token_well_formed(id) || find_token(b, id))
-                return -EINVAL;
-        return token_insert(b, buf, id, owner_uid, opts, expire_usec, NULL);
+        return token_register(b, buf, id, owner_uid, opts, expire_usec, NULL, NULL);
 }
 
 void broker_restore_done(Broker *b, uint64_t next_id) {

@@ -28,9 +28,13 @@
 
 #include "bufbroker-protocol.h"
 #include "macro.h"
+#include "memfd.h"
 #include "v4l2.h"
 
 #define USEC_INFINITY UINT64_MAX
+
+/* An fd per plane, none open yet: int fds[BB_PLANES_MAX] = FD_ARRAY_INIT; */
+#define FD_ARRAY_INIT { [0 ... BB_PLANES_MAX - 1] = -1 }
 
 typedef struct Broker Broker;
 typedef struct Buffer Buffer;
@@ -203,16 +207,15 @@ DEFINE_POINTER_CLEANUP(Broker, broker_free);
 /* Argument checks, shared with the bus layer so both say the same thing. */
 int broker_validate_name(const char *name, BrokerError *err);
 
-int broker_create_memfd(Broker *b, const Caller *caller, const char *name, uint64_t size,
-                        bool persistent, uint64_t ttl_usec, uint64_t now, BrokerError *err,
-                        Buffer **ret);
+/* A sealed memfd (see memfd.h), held by the caller. */
+int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req, uint64_t now,
+                        BrokerError *err, Buffer **ret);
 
 /* Allocate buffers from a V4L2 device (see v4l2.h), all or none. Each
- * becomes a buffer of its own, named "@name<index>", held by the caller.
- * On success *ret is a malloc()ed array of *ret_n buffers. */
-int broker_create_v4l2(Broker *b, const Caller *caller, const char *device, const V4L2Request *req,
-                       const char *name, bool persistent, bool read_only, uint64_t ttl_usec,
-                       uint64_t now, BrokerError *err, Buffer ***ret, unsigned *ret_n);
+ * becomes a buffer of its own, named "@req->name<index>", held by the
+ * caller. On success *ret is a malloc()ed array of *ret_n buffers. */
+int broker_create_v4l2(Broker *b, const Caller *caller, const V4L2Request *req, uint64_t now,
+                       BrokerError *err, Buffer ***ret, unsigned *ret_n);
 
 /* Fds of a buffer for its owner (or root): read-write unless the buffer is
  * read-only or @read_only is set. The caller becomes a holder. */
@@ -261,11 +264,13 @@ bool broker_may_see(Broker *b, const Caller *caller, Buffer *buf);
 bool broker_is_privileged(Broker *b, uid_t uid);
 const UidUsage *broker_usage(Broker *b, uid_t uid);
 
-/* Rebuilding the state saved before a restart (fdstore.c). Quotas are not
- * checked: the buffers existed (a uid may be over a limit lowered since; it
- * then gets nothing more until it is under again). broker_restore_buffer()
- * takes the plane fds (and ro_fds) on success only, and does not call
- * buffer_added: the buffer is in the fd store already. After the last call,
+/* Rebuilding the state saved before a restart (broker-state.c), through
+ * the same registration as new buffers and tokens. Quotas are not checked:
+ * the buffers existed (a uid may be over a limit lowered since; it then gets
+ * nothing more until it is under again). broker_restore_buffer() takes the
+ * plane fds (and ro_fds) on success only, and does not call buffer_added:
+ * the buffer is in the fd store already. broker_restore_token() also puts
+ * back a token whose use the bus took back. After the last call,
  * broker_restore_done() drops buffers that nobody holds any more. */
 typedef struct RestoredBuffer {
         uint64_t id;

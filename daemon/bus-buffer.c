@@ -155,13 +155,13 @@ static int method_share(sd_bus_message *msg, void *userdata, sd_bus_error *error
         r = bus_read_options(msg, options, error);
         if (r < 0)
                 return r;
-        if (options[1].seen && uid == UINT32_MAX)
+        if (bus_option_seen(options, BB_OPT_UID) && uid == UINT32_MAX)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "Option 'uid' must be a valid uid, not 4294967295");
-        if (options[3].seen && opts.ttl_usec == 0)
+        if (bus_option_seen(options, BB_OPT_TTL_USEC) && opts.ttl_usec == 0)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
-        if (options[1].seen)
+        if (bus_option_seen(options, BB_OPT_UID))
                 opts.bound_uid = (uid_t) uid;
 
         r = get_caller(msg, buf, &caller, error);

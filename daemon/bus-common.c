@@ -77,6 +77,18 @@ static const char *type_name(char type) {
         }
 }
 
+static BusOption *option_find(const BusOption *options, const char *key) {
+        for (const BusOption *o = options; o->key; o++)
+                if (strcmp(o->key, key) == 0)
+                        return (BusOption *) o;
+        return NULL;
+}
+
+bool bus_option_seen(const BusOption *options, const char *key) {
+        const BusOption *o = option_find(options, key);
+        return o && o->seen;
+}
+
 int bus_read_options(sd_bus_message *msg, BusOption *options, sd_bus_error *error) {
         int r;
 
@@ -98,10 +110,8 @@ int bus_read_options(sd_bus_message *msg, BusOption *options, sd_bus_error *erro
                 if (r < 0)
                         return r;
 
-                for (o = options; o->key; o++)
-                        if (strcmp(o->key, key) == 0)
-                                break;
-                if (!o->key)
+                o = option_find(options, key);
+                if (!o)
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Unknown option '%s'", key);
                 if (o->seen)

@@ -68,32 +68,31 @@ static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(close_fds) int fds[BB_PLANES_MAX] = FD_ARRAY_INIT;
         Manager *m = userdata;
-        bool persistent = false;
-        uint64_t size, ttl_usec = 0, id;
+        MemfdRequest req = {};
         BusOption options[] = {
-                { BB_OPT_PERSISTENT, 'b', &persistent },
-                { BB_OPT_TTL_USEC, 't', &ttl_usec },
+                { BB_OPT_PERSISTENT, 'b', &req.persistent },
+                { BB_OPT_TTL_USEC, 't', &req.ttl_usec },
                 {}
         };
         BrokerError err = {};
-        const char *name;
         Caller caller;
         Buffer *buf;
+        uint64_t id;
         int r;
 
-        r = sd_bus_message_read(msg, "st", &name, &size);
+        r = sd_bus_message_read(msg, "st", &req.name, &req.size);
         if (r < 0)
                 return r;
         r = bus_read_options(msg, options, error);
         if (r < 0)
                 return r;
 
-        r = broker_validate_name(name, &err);
+        r = broker_validate_name(req.name, &err);
         if (r < 0)
                 return bus_map_broker_error(error, r, &err);
-        if (size == 0)
+        if (req.size == 0)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Buffer size must not be 0");
-        if (options[1].seen && ttl_usec == 0)
+        if (bus_option_seen(options, BB_OPT_TTL_USEC) && req.ttl_usec == 0)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
 
@@ -104,10 +103,10 @@ static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
 
-        r = broker_create_memfd(m->broker, &caller, name, size, persistent, ttl_usec, now_usec(), &err, &buf);
+        r = broker_create_memfd(m->broker, &caller, &req, now_usec(), &err, &buf);
         if (r < 0)
                 return bus_map_broker_error(error, r, &err);
-        if (ttl_usec > 0)
+        if (req.ttl_usec > 0)
                 manager_schedule_expiry(m);
         id = buf->id;
 
@@ -338,9 +337,7 @@ static int method_create_v4l2(sd_bus_message *msg, void *userdata, sd_bus_error 
         _cleanup_free_ uint64_t *ids = NULL;
         Manager *m = userdata;
         V4L2Request req = {};
-        const char *device, *type = NULL, *name = NULL;
-        bool persistent = false, read_only = false;
-        uint64_t ttl_usec = 0;
+        const char *type = NULL;
         BusOption format[] = {
                 { BB_FMT_WIDTH, 'u', &req.width },
                 { BB_FMT_HEIGHT, 'u', &req.height },
@@ -349,10 +346,10 @@ static int method_create_v4l2(sd_bus_message *msg, void *userdata, sd_bus_error 
                 {}
         };
         BusOption options[] = {
-                { BB_OPT_PERSISTENT, 'b', &persistent },
-                { BB_OPT_TTL_USEC, 't', &ttl_usec },
-                { BB_OPT_READ_ONLY, 'b', &read_only },
-                { BB_OPT_NAME, 's', &name },
+                { BB_OPT_PERSISTENT, 'b', &req.persistent },
+                { BB_OPT_TTL_USEC, 't', &req.ttl_usec },
+                { BB_OPT_READ_ONLY, 'b', &req.read_only },
+                { BB_OPT_NAME, 's', &req.name },
                 {}
         };
         char default_name[BB_NAME_MAX + 1];
@@ -361,7 +358,7 @@ static int method_create_v4l2(sd_bus_message *msg, void *userdata, sd_bus_error 
         unsigned n;
         int r;
 
-        r = sd_bus_message_read(msg, "su", &device, &req.count);
+        r = sd_bus_message_read(msg, "su", &req.device, &req.count);
         if (r < 0)
                 return r;
         r = bus_read_options(msg, format, error);
@@ -371,7 +368,7 @@ static int method_create_v4l2(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (r < 0)
                 return r;
 
-        r = validate_device_path(device, error);
+        r = validate_device_path(req.device, error);
         if (r < 0)
                 return r;
         if (req.count == 0 || req.count > VIDEO_MAX_FRAME)
@@ -384,32 +381,31 @@ static int method_create_v4l2(sd_bus_message *msg, void *userdata, sd_bus_error 
                                                  "Format type '%.*s' is none of capture, output, capture-mplane, output-mplane",
                                                  (int) utf8_prefix_len(type, 64), type);
         }
-        if (options[1].seen && ttl_usec == 0)
+        if (bus_option_seen(options, BB_OPT_TTL_USEC) && req.ttl_usec == 0)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
-        if (!name) {
-                const char *base = strrchr(device, '/') + 1;
+        if (!req.name) {
+                const char *base = strrchr(req.device, '/') + 1;
 
                 /* A name is shown in replies: never half a character. */
                 if (!*base)
                         base = "v4l2";
                 snprintf(default_name, sizeof(default_name), "%.*s-", (int) utf8_prefix_len(base, 200), base);
-                name = default_name;
+                req.name = default_name;
         }
-        if (strlen(name) > BB_NAME_MAX - 3)     /* room for the index */
+        if (strlen(req.name) > BB_NAME_MAX - 3)     /* room for the index */
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Option 'name' is %zu bytes long, at most %u are allowed",
-                                         strlen(name), BB_NAME_MAX - 3);
+                                         strlen(req.name), BB_NAME_MAX - 3);
 
         r = bus_get_caller(m, msg, &caller, error);
         if (r < 0)
                 return r;
 
-        r = broker_create_v4l2(m->broker, &caller, device, &req, name, persistent, read_only, ttl_usec,
-                               now_usec(), &err, &bufs, &n);
+        r = broker_create_v4l2(m->broker, &caller, &req, now_usec(), &err, &bufs, &n);
         if (r < 0)
                 return bus_map_broker_error(error, r, &err);
-        if (ttl_usec > 0)
+        if (req.ttl_usec > 0)
                 manager_schedule_expiry(m);
         ids = calloc(n, sizeof(uint64_t));
         if (!ids) {

@@ -114,7 +114,6 @@ struct Manager {
 
         /* Under systemd: the fd store, the STATUS= line, exit when idle. */
         bool fdstore;
-        bool restoring;
         uint64_t saved_generation;
         uint64_t status_generation;
         uint64_t exit_idle_usec;        /* 0: never */
@@ -139,7 +138,6 @@ int manager_init(Manager *m, const BrokerLimits *limits);
 void manager_done(Manager *m);
 void strv_free_simple(char **l);
 /* _cleanup_(close_fds) int fds[BB_PLANES_MAX] = FD_ARRAY_INIT; */
-#define FD_ARRAY_INIT { [0 ... BB_PLANES_MAX - 1] = -1 }
 void close_fds(int (*fds)[BB_PLANES_MAX]);
 uint64_t now_usec(void);
 /* The caller of @msg. Its credentials are known: the queue (bus-peer.c)
@@ -157,6 +155,8 @@ typedef struct BusOption {
 /* Read an a{sv}; every key must be in @options (NULL-key terminated) with the
  * stated type, at most once. */
 int bus_read_options(sd_bus_message *msg, BusOption *options, sd_bus_error *error);
+/* Whether the caller gave option @key (looked up by name: rows may move). */
+bool bus_option_seen(const BusOption *options, const char *key);
 
 /* Open's and OpenFds' reply: the fds, then the info a{sv}. */
 int bus_append_fds_and_info(sd_bus_message *reply, Buffer *buf, bool read_only, const int fds[]);

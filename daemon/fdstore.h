@@ -2,13 +2,14 @@
 /*
  * Keeping buffers across a restart with systemd's file descriptor store.
  *
- * Every memfd buffer's fd is stored as "buf-<id>-<plane>" when it appears
- * and removed when it goes; the registry (ids, names, owners, holders'
- * unique names, persistence, tokens, deadlines) is serialised into a sealed
+ * Every buffer's fds are stored when it appears and removed when it goes:
+ * its planes (memfds, or V4L2 dma-bufs with their read-only exports), and
+ * for V4L2 the device fd that owns the queue, so V4L2 buffers are kept too.
+ * The registry (ids, names, owners, holders' unique names, persistence,
+ * tokens, deadlines) is written by the core (broker-state.h) into a sealed
  * memfd stored as "state", rewritten whenever the broker changed. On start
- * the daemon gets all of them back in LISTEN_FDS and rebuilds the registry,
- * keeping holders that are still on the bus. V4L2 buffers are kept too:
- * the device fd that owns their queue is stored with them.
+ * the daemon gets all of them back in LISTEN_FDS and the core rebuilds the
+ * registry, keeping holders that are still on the bus.
  */
 #pragma once
 

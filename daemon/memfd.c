@@ -22,14 +22,15 @@
 /* memfd_create() accepts names up to 249 bytes (NAME_MAX minus "memfd:"). */
 #define MEMFD_NAME_MAX 249
 
-int memfd_new_sealed(const char *name, uint64_t size, int *ret_fd) {
+int memfd_new_sealed(const MemfdRequest *req, int *ret_fd) {
         _cleanup_close_ int fd = -1;
         char full[MEMFD_NAME_MAX + 1];
+        uint64_t size = req->size;
 
         if ((uint64_t) (off_t) size != size || (off_t) size < 0)
                 return -EFBIG;
 
-        snprintf(full, sizeof(full), "bufbroker:%s", name);
+        snprintf(full, sizeof(full), "bufbroker:%s", req->name);
 
         fd = memfd_create(full, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
         if (fd < 0 && errno == EINVAL)

@@ -4,12 +4,24 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
-/* A memfd of exactly @size bytes named "bufbroker:@name" (truncated to what
- * memfd_create() takes), O_RDWR|O_CLOEXEC, non-executable where the kernel
- * supports MFD_NOEXEC_SEAL, sealed against shrinking and growing. */
-int memfd_new_sealed(const char *name, uint64_t size, int *ret_fd);
+/* What CreateMemfd asks for, all of it: the allocator reads what makes the
+ * memfd, broker_create_memfd() the rest. A new option is a field here (zero
+ * must mean "not given"), a row in CreateMemfd's option table and its use. */
+typedef struct MemfdRequest {
+        const char *name;
+        uint64_t size;
+        bool persistent;                /* lives on with no holder */
+        uint64_t ttl_usec;              /* 0: no expiry */
+} MemfdRequest;
+
+/* A memfd of exactly @req->size bytes named "bufbroker:@req->name"
+ * (truncated to what memfd_create() takes), O_RDWR|O_CLOEXEC,
+ * non-executable where the kernel supports MFD_NOEXEC_SEAL, sealed against
+ * shrinking and growing. */
+int memfd_new_sealed(const MemfdRequest *req, int *ret_fd);
 
 /* Seal against writes: -EBUSY while writable shared mappings exist (or a
  * holder sealed the seals), -EALREADY when already write-sealed. */

@@ -6,8 +6,8 @@
 #include "broker.h"
 #include "v4l2.h"
 
-int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller *caller,
-                   struct BrokerError *err, V4L2Queue **ret) {
+int v4l2_queue_new(const V4L2Request *req, const struct Caller *caller, struct BrokerError *err,
+                   V4L2Queue **ret) {
         return broker_refuse(err, -ENODEV, "This bufbrokerd was built without V4L2 support");
 }
 

@@ -246,11 +246,12 @@ static const char *card_name(const struct v4l2_capability *cap, char buf[static 
         return buf;
 }
 
-int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller *caller,
-                   struct BrokerError *err, V4L2Queue **ret) {
+int v4l2_queue_new(const V4L2Request *req, const struct Caller *caller, struct BrokerError *err,
+                   V4L2Queue **ret) {
         _cleanup_(v4l2_queue_unrefp) V4L2Queue *q = NULL;
         struct v4l2_capability cap = {};
         char card[sizeof(cap.card) + 1];
+        const char *path = req->device;
         uint32_t caps;
         int r;
 

@@ -17,12 +17,21 @@
 struct BrokerError;
 struct Caller;
 
+/* What CreateV4L2 asks for, all of it: the allocator reads the device and
+ * the format, broker_create_v4l2() the rest. A new option is a field here
+ * (zero must mean "not given"), a row in CreateV4L2's option tables and its
+ * use. */
 typedef struct V4L2Request {
+        const char *device;             /* path of the video device */
         uint32_t width, height;         /* 0: keep the device's current value */
         uint32_t fourcc;                /* 0: keep the device's current format */
         uint32_t type;                  /* V4L2_BUF_TYPE_*; 0: the device's capture
                                          * queue, else its output queue */
         uint32_t count;                 /* buffers asked for, 1..VIDEO_MAX_FRAME */
+        const char *name;               /* buffer i is named "@name<i>" */
+        bool persistent;                /* they live on with no holder */
+        bool read_only;                 /* even the owner gets read-only fds */
+        uint64_t ttl_usec;              /* 0: no expiry */
 } V4L2Request;
 
 typedef struct V4L2Format {
@@ -44,14 +53,14 @@ typedef struct V4L2Plane {
 
 typedef struct V4L2Queue V4L2Queue;
 
-/* Check that @path is a V4L2 streaming device (character device of the
- * video4linux major, capture or output, streaming I/O), open it through
+/* Check that @req->device is a V4L2 streaming device (character device of
+ * the video4linux major, capture or output, streaming I/O), open it through
  * libv4l2 and set the format; v4l2_queue_format() then tells the sizes, so
  * the caller can refuse before any device memory is allocated. Errors:
  * -EINVAL bad request, -ENODEV not a usable device (the message says why),
  * -EBUSY the device's queue is in use, others from the driver. */
-int v4l2_queue_new(const char *path, const V4L2Request *req, const struct Caller *caller,
-                   struct BrokerError *err, V4L2Queue **ret);
+int v4l2_queue_new(const V4L2Request *req, const struct Caller *caller, struct BrokerError *err,
+                   V4L2Queue **ret);
 /* VIDIOC_REQBUFS @count MMAP buffers; the driver may give more or fewer
  * (v4l2_queue_count()). */
 int v4l2_queue_allocate(V4L2Queue *q, unsigned count, struct BrokerError *err);

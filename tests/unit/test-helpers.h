@@ -240,7 +240,10 @@ static inline Buffer *create_ok_at(int line, const char *name, uid_t uid, const 
         Buffer *buf = NULL;
         int r;
 
-        r = broker_create_memfd(b, CALLER(name, uid), bname, size, persistent, ttl, now, &err, &buf);
+        r = broker_create_memfd(b, CALLER(name, uid),
+                                &(MemfdRequest) { .name = bname, .size = size, .persistent = persistent,
+                                                   .ttl_usec = ttl },
+                                now, &err, &buf);
         ck_assert_msg(r == 0, "line %d: create(%s, %" PRIu64 ") = %d (%s)", line, bname, size, r,
                       err.message);
         ck_assert_msg(buf != NULL, "line %d: create returned no buffer", line);
@@ -257,7 +260,10 @@ static inline int create_err_at(int line, const char *name, uid_t uid, const cha
         Buffer *buf = NULL;
         int r;
 
-        r = broker_create_memfd(b, CALLER(name, uid), bname, size, persistent, ttl, T0, &err, &buf);
+        r = broker_create_memfd(b, CALLER(name, uid),
+                                &(MemfdRequest) { .name = bname, .size = size, .persistent = persistent,
+                                                   .ttl_usec = ttl },
+                                T0, &err, &buf);
         ck_assert_msg(r < 0, "line %d: create(%" PRIu64 ") unexpectedly succeeded: buffer %" PRIu64
                       " of %" PRIu64 " bytes", line, size, buf ? buf->id : 0, buf ? buf->size : 0);
         ck_assert_msg(err.message[0] != 0, "line %d: create(%" PRIu64 ") = %d without a message", line,
@@ -315,14 +321,12 @@ static inline int seals(int fd) {
 /* Open a token; on success *ret_fd is the (single, memfd) plane's new fd. */
 static inline int open_token(const char *name, uid_t uid, const char *token, uint64_t now,
                              Buffer **ret, bool *ret_ro, int *ret_fd) {
-        int fds[BB_PLANES_MAX];
+        int fds[BB_PLANES_MAX] = FD_ARRAY_INIT;
         BrokerError err = {};
         Buffer *buf = NULL;
         bool ro = false;
         int r;
 
-        for (unsigned i = 0; i < ELEMENTSOF(fds); i++)
-                fds[i] = -1;
         r = broker_open(b, CALLER(name, uid), token, now, &err, &buf, &ro, fds);
         if (r < 0) {
                 ck_assert_msg(err.message[0] != 0, "open = %d without a message", r);
