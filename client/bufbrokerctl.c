@@ -43,6 +43,7 @@ static enum {
         BUS_ADDRESS,
 } arg_bus = BUS_SYSTEM;
 static const char *arg_address = NULL;
+static bool arg_private = false;
 static bool arg_json = false;
 static uint64_t arg_size = 0;
 static const char *arg_name = NULL;
@@ -197,6 +198,8 @@ static void help(void) {
                "     --system                  Talk to the broker on the system bus (default)\n"
                "     --user                    Talk to the broker on the session bus\n"
                "     --address ADDRESS         Talk to the broker on the bus at ADDRESS\n"
+               "     --private                 Talk to it over a private connection it opens\n"
+               "                               for us (not with monitor)\n"
                "\n"
                "SIZE: 4096, 64K, 1M, 1G (powers of 1024; K/KB/KiB alike).\n"
                "TTL: 500ms, 10s, 5min, 1h, 2d; a bare number is seconds.\n"
@@ -923,6 +926,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_SYSTEM,
                 ARG_USER,
                 ARG_ADDRESS,
+                ARG_PRIVATE,
                 ARG_JSON,
                 ARG_SIZE,
                 ARG_NAME,
@@ -943,6 +947,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "system",     no_argument,       NULL, ARG_SYSTEM },
                 { "user",       no_argument,       NULL, ARG_USER },
                 { "address",    required_argument, NULL, ARG_ADDRESS },
+                { "private",    no_argument,       NULL, ARG_PRIVATE },
                 { "json",       no_argument,       NULL, ARG_JSON },
                 { "size",       required_argument, NULL, ARG_SIZE },
                 { "name",       required_argument, NULL, ARG_NAME },
@@ -983,6 +988,9 @@ static int parse_argv(int argc, char *argv[]) {
                                 return log_usage("--address: empty address");
                         arg_bus = BUS_ADDRESS;
                         arg_address = optarg;
+                        break;
+                case ARG_PRIVATE:
+                        arg_private = true;
                         break;
                 case ARG_JSON:
                         arg_json = true;
@@ -1236,6 +1244,16 @@ static int run(int argc, char *argv[]) {
         r = connect_bus(&c);
         if (r < 0)
                 return EXIT_FAILURE;
+        if (arg_private) {
+                bb_client *p = NULL;
+
+                /* Opened through the bus, then the bus connection is done. */
+                r = bb_client_open_private(c, &p);
+                if (r < 0)
+                        return log_bus_error(c, r, "cannot open a private connection"), EXIT_FAILURE;
+                bb_client_unref(c);
+                c = p;
+        }
 
         /* Verbs return 0 or a negative errno; exec returns its command's status. */
         r = v->run(c, argc - optind, argv + optind);

@@ -9,6 +9,7 @@
  * from here too.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,47 @@ _public_ int bb_client_new_address(bb_client **ret, const char *address) {
         return client_new_from_bus(&bus, ret);
 }
 
+_public_ int bb_client_open_private(bb_client *c, bb_client **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int fd, copy, r;
+
+        if (!c || !ret || c->is_private)
+                return -EINVAL;
+        client_clear_error(c);
+
+        r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "OpenPrivateConnection", &m);
+        if (r < 0)
+                return r;
+        r = client_call(c, m, false, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "h", &fd);
+        if (r < 0)
+                return r;
+        copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return -errno;
+
+        /* A peer-to-peer connection: no bus, no Hello, and the daemon at the
+         * other end decides who we are from the bus call above. */
+        r = sd_bus_new(&bus);
+        if (r >= 0)
+                r = sd_bus_set_fd(bus, copy, copy);
+        if (r < 0) {
+                close(copy);
+                return r;
+        }
+        r = sd_bus_negotiate_fds(bus, 1);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r >= 0)
+                r = client_new_from_bus(&bus, ret);
+        if (r >= 0)
+                (*ret)->is_private = true;
+        return r;
+}
+
 _public_ bb_client *bb_client_ref(bb_client *c) {
         if (c)
                 c->n_ref++;
@@ -245,6 +287,8 @@ _public_ int bb_client_monitor(bb_client *c, bb_released_func callback, void *us
                 return 0;
         }
 
+        if (c->is_private)
+                return -EOPNOTSUPP;     /* BufferReleased goes out on the bus only */
         if (!c->monitor_slot) {
                 /* Synchronous AddMatch: when this returns, no signal can be missed. */
                 r = sd_bus_match_signal(c->bus, &slot, BB_BUS_NAME, NULL, BB_MANAGER_INTERFACE,

@@ -40,6 +40,7 @@ typedef struct bb_plane {
 struct bb_client {
         unsigned n_ref;
         sd_bus *bus;
+        bool is_private;        /* a private connection (bb_client_open_private) */
         sd_bus_slot *monitor_slot;
         bb_released_func monitor_callback;
         void *monitor_userdata;

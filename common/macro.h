@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((__cleanup__(f)))
@@ -69,4 +70,10 @@ static inline void freep(void *p) {
 /* errno of a failed libc call as a negative value, never 0. */
 static inline int negative_errno(void) {
         return errno > 0 ? -errno : -EIO;
+}
+
+/* A copy of @n bytes at @p (malloc(0) may be NULL: callers check n > 0). */
+static inline void *memdup(const void *p, size_t n) {
+        void *q = malloc(n);
+        return q ? memcpy(q, p, n) : NULL;
 }

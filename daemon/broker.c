@@ -477,7 +477,7 @@ int broker_validate_name(const char *name, BrokerError *err) {
  * while fewer uids than units hold some, and each one's share shrinks as
  * more uids hold some. Rounding up lets a newcomer have one unit of a small
  * pool. */
-static bool fair_share_allows(uint64_t limit, uint64_t used, uint64_t have, uint64_t ask,
+bool fair_share_allows(uint64_t limit, uint64_t used, uint64_t have, uint64_t ask,
                               uint64_t n_holders, bool holds_some) {
         uint64_t pool, want, parts;
 

@@ -290,3 +290,9 @@ int broker_restore_token(Broker *b, Buffer *buf, const char *id, uid_t owner_uid
 void broker_restore_done(Broker *b, uint64_t next_id);
 
 #define BROKER_FOREACH_BUFFER(buf, b) TAILQ_FOREACH(buf, &(b)->buffers, link)
+
+/* May a uid that has @have of @used (of @limit) units take @ask more, when
+ * @n_holders uids hold some (@holds_some: this one among them)? The fair
+ * share of a global limit (broker.c); the bus layer uses it for its own. */
+bool fair_share_allows(uint64_t limit, uint64_t used, uint64_t have, uint64_t ask, uint64_t n_holders,
+                       bool holds_some);

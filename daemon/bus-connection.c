@@ -35,15 +35,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <linux/sockios.h>
 #include <systemd/sd-id128.h>
 
 #include "bus.h"
-
-static void *memdup(const void *p, size_t n) {
-        void *q = malloc(n);
-        return q ? memcpy(q, p, n) : NULL;
-}
 
 /* How long our output may stay undrained before we probe the bus, and how
  * long the bus may leave a probe unanswered before we move to a fresh
@@ -299,7 +295,7 @@ static int on_direct_disconnected(sd_bus_message *msg, void *userdata, sd_bus_er
         return 0;
 }
 
-int bus_connection_add_direct(Manager *m, int fd, Peer **ret) {
+int bus_connection_add_direct(Manager *m, int fd, const Caller *as, Peer **ret) {
         _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         sd_id128_t id;
         Peer *p;
@@ -318,6 +314,11 @@ int bus_connection_add_direct(Manager *m, int fd, Peer **ret) {
         r = sd_id128_randomize(&id);
         if (r >= 0)
                 r = sd_bus_set_server(bus, true, id);
+        /* A private connection's socket was made here, so SO_PEERCRED names
+         * us, not the client: take whatever uid it says; its calls are the
+         * opener's (@as) in any case. */
+        if (r >= 0 && as)
+                r = sd_bus_set_anonymous(bus, true);
         if (r >= 0)
                 r = sd_bus_negotiate_fds(bus, true);
         if (r >= 0)
@@ -331,13 +332,76 @@ int bus_connection_add_direct(Manager *m, int fd, Peer **ret) {
         r = bus_connection_setup(m, bus);
         if (r < 0)
                 return r;
-        r = peer_add_direct(m, bus, &p);
+        r = peer_add_direct(m, bus, as, &p);
         if (r < 0)
                 return r;
         TAKE_PTR(bus);          /* the peer's now */
         if (ret)
                 *ret = p;
         return 0;
+}
+
+/* Private connections: at most PRIVATE_PER_UID per uid, PRIVATE_MAX in all
+ * (bus.h), shared among uids by the fair share, so no group of uids can
+ * take them all. */
+static bool private_connection_allowed(Manager *m, uid_t uid, uint64_t *ret_have) {
+        uint64_t total = 0, have = 0, n_uids = 0;
+        Peer *p, *q;
+
+        TAILQ_FOREACH(p, &m->peers, link) {
+                bool first = true;
+
+                if (!p->is_private || !p->direct)
+                        continue;
+                total++;
+                have += p->uid == uid;
+                /* count each uid once: at its first private connection */
+                for (q = TAILQ_FIRST(&m->peers); q != p && first; q = TAILQ_NEXT(q, link))
+                        first = !(q->is_private && q->direct && q->uid == p->uid);
+                n_uids += first;
+        }
+        *ret_have = have;
+        return have < PRIVATE_PER_UID && fair_share_allows(PRIVATE_MAX, total, have, 1, n_uids, have > 0);
+}
+
+int bus_method_open_private_connection(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_close_ int theirs = -1;
+        Manager *m = userdata;
+        Caller caller;
+        uint64_t have;
+        Peer *p;
+        int sv[2], r;
+
+        r = bus_get_caller(m, msg, &caller, error);
+        if (r < 0)
+                return r;
+        r = bus_check_takes_fds(m, &caller, error);
+        if (r < 0)
+                return r;
+        if (!private_connection_allowed(m, caller.uid, &have))
+                return sd_bus_error_setf(error, BB_ERROR_QUOTA_EXCEEDED,
+                                         "uid %u has %" PRIu64 " private connections open (at most %u per uid, %u in all, shared fairly among uids)",
+                                         (unsigned) caller.uid, have, PRIVATE_PER_UID, PRIVATE_MAX);
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return sd_bus_error_set_errnof(error, errno, "Cannot make a socket pair: %m");
+        theirs = sv[1];
+        /* Its calls are the caller's: uid and groups for quotas and device
+         * access, holds that go when the socket closes. */
+        r = bus_connection_add_direct(m, sv[0], &caller, &p);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Cannot serve a private connection: %s", strerror(-r));
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "h", theirs);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        /* Undelivered, nobody will ever talk on it: closing our end (with
+         * theirs) frees it through the Disconnected path. Delivered, the
+         * caller has its own copy of theirs. */
+        return r;
 }
 
 int bus_connection_open(Manager *m) {

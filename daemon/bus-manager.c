@@ -490,7 +490,7 @@ static int property_get_limits(sd_bus *bus, const char *path, const char *interf
                                void *userdata, sd_bus_error *error) {
         const BrokerLimits *l = &((Manager *) userdata)->broker->limits;
 
-        return sd_bus_message_append(reply, "a{sv}", 8,
+        return sd_bus_message_append(reply, "a{sv}", 10,
                                      BB_LIMIT_MAX_BUFFER_SIZE, "t", l->max_buffer_size,
                                      BB_LIMIT_MAX_BUFFERS_PER_UID, "t", l->max_buffers_per_uid,
                                      BB_LIMIT_MAX_BYTES_PER_UID, "t", l->max_bytes_per_uid,
@@ -498,7 +498,9 @@ static int property_get_limits(sd_bus *bus, const char *path, const char *interf
                                      BB_LIMIT_MAX_BUFFERS, "t", l->max_buffers,
                                      BB_LIMIT_MAX_BYTES, "t", l->max_bytes,
                                      BB_LIMIT_MAX_TOKENS, "t", l->max_tokens,
-                                     BB_LIMIT_MAX_FDS, "t", l->max_fds);
+                                     BB_LIMIT_MAX_FDS, "t", l->max_fds,
+                                     BB_LIMIT_MAX_PRIVATE_PER_UID, "t", (uint64_t) PRIVATE_PER_UID,
+                                     BB_LIMIT_MAX_PRIVATE, "t", (uint64_t) PRIVATE_MAX);
 }
 
 static int property_get_stats(sd_bus *bus, const char *path, const char *interface,
@@ -532,6 +534,11 @@ const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("s", device, "u", count, "a{sv}", format, "a{sv}", options),
                                 SD_BUS_RESULT("ao", buffers, "a{sv}", format),
                                 method_create_v4l2,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("OpenPrivateConnection",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("h", socket),
+                                bus_method_open_private_connection,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListBuffers",
                                 SD_BUS_NO_ARGS,

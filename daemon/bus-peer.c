@@ -533,19 +533,27 @@ static int peer_new(Manager *m, const char *name, Peer **ret) {
         return 0;
 }
 
-int peer_add_direct(Manager *m, sd_bus *bus, Peer **ret) {
+int peer_add_direct(Manager *m, sd_bus *bus, const Caller *as, Peer **ret) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        _cleanup_free_ gid_t *groups = NULL;
         char name[32];
         Peer *p;
         uid_t uid;
         int r;
 
-        r = sd_bus_get_owner_creds(bus, SD_BUS_CREDS_EUID, &creds);
-        if (r < 0)
-                return r;
-        r = sd_bus_creds_get_euid(creds, &uid);
-        if (r < 0)
-                return r;
+        if (as) {
+                uid = as->uid;
+                groups = memdup(as->groups, as->n_groups * sizeof(gid_t));
+                if (as->n_groups > 0 && !groups)
+                        return -ENOMEM;
+        } else {
+                r = sd_bus_get_owner_creds(bus, SD_BUS_CREDS_EUID, &creds);
+                if (r < 0)
+                        return r;
+                r = sd_bus_creds_get_euid(creds, &uid);
+                if (r < 0)
+                        return r;
+        }
 
         snprintf(name, sizeof(name), "direct:%" PRIu64, ++m->direct_serial);
         r = peer_new(m, name, &p);
@@ -553,8 +561,11 @@ int peer_add_direct(Manager *m, sd_bus *bus, Peer **ret) {
                 return r;
         p->direct = bus;
         p->is_direct = true;
+        p->is_private = as != NULL;
         m->n_direct++;
         p->uid = uid;
+        p->groups = TAKE_PTR(groups);
+        p->n_groups = as ? as->n_groups : 0;
         p->creds_known = true;
         *ret = p;
         return 0;

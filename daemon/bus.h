@@ -33,6 +33,11 @@ typedef struct QueuedCall {
         size_t weight;                  /* about its size in bytes */
 } QueuedCall;
 
+/* Private connections (OpenPrivateConnection): per uid, in all. Each costs
+ * the daemon one fd, reserved outside the buffers' budget (main.c). */
+#define PRIVATE_PER_UID 16u
+#define PRIVATE_MAX 128u
+
 /* How many calls may wait for their turn: per connection, per uid, in all.
  * A call beyond a limit is answered at once with LimitsExceeded. A client
  * that waits for its replies never has more than a few in flight. */
@@ -46,6 +51,7 @@ struct Peer {
         Manager *manager;
         char *name;                     /* ":1.42" (or "direct:N") */
         bool is_direct;
+        bool is_private;                /* opened by OpenPrivateConnection() */
         sd_bus *direct;                 /* a direct connection: the peer's own sd_bus
                                          * (owned; NULL once it closed) */
         bool creds_known;
@@ -180,7 +186,9 @@ Peer *peer_find(Manager *m, const char *name);
 Peer *peer_of_message(Manager *m, sd_bus_message *msg);
 /* A direct connection (socketpair): its peer's credentials come from the
  * socket. Its calls go through the same queue. */
-int peer_add_direct(Manager *m, sd_bus *bus, Peer **ret);
+/* A direct connection's peer: as @as (the bus caller who opened it), or
+ * with NULL as the process at the other end of the socket (SO_PEERCRED). */
+int peer_add_direct(Manager *m, sd_bus *bus, const Caller *as, Peer **ret);
 void peer_vanished(Manager *m, const char *name);
 /* After a round of the loop: resume handing out calls if our output to the
  * bus has drained (see OUTPUT_BACKLOG_MAX in bus-peer.c). */
@@ -194,7 +202,9 @@ int peer_reply_error(sd_bus_message *msg, const char *name, const char *fmt, ...
 /* Serve a direct connection on @fd (one end of a socketpair; taken): the
  * same objects and queue as the bus, the peer's uid from the socket
  * (SO_PEERCRED), its holds dropped when it closes. */
-int bus_connection_add_direct(Manager *m, int fd, Peer **ret);
+int bus_connection_add_direct(Manager *m, int fd, const Caller *as, Peer **ret);
+/* OpenPrivateConnection() (org.bufbroker.Broker1). */
+int bus_method_open_private_connection(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 /* Connect to the bus and serve our objects; then own the name (once
  * restored buffers are back). */
 int bus_connection_open(Manager *m);

@@ -21,9 +21,9 @@ static uint64_t arg_fdstore_max = 0;
 static BrokerLimits arg_limits;
 
 /* fds that are not buffers': the bus connections (two while reconnecting),
- * the ones a call opens for its reply, a V4L2 device being probed, the
- * state file, the event loop. */
-#define FD_RESERVE 256
+ * the private connections, the ones a call opens for its reply, a V4L2
+ * device being probed, the state file, the event loop. */
+#define FD_RESERVE (256 + PRIVATE_MAX)
 
 static void help(void) {
         printf("Usage: bufbrokerd [OPTIONS...]\n\n"
@@ -201,7 +201,9 @@ static void fit_fd_budget(bool fdstore) {
 
 static bool manager_is_idle(Manager *m) {
         const BrokerStats *s = &m->broker->stats;
-        return s->buffers == 0 && s->tokens == 0 && s->clients == 0 && m->n_queued == 0 && m->n_released == 0;
+        /* An open private connection is a client that may call at any time. */
+        return s->buffers == 0 && s->tokens == 0 && s->clients == 0 && m->n_queued == 0 && m->n_released == 0 &&
+               m->n_direct == 0;
 }
 
 static int on_name_released(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {

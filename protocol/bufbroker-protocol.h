@@ -205,6 +205,8 @@ static inline const char *bb_v4l2_type_name(uint32_t type) {
 #define BB_LIMIT_MAX_TOKENS             "max-tokens"
 #define BB_LIMIT_MAX_FDS                "max-fds"       /* fds the daemon keeps for buffers:
                                                          * its RLIMIT_NOFILE and fd store allow */
+#define BB_LIMIT_MAX_PRIVATE_PER_UID    "max-private-connections-per-uid"
+#define BB_LIMIT_MAX_PRIVATE            "max-private-connections"
 
 /* Keys of the Stats property (all t). */
 #define BB_STAT_BUFFERS         "buffers"

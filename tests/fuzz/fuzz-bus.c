@@ -1773,7 +1773,7 @@ static void client_open(Fuzz *f, Conn *c) {
 
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
                 fuzz_fail("socketpair(): %m");
-        r = bus_connection_add_direct(&f->m, sv[0], &peer);
+        r = bus_connection_add_direct(&f->m, sv[0], NULL, &peer);
         if (r < 0)
                 fuzz_fail("bus_connection_add_direct(): %s", strerror(-r));
         /* Both ends are ours: the socket says our uid. Play another one. */

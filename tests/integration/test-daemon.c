@@ -5,6 +5,7 @@
  * idle. Each case runs on both buses.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,24 @@ START_TEST(test_exit_when_idle) {
 }
 END_TEST
 
+/* An open private connection keeps the daemon up: the client on it may
+ * call at any time, and it would not see the daemon come back. */
+START_TEST(test_private_connection_keeps_it_up) {
+        sd_bus_message *reply = NULL;
+        int fd;
+
+        ck_assert(sd_bus_call_method(test_bus(), BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
+                                     "OpenPrivateConnection", NULL, &reply, "") >= 0);
+        ck_assert(sd_bus_message_read(reply, "h", &fd) > 0);
+        fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        sd_bus_message_unref(reply);
+        msleep((unsigned) scaled_ms(2500));
+        ck_assert_msg(daemon_alive(), "the daemon exited with a private connection open");
+        close(fd);
+        ck_assert_int_eq(wait_daemon_exit(scaled_ms(10000)), 0);
+}
+END_TEST
+
 /* Calls that reach the daemon while it gives its name back are answered,
  * never cut off by its exit. The bus is stopped before the daemon's idle
  * time is up, our calls wait in it; the daemon's ReleaseName joins them, and
@@ -334,6 +353,7 @@ END_TEST
 
 static void add_idle_tests(TCase *tc) {
         tcase_add_test(tc, test_exit_when_idle);
+        tcase_add_test(tc, test_private_connection_keeps_it_up);
         tcase_add_test(tc, test_idle_exit_answers_calls_that_reached_it);
 }
 

@@ -94,6 +94,8 @@ START_TEST(test_limits_property) {
                 { BB_LIMIT_MAX_BUFFERS, 100 },
                 { BB_LIMIT_MAX_BYTES, 100 * K * K },
                 { BB_LIMIT_MAX_TOKENS, 100 },
+                { BB_LIMIT_MAX_PRIVATE_PER_UID, 16 },
+                { BB_LIMIT_MAX_PRIVATE, 128 },
         };
         bb_client *c = lib_connect();
         bb_key_value *kv = NULL;
