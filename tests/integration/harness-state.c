@@ -3,7 +3,6 @@
  * The integration-test harness's view of the daemon's state (see
  * harness-state.h): Stats and fd-count snapshots, the warmed-up baseline.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -13,54 +12,24 @@
 #include "harness.h"
 
 int daemon_fd_count(void) {
-        char path[64];
-        struct dirent *de;
-        int n = 0;
-        DIR *d;
+        int n;
 
         ck_assert(H && H->daemon_pid > 0);
-        snprintf(path, sizeof(path), "/proc/%d/fd", (int) H->daemon_pid);
-        d = opendir(path);
-        ck_assert_msg(d, "opendir %s: %s", path, strerror(errno));
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
+        n = proc_fd_count(H->daemon_pid);
+        ck_assert_msg(n >= 0, "counting the fds of bufbrokerd (pid %d): %s", (int) H->daemon_pid,
+                      strerror(-n));
         return n;
 }
 
 void stats_read(Snapshot *ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
         int r;
 
-        *ret = (Snapshot) { 0 };
-        r = sd_bus_get_property(test_bus(), BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
-                                "Stats", &error, &reply, "a{sv}");
+        ck_assert(H && H->daemon_pid > 0);
+        r = snapshot_read(test_bus(), H->daemon_pid, ret, &error);
         ck_assert_msg(r >= 0, "reading Stats: %s: %s", error.name ? error.name : "",
                       error.message ? error.message : strerror(-r));
-        ck_assert(sd_bus_message_enter_container(reply, 'a', "{sv}") > 0);
-        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
-                const char *key;
-                uint64_t v;
-
-                ck_assert(sd_bus_message_read(reply, "s", &key) > 0);
-                ck_assert_msg(sd_bus_message_read(reply, "v", "t", &v) > 0,
-                              "Stats[%s] is not a t", key);
-                if (strcmp(key, BB_STAT_BUFFERS) == 0)
-                        ret->buffers = v;
-                else if (strcmp(key, BB_STAT_BYTES) == 0)
-                        ret->bytes = v;
-                else if (strcmp(key, BB_STAT_CLIENTS) == 0)
-                        ret->clients = v;
-                else if (strcmp(key, BB_STAT_TOKENS) == 0)
-                        ret->tokens = v;
-                ck_assert(sd_bus_message_exit_container(reply) >= 0);
-        }
-        ck_assert(r >= 0);
-        sd_bus_message_unref(reply);
         sd_bus_error_free(&error);
-        ret->fds = daemon_fd_count();
 }
 
 uint64_t stats_get(const char *key) {
@@ -79,30 +48,29 @@ uint64_t stats_get(const char *key) {
         return 0;
 }
 
-static bool snapshot_eq(const Snapshot *a, const Snapshot *b) {
-        return a->buffers == b->buffers && a->bytes == b->bytes && a->clients == b->clients &&
-               a->tokens == b->tokens && a->fds == b->fds;
+static bool alive(void *userdata) {
+        return daemon_alive();
 }
 
 void assert_back_to(const Snapshot *base, const char *context) {
-        uint64_t deadline = now_usec() + (uint64_t) scaled_ms(3000) * 1000u;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
         Snapshot now;
+        int r;
 
-        for (;;) {
-                ck_assert_msg(daemon_alive(), "%s: bufbrokerd died", context);
-                stats_read(&now);
-                if (snapshot_eq(&now, base))
-                        break;
-                if (now_usec() > deadline)
-                        ck_abort_msg("%s: daemon not back at baseline: buffers %" PRIu64
-                                     " (want %" PRIu64 "), bytes %" PRIu64 " (%" PRIu64
-                                     "), clients %" PRIu64 " (%" PRIu64 "), tokens %" PRIu64
-                                     " (%" PRIu64 "), fds %d (%d)",
-                                     context, now.buffers, base->buffers, now.bytes, base->bytes,
-                                     now.clients, base->clients, now.tokens, base->tokens, now.fds,
-                                     base->fds);
-                msleep(10);
-        }
+        r = snapshot_wait(test_bus(), H->daemon_pid, base, scaled_ms(3000), 10, alive, NULL, &now,
+                          &error);
+        ck_assert_msg(r != -ESRCH, "%s: bufbrokerd died", context);
+        ck_assert_msg(r >= 0, "%s: reading Stats: %s: %s", context, error.name ? error.name : "",
+                      error.message ? error.message : strerror(-r));
+        if (r == 0)
+                ck_abort_msg("%s: daemon not back at baseline: buffers %" PRIu64
+                             " (want %" PRIu64 "), bytes %" PRIu64 " (%" PRIu64
+                             "), clients %" PRIu64 " (%" PRIu64 "), tokens %" PRIu64
+                             " (%" PRIu64 "), fds %d (%d)",
+                             context, now.buffers, base->buffers, now.bytes, base->bytes,
+                             now.clients, base->clients, now.tokens, base->tokens, now.fds,
+                             base->fds);
+        sd_bus_error_free(&error);
         ck_assert_msg(daemon_owns_name(), "%s: bufbrokerd no longer owns %s", context, BB_BUS_NAME);
 }
 

@@ -9,10 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct Snapshot {
-        uint64_t buffers, bytes, clients, tokens;
-        int fds;
-} Snapshot;
+#include "daemon-state.h"               /* Snapshot, shared with tests/vm */
 
 /* Count /proc/PID/fd of the daemon. */
 int daemon_fd_count(void);

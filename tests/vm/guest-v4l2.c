@@ -55,7 +55,9 @@
 
 #include "bufbroker-protocol.h"
 #include "bufbroker.h"
+#include "daemon-state.h"
 #include "macro.h"
+#include "private-bus.h"
 
 #define DEV_A           "/dev/video0"           /* exporter: vivid instance 0 capture */
 #define DEV_A_OUT       "/dev/video1"           /* instance 0 video output */
@@ -152,16 +154,11 @@ _printf_(2, 3) static bool check_why(const Why *w, const char *fmt, ...) {
 /* ---------------------------------------------------------------- misc --- */
 
 static uint64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+        return pbus_now_usec() / 1000u;
 }
 
 static void msleep(unsigned ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
+        pbus_msleep(ms);
 }
 
 static uint64_t page_align(uint64_t n) {
@@ -182,23 +179,6 @@ static uint64_t fnv1a(const void *p, size_t n) {
                 h *= UINT64_C(0x100000001b3);
         }
         return h;
-}
-
-static int count_fds(pid_t pid) {
-        char path[64];
-        struct dirent *de;
-        int n = 0;
-        DIR *d;
-
-        snprintf(path, sizeof(path), "/proc/%d/fd", (int) pid);
-        d = opendir(path);
-        if (!d)
-                return -errno;
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return pid == getpid() ? n - 1 : n;    /* our own count includes the DIR's fd */
 }
 
 /* ----------------------------------------------------------------- bus --- */
@@ -256,83 +236,39 @@ static bool daemon_alive(void) {
                strcmp(owner, daemon_owner) == 0;
 }
 
-typedef struct Snap {
-        uint64_t buffers, bytes, clients, tokens;
-        int fds;
-} Snap;
-
-static int snap_read(Snap *s) {
+static int snap_read(Snapshot *s) {
         sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus_message *m = NULL;
-        int r;
+        int r = snapshot_read(bus, daemon_pid, s, &e);
 
-        *s = (Snap) {};
-        r = sd_bus_get_property(bus, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Stats", &e, &m, "a{sv}");
-        if (r >= 0)
-                r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        while (r >= 0) {
-                const char *key;
-                uint64_t v;
-
-                r = sd_bus_message_enter_container(m, 'e', "sv");
-                if (r <= 0)
-                        break;
-                r = sd_bus_message_read(m, "s", &key);
-                if (r >= 0)
-                        r = sd_bus_message_read(m, "v", "t", &v);
-                if (r < 0)
-                        break;
-                if (strcmp(key, BB_STAT_BUFFERS) == 0)
-                        s->buffers = v;
-                else if (strcmp(key, BB_STAT_BYTES) == 0)
-                        s->bytes = v;
-                else if (strcmp(key, BB_STAT_CLIENTS) == 0)
-                        s->clients = v;
-                else if (strcmp(key, BB_STAT_TOKENS) == 0)
-                        s->tokens = v;
-                r = sd_bus_message_exit_container(m);
-        }
-        sd_bus_message_unref(m);
         sd_bus_error_free(&e);
-        s->fds = count_fds(daemon_pid);
-        return r < 0 ? r : 0;
+        return r;
 }
 
-static void snap_str(const Snap *s, char *buf, size_t n) {
-        snprintf(buf, n, "buffers %" PRIu64 " bytes %" PRIu64 " clients %" PRIu64 " tokens %" PRIu64 " fds %d",
-                 s->buffers, s->bytes, s->clients, s->tokens, s->fds);
-}
+static Snapshot base;   /* the daemon after warm-up, nothing held */
 
-static bool snap_eq(const Snap *a, const Snap *b) {
-        return a->buffers == b->buffers && a->bytes == b->bytes && a->clients == b->clients &&
-               a->tokens == b->tokens && a->fds == b->fds;
+static bool alive(void *userdata) {
+        return daemon_alive();
 }
-
-static Snap base;       /* the daemon after warm-up, nothing held */
 
 /* Poll until the daemon is back at the baseline; say why not into w. */
 static bool back_to_base(int timeout_ms, Why *w) {
-        uint64_t end = now_ms() + (uint64_t) timeout_ms;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
         char a[256], b[256];
-        Snap s;
+        Snapshot s;
+        int r;
 
-        for (;;) {
-                bool alive = daemon_alive();
-                int r = snap_read(&s);
-
-                if (r >= 0 && alive && snap_eq(&s, &base))
-                        return true;
-                if (now_ms() >= end) {
-                        snap_str(&s, a, sizeof(a));
-                        snap_str(&base, b, sizeof(b));
-                        if (!alive)
-                                why(w, "the daemon (pid %d, %s) is gone", (int) daemon_pid, daemon_owner);
-                        else
-                                why(w, "daemon state {%s}, baseline {%s}", a, b);
-                        return false;
-                }
-                msleep(50);
+        r = snapshot_wait(bus, daemon_pid, &base, timeout_ms, 50, alive, NULL, &s, &e);
+        if (r == -ESRCH)
+                why(w, "the daemon (pid %d, %s) is gone", (int) daemon_pid, daemon_owner);
+        else if (r < 0)
+                why(w, "cannot read the daemon's state: %s", e.message ?: strerror(-r));
+        else if (r == 0) {
+                snapshot_format(&s, a, sizeof(a));
+                snapshot_format(&base, b, sizeof(b));
+                why(w, "daemon state {%s}, baseline {%s}", a, b);
         }
+        sd_bus_error_free(&e);
+        return r > 0;
 }
 
 /* ---- raw CreateV4L2 ------------------------------------------------------- */
@@ -1527,7 +1463,7 @@ static void case_many_planes(void) {
               "the private bus enforces max_message_unix_fds=16 (16 fds pass, 17 drop the sender: %s/%s)",
               alive16 ? "alive" : "dropped", alive17 ? "alive" : "dropped");
 
-        before = count_fds(getpid());
+        before = proc_fd_count(getpid());
         if (client_new(&c) < 0 || lib_create(c, DEV_A, 32, V4L2_PIX_FMT_YUV420M, 0, &l, &n) < 0 || n != 32) {
                 check(false, "32 x YM12 buffers through the library (got %zu)", n);
                 goto out;
@@ -1554,7 +1490,7 @@ static void case_many_planes(void) {
                                 fds[n_fds++] = fd;
                 }
         }
-        after = count_fds(getpid());
+        after = proc_fd_count(getpid());
         if (n_fds != 96)
                 why(&w, "%u fds", n_fds);
         if (after - before < 96)
@@ -1776,7 +1712,7 @@ static bool can_create(const char *dev, Why *w, const char *when) {
 
 static bool wait_buffers(uint64_t want, int timeout_ms) {
         uint64_t end = now_ms() + (uint64_t) timeout_ms;
-        Snap s;
+        Snapshot s;
 
         do {
                 if (snap_read(&s) >= 0 && s.buffers == want)
@@ -2392,7 +2328,7 @@ static void case_disconnect(void) {
         /* A new set on the disconnected device: the driver's failure. What
          * it must leave unchanged is the state with the 3 buffers held. */
         {
-                Snap saved = base;
+                Snapshot saved = base;
 
                 if (snap_read(&base) < 0)
                         base = saved;
