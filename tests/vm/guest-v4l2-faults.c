@@ -194,6 +194,8 @@ static rlim_t limit_for_free_fds(int free) {
  * (1-based, at least 2) gets EMFILE. The daemon gets @fail_at free fds: the
  * device takes one (two for a moment, the O_PATH fd and the open), the
  * exports the rest. */
+/* Raw: the limit counts the fds CreateV4L2 itself exports; the library
+ * would follow with OpenFds calls of its own. */
 static void emfile_at(unsigned fail_at, const char *where) {
         char expect[64];
         static const KV ym12[] = { KU(BB_FMT_WIDTH, W), KU(BB_FMT_HEIGHT, H), KS(BB_FMT_FOURCC, "YM12"), KEND };

@@ -7,23 +7,32 @@
 
 /* ---- 6: lifetime ---------------------------------------------------------------- */
 
+/* Does CreateV4L2 on dev (the device's own format) fail with DeviceBusy,
+ * naming dev? */
 static bool is_busy(const char *dev, Why *w, const char *when) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        static const KV none[] = { KEND };
-        Created cr = {};
+        bb_client *c = NULL;
+        bb_buffer **l = NULL;
+        const char *name, *message;
+        size_t n = 0;
         bool busy;
         int r;
 
-        r = create_raw(bus, dev, 2, none, NULL, &cr, &e);
-        busy = r < 0 && e.name && strcmp(e.name, BB_ERROR_DEVICE_BUSY) == 0;
+        if (client_new(&c) < 0) {
+                why(w, "%s: no library client", when);
+                return false;
+        }
+        r = bb_buffer_create_v4l2(c, dev, 2, 0, 0, 0, NULL, 0, 0, &l, &n);
+        name = bb_client_error_name(c);
+        message = bb_client_error_message(c);
+        busy = r < 0 && name && strcmp(name, BB_ERROR_DEVICE_BUSY) == 0;
         if (r >= 0)
-                release_all(bus, &cr);
+                release_list(l, n);
         else if (!busy)
-                why(w, "%s: CreateV4L2 failed with %s: %s", when, errname(&e, r), e.message ?: "");
-        else if (!e.message || !strstr(e.message, dev))
-                why(w, "%s: the DeviceBusy message does not name %s: %s", when, dev, e.message ?: "");
-        created_done(&cr);
-        sd_bus_error_free(&e);
+                why(w, "%s: CreateV4L2 failed with %s: %s", when, name ?: strerror(-r), message ?: "");
+        else if (!message || !strstr(message, dev))
+                why(w, "%s: the DeviceBusy message does not name %s: %s", when, dev, message ?: "");
+        bb_buffer_list_free(l, n);
+        bb_client_unref(c);
         return busy;
 }
 
@@ -258,22 +267,24 @@ void case_lifetime(void) {
         /* ttl */
         w = (Why) {};
         {
-                static const KV fmt[] = { KU(BB_FMT_WIDTH, W), KU(BB_FMT_HEIGHT, H), KS(BB_FMT_FOURCC, "YUYV"), KEND };
-                static const KV opts[] = { KB(BB_OPT_PERSISTENT, 1), KT(BB_OPT_TTL_USEC, 1500000), KEND };
-                sd_bus_error e = SD_BUS_ERROR_NULL;
-                Created cr = {};
+                bb_buffer **lt = NULL;
+                size_t nt = 0;
 
-                r = create_raw(bus, DEV_A, 2, fmt, opts, &cr, &e);
+                r = client_new(&c);
+                if (r >= 0)
+                        r = bb_buffer_create_v4l2(c, DEV_A, 2, W, H, V4L2_PIX_FMT_YUYV, NULL, BB_CREATE_PERSISTENT,
+                                                  1500000, &lt, &nt);
                 if (r < 0)
-                        why(&w, "create with ttl: %s: %s", errname(&e, r), e.message ?: "");
+                        why(&w, "create with ttl: %s: %s", bb_client_error_name(c) ?: strerror(-r),
+                            bb_client_error_message(c) ?: "");
                 else {
                         if (!wait_buffers(base.buffers + 2, 500))
                                 why(&w, "the set is not there right after creation");
                         back_to_base(20000, &w);
                         can_create(DEV_A, &w, "after expiry");
                 }
-                created_done(&cr);
-                sd_bus_error_free(&e);
+                bb_buffer_list_free(lt, nt);
+                c = bb_client_unref(c);
         }
         check_why(&w, "a persistent set with ttl-usec 1.5 s expires: torn down, fds at baseline, device free");
 

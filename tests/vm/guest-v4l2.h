@@ -95,6 +95,11 @@ bool warm_up(const char *dev);
 
 /* ---- raw CreateV4L2 ------------------------------------------------------- */
 
+/* Only for what the library cannot or must not do: arguments it never sends
+ * (refusals), the reply itself (not the Open info the library reads), and
+ * fd accounting that one CreateV4L2 without OpenFds makes exact (EMFILE).
+ * Everything else goes through libbufbroker (lib_create, can_create). */
+
 typedef struct KV {
         const char *key;
         char type;              /* u t b d s */
@@ -129,11 +134,6 @@ int create_raw(sd_bus *b, const char *dev, uint32_t count, const KV *fmt, const 
                Created *ret, sd_bus_error *e);
 int release_path(sd_bus *b, const char *path);
 int release_all(sd_bus *b, Created *c);
-/* CreateV4L2 with a plain format; returns r, diag on failure. */
-int create_simple(const char *dev, uint32_t count, uint32_t fourcc, Created *ret);
-/* Can a set of 2 YUYV buffers be created on dev (and released)? Says why
- * not into w, prefixed with when. */
-bool can_create(const char *dev, Why *w, const char *when);
 
 /* ---- V4L2 ----------------------------------------------------------------- */
 
@@ -182,6 +182,9 @@ int lib_create(bb_client *c, const char *dev, unsigned count, uint32_t fourcc, u
                bb_buffer ***l, size_t *n);
 int release_list(bb_buffer **l, size_t n);
 int client_new(bb_client **c);
+/* Can a set of 2 YUYV buffers be created on dev (and released), by a new
+ * library client? Says why not into w, prefixed with when. */
+bool can_create(const char *dev, Why *w, const char *when);
 
 /* ---- the cases, by phase -------------------------------------------------- */
 
