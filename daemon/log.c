@@ -26,7 +26,7 @@ static bool stderr_is_journal(void) {
         return cached;
 }
 
-static void log_line(int priority, const char *suffix, const char *format, va_list ap) {
+_printf_(3, 0) static void log_line(int priority, const char *suffix, const char *format, va_list ap) {
         char text[2048];
 
         /* One write per line, so that lines of concurrent writers never mix. */
