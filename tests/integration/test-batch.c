@@ -225,6 +225,38 @@ START_TEST(test_other_uids_buffer_in_the_list) {
 }
 END_TEST
 
+/* bufbrokerctl create --count N, release ID...: one call each. */
+START_TEST(test_ctl_batches) {
+        _cleanup_run_result_ RunResult c = { 0 }, bad = { 0 }, partial = { 0 }, rel = { 0 }, over = { 0 };
+        char ids[3][32], *line, *save = NULL;
+        Snapshot base;
+        int n = 0;
+
+        baseline_after_warmup(&base);
+        ctl(&c, NOBODY_UID, NULL, "create", "--size", "4K", "--count", "3", "--persistent");
+        ck_assert_run_status(&c, 0);
+        for (line = strtok_r(c.out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                ck_assert_int_lt(n, 3);
+                snprintf(ids[n++], sizeof(ids[0]), "%s", line);
+        }
+        ck_assert_int_eq(n, 3);
+        ck_assert_uint_eq(stats_get(BB_STAT_BUFFERS), base.buffers + 3);
+
+        ctl(&over, NOBODY_UID, NULL, "create", "--size", "4K", "--count", "17");
+        ck_assert_run_status(&over, 2);
+        /* one unknown: none released */
+        ctl(&partial, NOBODY_UID, NULL, "release", ids[0], "999999");
+        ck_assert_run_status(&partial, 1);
+        ck_assert_uint_eq(stats_get(BB_STAT_BUFFERS), base.buffers + 3);
+        ctl(&bad, NOBODY_UID, NULL, "release", ids[0], "x");
+        ck_assert_run_status(&bad, 2);
+
+        ctl(&rel, NOBODY_UID, NULL, "release", ids[0], ids[1], ids[2]);
+        ck_assert_run_status(&rel, 0);
+        assert_back_to(&base, "after bufbrokerctl release of three");
+}
+END_TEST
+
 /* At the quota: 20 per uid. 16 fit; 5 more would not, so none are made;
  * 4 fit exactly. */
 static const char *const quota_args[] = { "--max-buffers-per-uid=20", NULL };
@@ -268,6 +300,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_create_and_release_sixteen);
         tcase_add_test(tc, test_bad_batches_leave_nothing);
         tcase_add_test(tc, test_other_uids_buffer_in_the_list);
+        tcase_add_test(tc, test_ctl_batches);
 }
 
 static void add_quota_tests(TCase *tc) {
