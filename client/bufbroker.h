@@ -250,6 +250,18 @@ int bb_buffer_refresh(bb_buffer *buf);
  * Only the owner uid (or root) may share. */
 int bb_buffer_share(bb_buffer *buf, unsigned flags, uid_t uid, uint64_t ttl_usec, char **ret_token);
 
+/* Create count (1 to 16) buffers alike in one call, all or none (a quota
+ * that has room for fewer refuses them all): ret must have room for count
+ * handles. Each is as from bb_buffer_create(), with the same name. */
+int bb_buffer_create_many(bb_client *c, const char *name, uint64_t size, unsigned flags,
+                          uint64_t ttl_usec, unsigned count, bb_buffer **ret);
+
+/* Release n (1 to 1024) distinct buffers of one client in one call, as
+ * bb_buffer_release() does each: all, or none when one may not be released
+ * (-EPERM, -ENOENT: nothing changed). -EINVAL for handles of different
+ * clients. */
+int bb_buffer_release_many(bb_buffer **bufs, size_t n);
+
 /* Drop the connection's hold; for the owner uid (or root) also end
  * persistence. The broker drops the buffer once nobody holds it. The handle
  * stays valid: its fd and mapping keep the memory alive (the kernel counts

@@ -175,8 +175,9 @@ static void help(void) {
                "Commands:\n"
                "  status                       Show the broker's version, stats and limits\n"
                "  list [--json]                List the buffers you may see\n"
-               "  create --size SIZE [--name NAME] [--persistent] [--ttl TTL]\n"
-               "                               Create a memfd buffer, print its id\n"
+               "  create --size SIZE [--count N] [--name NAME] [--persistent] [--ttl TTL]\n"
+               "                               Create a memfd buffer (N of them in one call,\n"
+               "                               N up to 16), print the ids, one per line\n"
                "  create --v4l2 DEVICE --count N [--format FORMAT] [--type TYPE]\n"
                "         [--persistent] [--ttl TTL] [--read-only]\n"
                "                               Create N dma-buf buffers on a V4L2 device,\n"
@@ -184,7 +185,7 @@ static void help(void) {
                "  info ID                      Show a buffer's properties, planes and format\n"
                "  share ID [--read-only] [--uid UID] [--single-use] [--ttl TTL]\n"
                "                               Share a buffer, print the token\n"
-               "  release ID                   Release a buffer (ends persistence)\n"
+               "  release ID...                Release buffers (ends persistence), all or none\n"
                "  freeze ID                    Seal a buffer's contents against writes\n"
                "  cat ID|TOKEN                 Write a buffer's contents (every plane) to stdout\n"
                "  write ID|TOKEN               Copy stdin into a buffer (plane after plane)\n"
@@ -428,17 +429,28 @@ static int verb_create(bb_client *c, int argc, char **argv) {
         if (arg_v4l2)
                 return create_v4l2(c);
 
-        r = bb_buffer_create(c, arg_name, arg_size, arg_persistent ? BB_CREATE_PERSISTENT : 0,
-                             arg_ttl_usec, &buf);
-        if (r < 0)
-                return log_bus_error(c, r, "create");
+        if (arg_count > 1) {
+                bb_buffer *bufs[BB_CREATE_BATCH_MAX];
 
-        printf("%" PRIu64 "\n", bb_buffer_id(buf));
+                r = bb_buffer_create_many(c, arg_name, arg_size, arg_persistent ? BB_CREATE_PERSISTENT : 0,
+                                          arg_ttl_usec, arg_count, bufs);
+                if (r < 0)
+                        return log_bus_error(c, r, "create");
+                for (unsigned i = 0; i < arg_count; i++) {
+                        printf("%" PRIu64 "\n", bb_buffer_id(bufs[i]));
+                        bb_buffer_unref(bufs[i]);
+                }
+        } else {
+                r = bb_buffer_create(c, arg_name, arg_size, arg_persistent ? BB_CREATE_PERSISTENT : 0,
+                                     arg_ttl_usec, &buf);
+                if (r < 0)
+                        return log_bus_error(c, r, "create");
+                printf("%" PRIu64 "\n", bb_buffer_id(buf));
+        }
         fflush(stdout);
         if (!arg_persistent)
-                log_error("note: buffer %" PRIu64 " is not persistent: it is released as soon as %s exits "
-                          "(use --persistent, or 'exec' to keep it for a command)",
-                          bb_buffer_id(buf), program_name);
+                log_error("note: the new buffers are not persistent: they are released as soon as %s exits "
+                          "(use --persistent, or 'exec' to keep one for a command)", program_name);
         return 0;
 }
 
@@ -515,16 +527,24 @@ static int verb_share(bb_client *c, int argc, char **argv) {
 }
 
 static int verb_release(bb_client *c, int argc, char **argv) {
-        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
-        int r;
+        bb_buffer *bufs[BB_RELEASE_BATCH_MAX];
+        size_t n = 0;
+        int r = 0;
 
-        r = buffer_get_by_id_arg(c, "release", argv[1], &buf);
-        if (r < 0)
-                return r;
-        r = bb_buffer_release(buf);
-        if (r < 0)
-                return log_bus_error(c, r, "release %s", argv[1]);
-        return 0;
+        /* One call for all: every one is released, or (a refusal) none. */
+        for (int i = 1; i < argc && r >= 0; i++) {
+                r = buffer_get_by_id_arg(c, "release", argv[i], &bufs[n]);
+                if (r >= 0)
+                        n++;
+        }
+        if (r >= 0) {
+                r = n == 1 ? bb_buffer_release(bufs[0]) : bb_buffer_release_many(bufs, n);
+                if (r < 0)
+                        (void) log_bus_error(c, r, "release %s%s", argv[1], argc > 2 ? " ..." : "");
+        }
+        while (n > 0)
+                bb_buffer_unref(bufs[--n]);
+        return r;
 }
 
 static int verb_freeze(bb_client *c, int argc, char **argv) {
@@ -892,6 +912,7 @@ static int verb_monitor(bb_client *c, int argc, char **argv) {
 typedef enum VerbArgs {
         ARGS_NONE,
         ARGS_ID,        /* one buffer id (or object path) */
+        ARGS_IDS,       /* one or more of them */
         ARGS_REF,       /* one buffer id or token */
         ARGS_CMD,       /* a command line */
 } VerbArgs;
@@ -910,7 +931,7 @@ static const Verb verbs[] = {
                                 OPT_V4L2 | OPT_FORMAT | OPT_TYPE | OPT_COUNT,   verb_create },
         { "info",    ARGS_ID,   0,                                              verb_info },
         { "share",   ARGS_ID,   OPT_READ_ONLY | OPT_UID | OPT_SINGLE_USE | OPT_TTL, verb_share },
-        { "release", ARGS_ID,   0,                                              verb_release },
+        { "release", ARGS_IDS,  0,                                              verb_release },
         { "freeze",  ARGS_ID,   0,                                              verb_freeze },
         { "cat",     ARGS_REF,  0,                                              verb_cat },
         { "write",   ARGS_REF,  0,                                              verb_write },
@@ -1148,6 +1169,21 @@ static const Verb *find_verb(int argc, char **argv) {
                         return NULL;
                 }
                 break;
+        case ARGS_IDS:
+                if (argc < 2) {
+                        log_usage("%s: missing buffer id", v->name);
+                        return NULL;
+                }
+                if (argc - 1 > BB_RELEASE_BATCH_MAX) {
+                        log_usage("%s: %d buffers; at most %d at once", v->name, argc - 1, BB_RELEASE_BATCH_MAX);
+                        return NULL;
+                }
+                for (int i = 1; i < argc; i++)
+                        if (parse_buffer_id(argv[i], &id) < 0) {
+                                log_usage("%s: '%s' is not a buffer id", v->name, argv[i]);
+                                return NULL;
+                        }
+                break;
         case ARGS_CMD:
                 if (argc < 2) {
                         log_usage("%s: missing command to run (after --)", v->name);
@@ -1157,7 +1193,7 @@ static const Verb *find_verb(int argc, char **argv) {
         }
 
         if (v->run == verb_create) {
-                static const unsigned v4l2_only[] = { OPT_FORMAT, OPT_TYPE, OPT_COUNT, OPT_READ_ONLY };
+                static const unsigned v4l2_only[] = { OPT_FORMAT, OPT_TYPE, OPT_READ_ONLY };
 
                 if (!!(arg_seen & OPT_SIZE) == !!(arg_seen & OPT_V4L2)) {
                         log_usage("create: exactly one of --size SIZE (a memfd buffer) and --v4l2 DEVICE "
@@ -1172,6 +1208,11 @@ static const Verb *find_verb(int argc, char **argv) {
                 if ((arg_seen & OPT_V4L2) && (arg_seen & OPT_NAME)) {
                         log_usage("create: --name does not apply to --v4l2 buffers (they are named after the "
                                   "device and their index)");
+                        return NULL;
+                }
+                if ((arg_seen & OPT_SIZE) && arg_count > BB_CREATE_BATCH_MAX) {
+                        log_usage("create: --count %u: at most %u memfd buffers at once", arg_count,
+                                  BB_CREATE_BATCH_MAX);
                         return NULL;
                 }
                 if ((arg_seen & OPT_V4L2) && !(arg_seen & OPT_COUNT)) {

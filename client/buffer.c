@@ -122,10 +122,61 @@ void buffer_release_path_quietly(bb_client *c, const char *path) {
         (void) sd_bus_call_method(c->bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "Release", NULL, NULL, "");
 }
 
+/* CreateMemfd (count 0) or CreateMemfds (count buffers), options as set. */
+static int create_call(bb_client *c, const char *name, uint64_t size, unsigned count, unsigned flags,
+                       uint64_t ttl_usec, sd_bus_message **ret_reply) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, count ? "CreateMemfds" : "CreateMemfd",
+                                   &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "st", name, size);
+        if (r >= 0 && count)
+                r = sd_bus_message_append(m, "u", count);
+        if (r < 0)
+                return r;
+        /* Only the options that are set: an older broker that knows fewer
+         * keys keeps working for the calls that do not need them. */
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && (flags & BB_CREATE_PERSISTENT))
+                r = buffer_append_bool_option(m, BB_OPT_PERSISTENT);
+        if (r >= 0 && ttl_usec > 0)
+                r = buffer_append_uint64_option(m, BB_OPT_TTL_USEC, ttl_usec);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        return client_call(c, m, false, ret_reply);
+}
+
+/* A handle for one created buffer of the reply. */
+static int created_handle(bb_client *c, const char *name, unsigned flags, const char *path, int fd,
+                          uint64_t real_size, bb_buffer **ret) {
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        int r;
+
+        r = buffer_new(c, path, &buf);
+        if (r >= 0)
+                r = buffer_add_fd(buf, fd);
+        if (r >= 0)
+                r = buffer_set_string(&buf->name, name);
+        if (r < 0)
+                return r;
+        buf->size = real_size;
+        buf->n_planes = 1;
+        buf->planes[0].length = real_size;
+        buf->persistent = flags & BB_CREATE_PERSISTENT;
+        /* The broker charges the uid the bus vouches for: the effective one. */
+        buf->owner_uid = geteuid();
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
 _public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned flags,
                               uint64_t ttl_usec, bb_buffer **ret) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *path;
         uint64_t real_size;
         int fd, r;
@@ -136,32 +187,7 @@ _public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, uns
                 name = "";
         client_clear_error(c);
 
-        r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfd", &m);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "st", name, size);
-        if (r < 0)
-                return r;
-        /* Only the options that are set: an older broker that knows fewer
-         * keys keeps working for the calls that do not need them. */
-        r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        if (flags & BB_CREATE_PERSISTENT) {
-                r = buffer_append_bool_option(m, BB_OPT_PERSISTENT);
-                if (r < 0)
-                        return r;
-        }
-        if (ttl_usec > 0) {
-                r = buffer_append_uint64_option(m, BB_OPT_TTL_USEC, ttl_usec);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_close_container(m);
-        if (r < 0)
-                return r;
-
-        r = client_call(c, m, false, &reply);
+        r = create_call(c, name, size, 0, flags, ttl_usec, &reply);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(reply, "oht", &path, &fd, &real_size);
@@ -171,23 +197,86 @@ _public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, uns
         /* The buffer exists now: if it cannot become a handle (EMFILE on
          * the dup, ENOMEM), release it, or a persistent one would outlive
          * everything with an id nobody knows. */
-        r = buffer_new(c, path, &buf);
-        if (r >= 0)
-                r = buffer_add_fd(buf, fd);
-        if (r >= 0)
-                r = buffer_set_string(&buf->name, name);
-        if (r < 0) {
+        r = created_handle(c, name, flags, path, fd, real_size, ret);
+        if (r < 0)
                 buffer_release_path_quietly(c, path);
-                return r;
-        }
-        buf->size = real_size;
-        buf->n_planes = 1;
-        buf->planes[0].length = real_size;
-        buf->persistent = flags & BB_CREATE_PERSISTENT;
-        /* The broker charges the uid the bus vouches for: the effective one. */
-        buf->owner_uid = geteuid();
+        return r;
+}
 
-        *ret = TAKE_PTR(buf);
+_public_ int bb_buffer_create_many(bb_client *c, const char *name, uint64_t size, unsigned flags,
+                                   uint64_t ttl_usec, unsigned count, bb_buffer **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        unsigned n = 0;
+        int r;
+
+        if (!c || !ret || (flags & ~BB_CREATE_PERSISTENT) || count == 0 || count > BB_CREATE_BATCH_MAX)
+                return -EINVAL;
+        if (!name)
+                name = "";
+        client_clear_error(c);
+
+        r = create_call(c, name, size, count, flags, ttl_usec, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "(oht)");
+        while (r >= 0 && n < count) {
+                const char *path;
+                uint64_t real_size;
+                int fd;
+
+                r = sd_bus_message_read(reply, "(oht)", &path, &fd, &real_size);
+                if (r == 0)
+                        r = -EBADMSG;   /* fewer than asked */
+                if (r > 0)
+                        r = created_handle(c, name, flags, path, fd, real_size, &ret[n]);
+                if (r >= 0)
+                        n++;
+        }
+        if (r >= 0)
+                return 0;
+
+        /* All or none, here too: release every buffer of the reply. */
+        for (unsigned i = 0; i < n; i++)
+                ret[i] = bb_buffer_unref(ret[i]);
+        if (sd_bus_message_rewind(reply, true) >= 0 && sd_bus_message_enter_container(reply, 'a', "(oht)") >= 0) {
+                const char *path;
+                uint64_t real_size;
+                int fd;
+
+                while (sd_bus_message_read(reply, "(oht)", &path, &fd, &real_size) > 0)
+                        buffer_release_path_quietly(c, path);
+        }
+        return r;
+}
+
+_public_ int bb_buffer_release_many(bb_buffer **bufs, size_t n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        bb_client *c;
+        int r;
+
+        if (!bufs || n == 0 || n > BB_RELEASE_BATCH_MAX || !bufs[0])
+                return -EINVAL;
+        c = bufs[0]->client;
+        for (size_t i = 0; i < n; i++)
+                if (!bufs[i] || bufs[i]->client != c)
+                        return -EINVAL;         /* one connection's holds at a time */
+        client_clear_error(c);
+
+        r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "ReleaseBuffers", &m);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "o");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(m, "o", bufs[i]->path);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        r = client_call(c, m, true, NULL);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (bufs[i]->owner_uid == geteuid() || geteuid() == 0)
+                        bufs[i]->persistent = false;
         return 0;
 }
 

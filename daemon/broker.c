@@ -689,16 +689,37 @@ static int buffer_register(Broker *b, Buffer *buf, const Caller *holder, bool re
         return 0;
 }
 
+/* Register @n new buffers, all or none: on failure the ones registered
+ * are dropped (announced, so the fd store lets them go too) and their
+ * slots cleared; the caller frees the rest. */
+static int register_all(Broker *b, Buffer **bufs, unsigned n, const Caller *caller, BrokerError *err) {
+        for (unsigned i = 0; i < n; i++) {
+                int r = buffer_register(b, bufs[i], caller, false, err);
+
+                if (r < 0) {
+                        while (i > 0) {
+                                buffer_drop(b, bufs[--i], true);
+                                bufs[i] = NULL;
+                        }
+                        return r;
+                }
+        }
+        return 0;
+}
+
 int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req, uint64_t now,
                         BrokerError *err, Buffer **ret) {
-        _cleanup_(buffer_freep) Buffer *buf = NULL;
+        Buffer *bufs[BB_CREATE_BATCH_MAX] = {};
         MemfdRequest alloc = *req;
-        uint64_t page = page_size(), size = req->size;
+        uint64_t page = page_size(), size = req->size, total;
+        unsigned n = req->count ? req->count : 1, i;
         int r;
 
         r = broker_validate_name(req->name, err);
         if (r < 0)
                 return r;
+        if (n > BB_CREATE_BATCH_MAX)
+                return refuse(err, -EINVAL, "%u buffers asked in one call; at most %u", n, BB_CREATE_BATCH_MAX);
         if (size == 0)
                 return refuse(err, -EINVAL, "Buffer size must not be 0");
         if (size > b->limits.max_buffer_size)
@@ -713,30 +734,41 @@ int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req
         if (size > b->limits.max_buffer_size)
                 return refuse(err, -EDQUOT, "Buffer size %" PRIu64 " (page-aligned) exceeds the limit of %" PRIu64 " bytes",
                             size, b->limits.max_buffer_size);
+        if (__builtin_mul_overflow(size, (uint64_t) n, &total))
+                return refuse(err, -EDQUOT, "%u buffers of %" PRIu64 " bytes exceed any limit", n, size);
 
-        r = check_buffer_quota(b, caller->uid, 1, size, 1, err);
+        r = check_buffer_quota(b, caller->uid, n, total, n, err);
         if (r < 0)
                 return r;
-
-        r = buffer_new(b, caller->uid, BB_KIND_MEMFD, req->name, req->persistent, req->ttl_usec, now, &buf);
-        if (r < 0)
-                return fail(err, r, "Out of memory");
-        buf->size = size;
-        buf->n_fds = 1;
-        buf->n_planes = 1;
-        buf->planes[0].length = size;
 
         alloc.size = size;
-        r = memfd_new_sealed(&alloc, &buf->planes[0].fd);
+        for (i = 0; i < n; i++) {
+                r = buffer_new(b, caller->uid, BB_KIND_MEMFD, req->name, req->persistent, req->ttl_usec, now,
+                               &bufs[i]);
+                if (r < 0) {
+                        r = fail(err, r, "Out of memory");
+                        goto fail;
+                }
+                bufs[i]->size = size;
+                bufs[i]->n_fds = 1;
+                bufs[i]->n_planes = 1;
+                bufs[i]->planes[0].length = size;
+                r = memfd_new_sealed(&alloc, &bufs[i]->planes[0].fd);
+                if (r < 0) {
+                        r = fail(err, r, "Failed to create a memfd of %" PRIu64 " bytes: %s", size, strerror(-r));
+                        goto fail;
+                }
+        }
+        r = register_all(b, bufs, n, caller, err);
         if (r < 0)
-                return fail(err, r, "Failed to create a memfd of %" PRIu64 " bytes: %s", size, strerror(-r));
-
-        r = buffer_register(b, buf, caller, false, err);
-        if (r < 0)
-                return r;
-
-        *ret = TAKE_PTR(buf);
+                goto fail;
+        memcpy(ret, bufs, n * sizeof(Buffer *));
         return 0;
+
+fail:
+        for (i = 0; i < n; i++)
+                buffer_free(bufs[i]);
+        return r;
 }
 
 int broker_create_v4l2(Broker *b, const Caller *caller, const V4L2Request *req, uint64_t now,
@@ -845,18 +877,9 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const V4L2Request *req, 
         if (r < 0)
                 goto fail;
 
-        for (i = 0; i < n; i++) {
-                r = buffer_register(b, bufs[i], caller, false, err);
-                if (r < 0) {
-                        /* Drop the ones registered before it (announced, so
-                         * the fd store lets them go too). */
-                        while (i > 0) {
-                                buffer_drop(b, bufs[--i], true);
-                                bufs[i] = NULL;
-                        }
-                        goto fail;
-                }
-        }
+        r = register_all(b, bufs, n, caller, err);
+        if (r < 0)
+                goto fail;
 
         *ret = TAKE_PTR(bufs);
         *ret_n = n;
@@ -993,6 +1016,20 @@ int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *er
                 hold_free(b, h);
 
         buffer_gc(b, buf);
+        return 0;
+}
+
+int broker_release_many(Broker *b, const Caller *caller, Buffer *const *bufs, size_t n, BrokerError *err) {
+        Client *c = caller->name ? broker_find_client(b, caller->name) : NULL;
+
+        /* First whether every one may go, so that a refusal changes nothing. */
+        for (size_t i = 0; i < n; i++)
+                if (!(c && hold_find(bufs[i], c)) && !may_manage(b, caller, bufs[i]))
+                        return refuse(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u and the caller does not hold it; none released",
+                                    bufs[i]->id, (unsigned) bufs[i]->owner_uid);
+        /* Now none can be refused: broker_release() checks only that. */
+        for (size_t i = 0; i < n; i++)
+                (void) broker_release(b, caller, bufs[i], err);
         return 0;
 }
 

@@ -207,7 +207,8 @@ DEFINE_POINTER_CLEANUP(Broker, broker_free);
 /* Argument checks, shared with the bus layer so both say the same thing. */
 int broker_validate_name(const char *name, BrokerError *err);
 
-/* A sealed memfd (see memfd.h), held by the caller. */
+/* Sealed memfds (see memfd.h), held by the caller: @req->count of them (0:
+ * one), all or none, into ret[0 .. count-1]. */
 int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req, uint64_t now,
                         BrokerError *err, Buffer **ret);
 
@@ -235,6 +236,9 @@ int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BB_PLANES_MAX]);
 int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOptions *opts,
                  uint64_t now, BrokerError *err, const char **ret_token);
 int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err);
+/* Release each of @n distinct buffers as broker_release() does: all, or
+ * (when the caller may not release one of them) none. */
+int broker_release_many(Broker *b, const Caller *caller, Buffer *const *bufs, size_t n, BrokerError *err);
 int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err);
 
 /* Taking back what a reply handed out when the reply was never delivered

@@ -69,12 +69,47 @@ int bus_map_broker_error(sd_bus_error *error, int r, const BrokerError *err) {
 static const char *type_name(char type) {
         switch (type) {
         case 'b': return "boolean (b)";
-        case 't': return "uint64 (t)";
-        case 'u': return "uint32 (u)";
+        case 't': return "non-negative integer up to 2^64-1 (y, n, q, i, u, x or t)";
+        case 'u': return "non-negative integer up to 2^32-1 (y, n, q, i, u, x or t)";
         case 's': return "string (s)";
-        case 'F': return "fourcc string (s) or uint32 (u)";
+        case 'F': return "fourcc string (s) or integer up to 2^32-1";
         default:  return "?";
         }
+}
+
+/* D-Bus integer types: dynamic bindings send what their language has (a
+ * Python int goes out as 'i', gdbus' text syntax makes <1000000> an 'i'),
+ * so an option takes any of them whose value fits. */
+static bool is_integer_type(char t) {
+        return t && strchr("ynqiuxt", t);
+}
+
+/* Read a variant of integer type @t: its value, and whether negative. */
+static int read_integer(sd_bus_message *msg, char t, bool *ret_negative, uint64_t *ret) {
+        union { uint8_t y; int16_t n; uint16_t q; int32_t i; uint32_t u; int64_t x; uint64_t t; } v;
+        char sig[2] = { t, 0 };
+        int64_t s = 0;
+        int r;
+
+        r = sd_bus_message_read(msg, "v", sig, &v);
+        if (r < 0)
+                return r;
+        switch (t) {
+        case 'y': *ret = v.y; break;
+        case 'q': *ret = v.q; break;
+        case 'u': *ret = v.u; break;
+        case 't': *ret = v.t; break;
+        case 'n': s = v.n; break;
+        case 'i': s = v.i; break;
+        case 'x': s = v.x; break;
+        default: return -EINVAL;
+        }
+        if (strchr("nix", t)) {
+                *ret_negative = s < 0;
+                *ret = s < 0 ? (uint64_t) -(s + 1) + 1 : (uint64_t) s;
+        } else
+                *ret_negative = false;
+        return 0;
 }
 
 static BusOption *option_find(const BusOption *options, const char *key) {
@@ -122,19 +157,41 @@ int bus_read_options(sd_bus_message *msg, BusOption *options, sd_bus_error *erro
                 if (r < 0)
                         return r;
                 if (!contents || strlen(contents) != 1 ||
-                    (o->type == 'F' ? !strchr("su", contents[0]) : contents[0] != o->type))
+                    (o->type == 'F'   ? contents[0] != 's' && !is_integer_type(contents[0]) :
+                     strchr("tu", o->type) ? !is_integer_type(contents[0]) :
+                                        contents[0] != o->type))
                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                  "Option '%s' must be a %s, got a value of type '%s'",
                                                  key, type_name(o->type), contents ?: "?");
+
+                if (is_integer_type(contents[0])) {
+                        uint64_t max = o->type == 't' ? UINT64_MAX : UINT32_MAX, v = 0;
+                        bool negative;
+
+                        r = read_integer(msg, contents[0], &negative, &v);
+                        if (r < 0)
+                                return r;
+                        if (negative || v > max)
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Option '%s' must be from 0 to %" PRIu64 ", not %s%" PRIu64,
+                                                         key, max, negative ? "-" : "", v);
+                        if (o->type == 't')
+                                *(uint64_t *) o->value = v;
+                        else
+                                *(uint32_t *) o->value = (uint32_t) v;
+                        o->seen = true;
+                        r = sd_bus_message_exit_container(msg);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
 
                 switch (o->type) {
                 case 's':
                         r = sd_bus_message_read(msg, "v", "s", (const char **) o->value);
                         break;
                 case 'F':
-                        if (contents[0] == 'u')
-                                r = sd_bus_message_read(msg, "v", "u", (uint32_t *) o->value);
-                        else {
+                        {
                                 const char *f;
 
                                 r = sd_bus_message_read(msg, "v", "s", &f);
@@ -155,12 +212,6 @@ int bus_read_options(sd_bus_message *msg, BusOption *options, sd_bus_error *erro
                         *(bool *) o->value = b;
                         break;
                 }
-                case 't':
-                        r = sd_bus_message_read(msg, "v", "t", (uint64_t *) o->value);
-                        break;
-                case 'u':
-                        r = sd_bus_message_read(msg, "v", "u", (uint32_t *) o->value);
-                        break;
                 default:
                         return -EINVAL;
                 }

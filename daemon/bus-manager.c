@@ -64,10 +64,13 @@ int bus_check_takes_fds(Manager *m, const Caller *caller, sd_bus_error *error) {
 
 /* --------------------------------------------------------- methods --- */
 
-static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+/* CreateMemfd (one buffer: "oht") and CreateMemfds (@batch: a count, and
+ * "a(oht)"): the same checks, all or none. */
+static int create_memfds(sd_bus_message *msg, Manager *m, bool batch, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_(close_fds) int fds[BB_PLANES_MAX] = FD_ARRAY_INIT;
-        Manager *m = userdata;
+        int fds[BB_CREATE_BATCH_MAX];
+        Buffer *bufs[BB_CREATE_BATCH_MAX] = {};
+        uint64_t ids[BB_CREATE_BATCH_MAX];
         MemfdRequest req = {};
         BusOption options[] = {
                 { BB_OPT_PERSISTENT, 'b', &req.persistent },
@@ -76,11 +79,12 @@ static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error
         };
         BrokerError err = {};
         Caller caller;
-        Buffer *buf;
-        uint64_t id;
+        unsigned n, i;
         int r;
 
         r = sd_bus_message_read(msg, "st", &req.name, &req.size);
+        if (r >= 0 && batch)
+                r = sd_bus_message_read(msg, "u", &req.count);
         if (r < 0)
                 return r;
         r = bus_read_options(msg, options, error);
@@ -92,6 +96,9 @@ static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error
                 return bus_map_broker_error(error, r, &err);
         if (req.size == 0)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Buffer size must not be 0");
+        if (batch && (req.count == 0 || req.count > BB_CREATE_BATCH_MAX))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Count %u: from 1 to %u buffers per call", req.count, BB_CREATE_BATCH_MAX);
         if (bus_option_seen(options, BB_OPT_TTL_USEC) && req.ttl_usec == 0)
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
@@ -103,34 +110,122 @@ static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
 
-        r = broker_create_memfd(m->broker, &caller, &req, now_usec(), &err, &buf);
+        r = broker_create_memfd(m->broker, &caller, &req, now_usec(), &err, bufs);
         if (r < 0)
                 return bus_map_broker_error(error, r, &err);
         if (req.ttl_usec > 0)
                 manager_schedule_expiry(m);
-        id = buf->id;
+        n = req.count ? req.count : 1;
+        for (i = 0; i < n; i++) {
+                ids[i] = bufs[i]->id;
+                fds[i] = -1;
+        }
 
-        /* The creator gets its own open of the file, not the daemon's. */
-        r = buffer_open_fds(buf, false, fds);
+        /* The creator gets its own open of each file, not the daemon's. */
+        for (i = 0, r = 0; i < n && r >= 0; i++) {
+                int one[BB_PLANES_MAX] = FD_ARRAY_INIT;
+
+                r = buffer_open_fds(bufs[i], false, one);
+                fds[i] = one[0];
+        }
         if (r < 0) {
-                broker_drop_buffer(m->broker, buf);
-                return sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Failed to open the new buffer: %s",
-                                         strerror(-r));
+                (void) sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Failed to open the new buffer: %s", strerror(-r));
+                goto undo;
         }
         r = sd_bus_message_new_method_return(msg, &reply);
-        if (r >= 0)
-                r = sd_bus_message_append(reply, "oht", buf->path, fds[0], buf->size);
-        if (r < 0) {
-                broker_drop_buffer(m->broker, buf);
-                return r;
-        }
+        if (r >= 0 && batch)
+                r = sd_bus_message_open_container(reply, 'a', "(oht)");
+        for (i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, batch ? "(oht)" : "oht", bufs[i]->path, fds[i], bufs[i]->size);
+        if (r >= 0 && batch)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                goto undo;
+        for (i = 0; i < n; i++)
+                fds[i] = safe_close(fds[i]);
         r = bus_send_reply(m, reply, &(Handout) {
-                .client = caller.name, .uid = caller.uid, .ids = &id, .n_ids = 1, .drop_buffers = true,
+                .client = caller.name, .uid = caller.uid, .ids = ids, .n_ids = n, .drop_buffers = true,
         });
-        if (r < 0 && (buf = broker_find_buffer(m->broker, id)))
-                /* Nobody will ever learn of this buffer: undo it. */
-                broker_drop_buffer(m->broker, buf);
+        if (r < 0)
+                /* Nobody will ever learn of these buffers: undo them. */
+                for (i = 0; i < n; i++)
+                        if ((bufs[i] = broker_find_buffer(m->broker, ids[i])))
+                                broker_drop_buffer(m->broker, bufs[i]);
         return r;
+
+undo:
+        for (i = 0; i < n; i++) {
+                safe_close(fds[i]);
+                broker_drop_buffer(m->broker, bufs[i]);
+        }
+        return r;
+}
+
+static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return create_memfds(msg, userdata, false, error);
+}
+
+static int method_create_memfds(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return create_memfds(msg, userdata, true, error);
+}
+
+static int compare_ids(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* ReleaseBuffers(ao): as Release() on each, all or none. */
+static int method_release_buffers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ uint64_t *ids = NULL;
+        _cleanup_free_ Buffer **bufs = NULL;
+        Manager *m = userdata;
+        BrokerError err = {};
+        const char *path;
+        Caller caller;
+        size_t n = 0;
+        int r;
+
+        ids = malloc(BB_RELEASE_BATCH_MAX * sizeof(uint64_t));
+        bufs = malloc(BB_RELEASE_BATCH_MAX * sizeof(Buffer *));
+        if (!ids || !bufs)
+                return -ENOMEM;
+        r = sd_bus_message_enter_container(msg, 'a', "o");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(msg, "o", &path)) > 0) {
+                if (n == BB_RELEASE_BATCH_MAX)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "More than %u buffers in one call", BB_RELEASE_BATCH_MAX);
+                if (bb_buffer_path_to_id(path, &ids[n]) < 0)
+                        return sd_bus_error_setf(error, BB_ERROR_NO_SUCH_BUFFER, "No buffer at %s", path);
+                n++;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        if (n == 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "No buffers to release");
+        qsort(ids, n, sizeof(uint64_t), compare_ids);
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0 && ids[i] == ids[i - 1])
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "Buffer %" PRIu64 " is named twice", ids[i]);
+                bufs[i] = broker_find_buffer(m->broker, ids[i]);
+                if (!bufs[i])
+                        return sd_bus_error_setf(error, BB_ERROR_NO_SUCH_BUFFER,
+                                                 "No buffer %" PRIu64 "; none released", ids[i]);
+        }
+
+        r = bus_get_caller(m, msg, &caller, error);
+        if (r < 0)
+                return r;
+        /* May free buffers (and emit BufferReleased before this reply). */
+        r = broker_release_many(m->broker, &caller, bufs, n, &err);
+        if (r < 0)
+                return bus_map_broker_error(error, r, &err);
+        return sd_bus_reply_method_return(msg, NULL);
 }
 
 static int append_u32_array_entry(sd_bus_message *reply, const char *key, const uint32_t *v, unsigned n) {
@@ -524,6 +619,16 @@ const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("s", name, "t", size, "a{sv}", options),
                                 SD_BUS_RESULT("o", buffer, "h", fd, "t", size),
                                 method_create_memfd,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateMemfds",
+                                SD_BUS_ARGS("s", name, "t", size, "u", count, "a{sv}", options),
+                                SD_BUS_RESULT("a(oht)", buffers),
+                                method_create_memfds,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ReleaseBuffers",
+                                SD_BUS_ARGS("ao", buffers),
+                                SD_BUS_NO_RESULT,
+                                method_release_buffers,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Open",
                                 SD_BUS_ARGS("s", token, "a{sv}", options),

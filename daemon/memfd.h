@@ -15,6 +15,8 @@ typedef struct MemfdRequest {
         uint64_t size;
         bool persistent;                /* lives on with no holder */
         uint64_t ttl_usec;              /* 0: no expiry */
+        unsigned count;                 /* buffers alike, all or none (0: 1);
+                                         * at most BB_CREATE_BATCH_MAX */
 } MemfdRequest;
 
 /* A memfd of exactly @req->size bytes named "bufbroker:@req->name"

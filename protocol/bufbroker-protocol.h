@@ -214,6 +214,12 @@ static inline const char *bb_v4l2_type_name(uint32_t type) {
 #define BB_STAT_CLIENTS         "clients"
 #define BB_STAT_TOKENS          "tokens"
 
+/* CreateMemfds() makes at most this many buffers (its reply carries an fd
+ * each, and a default system bus passes 16 per message); ReleaseBuffers()
+ * takes at most BB_RELEASE_BATCH_MAX paths. */
+#define BB_CREATE_BATCH_MAX     16
+#define BB_RELEASE_BATCH_MAX    1024
+
 /* A buffer name is at most this many bytes, with no control characters. */
 #define BB_NAME_MAX             255
 /* A token is this many lower-case hex digits (128 random bits). */

@@ -170,6 +170,18 @@ static sd_bus_message *create_with_option(const char *key, char type, const void
         case 't':
                 ck_assert(sd_bus_message_append(m, "v", "t", *(const uint64_t *) value) >= 0);
                 break;
+        case 'y':
+                ck_assert(sd_bus_message_append(m, "v", "y", *(const uint8_t *) value) >= 0);
+                break;
+        case 'n':
+                ck_assert(sd_bus_message_append(m, "v", "n", *(const int16_t *) value) >= 0);
+                break;
+        case 'q':
+                ck_assert(sd_bus_message_append(m, "v", "q", *(const uint16_t *) value) >= 0);
+                break;
+        case 'x':
+                ck_assert(sd_bus_message_append(m, "v", "x", *(const int64_t *) value) >= 0);
+                break;
         case 'b':
                 ck_assert(sd_bus_message_append(m, "v", "b", *(const int *) value) >= 0);
                 break;
@@ -187,9 +199,53 @@ static sd_bus_message *create_with_option(const char *key, char type, const void
         return m;
 }
 
+/* Dynamic bindings send the integer type their language has: a Python int
+ * is 'i', gdbus' <1000000> too. Any integer type whose value fits is taken;
+ * a negative one, or one out of the option's range, is InvalidArgs naming
+ * the range. */
+START_TEST(test_integer_options_of_any_type) {
+        static const uint8_t y = 100;
+        static const int16_t n = 100, nneg = -5;
+        static const uint16_t q = 100;
+        static const int32_t i = 100;
+        static const uint32_t u = 100;
+        static const int64_t x = 100, xneg = INT64_MIN;
+        static const uint64_t t = 100;
+        static const struct {
+                char type;
+                const void *value;
+        } ok[] = { { 'y', &y }, { 'n', &n }, { 'q', &q }, { 'i', &i }, { 'u', &u }, { 'x', &x }, { 't', &t } };
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        for (size_t k = 0; k < ELEMENTSOF(ok); k++) {
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                const char *path;
+                uint64_t size;
+                int fd;
+
+                ck_assert_msg(sd_bus_call(test_bus(), create_with_option(BB_OPT_TTL_USEC, ok[k].type, ok[k].value), 0,
+                                          &error, &reply) >= 0,
+                              "ttl-usec of type %c: %s", ok[k].type, error.message);
+                ck_assert(sd_bus_message_read(reply, "oht", &path, &fd, &size) > 0);
+                /* 100 us: it expires at once */
+                ck_assert_msg(released_wait(buffer_id_from_path(path), scaled_ms(5000)) || !list_has(NULL, buffer_id_from_path(path)),
+                              "ttl-usec of type %c was not applied", ok[k].type);
+                sd_bus_message_unref(reply);
+        }
+        expect_error(create_with_option(BB_OPT_TTL_USEC, 'n', &nneg), INVALID_ARGS, NEEDLES("not -5"), &base,
+                     "ttl-usec -5 as 'n'");
+        expect_error(create_with_option(BB_OPT_TTL_USEC, 'x', &xneg), INVALID_ARGS,
+                     NEEDLES("not -9223372036854775808"), &base, "ttl-usec INT64_MIN as 'x'");
+        assert_back_to(&base, "after options of every integer type");
+}
+END_TEST
+
 START_TEST(test_create_bad_options) {
         static const uint32_t u32 = 1;
         static const int32_t i32 = -1;
+        (void) u32;
         static const uint64_t t0 = 0, t1 = 1;
         static const int btrue = 1;
         static const struct {
@@ -206,8 +262,8 @@ START_TEST(test_create_bad_options) {
                 { BB_OPT_PERSISTENT, 't', &t1, BB_OPT_PERSISTENT },
                 { BB_OPT_PERSISTENT, 'V', NULL, BB_OPT_PERSISTENT },
                 { BB_OPT_PERSISTENT, 'A', NULL, BB_OPT_PERSISTENT },
-                { BB_OPT_TTL_USEC, 'u', &u32, BB_OPT_TTL_USEC },
-                { BB_OPT_TTL_USEC, 'i', &i32, BB_OPT_TTL_USEC },
+                /* any integer type, but not a negative value */
+                { BB_OPT_TTL_USEC, 'i', &i32, "not -1" },
                 { BB_OPT_TTL_USEC, 's', "10s", BB_OPT_TTL_USEC },
                 { BB_OPT_TTL_USEC, 'b', &btrue, BB_OPT_TTL_USEC },
                 { BB_OPT_TTL_USEC, 't', &t0, BB_OPT_TTL_USEC },
@@ -408,7 +464,7 @@ static sd_bus_message *share_with_option(const char *path, const char *key, char
 START_TEST(test_share_bad_options) {
         static const uint32_t u1 = 1, umax = UINT32_MAX;
         static const int32_t im1 = -1;
-        static const uint64_t t0 = 0, t1 = 1;
+        static const uint64_t t0 = 0, t2_32 = UINT64_C(1) << 32;
         static const int btrue = 1;
         static const struct {
                 const char *key;
@@ -420,13 +476,13 @@ START_TEST(test_share_bad_options) {
                 { BB_OPT_PERSISTENT, 'b', &btrue, BB_OPT_PERSISTENT },
                 { BB_OPT_READ_ONLY, 's', "yes", BB_OPT_READ_ONLY },
                 { BB_OPT_READ_ONLY, 'u', &u1, BB_OPT_READ_ONLY },
-                { BB_OPT_UID, 't', &t1, BB_OPT_UID },
-                { BB_OPT_UID, 'i', &im1, BB_OPT_UID },
+                { BB_OPT_UID, 't', &t2_32, "from 0 to 4294967295, not 4294967296" },
+                { BB_OPT_UID, 'i', &im1, "not -1" },
                 { BB_OPT_UID, 's', "nobody", BB_OPT_UID },
                 { BB_OPT_UID, 'u', &umax, "4294967295" },
                 { BB_OPT_SINGLE_USE, 'u', &u1, BB_OPT_SINGLE_USE },
                 { BB_OPT_SINGLE_USE, 's', "true", BB_OPT_SINGLE_USE },
-                { BB_OPT_TTL_USEC, 'u', &u1, BB_OPT_TTL_USEC },
+                { BB_OPT_TTL_USEC, 'i', &im1, BB_OPT_TTL_USEC },
                 { BB_OPT_TTL_USEC, 'b', &btrue, BB_OPT_TTL_USEC },
                 { BB_OPT_TTL_USEC, 't', &t0, BB_OPT_TTL_USEC },
         };
@@ -672,7 +728,7 @@ END_TEST
 
 START_TEST(test_create_v4l2_bad_arguments) {
         static const uint32_t u640 = 640;
-        static const uint64_t t0 = 0;
+        static const uint64_t t0 = 0, t2_32 = UINT64_C(1) << 32;
         static const int btrue = 1;
         static const struct {
                 uint32_t count;
@@ -687,7 +743,7 @@ START_TEST(test_create_v4l2_bad_arguments) {
                 { UINT32_MAX, NULL, NULL, 0, NULL, "4294967295" },
                 { 2, "format", "depth", 'u', &u640, "depth" },
                 { 2, "format", BB_FMT_WIDTH, 's', "640", BB_FMT_WIDTH },
-                { 2, "format", BB_FMT_HEIGHT, 't', &t0, BB_FMT_HEIGHT },
+                { 2, "format", BB_FMT_HEIGHT, 't', &t2_32, "not 4294967296" },
                 { 2, "format", BB_FMT_FOURCC, 's', "YUYV2", "YUYV2" },
                 { 2, "format", BB_FMT_FOURCC, 's', "", BB_FMT_FOURCC },
                 { 2, "format", BB_FMT_FOURCC, 'b', &btrue, BB_FMT_FOURCC },
@@ -1041,6 +1097,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_create_bad_sizes);
         tcase_add_test(tc, test_create_bad_names);
         tcase_add_test(tc, test_create_bad_options);
+        tcase_add_test(tc, test_integer_options_of_any_type);
         tcase_add_test(tc, test_open_malformed_tokens);
         tcase_add_test(tc, test_open_dead_tokens);
         tcase_add_test(tc, test_open_bad_options);

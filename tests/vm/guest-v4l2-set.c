@@ -71,6 +71,36 @@ void case_set(const Expect *x, unsigned count, const char *alloc_exp) {
                   "bytesperline %u/%u/%u, lengths %u/%u/%u, offset 0, kind v4l2, V4L2 index order",
                   f, x->type, x->n_planes, x->bpl[0], x->bpl[1], x->bpl[2], x->size[0], x->size[1], x->size[2]);
 
+        /* The same, read as properties (Planes, Format): no fd, no hold. */
+        w = (Why) {};
+        for (size_t i = 0; i < n; i++) {
+                bb_buffer *g = NULL;
+
+                r = bb_buffer_get(c, bb_buffer_id(l[i]), &g);
+                if (r < 0) {
+                        why(&w, "bb_buffer_get of buffer %zu: %s", i, strerror(-r));
+                        continue;
+                }
+                if (bb_buffer_width(g) != bb_buffer_width(l[i]) || bb_buffer_height(g) != bb_buffer_height(l[i]) ||
+                    bb_buffer_fourcc(g) != bb_buffer_fourcc(l[i]) || bb_buffer_v4l2_index(g) != (int) i ||
+                    !bb_buffer_format_type(g) || strcmp(bb_buffer_format_type(g), x->type) != 0)
+                        why(&w, "buffer %zu: Format says %ux%u %s %s index %d", i, bb_buffer_width(g),
+                            bb_buffer_height(g), fcc(bb_buffer_fourcc(g), s), bb_buffer_format_type(g) ?: "(null)",
+                            bb_buffer_v4l2_index(g));
+                if (bb_buffer_n_planes(g) != bb_buffer_n_planes(l[i]))
+                        why(&w, "buffer %zu: Planes has %u, the fds %u", i, bb_buffer_n_planes(g),
+                            bb_buffer_n_planes(l[i]));
+                for (unsigned p = 0; p < bb_buffer_n_planes(g) && p < bb_buffer_n_planes(l[i]); p++)
+                        if (bb_buffer_plane_length(g, p) != bb_buffer_plane_length(l[i], p) ||
+                            bb_buffer_plane_stride(g, p) != bb_buffer_plane_stride(l[i], p))
+                                why(&w, "buffer %zu plane %u: Planes says length %" PRIu64 " stride %u", i, p,
+                                    bb_buffer_plane_length(g, p), bb_buffer_plane_stride(g, p));
+                if (bb_buffer_fd(g) >= 0)
+                        why(&w, "buffer %zu: reading its properties handed out an fd", i);
+                bb_buffer_unref(g);
+        }
+        check_why(&w, "the Planes and Format properties say the same as the fds' info, and hand out no fd");
+
         /* Real dma-bufs, one per plane. */
         w = (Why) {};
         {
