@@ -11,7 +11,11 @@
  *                munmap + close, in this process: the baseline
  *   (a-)         the same without mmap/touch/munmap (informative: splits the
  *                syscalls from the MMU work, which some VMs make expensive)
+ *   (B)          the SCM_RIGHTS yardstick: a request byte to a forked server
+ *                on a socket pair, a sealed memfd back, map, touch, close
  *   (b) ping     org.freedesktop.DBus.Peer.Ping to bufbrokerd through the bus
+ *   (D)          the sd-bus yardstick: a minimal service on the same bus
+ *                returns a fresh sealed memfd as 'h'; map, touch, close
  *   (c) create   bb_buffer_create(4 KiB) + map + touch + unmap + release +
  *                unref, on a connection that holds nothing else
  *   (c') create  the same on a connection that already holds a buffer
@@ -24,8 +28,12 @@
  * Every variant runs ITERATIONS times per round, in chunks interleaved across
  * all variants and both buses (so drift hits them all alike), for at least 3
  * rounds. Reported: median and p90 (the median over rounds of each round's
- * value), and ratios to (a) and to (b) taken per round -- both sides from
- * the same round -- with their median and range over rounds.
+ * value), and ratios to (a), (b), (D) and (B) taken per round -- both sides
+ * from the same round -- with their median and range over rounds.
+ *
+ * Then (bench-scale.c): 1/4/16 concurrent clients, bulk data through a
+ * buffer vs as 'ay', and create+release with many live buffers, without and
+ * with the fd store, with the daemon's RSS per buffer.
  *
  * This is a measurement, never a verdict on speed: it exits 0 unless
  * something failed (a bus or the daemon did not start, a call failed, the
@@ -34,9 +42,12 @@
  * Environment: BUFBROKERD and DBUS_POLICY_CONF (set by meson); optional
  * BB_BENCH_ITERATIONS (2000), BB_BENCH_LIST_ITERATIONS (200),
  * BB_BENCH_LIST_BUFFERS (1000), BB_BENCH_ROUNDS (5; at least 3),
- * BB_BENCH_BUDGET_SEC (45: the whole run; fewer iterations when 3 rounds would
- * not fit, no new round once the next would end past it, but
- * never fewer than 3 rounds).
+ * BB_BENCH_BUDGET_SEC (45: the rows; fewer iterations when 3 rounds would
+ * not fit, no new round once the next would end past it, but never fewer
+ * than 3 rounds), BB_BENCH_PIN (0; 1: everything on CPU 0),
+ * BB_BENCH_SCALE (1; 0: the rows only), BB_BENCH_CONC_MS (700 per level and
+ * round), BB_BENCH_BULK_MIB (256), BB_BENCH_LIVE_MAX (100000),
+ * BB_BENCH_FDSTORE_BUILD_SEC (20: building live buffers with the fd store).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +63,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -770,10 +783,47 @@ static double clock_overhead_ns(void) {
         return (double) v[(ELEMENTSOF(v) - 1) / 2];
 }
 
+/* On these 2-vCPU VMs a client, the bus and the daemon on different vCPUs
+ * make latencies bimodal: BB_BENCH_PIN=1 puts all of them (everything this
+ * process starts inherits it) on CPU 0, as `taskset -c 0` would. */
+static void pin_cpu0(bool pin) {
+        cpu_set_t set;
+
+        if (!pin)
+                return;
+        CPU_ZERO(&set);
+        CPU_SET(0, &set);
+        if (sched_setaffinity(0, sizeof(set), &set) < 0)
+                fail("pinning to CPU 0: %m");
+        printf("NOTE: pinned to CPU 0 (BB_BENCH_PIN=1), with the buses, daemons and clients it starts\n");
+}
+
+/* Each memfd buffer keeps an fd in bufbrokerd, which takes the hard limit it
+ * inherits: as root, raise it for the live-buffer levels (up to
+ * fs.nr_open); otherwise take what the hard limit allows. */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+        unsigned long nr_open = 1048576;
+        FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+
+        if (f) {
+                if (fscanf(f, "%lu", &nr_open) != 1)
+                        nr_open = 1048576;
+                fclose(f);
+        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        if (is_root && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < nr_open)
+                rl.rlim_max = nr_open;
+        rl.rlim_cur = rl.rlim_max;
+        (void) setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 /* ---------------------------------------------------------------- main --- */
 
 int main(int argc, char *argv[]) {
         unsigned iterations, list_iterations, list_buffers, max_rounds, budget_sec, rounds = 0;
+        unsigned run_scale, conc_ms, bulk_mib, live_max, fdstore_build_sec;
         const char *skipped = NULL;
         char summary[2048];
         size_t sl = 0;
@@ -790,6 +840,13 @@ int main(int argc, char *argv[]) {
         budget_sec = env_unsigned("BB_BENCH_BUDGET_SEC", 45, 1, 100000);
         (void) env_required("BUFBROKERD");
         (void) env_required("DBUS_POLICY_CONF");
+        run_scale = env_unsigned("BB_BENCH_SCALE", 1, 0, 1);
+        conc_ms = env_unsigned("BB_BENCH_CONC_MS", 700, 50, 600000);
+        bulk_mib = env_unsigned("BB_BENCH_BULK_MIB", 256, 8, 4096);
+        live_max = env_unsigned("BB_BENCH_LIVE_MAX", 100000, 1, 1000000);
+        fdstore_build_sec = env_unsigned("BB_BENCH_FDSTORE_BUILD_SEC", 20, 1, 100000);
+        pin_cpu0(env_unsigned("BB_BENCH_PIN", 0, 0, 1));
+        raise_fd_limit();
 
         t_start = now_ns();
         atexit(cleanup_atexit);
@@ -978,6 +1035,27 @@ int main(int argc, char *argv[]) {
                 }
         }
 
+        /* ---- beyond the rows: concurrency, bulk data, live buffers ---- */
+        if (run_scale) {
+                ScaleBus sb[MAX_BUSES];
+                int status;
+
+                for (unsigned i = 0; i < n_buses; i++)
+                        sb[i] = (ScaleBus) { buses[i].name, buses[i].address, buses[i].bus };
+                bench_concurrency(sb, n_buses, conc_ms);
+                bench_bulk(sb, n_buses, bulk_mib);
+                /* The live-buffer levels start daemons of their own, with
+                 * other limits and the fd store: the first bus's makes way. */
+                status = daemon_stop(&buses[0]);
+                if (status != 0) {
+                        fprintf(stderr, "bench-broker: bufbrokerd on %s exited with status %d after SIGTERM\n",
+                                buses[0].name, status);
+                        failed = true;
+                }
+                if (!bench_live_buffers(&sb[0], buses[0].dir, live_max, fdstore_build_sec))
+                        failed = true;
+        }
+
         /* ---- stop; the daemon must exit cleanly ---- */
         for (unsigned i = 0; i < n_buses; i++) {
                 int status = bus_stop(&buses[i]);
@@ -997,7 +1075,9 @@ int main(int argc, char *argv[]) {
         for (unsigned i = 0; i < n_variants; i++)
                 free(variants[i].samples);
 
-        printf("\nsummary: %s%s; %u rounds x %u iterations%s (measured %.1f s, total %.1f s)%s%s\n",
+        printf("\n");
+        bench_scale_print_summary();
+        printf("summary: %s%s; %u rounds x %u iterations%s (measured %.1f s, total %.1f s)%s%s\n",
                failed ? "FAILED (see above); " : "", summary, rounds, iterations,
                scaled || cut ? " (scaled down: busy machine)" : "",
                (double) (now_ns() - t_measure) / 1e9, (double) (now_ns() - t_start) / 1e9,

@@ -86,19 +86,30 @@ static int d_create(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return r;
 }
 
-/* Reads every byte, as the shared-buffer reader does. */
-static int d_sink(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const uint8_t *p;
+uint64_t bench_sum_words(const void *p, size_t n) {
+        const uint8_t *b = p;
         uint64_t sum = 0;
+
+        /* memcpy: a bus message's array need not be 8-byte aligned */
+        for (size_t i = 0; i + sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
+                uint64_t w;
+
+                memcpy(&w, b + i, sizeof(w));
+                sum += w;
+        }
+        return sum;
+}
+
+/* Reads every word, as the shared-buffer reader does. */
+static int d_sink(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const void *p;
         size_t n;
         int r;
 
-        r = sd_bus_message_read_array(m, 'y', (const void **) &p, &n);
+        r = sd_bus_message_read_array(m, 'y', &p, &n);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n; i++)
-                sum += p[i];
-        return sd_bus_reply_method_return(m, "t", sum);
+        return sd_bus_reply_method_return(m, "t", bench_sum_words(p, n));
 }
 
 static const sd_bus_vtable d_vtable[] = {

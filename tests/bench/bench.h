@@ -42,6 +42,8 @@ int bench_memfd_new(uint64_t size);
 void bench_probe_memfd_flags(void);
 /* Map fd's first page, touch it, unmap: what every row's client does. */
 int bench_map_touch(int fd);
+/* The sum of the 8-byte words of p[0..n): how both bulk readers read. */
+uint64_t bench_sum_words(const void *p, size_t n);
 
 /* D: a forked child serving BENCH_D_NAME on address (returns once the name
  * is owned). Methods: Create(t size) -> h, a fresh sealed memfd;
@@ -63,12 +65,15 @@ typedef struct ScaleBus {
         sd_bus *bus;            /* raw connection (D calls) */
 } ScaleBus;
 
-/* 1/4/16 clients (processes), create->release loops; on the running daemon. */
-void bench_concurrency(const ScaleBus *b, unsigned seconds_per_level);
-/* 256 MiB through a bufbrokerd buffer vs as 'ay' to D's Sink. */
-void bench_bulk(const ScaleBus *b, unsigned rounds, unsigned mib);
-/* Live-buffer levels, fd store, RSS: starts its own bufbrokerd on the bus
- * (none may be running there). */
-void bench_live_buffers(const ScaleBus *b, const char *dir, unsigned max_level, unsigned fdstore_build_sec);
+/* 1/4/16 clients (processes), create->release loops, ms per level; on the
+ * running daemons. */
+void bench_concurrency(const ScaleBus *buses, unsigned n_buses, unsigned ms);
+/* mib MiB through a bufbrokerd buffer vs as 'ay' to D's Sink. */
+void bench_bulk(const ScaleBus *buses, unsigned n_buses, unsigned mib);
+/* Live-buffer levels up to max_level, without and with the fd store, and
+ * RSS: starts its own bufbrokerd on the bus (none may be running there);
+ * dir: where the fake notify socket goes. Returns false if a daemon did not
+ * exit cleanly. */
+bool bench_live_buffers(const ScaleBus *b, const char *dir, unsigned max_level, unsigned fdstore_build_sec);
 /* The lines these print for the summary at the end. */
 void bench_scale_print_summary(void);
