@@ -899,11 +899,13 @@ bool bench_live_buffers(const ScaleBus *b, const char *dir, unsigned max_level, 
                 n_out[m] = live_run(b, dir, m == 1, targets, n_targets, fdstore_build_sec, out[m], &rss0[m], cap[m],
                                     sizeof(cap[m]), &max_fds[m], &clean[m]);
 
-        printf("\nLive buffers in the daemon (on %s), held by one connection; create(4K) + release\n"
-               "by another connection, no map: %u blocks per level (<= %u cycles or %u ms each),\n"
-               "median of the block medians. RSS: the daemon's VmRSS (its own memory: the memfd\n"
-               "pages are shmem, not in it), per live buffer over the level-0 value.\n",
-               b->name, LIVE_BLOCKS, LIVE_BLOCK_CYCLES, LIVE_BLOCK_MS);
+        printf("\nLive buffers in the daemon (on %s), held by holder processes (one connection\n"
+               "and uid each, a new uid when one's fair share is full); create(4K) + release by\n"
+               "another connection, no map, %.1f s after the last hold (the daemon's fair mode):\n"
+               "%u blocks per level (<= %u cycles or %u ms each), median of the block medians.\n"
+               "RSS: the daemon's VmRSS (its own memory: the memfd pages are shmem, not in it),\n"
+               "per live buffer over the level-0 value.\n",
+               b->name, LIVE_SETTLE_MS / 1000.0, LIVE_BLOCKS, LIVE_BLOCK_CYCLES, LIVE_BLOCK_MS);
         printf("%-12s %8s %8s %14s %14s %12s %14s\n", "fd store", "target", "held", "us per cycle", "cycles/s",
                "VmRSS KiB", "RSS B/buffer");
         for (unsigned m = 0; m < 2; m++) {
