@@ -624,9 +624,9 @@ static const struct {
 } ops[_OP_MAX] = {
         [OP_INPROC]      = { "(a)  in-process memfd+seal+mmap+touch (baseline)", "inproc", op_inproc, false },
         [OP_INPROC_NOMAP] = { "(a-) same without mmap/touch/munmap (informative)", "inproc-nomap", op_inproc_nomap, false },
-        [OP_PEER_B]      = { "(B)  SCM_RIGHTS server: memfd+map+touch (yardstick)", "B", op_peer_b, false },
+        [OP_PEER_B]      = { "(B)  peer B, SCM_RIGHTS: memfd+map+touch", "B", op_peer_b, false },
         [OP_PING]        = { "(b)  Peer.Ping to bufbrokerd", "ping", op_ping, false },
-        [OP_PEER_D]      = { "(D)  sd-bus service: memfd 'h'+map+touch (yardstick)", "D", op_peer_d, false },
+        [OP_PEER_D]      = { "(D)  peer D, sd-bus: memfd as 'h'+map+touch", "D", op_peer_d, false },
         [OP_CREATE]      = { "(c)  bb_buffer_create 4K+map+touch+unmap+release", "create", op_create_cold, false },
         [OP_CREATE_WARM] = { "(c') same, connection already holds a buffer", "create-warm", op_create_warm, false },
         [OP_SHARE_OPEN]  = { "(d)  share + open (2nd connection) + release", "share+open", op_share_open, false },
