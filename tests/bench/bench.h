@@ -47,7 +47,7 @@ uint64_t bench_sum_words(const void *p, size_t n);
 
 /* D: a forked child serving BENCH_D_NAME on address (returns once the name
  * is owned). Methods: Create(t size) -> h, a fresh sealed memfd;
- * Sink(ay) -> t, the sum of the bytes (it reads every one). */
+ * Sink(ay) -> t, the sum of its 8-byte words (it reads them all). */
 pid_t bench_d_start(const char *address, sd_bus *bus);
 /* Config snippet (in the default policy) that lets D own its name and be called. */
 extern const char bench_d_policy[];
