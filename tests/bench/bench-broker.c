@@ -11,7 +11,11 @@
  *                munmap + close, in this process: the baseline
  *   (a-)         the same without mmap/touch/munmap (informative: splits the
  *                syscalls from the MMU work, which some VMs make expensive)
+ *   (B)          the SCM_RIGHTS yardstick: a request byte to a forked server
+ *                on a socket pair, a sealed memfd back, map, touch, close
  *   (b) ping     org.freedesktop.DBus.Peer.Ping to bufbrokerd through the bus
+ *   (D)          the sd-bus yardstick: a minimal service on the same bus
+ *                returns a fresh sealed memfd as 'h'; map, touch, close
  *   (c) create   bb_buffer_create(4 KiB) + map + touch + unmap + release +
  *                unref, on a connection that holds nothing else
  *   (c') create  the same on a connection that already holds a buffer
@@ -24,8 +28,12 @@
  * Every variant runs ITERATIONS times per round, in chunks interleaved across
  * all variants and both buses (so drift hits them all alike), for at least 3
  * rounds. Reported: median and p90 (the median over rounds of each round's
- * value), and ratios to (a) and to (b) taken per round -- both sides from
- * the same round -- with their median and range over rounds.
+ * value), and ratios to (a), (b), (D) and (B) taken per round -- both sides
+ * from the same round -- with their median and range over rounds.
+ *
+ * Then (bench-scale.c): 1/4/16 concurrent clients, bulk data through a
+ * buffer vs as 'ay', and create+release with many live buffers, without and
+ * with the fd store, with the daemon's RSS per buffer.
  *
  * This is a measurement, never a verdict on speed: it exits 0 unless
  * something failed (a bus or the daemon did not start, a call failed, the
@@ -34,9 +42,12 @@
  * Environment: BUFBROKERD and DBUS_POLICY_CONF (set by meson); optional
  * BB_BENCH_ITERATIONS (2000), BB_BENCH_LIST_ITERATIONS (200),
  * BB_BENCH_LIST_BUFFERS (1000), BB_BENCH_ROUNDS (5; at least 3),
- * BB_BENCH_BUDGET_SEC (45: the whole run; fewer iterations when 3 rounds would
- * not fit, no new round once the next would end past it, but
- * never fewer than 3 rounds).
+ * BB_BENCH_BUDGET_SEC (45: the rows; fewer iterations when 3 rounds would
+ * not fit, no new round once the next would end past it, but never fewer
+ * than 3 rounds), BB_BENCH_PIN (0; 1: everything on CPU 0),
+ * BB_BENCH_SCALE (1; 0: the rows only), BB_BENCH_CONC_MS (700 per level and
+ * round), BB_BENCH_BULK_MIB (256), BB_BENCH_LIVE_MAX (100000),
+ * BB_BENCH_FDSTORE_BUILD_SEC (40: building live buffers with the fd store).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +63,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -60,16 +73,9 @@
 
 #include <systemd/sd-bus.h>
 
+#include "bench.h"
 #include "bufbroker-protocol.h"
 #include "bufbroker.h"
-#include "macro.h"
-#include "private-bus.h"
-
-#ifndef MFD_NOEXEC_SEAL
-#define MFD_NOEXEC_SEAL 0x0008U
-#endif
-
-#define BUFFER_SIZE 4096u
 #define MIN_ROUNDS 3
 #define CHUNKS 10               /* interleaving: each round is CHUNKS passes over all variants */
 #define MAX_BUSES 2
@@ -78,14 +84,14 @@
 
 /* ------------------------------------------------------------------ misc -- */
 
-static uint64_t now_ns(void) {
+uint64_t now_ns(void) {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * UINT64_C(1000000000) + (uint64_t) ts.tv_nsec;
 }
 
-static _printf_(1, 2) void fail(const char *fmt, ...) {
+void fail(const char *fmt, ...) {
         va_list ap;
 
         fflush(stdout);
@@ -97,7 +103,7 @@ static _printf_(1, 2) void fail(const char *fmt, ...) {
         exit(EXIT_FAILURE);     /* the atexit handler stops what we started */
 }
 
-static const char *env_required(const char *name) {
+const char *env_required(const char *name) {
         const char *v = getenv(name);
 
         if (!v || !*v)
@@ -105,7 +111,7 @@ static const char *env_required(const char *name) {
         return v;
 }
 
-static unsigned env_unsigned(const char *name, unsigned def, unsigned min, unsigned max) {
+unsigned env_unsigned(const char *name, unsigned def, unsigned min, unsigned max) {
         const char *v = getenv(name);
         unsigned long u;
         char *end;
@@ -133,6 +139,7 @@ typedef struct Bus {
         char address[128];
         pid_t bus_pid;                  /* dbus-daemon or dbus-broker-launch */
         pid_t daemon_pid;               /* bufbrokerd */
+        pid_t d_pid;                    /* D, the minimal sd-bus service */
 
         sd_bus *bus;                    /* raw: Peer.Ping */
         sd_bus *holder;                 /* raw: holds the (e) buffers */
@@ -147,6 +154,8 @@ typedef struct Bus {
 static Bus buses[MAX_BUSES];
 static unsigned n_buses;
 static pid_t journal_pid = -1;
+static pid_t b_pid = -1;                /* B, the SCM_RIGHTS server */
+static int b_sock = -1;
 static pid_t main_pid;
 static bool is_root;
 
@@ -168,8 +177,9 @@ static void write_bus_config(Bus *b, const char *path) {
                          pw->pw_name);
         }
 
-        /* As tests/integration/harness.c, less its two extra rules. */
-        if (pbus_write_config(path, b->socket_path, policy, NULL, own) < 0)
+        /* As tests/integration/harness.c, less its two extra rules, plus
+         * D's name: anyone may own and call it (a private bus). */
+        if (pbus_write_config(path, b->socket_path, policy, bench_d_policy, own) < 0)
                 fail("writing the bus config %s", path);
 }
 
@@ -204,38 +214,70 @@ static void wait_bus_ready(Bus *b) {
                 fail("%s did not come up on %s: %s", b->name, b->address, strerror(-r));
 }
 
-static void start_daemon(Bus *b, unsigned max_buffers) {
-        const char *path = env_required("BUFBROKERD");
-        char maxbuf[64], maxtok[64];
-        const char *argv[] = { path, "--system", maxbuf, maxtok, NULL };
+pid_t bench_spawn_bufbrokerd(sd_bus *bus, const char *address, const char *what, const char *const *extra,
+                             const PbusSpawn *opts) {
+        const char *argv[16] = { env_required("BUFBROKERD"), "--system" };
+        unsigned n = 2;
         uint64_t deadline;
+        pid_t pid;
 
-        /* Say the limits we need rather than lean on the defaults. */
-        snprintf(maxbuf, sizeof(maxbuf), "--max-buffers-per-uid=%u", max_buffers);
-        snprintf(maxtok, sizeof(maxtok), "--max-tokens-per-uid=%u", 1024u);
-        b->daemon_pid = pbus_spawn_daemon(b->address, argv, NULL);
-        if (b->daemon_pid < 0)
-                fail("starting bufbrokerd on %s: %s", b->name, strerror((int) -b->daemon_pid));
+        for (; extra && *extra && n + 1 < ELEMENTSOF(argv); extra++)
+                argv[n++] = *extra;
+        pid = pbus_spawn_daemon(address, argv, opts);
+        if (pid < 0)
+                fail("starting bufbrokerd on %s: %s", what, strerror((int) -pid));
 
         deadline = now_ns() + UINT64_C(10000000000);
         for (;;) {
                 sd_bus_error error = SD_BUS_ERROR_NULL;
                 int r;
 
-                r = sd_bus_call_method(b->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                        "org.freedesktop.DBus", "GetNameOwner", &error, NULL, "s",
                                        BB_BUS_NAME);
                 sd_bus_error_free(&error);
                 if (r >= 0)
-                        break;
-                if (waitpid(b->daemon_pid, NULL, WNOHANG) != 0) {
-                        b->daemon_pid = -1;
-                        fail("bufbrokerd exited during start-up on %s", b->name);
+                        return pid;
+                if (waitpid(pid, NULL, WNOHANG) != 0)
+                        fail("bufbrokerd exited during start-up on %s", what);
+                if (now_ns() > deadline) {
+                        kill(pid, SIGKILL);
+                        fail("bufbrokerd did not take %s on %s within 10 s", BB_BUS_NAME, what);
                 }
-                if (now_ns() > deadline)
-                        fail("bufbrokerd did not take %s on %s within 10 s", BB_BUS_NAME, b->name);
                 pbus_msleep(10);
         }
+}
+
+static void start_daemon(Bus *b, unsigned max_buffers) {
+        char maxbuf[64], maxtok[64];
+        const char *extra[] = { maxbuf, maxtok, NULL };
+
+        /* Say the limits we need rather than lean on the defaults. */
+        snprintf(maxbuf, sizeof(maxbuf), "--max-buffers-per-uid=%u", max_buffers);
+        snprintf(maxtok, sizeof(maxtok), "--max-tokens-per-uid=%u", 1024u);
+        b->daemon_pid = bench_spawn_bufbrokerd(b->bus, b->address, b->name, extra, NULL);
+}
+
+/* SIGKILL and reap (no zombie is left for an init that may not reap). */
+static void kill_reap(pid_t pid) {
+        if (pid <= 0)
+                return;
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+}
+
+/* SIGTERM to bufbrokerd; returns its exit status (0 is clean, also when it
+ * was stopped before), or -1. */
+static int daemon_stop(Bus *b) {
+        int status = 0;
+
+        if (b->daemon_pid > 0) {
+                kill(b->daemon_pid, SIGTERM);
+                status = pbus_wait_child(b->daemon_pid, 10000);
+                b->daemon_pid = -1;
+        }
+        return status;
 }
 
 /* Orderly stop; returns bufbrokerd's exit status (0 is clean), or -1. */
@@ -251,11 +293,9 @@ static int bus_stop(Bus *b) {
         b->holder = sd_bus_flush_close_unref(b->holder);
         b->bus = sd_bus_flush_close_unref(b->bus);
 
-        if (b->daemon_pid > 0) {
-                kill(b->daemon_pid, SIGTERM);
-                status = pbus_wait_child(b->daemon_pid, 10000);
-                b->daemon_pid = -1;
-        }
+        status = daemon_stop(b);
+        kill_reap(b->d_pid);
+        b->d_pid = -1;
         broker = b->bus_pid > 0 ? pbus_first_child_of(b->bus_pid) : -1;
         if (b->bus_pid > 0) {
                 kill(b->bus_pid, SIGTERM);
@@ -272,15 +312,6 @@ static int bus_stop(Bus *b) {
         return status;
 }
 
-/* SIGKILL and reap (no zombie is left for an init that may not reap). */
-static void kill_reap(pid_t pid) {
-        if (pid <= 0)
-                return;
-        kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                ;
-}
-
 /* Any exit, failures and signals included: nothing we started stays behind.
  * (Async-signal-safe enough for on_fatal_signal: kill, waitpid, and the
  * opendir/unlink of pbus_rm_rf_dir().) */
@@ -293,6 +324,8 @@ static void cleanup_atexit(void) {
                 if (b->daemon_pid > 0)
                         kill_reap(b->daemon_pid);
                 b->daemon_pid = -1;
+                kill_reap(b->d_pid);
+                b->d_pid = -1;
                 if (b->bus_pid > 0) {
                         /* dbus-broker-launch's broker comes to us, the subreaper */
                         pid_t broker = pbus_first_child_of(b->bus_pid);
@@ -307,6 +340,8 @@ static void cleanup_atexit(void) {
         }
         kill_reap(journal_pid);
         journal_pid = -1;
+        kill_reap(b_pid);
+        b_pid = -1;
 }
 
 static void on_fatal_signal(int sig) {
@@ -320,7 +355,7 @@ static void bus_start(Bus *b, BusKind kind, unsigned max_buffers) {
         char config[128];
         int r;
 
-        *b = (Bus) { .kind = kind, .bus_pid = -1, .daemon_pid = -1,
+        *b = (Bus) { .kind = kind, .bus_pid = -1, .daemon_pid = -1, .d_pid = -1,
                      .name = kind == BUS_DBUS_BROKER ? "dbus-broker" : "dbus-daemon" };
         snprintf(b->dir, sizeof(b->dir), "/tmp/bb-bench-%d-XXXXXX", (int) getpid());
         if (!mkdtemp(b->dir))
@@ -338,6 +373,7 @@ static void bus_start(Bus *b, BusKind kind, unsigned max_buffers) {
                 start_dbus_broker(b, config);
         wait_bus_ready(b);
         start_daemon(b, max_buffers);
+        b->d_pid = bench_d_start(b->address, b->bus);
 
         r = pbus_connect(b->address, &b->holder);
         if (r >= 0)
@@ -381,57 +417,25 @@ static void bus_hold_buffers(Bus *b, unsigned n) {
 
 /* --------------------------------------------------------- operations --- */
 
-static unsigned memfd_flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL;
-
-/* Like daemon/memfd.c: MFD_NOEXEC_SEAL where the kernel knows it (6.3+). */
-static void probe_memfd_flags(void) {
-        int fd = memfd_create("bench-probe", memfd_flags);
-
-        if (fd < 0 && errno == EINVAL)
-                memfd_flags &= ~MFD_NOEXEC_SEAL;
-        else if (fd < 0)
-                fail("memfd_create: %m");
-        safe_close(fd);
-}
-
 /* (a) */
 static int op_inproc(Bus *b) {
-        void *p;
-        int fd;
+        int fd = bench_memfd_new(BUFFER_SIZE), r;
 
-        fd = memfd_create("bench", memfd_flags);
         if (fd < 0)
-                return -errno;
-        if (ftruncate(fd, BUFFER_SIZE) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
-                int r = -errno;
-
-                close(fd);
-                return r;
-        }
-        p = mmap(NULL, BUFFER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED) {
-                int r = -errno;
-
-                close(fd);
-                return r;
-        }
-        *(volatile uint8_t *) p = 1;
-        munmap(p, BUFFER_SIZE);
+                return fd;
+        r = bench_map_touch(fd);
         close(fd);
-        return 0;
+        return r;
 }
 
 /* (a-): the same without the mapping, to split syscall from MMU cost */
 static int op_inproc_nomap(Bus *b) {
-        int fd, r = 0;
+        int fd = bench_memfd_new(BUFFER_SIZE);
 
-        fd = memfd_create("bench", memfd_flags);
         if (fd < 0)
-                return -errno;
-        if (ftruncate(fd, BUFFER_SIZE) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
-                r = -errno;
+                return fd;
         close(fd);
-        return r;
+        return 0;
 }
 
 static const char *last_error_message;
@@ -447,6 +451,22 @@ static void note_client_error(bb_client *c) {
 
         snprintf(last_error_buf, sizeof(last_error_buf), "%s", m ?: "");
         last_error_message = last_error_buf;
+}
+
+/* (B) the SCM_RIGHTS yardstick */
+static int op_peer_b(Bus *b) {
+        return bench_b_cycle(b_sock);
+}
+
+/* (D) the sd-bus yardstick, on b's bus */
+static int op_peer_d(Bus *b) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = bench_d_create_cycle(b->bus, &error);
+
+        if (r < 0)
+                note_bus_error(&error);
+        sd_bus_error_free(&error);
+        return r;
 }
 
 /* (b) */
@@ -585,7 +605,9 @@ static int op_list_raw(Bus *b) {
 typedef enum OpKind {
         OP_INPROC,
         OP_INPROC_NOMAP,
+        OP_PEER_B,
         OP_PING,
+        OP_PEER_D,
         OP_CREATE,
         OP_CREATE_WARM,
         OP_SHARE_OPEN,
@@ -602,7 +624,9 @@ static const struct {
 } ops[_OP_MAX] = {
         [OP_INPROC]      = { "(a)  in-process memfd+seal+mmap+touch (baseline)", "inproc", op_inproc, false },
         [OP_INPROC_NOMAP] = { "(a-) same without mmap/touch/munmap (informative)", "inproc-nomap", op_inproc_nomap, false },
+        [OP_PEER_B]      = { "(B)  peer B, SCM_RIGHTS: memfd+map+touch", "B", op_peer_b, false },
         [OP_PING]        = { "(b)  Peer.Ping to bufbrokerd", "ping", op_ping, false },
+        [OP_PEER_D]      = { "(D)  peer D, sd-bus: memfd as 'h'+map+touch", "D", op_peer_d, false },
         [OP_CREATE]      = { "(c)  bb_buffer_create 4K+map+touch+unmap+release", "create", op_create_cold, false },
         [OP_CREATE_WARM] = { "(c') same, connection already holds a buffer", "create-warm", op_create_warm, false },
         [OP_SHARE_OPEN]  = { "(d)  share + open (2nd connection) + release", "share+open", op_share_open, false },
@@ -621,16 +645,16 @@ typedef struct Variant {
         double p90[64];
 } Variant;
 
-#define N_INPROC_OPS 2          /* OP_INPROC and OP_INPROC_NOMAP: run once, shown for every bus */
+#define N_INPROC_OPS 3          /* no bus: run once, shown for every bus */
 #define MAX_VARIANTS (N_INPROC_OPS + MAX_BUSES * (_OP_MAX - N_INPROC_OPS))
 
 static bool op_is_inproc(OpKind op) {
-        return op == OP_INPROC || op == OP_INPROC_NOMAP;
+        return op == OP_INPROC || op == OP_INPROC_NOMAP || op == OP_PEER_B;
 }
 static Variant variants[MAX_VARIANTS];
 static unsigned n_variants;
 
-static int cmp_u64(const void *a, const void *b) {
+int cmp_u64(const void *a, const void *b) {
         uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
         return x < y ? -1 : x > y;
 }
@@ -641,13 +665,13 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* Nearest-rank percentile of sorted v[0..n). */
-static double percentile_u64(const uint64_t *v, unsigned n, double q) {
+double percentile_u64(const uint64_t *v, unsigned n, double q) {
         unsigned i = (unsigned) ceil(q * n);
 
         return (double) v[i > 0 ? i - 1 : 0];
 }
 
-static double median_double(const double *v, unsigned n) {
+double median_double(const double *v, unsigned n) {
         double tmp[64];
 
         memcpy(tmp, v, n * sizeof(double));
@@ -759,10 +783,54 @@ static double clock_overhead_ns(void) {
         return (double) v[(ELEMENTSOF(v) - 1) / 2];
 }
 
+/* On these 2-vCPU VMs a client, the bus and the daemon on different vCPUs
+ * make latencies bimodal: BB_BENCH_PIN=1 puts all of them (everything this
+ * process starts inherits it) on CPU 0, as `taskset -c 0` would. */
+static void pin_cpu0(bool pin) {
+        cpu_set_t set;
+
+        if (!pin)
+                return;
+        CPU_ZERO(&set);
+        CPU_SET(0, &set);
+        if (sched_setaffinity(0, sizeof(set), &set) < 0)
+                fail("pinning to CPU 0: %m");
+        printf("NOTE: pinned to CPU 0 (BB_BENCH_PIN=1), with the buses, daemons and clients it starts\n");
+}
+
+/* Each memfd buffer keeps an fd in bufbrokerd, which takes the hard limit it
+ * inherits: as root, raise it for the live-buffer levels (up to
+ * fs.nr_open); otherwise take what the hard limit allows. */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+        unsigned long nr_open = 1048576;
+        FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+
+        if (f) {
+                if (fscanf(f, "%lu", &nr_open) != 1)
+                        nr_open = 1048576;
+                fclose(f);
+        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        if (is_root && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < nr_open) {
+                struct rlimit want = { nr_open, nr_open };
+
+                if (setrlimit(RLIMIT_NOFILE, &want) >= 0)
+                        return;
+                printf("NOTE: RLIMIT_NOFILE stays at %llu (raising it to fs.nr_open %lu: %m, no "
+                       "CAP_SYS_RESOURCE?): bufbrokerd keeps one fd per memfd buffer, so the live-buffer "
+                       "levels stop below it\n", (unsigned long long) rl.rlim_max, nr_open);
+        }
+        rl.rlim_cur = rl.rlim_max;
+        (void) setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 /* ---------------------------------------------------------------- main --- */
 
 int main(int argc, char *argv[]) {
         unsigned iterations, list_iterations, list_buffers, max_rounds, budget_sec, rounds = 0;
+        unsigned run_scale, conc_ms, bulk_mib, live_max, fdstore_build_sec;
         const char *skipped = NULL;
         char summary[2048];
         size_t sl = 0;
@@ -779,6 +847,13 @@ int main(int argc, char *argv[]) {
         budget_sec = env_unsigned("BB_BENCH_BUDGET_SEC", 45, 1, 100000);
         (void) env_required("BUFBROKERD");
         (void) env_required("DBUS_POLICY_CONF");
+        run_scale = env_unsigned("BB_BENCH_SCALE", 1, 0, 1);
+        conc_ms = env_unsigned("BB_BENCH_CONC_MS", 700, 50, 600000);
+        bulk_mib = env_unsigned("BB_BENCH_BULK_MIB", 256, 8, 4096);
+        live_max = env_unsigned("BB_BENCH_LIVE_MAX", 100000, 1, 1000000);
+        fdstore_build_sec = env_unsigned("BB_BENCH_FDSTORE_BUILD_SEC", 40, 1, 100000);
+        pin_cpu0(env_unsigned("BB_BENCH_PIN", 0, 0, 1));
+        raise_fd_limit();
 
         t_start = now_ns();
         atexit(cleanup_atexit);
@@ -787,7 +862,8 @@ int main(int argc, char *argv[]) {
         signal(SIGPIPE, SIG_IGN);
         /* dbus-broker outlives its launcher for a moment: we reap it */
         (void) prctl(PR_SET_CHILD_SUBREAPER, 1);
-        probe_memfd_flags();
+        bench_probe_memfd_flags();
+        b_pid = bench_b_start(&b_sock);
 
         /* ---- start the buses ---- */
         if (!is_root)
@@ -808,14 +884,16 @@ int main(int argc, char *argv[]) {
                 bus_hold_buffers(&buses[i], list_buffers);
 
         /* ---- the variants: the baseline once, the rest per bus ---- */
-        variants[n_variants++] = (Variant) { .op = OP_INPROC, .iterations = iterations };
-        variants[n_variants++] = (Variant) { .op = OP_INPROC_NOMAP, .iterations = iterations };
+        for (OpKind op = 0; op < _OP_MAX; op++)
+                if (op_is_inproc(op))
+                        variants[n_variants++] = (Variant) { .op = op, .iterations = iterations };
         for (unsigned i = 0; i < n_buses; i++)
-                for (OpKind op = OP_PING; op < _OP_MAX; op++)
-                        variants[n_variants++] = (Variant) {
-                                .op = op, .bus = &buses[i],
-                                .iterations = ops[op].list_iterations ? list_iterations : iterations,
-                        };
+                for (OpKind op = 0; op < _OP_MAX; op++)
+                        if (!op_is_inproc(op))
+                                variants[n_variants++] = (Variant) {
+                                        .op = op, .bus = &buses[i],
+                                        .iterations = ops[op].list_iterations ? list_iterations : iterations,
+                                };
         for (unsigned i = 0; i < n_variants; i++) {
                 variants[i].samples = calloc(variants[i].iterations, sizeof(uint64_t));
                 if (!variants[i].samples)
@@ -890,31 +968,38 @@ int main(int argc, char *argv[]) {
         printf("\nPer operation: median and p90 in microseconds (median over rounds of each round's\n"
                "value); ratios: median over %u rounds of (this op's median / the reference's median in\n"
                "the same round), [min-max over rounds]. Lower is faster; ratios say what the broker\n"
-               "costs relative to doing it in-process, and relative to one bare bus round trip.\n",
+               "costs relative to doing it in-process, to one bare bus round trip, to D (a minimal\n"
+               "sd-bus service handing out a memfd on the same bus) and to B (a minimal SCM_RIGHTS\n"
+               "server on a socket pair, no bus).\n",
                rounds);
         for (unsigned i = 0; i < n_buses; i++) {
                 Bus *b = &buses[i];
-                Variant *base = find_variant(OP_INPROC, NULL), *ping = find_variant(OP_PING, b);
+                Variant *base = find_variant(OP_INPROC, NULL), *ping = find_variant(OP_PING, b),
+                        *peer_d = find_variant(OP_PEER_D, b), *peer_b = find_variant(OP_PEER_B, b);
                 double ratios[64];
 
-                printf("\n%-14s %-50s %9s %9s  %-22s %-22s\n", b->name, "operation", "median", "p90",
-                       "x in-process", "x Peer.Ping");
+                printf("\n%-14s %-50s %9s %9s  %-20s %-20s %-20s %-20s\n", b->name, "operation", "median", "p90",
+                       "x in-process", "x Peer.Ping", "x D", "x B");
                 for (OpKind op = OP_INPROC; op < _OP_MAX; op++) {
                         Variant *v = find_variant(op, b);
-                        char label[96], r_base[48], r_ping[48];
+                        char label[96], r_base[48], r_ping[48], r_d[48], r_b[48];
 
                         round_ratios(v, base, rounds, ratios);
                         format_ratio(r_base, sizeof(r_base), ratios, rounds);
                         round_ratios(v, ping, rounds, ratios);
                         format_ratio(r_ping, sizeof(r_ping), ratios, rounds);
+                        round_ratios(v, peer_d, rounds, ratios);
+                        format_ratio(r_d, sizeof(r_d), ratios, rounds);
+                        round_ratios(v, peer_b, rounds, ratios);
+                        format_ratio(r_b, sizeof(r_b), ratios, rounds);
                         if (op == OP_LIST)
                                 snprintf(label, sizeof(label), "(e)  ListBuffers (library), %u buffers listed",
                                          b->list_expected);
                         else
                                 snprintf(label, sizeof(label), "%s", ops[op].label);
-                        printf("%-14s %-50s %9.1f %9.1f  %-22s %-22s\n", "", label,
+                        printf("%-14s %-50s %9.1f %9.1f  %-20s %-20s %-20s %-20s\n", "", label,
                                median_double(v->median, rounds) / 1000, median_double(v->p90, rounds) / 1000,
-                               r_base, r_ping);
+                               r_base, r_ping, r_d, r_b);
                 }
                 if (b->list_expected > 0) {
                         Variant *l = find_variant(OP_LIST, b);
@@ -947,7 +1032,35 @@ int main(int argc, char *argv[]) {
                                 sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, ", %s/ping = %.1fx",
                                                         key, median_double(ratios, rounds));
                         }
+                        /* the yardsticks: bufbrokerd's create cycle (c) against D and B */
+                        round_ratios(find_variant(OP_CREATE, b), peer_d, rounds, ratios);
+                        sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, ", create = %.2fx D",
+                                                median_double(ratios, rounds));
+                        round_ratios(find_variant(OP_CREATE, b), peer_b, rounds, ratios);
+                        sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, " = %.1fx B",
+                                                median_double(ratios, rounds));
                 }
+        }
+
+        /* ---- beyond the rows: concurrency, bulk data, live buffers ---- */
+        if (run_scale) {
+                ScaleBus sb[MAX_BUSES];
+                int status;
+
+                for (unsigned i = 0; i < n_buses; i++)
+                        sb[i] = (ScaleBus) { buses[i].name, buses[i].address, buses[i].bus };
+                bench_concurrency(sb, n_buses, conc_ms);
+                bench_bulk(sb, n_buses, bulk_mib);
+                /* The live-buffer levels start daemons of their own, with
+                 * other limits and the fd store: the first bus's makes way. */
+                status = daemon_stop(&buses[0]);
+                if (status != 0) {
+                        fprintf(stderr, "bench-broker: bufbrokerd on %s exited with status %d after SIGTERM\n",
+                                buses[0].name, status);
+                        failed = true;
+                }
+                if (!bench_live_buffers(&sb[0], buses[0].dir, live_max, fdstore_build_sec))
+                        failed = true;
         }
 
         /* ---- stop; the daemon must exit cleanly ---- */
@@ -969,7 +1082,9 @@ int main(int argc, char *argv[]) {
         for (unsigned i = 0; i < n_variants; i++)
                 free(variants[i].samples);
 
-        printf("\nsummary: %s%s; %u rounds x %u iterations%s (measured %.1f s, total %.1f s)%s%s\n",
+        printf("\n");
+        bench_scale_print_summary();
+        printf("summary: %s%s; %u rounds x %u iterations%s (measured %.1f s, total %.1f s)%s%s\n",
                failed ? "FAILED (see above); " : "", summary, rounds, iterations,
                scaled || cut ? " (scaled down: busy machine)" : "",
                (double) (now_ns() - t_measure) / 1e9, (double) (now_ns() - t_start) / 1e9,
