@@ -94,7 +94,6 @@ START_TEST(test_bad_batches_leave_nothing) {
         static const uint32_t counts[] = { 0, BB_CREATE_BATCH_MAX + 1, UINT32_MAX };
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
-        _cleanup_created_ Created mine = { .fd = -1 };
         char *paths[3], *two[2];
         Snapshot base;
         int r;
