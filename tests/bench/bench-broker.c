@@ -147,6 +147,7 @@ typedef struct Bus {
         bb_client *owner;               /* (c') and (d): holds `shared` */
         bb_client *opener;              /* (d): the second connection */
         bb_client *lister;              /* (e) */
+        bb_client *private;             /* (p): a private connection of cold's */
         bb_buffer *shared;
         unsigned list_expected;         /* (e): at least this many entries */
 } Bus;
@@ -286,6 +287,7 @@ static int bus_stop(Bus *b) {
         pid_t broker;
 
         b->shared = bb_buffer_unref(b->shared);
+        b->private = bb_client_unref(b->private);
         b->cold = bb_client_unref(b->cold);
         b->owner = bb_client_unref(b->owner);
         b->opener = bb_client_unref(b->opener);
@@ -384,6 +386,8 @@ static void bus_start(Bus *b, BusKind kind, unsigned max_buffers) {
                 r = bb_client_new_address(&b->opener, b->address);
         if (r >= 0)
                 r = bb_client_new_address(&b->lister, b->address);
+        if (r >= 0)
+                r = bb_client_open_private(b->cold, &b->private);
         if (r < 0)
                 fail("connecting clients to %s: %s", b->name, strerror(-r));
         r = bb_buffer_create(b->owner, "bench-shared", BUFFER_SIZE, 0, 0, &b->shared);
@@ -517,6 +521,42 @@ static int op_create_warm(Bus *b) {
         return create_cycle(b->owner);
 }
 
+/* (p): (c) over a private connection: no bus in between */
+static int op_create_private(Bus *b) {
+        return create_cycle(b->private);
+}
+
+/* (g): 16 buffers in two calls (CreateMemfds, ReleaseBuffers), each mapped
+ * and touched; timed per buffer (ops[].per) */
+static int op_batch(Bus *b) {
+        bb_buffer *bufs[BB_CREATE_BATCH_MAX];
+        int r;
+
+        r = bb_buffer_create_many(b->cold, "bench", BUFFER_SIZE, 0, 0, BB_CREATE_BATCH_MAX, bufs);
+        if (r < 0) {
+                note_client_error(b->cold);
+                return r;
+        }
+        for (unsigned i = 0; i < BB_CREATE_BATCH_MAX && r >= 0; i++) {
+                size_t size;
+                void *p;
+
+                r = bb_buffer_map(bufs[i], &p, &size);
+                if (r >= 0) {
+                        *(volatile uint8_t *) p = 1;
+                        r = bb_buffer_unmap(bufs[i]);
+                }
+        }
+        if (r >= 0) {
+                r = bb_buffer_release_many(bufs, BB_CREATE_BATCH_MAX);
+                if (r < 0)
+                        note_client_error(b->cold);
+        }
+        for (unsigned i = 0; i < BB_CREATE_BATCH_MAX; i++)
+                bb_buffer_unref(bufs[i]);
+        return r;
+}
+
 /* (d) */
 static int op_share_open(Bus *b) {
         bb_buffer *o = NULL;
@@ -610,6 +650,8 @@ typedef enum OpKind {
         OP_PEER_D,
         OP_CREATE,
         OP_CREATE_WARM,
+        OP_CREATE_PRIVATE,
+        OP_BATCH,
         OP_SHARE_OPEN,
         OP_LIST,
         OP_LIST_RAW,
@@ -621,6 +663,7 @@ static const struct {
         const char *key;        /* summary line */
         int (*fn)(Bus *b);
         bool list_iterations;
+        unsigned per;           /* buffers per call: samples are per buffer (0: 1) */
 } ops[_OP_MAX] = {
         [OP_INPROC]      = { "(a)  in-process memfd+seal+mmap+touch (baseline)", "inproc", op_inproc, false },
         [OP_INPROC_NOMAP] = { "(a-) same without mmap/touch/munmap (informative)", "inproc-nomap", op_inproc_nomap, false },
@@ -629,6 +672,9 @@ static const struct {
         [OP_PEER_D]      = { "(D)  peer D, sd-bus: memfd as 'h'+map+touch", "D", op_peer_d, false },
         [OP_CREATE]      = { "(c)  bb_buffer_create 4K+map+touch+unmap+release", "create", op_create_cold, false },
         [OP_CREATE_WARM] = { "(c') same, connection already holds a buffer", "create-warm", op_create_warm, false },
+        [OP_CREATE_PRIVATE] = { "(p)  (c) through a private connection", "private", op_create_private, false },
+        [OP_BATCH]       = { "(g)  16 at once: CreateMemfds+map+touch+ReleaseBuffers, per buffer", "batch",
+                             op_batch, false, BB_CREATE_BATCH_MAX },
         [OP_SHARE_OPEN]  = { "(d)  share + open (2nd connection) + release", "share+open", op_share_open, false },
         [OP_LIST]        = { "(e)  ListBuffers (library), N buffers held", "list", op_list, true },
         [OP_LIST_RAW]    = { "(e') same call, raw sd-bus: entries read, no handles", "list-raw", op_list_raw, true },
@@ -709,7 +755,7 @@ static void run_chunk(Variant *v, unsigned count, bool record) {
                              strerror(-r), last_error_message && *last_error_message ? ": " : "",
                              last_error_message ?: "");
                 if (record)
-                        v->samples[v->n++] = t1 - t0;
+                        v->samples[v->n++] = (t1 - t0) / (ops[v->op].per ? ops[v->op].per : 1);
         }
 }
 
@@ -1038,6 +1084,13 @@ int main(int argc, char *argv[]) {
                                                 median_double(ratios, rounds));
                         round_ratios(find_variant(OP_CREATE, b), peer_b, rounds, ratios);
                         sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, " = %.1fx B",
+                                                median_double(ratios, rounds));
+                        /* the private connection against B, a batched buffer against B */
+                        round_ratios(find_variant(OP_CREATE_PRIVATE, b), peer_b, rounds, ratios);
+                        sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, ", private = %.2fx B",
+                                                median_double(ratios, rounds));
+                        round_ratios(find_variant(OP_BATCH, b), peer_b, rounds, ratios);
+                        sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, ", batched = %.2fx B per buffer",
                                                 median_double(ratios, rounds));
                 }
         }
