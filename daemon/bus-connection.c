@@ -267,8 +267,14 @@ int bus_connection_setup(Manager *m, sd_bus *bus) {
         return 0;
 }
 
-static int on_unref_later(sd_event_source *s, void *userdata) {
+static void bus_close_unref_destroy(void *userdata) {
         sd_bus_close_unref(userdata);
+}
+
+/* The source is floating: the loop's reference is its only one. Dropping it
+ * runs its destroy callback, which frees the bus; so does freeing the loop
+ * at exit, should the daemon stop before this round comes. */
+static int on_unref_later(sd_event_source *s, void *userdata) {
         sd_event_source_unref(s);
         return 0;
 }
@@ -278,6 +284,7 @@ static int on_unref_later(sd_event_source *s, void *userdata) {
 static int on_direct_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
         Manager *m = userdata;
         sd_bus *bus = sd_bus_message_get_bus(msg);
+        sd_event_source *s;
         Peer *p;
 
         TAILQ_FOREACH(p, &m->peers, link)
@@ -290,8 +297,13 @@ static int on_direct_disconnected(sd_bus_message *msg, void *userdata, sd_bus_er
          * them, or they would take the slots of released calls for good. */
         peers_forget_connection(m, bus);
         peer_vanished(m, p->name);
-        if (sd_event_add_defer(m->event, NULL, on_unref_later, bus) < 0)
+        if (sd_event_add_defer(m->event, &s, on_unref_later, bus) < 0) {
                 log_warning_errno(-ENOMEM, "Cannot free a closed direct connection");
+                return 0;
+        }
+        (void) sd_event_source_set_destroy_callback(s, bus_close_unref_destroy);
+        (void) sd_event_source_set_floating(s, true);
+        sd_event_source_unref(s);
         return 0;
 }
 

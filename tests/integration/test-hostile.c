@@ -225,9 +225,11 @@ START_TEST(test_integer_options_of_any_type) {
                 uint64_t size;
                 int fd;
 
-                ck_assert_msg(sd_bus_call(test_bus(), create_with_option(BB_OPT_TTL_USEC, ok[k].type, ok[k].value), 0,
-                                          &error, &reply) >= 0,
+                sd_bus_message *m = create_with_option(BB_OPT_TTL_USEC, ok[k].type, ok[k].value);
+
+                ck_assert_msg(sd_bus_call(test_bus(), m, 0, &error, &reply) >= 0,
                               "ttl-usec of type %c: %s", ok[k].type, error.message);
+                sd_bus_message_unref(m);
                 ck_assert(sd_bus_message_read(reply, "oht", &path, &fd, &size) > 0);
                 /* 100 us: it expires at once */
                 ck_assert_msg(released_wait(buffer_id_from_path(path), scaled_ms(5000)) || !list_has(NULL, buffer_id_from_path(path)),
