@@ -1221,7 +1221,9 @@ Broker *broker_free(Broker *b) {
         if (!b)
                 return NULL;
 
-        /* Tear down quietly: the bus layer is going away too. */
+        /* Tear down quietly: the bus layer is going away too, and the
+         * saved state stays as it is, for the next start. */
+        b->state_changed = NULL;
         while ((buf = TAILQ_FIRST(&b->buffers)))
                 buffer_drop(b, buf, false);
 
