@@ -3,7 +3,7 @@
  * The state is text, one record a line, so that it can be read with `cat`
  * when debugging a restart:
  *
- *   bufbroker-state 2 <next-id>
+ *   bufbroker-state 3 <next-id> <seq>
  *   queue <tag> <type> <width> <height> <fourcc> <field> <count> <planes> (<bytesperline> <sizeimage>)... <hex path>
  *   buffer <id> <owner-uid> <persistent> <frozen> <read-only> <expire-usec> <created-usec> <queue-tag> <index>
  *          <planes> (<length> <bytesperline> <offset>)... <hex name>
@@ -12,7 +12,10 @@
  *
  * Numbers are decimal, flags 0 or 1, strings hex ("-" when empty). A queue
  * line comes before the first of its buffers (their ids are consecutive),
- * holds and tokens after their buffer.
+ * holds and tokens after their buffer. The journal of changes that follows
+ * (broker-state.h) adds "-buffer", "-hold" and "-token" records; reading
+ * replays it first, into the snapshot it amounts to, and restores that.
+ * Version 2 is the same snapshot without <seq> and without a journal.
  *
  * The stored fds that go with it (broker_state_*_fdname()): "buf-<id>-<plane>"
  * (and "-ro" for V4L2's read-only exports), and for V4L2 "queue-<tag>", the
@@ -24,13 +27,17 @@
  *
  * Reading trusts nothing: every field is checked (digits only, in range,
  * flags 0 or 1, hex of the right length), and a line that does not parse is
- * dropped whole, with the fds it names.
+ * dropped whole, with the fds it names. A journal record that names nothing
+ * (a deletion of what is not there) or is of a kind we do not know is
+ * skipped, as an unknown line is; a record adding what is there replaces it.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <search.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker-state.h"
 #include "log.h"
@@ -67,10 +74,7 @@ static void write_queue(FILE *f, const V4L2Queue *q) {
         fputc('\n', f);
 }
 
-static void write_buffer(FILE *f, const Buffer *buf) {
-        const Token *t;
-        const Hold *h;
-
+static void write_buffer_line(FILE *f, const Buffer *buf) {
         fprintf(f, "buffer %" PRIu64 " %u %d %d %d %" PRIu64 " %" PRIu64 " %" PRIu64 " %u %u",
                 buf->id, (unsigned) buf->owner_uid, buf->persistent, buf->frozen, buf->read_only,
                 buf->expire_usec, buf->created_usec,
@@ -81,19 +85,34 @@ static void write_buffer(FILE *f, const Buffer *buf) {
         fputc(' ', f);
         write_hex(f, buf->name);
         fputc('\n', f);
-        TAILQ_FOREACH(h, &buf->holds, by_buffer)
-                fprintf(f, "hold %" PRIu64 " %u %s\n", buf->id, (unsigned) h->client->uid, h->client->name);
-        TAILQ_FOREACH(t, &buf->tokens, by_buffer)
-                fprintf(f, "token %" PRIu64 " %s %u %u %d %d %" PRIu64 "\n", buf->id, t->id,
-                        (unsigned) t->owner_uid, (unsigned) t->bound_uid, t->read_only, t->single_use,
-                        t->expire_usec);
 }
 
-int broker_state_write(Broker *b, FILE *f) {
+static void write_hold(FILE *f, const Buffer *buf, const Hold *h) {
+        fprintf(f, "hold %" PRIu64 " %u %s\n", buf->id, (unsigned) h->client->uid, h->client->name);
+}
+
+static void write_token(FILE *f, const Buffer *buf, const Token *t) {
+        fprintf(f, "token %" PRIu64 " %s %u %u %d %d %" PRIu64 "\n", buf->id, t->id,
+                (unsigned) t->owner_uid, (unsigned) t->bound_uid, t->read_only, t->single_use,
+                t->expire_usec);
+}
+
+static void write_buffer(FILE *f, const Buffer *buf) {
+        const Token *t;
+        const Hold *h;
+
+        write_buffer_line(f, buf);
+        TAILQ_FOREACH(h, &buf->holds, by_buffer)
+                write_hold(f, buf, h);
+        TAILQ_FOREACH(t, &buf->tokens, by_buffer)
+                write_token(f, buf, t);
+}
+
+int broker_state_write(Broker *b, uint64_t seq, FILE *f) {
         const V4L2Queue *last_queue = NULL;
         Buffer *buf;
 
-        fprintf(f, "bufbroker-state %u %" PRIu64 "\n", BROKER_STATE_VERSION, b->next_id);
+        fprintf(f, "bufbroker-state %u %" PRIu64 " %" PRIu64 "\n", BROKER_STATE_VERSION, b->next_id, seq);
         BROKER_FOREACH_BUFFER(buf, b) {
                 if (buf->queue && buf->queue != last_queue) {
                         write_queue(f, buf->queue);
@@ -102,6 +121,123 @@ int broker_state_write(Broker *b, FILE *f) {
                 write_buffer(f, buf);
         }
         return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
+}
+
+/* ---------------------------------------------------------- journal --- */
+
+struct BrokerJournal {
+        Broker *broker;
+        int fd;
+        uint64_t seq;
+        uint64_t snapshot_size;         /* what the journal started from */
+        uint64_t end;                   /* where the next record goes */
+        bool broken;                    /* a record was not written: no more */
+        FILE *record;                   /* formats a record into record_buf */
+        char *record_buf;
+        size_t record_size;
+};
+
+void broker_state_write_change(const BrokerChange *c, FILE *f) {
+        const Buffer *buf = c->buffer;
+
+        switch (c->kind) {
+        case BROKER_BUFFER_ADDED:
+                /* The first buffer of a V4L2 queue names it (its tag). */
+                if (buf->queue && v4l2_queue_get_tag(buf->queue) == buf->id)
+                        write_queue(f, buf->queue);
+                write_buffer_line(f, buf);
+                break;
+        case BROKER_BUFFER_CHANGED:
+                write_buffer_line(f, buf);
+                break;
+        case BROKER_BUFFER_DROPPED:
+                fprintf(f, "-buffer %" PRIu64 "\n", buf->id);
+                break;
+        case BROKER_HOLD_ADDED:
+                write_hold(f, buf, c->hold);
+                break;
+        case BROKER_HOLD_DROPPED:
+                fprintf(f, "-hold %" PRIu64 " %s\n", buf->id, c->hold->client->name);
+                break;
+        case BROKER_TOKEN_ADDED:
+                write_token(f, buf, c->token);
+                break;
+        case BROKER_TOKEN_DROPPED:
+                fprintf(f, "-token %s\n", c->token->id);
+                break;
+        }
+}
+
+static void journal_append(Broker *b, const BrokerChange *change, void *userdata) {
+        BrokerJournal *j = userdata;
+        ssize_t n;
+        off_t len;
+
+        if (j->broken)
+                return;
+        rewind(j->record);
+        broker_state_write_change(change, j->record);
+        len = ftello(j->record);
+        if (fflush(j->record) != 0 || ferror(j->record) || len <= 0) {
+                log_error("cannot write a record of the state; it is saved whole at the next chance");
+                j->broken = true;
+                return;
+        }
+        /* One write at our own offset: a record is there whole, or cut short
+         * (no newline) at the end, where reading leaves it. */
+        n = pwrite(j->fd, j->record_buf, (size_t) len, (off_t) j->end);
+        if (n != len) {
+                log_error("cannot append to the saved state (%s); it is saved whole at the next chance",
+                          n < 0 ? strerror(errno) : "short write");
+                j->broken = true;
+                return;
+        }
+        j->end += (uint64_t) len;
+}
+
+int broker_journal_new(Broker *b, int fd, uint64_t seq, uint64_t size, BrokerJournal **ret) {
+        BrokerJournal *j;
+
+        if (b->state_changed)
+                return -EBUSY;
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->record = open_memstream(&j->record_buf, &j->record_size);
+        if (!j->record) {
+                free(j);
+                return -ENOMEM;
+        }
+        j->broker = b;
+        j->fd = fd;
+        j->seq = seq;
+        j->snapshot_size = size;
+        j->end = size;
+        b->state_changed = journal_append;
+        b->state_changed_userdata = j;
+        *ret = j;
+        return 0;
+}
+
+BrokerJournal *broker_journal_free(BrokerJournal *j) {
+        if (!j)
+                return NULL;
+        if (j->broker->state_changed_userdata == j) {
+                j->broker->state_changed = NULL;
+                j->broker->state_changed_userdata = NULL;
+        }
+        fclose(j->record);
+        free(j->record_buf);
+        free(j);
+        return NULL;
+}
+
+bool broker_journal_full(const BrokerJournal *j) {
+        return j->broken || j->end - j->snapshot_size > j->snapshot_size + BROKER_JOURNAL_SLACK;
+}
+
+uint64_t broker_journal_seq(const BrokerJournal *j) {
+        return j->seq;
 }
 
 /* ------------------------------------------------------------- read --- */
@@ -363,25 +499,13 @@ static void restore_token(Restore *rs, char **f, unsigned n) {
                 (void) broker_restore_token(rs->b, buf, f[2], owner, &opts, expire);
 }
 
-/* One line; -EPROTO stops the restore. */
-static int restore_line(Restore *rs, char *line, bool first) {
+/* A line of the snapshot. */
+static void restore_line(Restore *rs, char *line) {
         char *f[FIELDS_MAX];
         unsigned n = split(line, f);
-        uint32_t version;
-
-        /* The first line says what follows; a format we do not know is not
-         * guessed at: the whole state is dropped. */
-        if (first) {
-                if (n != 3 || strcmp(f[0], "bufbroker-state") != 0 || !parse_u32(f[1], &version) ||
-                    version != BROKER_STATE_VERSION || !parse_u64(f[2], &rs->next_id)) {
-                        log_warning("the saved state has an unknown format, dropping it");
-                        return -EPROTO;
-                }
-                return 0;
-        }
 
         if (n == 0 || n > FIELDS_MAX)
-                return 0;
+                return;
         if (strcmp(f[0], "queue") == 0)
                 restore_queue(rs, f, n);
         else if (strcmp(f[0], "buffer") == 0)
@@ -390,41 +514,349 @@ static int restore_line(Restore *rs, char *line, bool first) {
                 restore_hold(rs, f, n);
         else if (strcmp(f[0], "token") == 0)
                 restore_token(rs, f, n);
+}
+
+/* The first line: 0, -EPROTO (a version we do not know) or -EINVAL (not
+ * a state: a version 3 header also needs its newline, as we write it). */
+static int parse_header(char *line, unsigned *ret_version, uint64_t *ret_next_id, uint64_t *ret_seq) {
+        size_t len = strlen(line);
+        bool whole = len > 0 && line[len - 1] == '\n';
+        uint64_t version, next_id, seq = 0;
+        char *f[FIELDS_MAX];
+        unsigned n = split(line, f);
+
+        if (n < 2 || n > FIELDS_MAX || strcmp(f[0], "bufbroker-state") != 0 || !parse_u64(f[1], &version))
+                return -EINVAL;
+        if (version == BROKER_STATE_VERSION_SNAPSHOT) {
+                if (n != 3 || !parse_u64(f[2], &next_id))
+                        return -EINVAL;
+        } else if (version == BROKER_STATE_VERSION) {
+                if (!whole || n != 4 || !parse_u64(f[2], &next_id) || !parse_u64(f[3], &seq))
+                        return -EINVAL;
+        } else
+                return -EPROTO;
+        *ret_version = (unsigned) version;
+        *ret_next_id = next_id;
+        *ret_seq = seq;
         return 0;
 }
 
-static int restore_lines(Restore *rs, FILE *f) {
+/* Read the first line of @f (rewound). */
+static int read_header(FILE *f, unsigned *ret_version, uint64_t *ret_next_id, uint64_t *ret_seq) {
         _cleanup_free_ char *line = NULL;
         size_t size = 0;
-        bool first = true;
         ssize_t len;
-        int r;
+
+        rewind(f);
+        len = getline(&line, &size, f);
+        if (len <= 0 || len > LINE_MAX_STATE)
+                return -EINVAL;
+        return parse_header(line, ret_version, ret_next_id, ret_seq);
+}
+
+int broker_state_header(FILE *f, unsigned *ret_version, uint64_t *ret_seq) {
+        uint64_t next_id;
+
+        return read_header(f, ret_version, &next_id, ret_seq);
+}
+
+int broker_state_pick(FILE *const *f, unsigned n) {
+        uint64_t seq, best_seq = 0;
+        unsigned version;
+        int best = -ENOENT;
+
+        for (unsigned i = 0; i < n; i++) {
+                int r = broker_state_header(f[i], &version, &seq);
+
+                if (r == -EPROTO) {
+                        log_warning("a saved state is of version %u or newer, which this daemon does not know; "
+                                    "nothing is restored", BROKER_STATE_VERSION + 1);
+                        return r;
+                }
+                if (r < 0) {
+                        log_warning("a saved state is not one (cut short or damaged), ignoring it");
+                        continue;
+                }
+                if (best < 0 || seq > best_seq) {
+                        best = (int) i;
+                        best_seq = seq;
+                }
+        }
+        return best;
+}
+
+/* Version 2: the snapshot, a line at a time. */
+static void restore_lines(Restore *rs, FILE *f) {
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        ssize_t len;
 
         while ((len = getline(&line, &size, f)) > 0) {
                 if (len > LINE_MAX_STATE) {
-                        if (first) {
-                                log_warning("the saved state has an unknown format, dropping it");
-                                return -EPROTO;
-                        }
                         log_warning("dropping a line of the saved state of %zd bytes", len);
                         continue;
                 }
-                r = restore_line(rs, line, first);
-                if (r < 0)
-                        return r;
-                first = false;
+                restore_line(rs, line);
+        }
+}
+
+/* Version 3: the journal is replayed into the snapshot it amounts to,
+ * which is then restored as version 2 is. A record is keyed by what it is
+ * about; the last one for a key is the one that counts. */
+enum { RANK_QUEUE, RANK_BUFFER, RANK_HOLD, RANK_TOKEN };
+
+typedef struct Record {
+        unsigned rank;
+        uint64_t id;                    /* key: buffer id (queue: tag; token: 0) */
+        char *key;                      /* and hold: unique name; token: the token */
+        uint64_t buffer;                /* the buffer it goes with */
+        uint64_t tag;                   /* buffer: its queue, 0 none */
+        size_t order;                   /* when first added */
+        char *line;                     /* the record; NULL: deleted */
+} Record;
+
+typedef struct Replay {
+        void *index;                    /* of the records that are not deleted */
+        Record **all;
+        size_t n, allocated;
+        uint64_t next_id;
+} Replay;
+
+static int record_compare(const void *a, const void *b) {
+        const Record *x = a, *y = b;
+
+        if (x->rank != y->rank)
+                return x->rank < y->rank ? -1 : 1;
+        if (x->id != y->id)
+                return x->id < y->id ? -1 : 1;
+        return strcmp(x->key ? x->key : "", y->key ? y->key : "");
+}
+
+static int record_order(const void *a, const void *b) {
+        const Record *x = *(Record * const *) a, *y = *(Record * const *) b;
+
+        if (x->buffer != y->buffer)
+                return x->buffer < y->buffer ? -1 : 1;
+        if (x->rank != y->rank)
+                return x->rank < y->rank ? -1 : 1;
+        return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int compare_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+        return x < y ? -1 : x > y;
+}
+
+static int replay_put(Replay *rp, unsigned rank, uint64_t id, const char *key, uint64_t buffer, uint64_t tag,
+                      const char *line) {
+        Record probe = { .rank = rank, .id = id, .key = (char *) key }, *rec;
+        void **found = tfind(&probe, &rp->index, record_compare);
+        char *copy = strdup(line);
+
+        if (!copy)
+                return -ENOMEM;
+        if (found) {
+                rec = *found;
+                free(rec->line);
+                rec->line = copy;
+                rec->buffer = buffer;
+                rec->tag = tag;
+                return 0;
+        }
+        if (rp->n == rp->allocated) {
+                size_t allocated = rp->allocated ? 2 * rp->allocated : 1024;
+                Record **all = realloc(rp->all, allocated * sizeof(Record *));
+
+                if (!all) {
+                        free(copy);
+                        return -ENOMEM;
+                }
+                rp->all = all;
+                rp->allocated = allocated;
+        }
+        rec = calloc(1, sizeof(*rec));
+        if (rec)
+                *rec = (Record) { .rank = rank, .id = id, .key = key ? strdup(key) : NULL, .buffer = buffer,
+                                  .tag = tag, .order = rp->n, .line = copy };
+        if (!rec || (key && !rec->key) || !tsearch(rec, &rp->index, record_compare)) {
+                if (rec)
+                        free(rec->key);
+                free(rec);
+                free(copy);
+                return -ENOMEM;
+        }
+        rp->all[rp->n++] = rec;
+        return 0;
+}
+
+static void replay_delete(Replay *rp, unsigned rank, uint64_t id, const char *key) {
+        Record probe = { .rank = rank, .id = id, .key = (char *) key }, *rec;
+        void **found = tfind(&probe, &rp->index, record_compare);
+
+        /* Deleting what is not there (a hostile record) changes nothing. */
+        if (!found)
+                return;
+        rec = *found;
+        tdelete(&probe, &rp->index, record_compare);
+        free(rec->line);
+        rec->line = NULL;
+}
+
+/* A buffer id the journal names, even one deleted since: ids go on. */
+static void replay_saw_id(Replay *rp, uint64_t id) {
+        if (id < UINT64_MAX && id + 1 > rp->next_id)
+                rp->next_id = id + 1;
+}
+
+static int replay_line(Replay *rp, const char *line) {
+        _cleanup_free_ char *copy = strdup(line);
+        char *f[FIELDS_MAX];
+        uint64_t id, tag;
+        unsigned n;
+
+        if (!copy)
+                return -ENOMEM;
+        n = split(copy, f);
+        if (n < 2 || n > FIELDS_MAX || !parse_u64(f[1], &id))
+                return 0;
+        if (strcmp(f[0], "queue") == 0)
+                return replay_put(rp, RANK_QUEUE, id, NULL, id, 0, line);
+        if (strcmp(f[0], "buffer") == 0 && n >= 9 && parse_u64(f[8], &tag)) {
+                replay_saw_id(rp, id);
+                return replay_put(rp, RANK_BUFFER, id, NULL, id, tag, line);
+        }
+        if (strcmp(f[0], "hold") == 0 && n >= 4)
+                return replay_put(rp, RANK_HOLD, id, f[3], id, 0, line);
+        if (strcmp(f[0], "token") == 0 && n >= 3)
+                return replay_put(rp, RANK_TOKEN, 0, f[2], id, 0, line);
+        if (strcmp(f[0], "-buffer") == 0 && n == 2) {
+                replay_saw_id(rp, id);
+                replay_delete(rp, RANK_BUFFER, id, NULL);
+        } else if (strcmp(f[0], "-hold") == 0 && n == 3)
+                replay_delete(rp, RANK_HOLD, id, f[2]);
+        /* Unknown kinds, and records that do not say what they are about,
+         * are skipped, as unknown lines of a snapshot are. */
+        return 0;
+}
+
+/* "-token <token>" has no number to go by. */
+static bool replay_token_delete(Replay *rp, const char *line) {
+        _cleanup_free_ char *copy = strdup(line);
+        char *f[FIELDS_MAX];
+
+        if (!copy || split(copy, f) != 2 || strcmp(f[0], "-token") != 0)
+                return false;
+        replay_delete(rp, RANK_TOKEN, 0, f[1]);
+        return true;
+}
+
+/* The records are freed from rp->all. */
+static void record_forget(void *p) {
+}
+
+/* The snapshot that the replayed records amount to, restored in the order
+ * a snapshot is written: a queue, then each of its buffers with its holds
+ * and tokens. Holds and tokens of a buffer that is gone, and a queue none
+ * of whose buffers is left, are not restored. */
+static int replay_restore(Restore *rs, Replay *rp) {
+        _cleanup_free_ Record **live = NULL;
+        _cleanup_free_ uint64_t *tags = NULL;
+        size_t n_live = 0, n_tags = 0;
+        bool have_buffer = false;
+        uint64_t buffer = 0;
+
+        live = malloc((rp->n + 1) * sizeof(Record *));
+        tags = malloc((rp->n + 1) * sizeof(uint64_t));
+        if (!live || !tags)
+                return -ENOMEM;
+        for (size_t i = 0; i < rp->n; i++) {
+                if (!rp->all[i]->line)
+                        continue;
+                live[n_live++] = rp->all[i];
+                if (rp->all[i]->rank == RANK_BUFFER && rp->all[i]->tag != 0)
+                        tags[n_tags++] = rp->all[i]->tag;
+        }
+        qsort(live, n_live, sizeof(Record *), record_order);
+        qsort(tags, n_tags, sizeof(uint64_t), compare_u64);
+
+        for (size_t i = 0; i < n_live; i++) {
+                Record *rec = live[i];
+
+                switch (rec->rank) {
+                case RANK_QUEUE:
+                        if (bsearch(&rec->buffer, tags, n_tags, sizeof(uint64_t), compare_u64))
+                                restore_line(rs, rec->line);
+                        break;
+                case RANK_BUFFER:
+                        restore_line(rs, rec->line);
+                        have_buffer = true;
+                        buffer = rec->buffer;
+                        break;
+                default:
+                        if (have_buffer && buffer == rec->buffer)
+                                restore_line(rs, rec->line);
+                }
         }
         return 0;
+}
+
+static int replay_journal(Restore *rs, FILE *f) {
+        _cleanup_free_ char *line = NULL;
+        Replay rp = { .next_id = rs->next_id };
+        size_t size = 0;
+        ssize_t len;
+        int r = 0;
+
+        while ((len = getline(&line, &size, f)) > 0) {
+                if (line[len - 1] != '\n') {
+                        /* The daemon was killed while appending it. */
+                        log_warning("the last record of the saved state was cut short, ignoring it");
+                        break;
+                }
+                if (len > LINE_MAX_STATE) {
+                        log_warning("dropping a line of the saved state of %zd bytes", len);
+                        continue;
+                }
+                r = replay_token_delete(&rp, line) ? 0 : replay_line(&rp, line);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0)
+                r = replay_restore(rs, &rp);
+        rs->next_id = rp.next_id;
+
+        tdestroy(rp.index, record_forget);
+        for (size_t i = 0; i < rp.n; i++) {
+                free(rp.all[i]->key);
+                free(rp.all[i]->line);
+                free(rp.all[i]);
+        }
+        free(rp.all);
+        return r;
 }
 
 int broker_state_read(Broker *b, FILE *f, const BrokerStateSource *src) {
         Restore rs = { .b = b, .src = src, .next_id = 1 };
         uint64_t restored;
+        unsigned version;
+        uint64_t seq;
         int r = 0;
 
         if (f) {
-                rewind(f);
-                r = restore_lines(&rs, f);
+                r = read_header(f, &version, &rs.next_id, &seq);
+                if (r < 0) {
+                        /* A format we do not know is not guessed at: the
+                         * whole state is dropped. */
+                        log_warning("the saved state has an unknown format, dropping it");
+                        r = -EPROTO;
+                } else if (version == BROKER_STATE_VERSION_SNAPSHOT)
+                        restore_lines(&rs, f);
+                else {
+                        r = replay_journal(&rs, f);
+                        if (r < 0)
+                                log_error_errno(r, "cannot read the saved state");
+                }
         }
         if (r < 0)
                 rs.next_id = 1;

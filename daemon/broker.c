@@ -180,6 +180,12 @@ static void usage_gc(Broker *b, UidUsage *u) {
         }
 }
 
+/* Tell whoever keeps the saved state (broker-state.h) what changed. */
+static void state_changed(Broker *b, BrokerChangeKind kind, const Buffer *buf, const Hold *h, const Token *t) {
+        if (b->state_changed)
+                b->state_changed(b, &(BrokerChange) { kind, buf, h, t }, b->state_changed_userdata);
+}
+
 /* Charge and uncharge a registered buffer or token to its uid and to the
  * totals, keeping count of the uids that hold any (the fair share's n). */
 static void usage_add_buffer(Broker *b, UidUsage *u, const Buffer *buf) {
@@ -339,6 +345,7 @@ static int hold_add(Broker *b, Buffer *buf, const Caller *caller) {
         TAILQ_INSERT_TAIL(&c->holds, h, by_client);
         buf->n_holds++;
         b->generation++;
+        state_changed(b, BROKER_HOLD_ADDED, buf, h, NULL);
         return 0;
 }
 
@@ -350,6 +357,7 @@ static void hold_free(Broker *b, Hold *h) {
         TAILQ_REMOVE(&c->holds, h, by_client);
         h->buffer->n_holds--;
         b->generation++;
+        state_changed(b, BROKER_HOLD_DROPPED, h->buffer, h, NULL);
         free(h);
         client_gc(b, c);
 }
@@ -361,6 +369,7 @@ static void token_free(Broker *b, Token *t) {
         TAILQ_REMOVE(&t->buffer->tokens, t, by_buffer);
         TAILQ_REMOVE(&b->tokens, t, link);
         usage_remove_token(b, t->owner_uid);
+        state_changed(b, BROKER_TOKEN_DROPPED, t->buffer, NULL, t);
         free(t);
 }
 
@@ -422,6 +431,7 @@ static void buffer_unregister(Broker *b, Buffer *buf, bool announce) {
         tdelete(buf, &b->buffer_index, buffer_compare);
         TAILQ_REMOVE(&b->buffers, buf, link);
         usage_remove_buffer(b, buf);
+        state_changed(b, BROKER_BUFFER_DROPPED, buf, NULL, NULL);
 }
 
 /* Unregister and free a registered buffer. */
@@ -587,6 +597,7 @@ static int token_register(Broker *b, Buffer *buf, const char *id, uid_t owner_ui
         TAILQ_INSERT_TAIL(&buf->tokens, t, by_buffer);
         TAILQ_INSERT_TAIL(&b->tokens, t, link);
         usage_add_token(b, u);
+        state_changed(b, BROKER_TOKEN_ADDED, buf, NULL, t);
         if (ret)
                 *ret = t;
         TAKE_PTR(t);
@@ -686,6 +697,8 @@ static int buffer_register(Broker *b, Buffer *buf, const Caller *holder, bool re
         if (r < 0)
                 return fail(err, r, "Failed to keep the buffer for a restart of the daemon (file descriptor store): %s",
                             strerror(-r));
+        /* Only now: announcing it names its V4L2 queue (the tag). */
+        state_changed(b, BROKER_BUFFER_ADDED, buf, NULL, NULL);
         return 0;
 }
 
@@ -1009,8 +1022,10 @@ int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *er
                             buf->id, (unsigned) buf->owner_uid);
 
         /* The owner's Release ends persistence; anyone's ends their own hold. */
-        if (manager)
+        if (manager && buf->persistent) {
                 buf->persistent = false;
+                state_changed(b, BROKER_BUFFER_CHANGED, buf, NULL, NULL);
+        }
         b->generation++;
         if (h)
                 hold_free(b, h);
@@ -1052,6 +1067,7 @@ int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err
                 /* A writable holder sealed it on its own: it is frozen now. */
                 buf->frozen = true;
         b->generation++;
+                state_changed(b, BROKER_BUFFER_CHANGED, buf, NULL, NULL);
                 return refuse(err, r, "Buffer %" PRIu64 " is already frozen", buf->id);
         }
         if (r < 0)
@@ -1059,6 +1075,7 @@ int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err
 
         buf->frozen = true;
         b->generation++;
+        state_changed(b, BROKER_BUFFER_CHANGED, buf, NULL, NULL);
         return 0;
 }
 
@@ -1241,7 +1258,9 @@ Broker *broker_free(Broker *b) {
         if (!b)
                 return NULL;
 
-        /* Tear down quietly: the bus layer is going away too. */
+        /* Tear down quietly: the bus layer is going away too, and the
+         * saved state stays as it is, for the next start. */
+        b->state_changed = NULL;
         while ((buf = TAILQ_FIRST(&b->buffers)))
                 buffer_drop(b, buf, false);
 

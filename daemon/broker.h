@@ -86,6 +86,26 @@ typedef struct Caller {
         unsigned n_groups;
 } Caller;
 
+/* A change of the state kept across a restart (broker-state.h journals
+ * them): what changed, and the buffer, hold or token. Told as it happens,
+ * the object still whole (a dropped one just before it goes). */
+typedef enum BrokerChangeKind {
+        BROKER_BUFFER_ADDED,
+        BROKER_BUFFER_CHANGED,          /* persistent or frozen */
+        BROKER_BUFFER_DROPPED,
+        BROKER_HOLD_ADDED,
+        BROKER_HOLD_DROPPED,
+        BROKER_TOKEN_ADDED,
+        BROKER_TOKEN_DROPPED,
+} BrokerChangeKind;
+
+typedef struct BrokerChange {
+        BrokerChangeKind kind;
+        const Buffer *buffer;
+        const Hold *hold;               /* BROKER_HOLD_* */
+        const Token *token;             /* BROKER_TOKEN_* */
+} BrokerChange;
+
 typedef struct BrokerError {
         const char *name;               /* protocol error name; NULL: system failure */
         char message[256];
@@ -181,6 +201,9 @@ struct Broker {
         uid_t self_uid;                 /* sees and may do everything, like root */
         uint64_t next_id;
         uint64_t generation;            /* bumped by every change of state */
+        /* Told of every change of the saved state (NULL: nobody). */
+        void (*state_changed)(Broker *b, const BrokerChange *change, void *userdata);
+        void *state_changed_userdata;
         BrokerStats stats;
         void *buffer_index;             /* tsearch trees */
         void *token_index;

@@ -171,7 +171,7 @@ static int parse_argv(int argc, char *argv[]) {
 /* Buffers keep fds: one per memfd, one or two per V4L2 plane. Take all the
  * fds we are allowed, and budget for buffers what the other uses leave
  * (FD_RESERVE) and what the fd store can keep (all of a buffer's fds, plus
- * the state). The budget is a limit like the others (BrokerLimits.max_fds,
+ * the state: two of it while a new snapshot replaces the old). The budget is a limit like the others (BrokerLimits.max_fds,
  * shared fairly), so a full table is QuotaExceeded, never EMFILE halfway
  * through a call or a buffer lost at the next restart. */
 static void fit_fd_budget(bool fdstore) {
@@ -191,7 +191,7 @@ static void fit_fd_budget(bool fdstore) {
         if (fdstore && arg_fdstore_max == 0 && e)
                 (void) parse_uint64(e, &arg_fdstore_max);
         if (fdstore && arg_fdstore_max > 0)
-                budget = MIN(budget, arg_fdstore_max - 1);
+                budget = MIN(budget, arg_fdstore_max > 2 ? arg_fdstore_max - 2 : 0);
 
         if (budget < arg_limits.max_fds)
                 log_info("keeping at most %" PRIu64 " fds for buffers (RLIMIT_NOFILE %llu, fd store %" PRIu64 ")",

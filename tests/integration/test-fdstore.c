@@ -15,11 +15,15 @@
  * left is dropped, ids go on); a state in an unknown format is dropped
  * whole; a buffer that cannot be stored is refused; the daemon keeps no
  * more fds than --fdstore-max (FileDescriptorStoreMax=) allows; a state that
- * cannot be written leaks nothing.
+ * cannot be written leaks nothing; a daemon killed (SIGKILL) at any point
+ * of a busy life, its journal full or not, comes back whole from what it
+ * stored.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -45,22 +49,24 @@ static int memfd_with(const char *name, const char *text, size_t size, bool seal
 }
 
 /* A saved state with buffer 5 (persistent, owner 65534, named "kept"), a
- * token for it, and a hold of a connection that is gone; the buffer's fd. */
-static void start_with_state(unsigned version, int fds[2]) {
-        char state[1024];
+ * token for it, and a hold of a connection that is gone; the buffer's fd.
+ * The state is stored as @fdname, after the header @header. */
+static void start_with_state(const char *header, const char *fdname, int fds[2]) {
+        char state[1024], names[64];
 
         snprintf(state, sizeof(state),
-                 "bufbroker-state %u 10\n"
+                 "%s\n"
                  "buffer 5 65534 1 0 0 18446744073709551615 1700000000000000 0 0 1 4096 0 0 6b657074\n"
                  "token 5 " TOKEN " 65534 4294967295 1 0 18446744073709551615\n"
                  "hold 5 65534 :1.999\n",
-                 version);
+                 header);
+        snprintf(names, sizeof(names), "%s:buf-5-0", fdname);
         fds[0] = memfd_with("bb-test-state", state, strlen(state), false);
         fds[1] = memfd_with("bb-test-kept", CONTENT, 4096, true);
         harness_daemon_spawn = (PbusSpawn) {
                 .listen_fds = fds,
                 .n_listen_fds = 2,
-                .listen_fdnames = "state:buf-5-0",
+                .listen_fdnames = names,
         };
         harness_restart_daemon(NULL);
         close(fds[0]);
@@ -87,6 +93,15 @@ static bool daemon_has_memfd(const char *name) {
         return found;
 }
 
+/* Both formats: a snapshot of version 2 stored as "state" (a daemon
+ * upgraded across a restart), and the journal of version 3, as "state-b". */
+static const struct {
+        const char *header, *fdname;
+} saved_states[] = {
+        { "bufbroker-state 2 10", "state" },
+        { "bufbroker-state 3 10 7", "state-b" },
+};
+
 START_TEST(test_restore_a_saved_state) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_created_ Created next = {};
@@ -94,7 +109,7 @@ START_TEST(test_restore_a_saved_state) {
         bool read_only = false;
         int fds[2], fd = -1;
 
-        start_with_state(2, fds);
+        start_with_state(saved_states[_i].header, saved_states[_i].fdname, fds);
         ck_assert_msg(list_has(NULL, 5), "buffer 5 was not restored");
         ck_assert_msg(call_open(NULL, TOKEN, &path, &fd, &read_only, &error) >= 0, "the saved token: %s",
                       error.message);
@@ -119,7 +134,7 @@ START_TEST(test_unknown_state_format_is_dropped) {
         _cleanup_created_ Created next = {};
         int fds[2], r;
 
-        start_with_state(3, fds);
+        start_with_state("bufbroker-state 4 10 1", "state-a", fds);
         ck_assert_uint_eq(stats_get(BB_STAT_BUFFERS), 0);
         ck_assert(!list_has(NULL, 5));
         r = call_open(NULL, TOKEN, NULL, NULL, NULL, &error);
@@ -194,7 +209,8 @@ static void stop_drainer(pid_t drainer, int fd) {
 }
 
 /* --fdstore-max= (FileDescriptorStoreMax= of the unit): the daemon keeps no
- * more fds for buffers than the store takes, less one for the state, and a
+ * more fds for buffers than the store takes, less two for the state (the
+ * old one stays until the new one is stored), and a
  * full budget is QuotaExceeded, not a buffer the next restart would lose. */
 START_TEST(test_fd_budget_fits_the_store) {
         static const char *const args[] = { "--fdstore-max=8", NULL };
@@ -224,15 +240,15 @@ START_TEST(test_fd_budget_fits_the_store) {
                 ck_assert(sd_bus_message_exit_container(reply) >= 0);
         }
         sd_bus_message_unref(reply);
-        ck_assert_uint_eq(limit, 7);
-        /* One uid alone gets half of it, rounded up (the fair share). */
-        for (unsigned i = 0; i < 4; i++)
+        ck_assert_uint_eq(limit, 6);
+        /* One uid alone gets half of it (the fair share). */
+        for (unsigned i = 0; i < 3; i++)
                 create_memfd(NULL, "stored", 4096, false, 0, &c[i]);
         r = sd_bus_call_method(test_bus(), BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfd",
                                &error, NULL, "sta{sv}", "one-too-many", (uint64_t) 4096, 0);
         assert_bus_error(&error, r, BB_ERROR_QUOTA_EXCEEDED, "file descriptors", "create over the fd budget");
         sd_bus_error_free(&error);
-        for (unsigned i = 0; i < 4; i++)
+        for (unsigned i = 0; i < 3; i++)
                 created_done(&c[i]);
         stop_drainer(drainer, fd);
 }
@@ -252,8 +268,9 @@ START_TEST(test_unwritable_state_leaks_no_fd) {
         harness_daemon_spawn = (PbusSpawn) { .notify_socket = notify, .preload = harness_env("FAULT_FDOPEN_SO") };
         harness_restart_daemon(NULL);
         baseline_after_warmup(&base);
-        /* Each create and each release changes the state: 20 saves fail.
-         * The fds come back to the baseline (without the fix: 20 more). */
+        /* No state can be written at all, so every round tries again: 20
+         * saves fail. The fds come back to the baseline (without the fix:
+         * 20 more). */
         for (unsigned i = 0; i < 10; i++) {
                 create_memfd(NULL, "unsaved", 4096, false, 0, &c);
                 ck_assert_int_ge(call_release(test_bus(), c.path, NULL), 0);
@@ -261,6 +278,271 @@ START_TEST(test_unwritable_state_leaks_no_fd) {
         }
         assert_back_to(&base, "after 20 failed saves");
         stop_drainer(drainer, fd);
+}
+END_TEST
+
+/* ------------------------------------------------ a store that keeps --- */
+
+/* Stands in for systemd's store itself: a thread takes the daemon's
+ * messages and keeps the fds of FDSTORE=1 under their FDNAME=, drops them
+ * for FDSTOREREMOVE=1, as the service manager does. What it keeps is
+ * handed to the next daemon (at most 16 fds: the harness's limit). */
+#define KEEP_MAX 64
+
+typedef struct Keeper {
+        int sock, stop[2];
+        pthread_t thread;
+        unsigned n;
+        int fds[KEEP_MAX];
+        char names[KEEP_MAX][64];
+        bool overflow;
+} Keeper;
+
+static void keeper_remove(Keeper *k, const char *name) {
+        for (unsigned i = 0; i < k->n;)
+                if (strcmp(k->names[i], name) == 0) {
+                        close(k->fds[i]);
+                        k->n--;
+                        k->fds[i] = k->fds[k->n];
+                        memcpy(k->names[i], k->names[k->n], sizeof(k->names[i]));
+                } else
+                        i++;
+}
+
+/* One message; false when there is none (or the socket failed). */
+static bool keeper_take(Keeper *k, int flags) {
+        char buf[4096], control[CMSG_SPACE(sizeof(int) * 16)], name[64] = "";
+        struct iovec iov = { buf, sizeof(buf) - 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                             .msg_controllen = sizeof(control) };
+        bool store = false, remove = false;
+        int fds[16], n_fds = 0;
+        struct cmsghdr *c;
+        ssize_t len;
+
+        len = recvmsg(k->sock, &mh, MSG_CMSG_CLOEXEC | flags);
+        if (len < 0)
+                return false;
+        buf[len] = 0;
+        for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && n_fds < 16; i++)
+                                fds[n_fds++] = ((int *) CMSG_DATA(c))[i];
+        for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+                if (strcmp(line, "FDSTORE=1") == 0)
+                        store = true;
+                else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
+                        remove = true;
+                else if (strncmp(line, "FDNAME=", 7) == 0)
+                        snprintf(name, sizeof(name), "%s", line + 7);
+        }
+        if (remove)
+                keeper_remove(k, name);
+        for (int i = 0; i < n_fds; i++) {
+                if (store && k->n < KEEP_MAX) {
+                        k->fds[k->n] = fds[i];
+                        snprintf(k->names[k->n++], sizeof(k->names[0]), "%s", name);
+                } else {
+                        k->overflow |= store;
+                        close(fds[i]);
+                }
+        }
+        return true;
+}
+
+static void *keeper_run(void *userdata) {
+        Keeper *k = userdata;
+
+        for (;;) {
+                struct pollfd p[2] = { { .fd = k->sock, .events = POLLIN }, { .fd = k->stop[0], .events = POLLIN } };
+
+                if (poll(p, 2, -1) < 0 && errno != EINTR)
+                        return NULL;
+                if (p[1].revents)
+                        return NULL;
+                if (p[0].revents)
+                        (void) keeper_take(k, MSG_DONTWAIT);
+        }
+}
+
+static void keeper_resume(Keeper *k) {
+        ck_assert_int_eq(pipe2(k->stop, O_CLOEXEC), 0);
+        ck_assert_int_eq(pthread_create(&k->thread, NULL, keeper_run, k), 0);
+}
+
+static void keeper_start(Keeper *k, char path[static 108]) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        *k = (Keeper) {};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/keep", H->dir);
+        (void) unlink(sa.sun_path);
+        k->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(k->sock, 0);
+        ck_assert_int_eq(bind(k->sock, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        memcpy(path, sa.sun_path, sizeof(sa.sun_path));
+        keeper_resume(k);
+}
+
+/* Stop taking messages (the daemon is dead): what was sent is taken. */
+static void keeper_pause(Keeper *k) {
+        ck_assert_int_eq(write(k->stop[1], "x", 1), 1);
+        ck_assert_int_eq(pthread_join(k->thread, NULL), 0);
+        while (keeper_take(k, MSG_DONTWAIT))
+                ;
+        close(k->stop[0]);
+        close(k->stop[1]);
+        ck_assert_msg(!k->overflow, "the store overflowed");
+}
+
+static void keeper_done(Keeper *k) {
+        close(k->sock);
+        for (unsigned i = 0; i < k->n; i++)
+                close(k->fds[i]);
+        k->n = 0;
+}
+
+static unsigned keeper_count(const Keeper *k, const char *prefix) {
+        unsigned n = 0;
+
+        for (unsigned i = 0; i < k->n; i++)
+                n += strncmp(k->names[i], prefix, strlen(prefix)) == 0;
+        return n;
+}
+
+typedef struct Kept {
+        uint64_t id;
+        char *token;
+        char content[32];
+        bool gone;
+} Kept;
+
+#define KILL_ROUNDS 3
+#define KEPT_PER_ROUND 4                /* and one released: 12 fds, and the state's */
+#define CHURN 700
+
+/* Stop the daemon with @sig (SIGKILL: as it is), and start a new one with
+ * what the store kept, as systemd does (the store keeps them, and goes on
+ * keeping). */
+static void kill_and_restart(Keeper *k, const char *path, int sig) {
+        char names[KEEP_MAX * 64] = "";
+
+        ck_assert_int_eq(kill(H->daemon_pid, sig), 0);
+        while (daemon_alive())
+                msleep(5);
+        keeper_pause(k);
+        ck_assert_msg(k->n <= 16, "%u fds stored", k->n);
+        ck_assert_msg(keeper_count(k, "state-") >= 1, "no state stored");
+        for (unsigned i = 0; i < k->n; i++) {
+                if (i > 0)
+                        strcat(names, ":");
+                strcat(names, k->names[i]);
+        }
+        harness_daemon_spawn = (PbusSpawn) {
+                .notify_socket = path,
+                .listen_fds = k->fds,
+                .n_listen_fds = k->n,
+                .listen_fdnames = names,
+        };
+        keeper_resume(k);
+        harness_restart_daemon(NULL);
+}
+
+/* A busy life, SIGKILLed: buffers made persistent and shared (their
+ * tokens), released again, frozen, single-use tokens used up, and many
+ * created and released (the journal fills and is replaced by snapshots).
+ * Every persistent buffer and token comes back, with its contents; the
+ * ones released do not; ids go on. Three times: a restored daemon's
+ * journal is restored too, and (the last time) that of a daemon that
+ * exited on SIGTERM. */
+START_TEST(test_killed_daemon_comes_back) {
+        Kept kept[KILL_ROUNDS * (KEPT_PER_ROUND + 1)] = {};
+        unsigned n_kept = 0;
+        uint64_t max_id = 0;
+        char path[108];
+        Keeper k;
+
+        keeper_start(&k, path);
+        harness_daemon_spawn = (PbusSpawn) { .notify_socket = path };
+        harness_restart_daemon(NULL);
+
+        for (unsigned round = 0; round < KILL_ROUNDS; round++) {
+                for (unsigned i = 0; i < KEPT_PER_ROUND + 1; i++) {
+                        _cleanup_created_ Created c = {};
+                        Kept *kp = &kept[n_kept++];
+
+                        create_memfd(NULL, "kept", 4096, true, 0, &c);
+                        kp->id = c.id;
+                        max_id = c.id;
+                        snprintf(kp->content, sizeof(kp->content), "contents of %" PRIu64, c.id);
+                        ck_assert_int_eq(pwrite(c.fd, kp->content, strlen(kp->content), 0),
+                                         (ssize_t) strlen(kp->content));
+                        ck_assert_int_ge(call_share(NULL, c.path, i % 2, (uid_t) -1, false, 0, &kp->token, NULL), 0);
+                        if (i == 1)
+                                ck_assert_int_ge(call_freeze(NULL, c.path, NULL), 0);
+                        if (i == 2) {
+                                char *once = NULL;
+
+                                ck_assert_int_ge(call_share(NULL, c.path, false, (uid_t) -1, true, 0, &once, NULL), 0);
+                                ck_assert_int_ge(call_open(NULL, once, NULL, NULL, NULL, NULL), 0);
+                                free(once);
+                        }
+                        /* The last one of each round goes again. */
+                        if (i == KEPT_PER_ROUND) {
+                                ck_assert_int_ge(call_release(NULL, c.path, NULL), 0);
+                                kp->gone = true;
+                        }
+                }
+                for (unsigned i = 0; i < CHURN; i++) {
+                        _cleanup_created_ Created c = {};
+
+                        create_memfd(NULL, "churn", 4096, i % 2, 0, &c);
+                        max_id = c.id;
+                        if (i % 3 == 0)
+                                ck_assert_int_ge(call_share(NULL, c.path, true, (uid_t) -1, false, 0, NULL, NULL), 0);
+                        ck_assert_int_ge(call_release(NULL, c.path, NULL), 0);
+                }
+
+                /* The last time it is stopped as systemctl restart does:
+                 * exiting, it keeps the state as it is. */
+                kill_and_restart(&k, path, round + 1 < KILL_ROUNDS ? SIGKILL : SIGTERM);
+
+                for (unsigned i = 0; i < n_kept; i++) {
+                        sd_bus_error error = SD_BUS_ERROR_NULL;
+                        char got[32] = "", *p = NULL;
+                        int fd = -1, r;
+
+                        if (kept[i].gone) {
+                                ck_assert_msg(!list_has(NULL, kept[i].id), "buffer %" PRIu64 " came back", kept[i].id);
+                                continue;
+                        }
+                        ck_assert_msg(list_has(NULL, kept[i].id), "round %u: buffer %" PRIu64 " is lost", round,
+                                      kept[i].id);
+                        r = call_open(NULL, kept[i].token, &p, &fd, NULL, &error);
+                        ck_assert_msg(r >= 0, "round %u: the token of buffer %" PRIu64 ": %s", round, kept[i].id,
+                                      error.message);
+                        ck_assert_uint_eq(buffer_id_from_path(p), kept[i].id);
+                        ck_assert_int_eq(pread(fd, got, strlen(kept[i].content), 0), (ssize_t) strlen(kept[i].content));
+                        ck_assert_str_eq(got, kept[i].content);
+                        close(fd);
+                        free(p);
+                }
+                ck_assert_uint_eq(stats_get(BB_STAT_BUFFERS), (round + 1) * KEPT_PER_ROUND);
+                ck_assert_uint_eq(stats_get(BB_STAT_TOKENS), (round + 1) * KEPT_PER_ROUND);
+                {
+                        _cleanup_created_ Created next = {};
+
+                        create_memfd(NULL, "next", 4096, false, 0, &next);
+                        ck_assert_uint_gt(next.id, max_id);
+                        max_id = next.id;
+                        ck_assert_int_ge(call_release(NULL, next.path, NULL), 0);
+                }
+        }
+        for (unsigned i = 0; i < n_kept; i++)
+                free(kept[i].token);
+        /* The daemon is stopped by the fixture; its store goes with us. */
+        keeper_pause(&k);
+        ck_assert_uint_eq(keeper_count(&k, "state-"), 1);
+        keeper_done(&k);
 }
 END_TEST
 
@@ -278,11 +560,12 @@ static void setup_dbus_broker_only(void) {
 }
 
 static void add_tests(TCase *tc) {
-        tcase_add_test(tc, test_restore_a_saved_state);
+        tcase_add_loop_test(tc, test_restore_a_saved_state, 0, ELEMENTSOF(saved_states));
         tcase_add_test(tc, test_unknown_state_format_is_dropped);
         tcase_add_test(tc, test_store_failure_refuses_the_buffer);
         tcase_add_test(tc, test_fd_budget_fits_the_store);
         tcase_add_test(tc, test_unwritable_state_leaks_no_fd);
+        tcase_add_test(tc, test_killed_daemon_comes_back);
 }
 
 int main(void) {

@@ -5,7 +5,9 @@
  * buffers, holds and tokens); a state that is cut short, hostile or of an
  * unknown version restores nothing it cannot vouch for, leaks no fd and
  * leaves no stale fd in the store; quotas are not enforced on restore, but
- * a uid that is over one afterwards gets nothing more.
+ * a uid that is over one afterwards gets nothing more. The journal of
+ * changes restores what a snapshot does, whatever it was cut short at,
+ * and of two stored states the newest whole one is read.
  *
  * The fd store is played by an array of (fd, name) and a recorder of the
  * names the restore asks to unstore.
@@ -120,7 +122,7 @@ static char *state_text(Broker *from) {
         FILE *f = open_memstream(&text, &size);
 
         ck_assert_ptr_nonnull(f);
-        ck_assert_int_eq(broker_state_write(from, f), 0);
+        ck_assert_int_eq(broker_state_write(from, 1, f), 0);
         fclose(f);
         return text;
 }
@@ -220,7 +222,7 @@ START_TEST(test_round_trip_every_field) {
         (void) z;
 
         text = state_text(b);
-        ck_assert_ptr_nonnull(strstr(text, "bufbroker-state 2 42\n"));
+        ck_assert_ptr_nonnull(strstr(text, "bufbroker-state 3 42 1\n"));
 
         nb = new_broker(NULL);
         store_buffers_of(&s, b);
@@ -300,6 +302,10 @@ END_TEST
 /* ============================================================ hostile === */
 
 #define HEADER "bufbroker-state 2 10\n"
+#define HEADER_V3 "bufbroker-state 3 10 1\n"
+/* Hostile lines are met the same in a snapshot of version 2 and in a
+ * journal (version 3). */
+static const char *const both_headers[] = { HEADER, HEADER_V3 };
 #define GOOD_BUFFER "buffer 7 1000 1 0 0 18446744073709551615 1700000000000000 0 0 1 4096 0 0 6b657074\n"
 #define GOOD_TOKEN "token 7 0123456789abcdef0123456789abcdef 1000 4294967295 0 0 18446744073709551615\n"
 
@@ -321,7 +327,8 @@ static Broker *restore_line_in(const char *before, const char *line, const char 
 }
 
 /* Buffer lines that are cut short, overflow, or lie: each is dropped whole,
- * its fd closed and unstored, and what follows is still read. */
+ * its fd closed and unstored, and what follows is still read (in a journal
+ * too: the token for it is not restored either, its buffer being gone). */
 START_TEST(test_hostile_buffer_lines) {
         static const char *const bad[] = {
                 "buffer\n",
@@ -351,7 +358,9 @@ START_TEST(test_hostile_buffer_lines) {
                 "buffer 7 1000 1 0 0 18446744073709551615 1700000000000000 3 0 1 4096 0 0 6b\n",
         };
 
-        for (unsigned i = 0; i < ELEMENTSOF(bad); i++) {
+        for (unsigned k = 0; k < 2 * ELEMENTSOF(bad); k++) {
+                const char *header = both_headers[k / ELEMENTSOF(bad)];
+                unsigned i = k % ELEMENTSOF(bad);
                 Store s = {};
                 Broker *nb;
                 int r;
@@ -359,7 +368,7 @@ START_TEST(test_hostile_buffer_lines) {
                 /* The bad line, then a good token for it and a good buffer
                  * of another id: reading goes on. */
                 store_memfd(&s, 8);
-                nb = restore_line_in(HEADER, bad[i],
+                nb = restore_line_in(header, bad[i],
                                      GOOD_TOKEN "buffer 8 1000 1 0 0 18446744073709551615 1 0 0 1 4096 0 0 -\n",
                                      &s, &r);
                 ck_assert_msg(r == 0, "line %u: %d", i, r);
@@ -405,10 +414,11 @@ START_TEST(test_hostile_hold_and_token_lines) {
                 "bufbroker-state 2 99\n",
         };
 
-        for (unsigned i = 0; i < ELEMENTSOF(bad); i++) {
+        for (unsigned k = 0; k < 2 * ELEMENTSOF(bad); k++) {
+                unsigned i = k % ELEMENTSOF(bad);
                 Store s = {};
                 int r;
-                Broker *nb = restore_line_in(HEADER GOOD_BUFFER, bad[i], "", &s, &r);
+                Broker *nb = restore_line_in(both_headers[k / ELEMENTSOF(bad)], GOOD_BUFFER, bad[i], &s, &r);
 
                 ck_assert_int_eq(r, 0);
                 ck_assert_msg(broker_find_buffer(nb, 7) != NULL, "line %u: %s", i, bad[i]);
@@ -425,7 +435,10 @@ END_TEST
  * of it comes back, and every stored fd is let go. */
 START_TEST(test_unknown_version_stops) {
         static const char *const headers[] = {
+                "bufbroker-state 4 10 1\n",
                 "bufbroker-state 3 10\n",
+                "bufbroker-state 3 10 1 extra\n",
+                "bufbroker-state 3 ten 1\n",
                 "bufbroker-state 1 10\n",
                 "bufbroker-state 4294967298 10\n",
                 "bufbroker-state 2\n",
@@ -539,6 +552,360 @@ START_TEST(test_stale_and_missing_fds) {
 }
 END_TEST
 
+/* ============================================================ journal === */
+
+/* A journal on a new memfd, started from the state of the test's broker
+ * (sequence 1), attached to it; its fd in *ret_fd. */
+static BrokerJournal *journal_start(int *ret_fd) {
+        BrokerJournal *j = NULL;
+        int fd = memfd_create("test-journal", MFD_CLOEXEC);
+        FILE *f;
+        off_t size;
+
+        ck_assert_int_ge(fd, 0);
+        f = fdopen(fcntl(fd, F_DUPFD_CLOEXEC, 3), "w");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(broker_state_write(b, 1, f), 0);
+        size = ftello(f);
+        ck_assert_int_gt(size, 0);
+        fclose(f);
+        ck_assert_int_eq(broker_journal_new(b, fd, 1, (uint64_t) size, &j), 0);
+        *ret_fd = fd;
+        return j;
+}
+
+/* The whole of @fd, read at offsets (never its file position). */
+static char *fd_text(int fd) {
+        struct stat st;
+        char *text;
+
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        text = malloc((size_t) st.st_size + 1);
+        ck_assert_ptr_nonnull(text);
+        ck_assert_int_eq(pread(fd, text, (size_t) st.st_size, 0), st.st_size);
+        text[st.st_size] = 0;
+        return text;
+}
+
+/* @text restored into a new broker (with the fds of the test's broker),
+ * written again. */
+static char *restored_text(const char *text) {
+        Store s = {};
+        Broker *nb = new_broker(NULL);
+        char *again;
+
+        store_buffers_of(&s, b);
+        ck_assert_int_eq(restore_text(nb, text, &s), 0);
+        again = state_text(nb);
+        broker_free(nb);
+        store_done(&s);
+        return again;
+}
+
+static size_t count_lines_starting(const char *text, const char *prefix) {
+        size_t n = 0, len = strlen(prefix);
+
+        for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+                if (strncmp(p, prefix, len) == 0)
+                        n++;
+        return n;
+}
+
+/* Every kind of record: buffers added, changed (persistence ended, frozen)
+ * and dropped; holds added and dropped; tokens added, used up and expired.
+ * The journal restores the very state a snapshot of the broker does. */
+START_TEST(test_journal_replay_every_kind) {
+        _cleanup_free_ char *journal = NULL, *snapshot = NULL, *from_journal = NULL, *from_snapshot = NULL;
+        const ShareOptions once = { .bound_uid = UID_ANY, .single_use = true };
+        const ShareOptions briefly = { .bound_uid = UID_ANY, .ttl_usec = 5 };
+        char tok[BB_TOKEN_LEN + 1];
+        Buffer *before, *x, *y, *z;
+        uint64_t before_id;
+        BrokerJournal *j;
+        int fd;
+
+        /* Some state before the journal starts: it is in its snapshot. */
+        before = create_ok(":1.1", UID_A, "before", page_size(), true, 0);
+        share_ok(before, ":1.1", UID_A, &(ShareOptions) { .bound_uid = UID_ANY }, T0, tok);
+        j = journal_start(&fd);
+
+        x = create_ok(":1.1", UID_A, "x", page_size(), true, 0);
+        share_ok(x, ":1.1", UID_A, &(ShareOptions) { .bound_uid = UID_ANY }, T0, tok);
+        open_ok(":1.2", UID_B, tok, T0, NULL);                          /* hold added */
+        share_ok(x, ":1.1", UID_A, &once, T0, tok);
+        open_ok(":1.3", UID_B, tok, T0, NULL);                          /* token used up */
+        share_ok(x, ":1.1", UID_A, &briefly, T0, tok);
+        (void) broker_expire(b, T0 + 10);                               /* token expired */
+        ck_assert_int_eq(release(x, ":1.1", UID_A), 0);                 /* persistence ended, hold dropped */
+        ck_assert_ptr_nonnull(broker_find_buffer(b, x->id));            /* :1.2 and :1.3 hold it */
+        y = create_ok(":1.1", UID_B, "y", page_size(), false, 0);
+        ck_assert_int_eq(freeze(y, ":1.1", UID_B), 0);                  /* frozen */
+        z = create_ok(":1.4", UID_A, "z", page_size(), false, 0);
+        vanish(":1.4");                                                  /* buffer dropped */
+        (void) z;
+        before_id = before->id;
+        ck_assert_int_eq(release(before, ":1.1", UID_A), 0);            /* one from the snapshot goes */
+        ck_assert_ptr_null(broker_find_buffer(b, before_id));
+
+        journal = fd_text(fd);
+        snapshot = state_text(b);
+        ck_assert_uint_ge(count_lines_starting(journal, "buffer "), 5);
+        ck_assert_uint_ge(count_lines_starting(journal, "-buffer "), 2);
+        ck_assert_uint_ge(count_lines_starting(journal, "-hold "), 2);
+        ck_assert_uint_ge(count_lines_starting(journal, "-token "), 3);
+        ck_assert_uint_ge(count_lines_starting(journal, "hold "), 4);
+        ck_assert_uint_ge(count_lines_starting(journal, "token "), 4);
+
+        from_journal = restored_text(journal);
+        from_snapshot = restored_text(snapshot);
+        ck_assert_str_eq(from_snapshot, snapshot);
+        ck_assert_str_eq(from_journal, snapshot);
+
+        broker_journal_free(j);
+        ck_assert_ptr_null(b->state_changed);
+        close(fd);
+}
+END_TEST
+
+/* A record cut short by a crash (no newline) is not read; what came
+ * before it is. */
+START_TEST(test_journal_torn_record) {
+        static const char *const torn[] = {
+                GOOD_TOKEN,
+                "-buffer 7\n",
+                "buffer 7 1000 0 0 0 18446744073709551615 1700000000000000 0 0 1 4096 0 0 6b657074\n",
+                "hold 7 1000 :1.1\n",
+        };
+
+        for (unsigned i = 0; i < ELEMENTSOF(torn); i++) {
+                _cleanup_free_ char *cut = strndup(torn[i], strlen(torn[i]) - 1);
+                Store s = {};
+                Broker *nb;
+                int r;
+
+                nb = restore_line_in(HEADER_V3, GOOD_BUFFER, cut, &s, &r);
+                ck_assert_int_eq(r, 0);
+                ck_assert_msg(broker_find_buffer(nb, 7) != NULL, "record %u", i);
+                ck_assert(broker_find_buffer(nb, 7)->persistent);
+                ck_assert_uint_eq(nb->stats.tokens, 0);
+                ck_assert_uint_eq(nb->stats.clients, 0);
+                broker_free(nb);
+                store_done(&s);
+        }
+}
+END_TEST
+
+/* The journal is full past twice its snapshot and the slack, not before;
+ * the snapshot written then (the new state) restores what the journal
+ * does. */
+START_TEST(test_journal_compaction) {
+        _cleanup_free_ char *journal = NULL, *snapshot = NULL, *from_journal = NULL, *from_snapshot = NULL;
+        char tok[BB_TOKEN_LEN + 1];
+        BrokerJournal *j;
+        struct stat st;
+        off_t start;
+        unsigned rounds = 0;
+        int fd;
+
+        for (unsigned i = 0; i < 50; i++)
+                create_ok(":1.1", UID_A, "kept", page_size(), true, 0);
+        j = journal_start(&fd);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        start = st.st_size;
+        ck_assert_uint_eq(broker_journal_seq(j), 1);
+
+        while (!broker_journal_full(j)) {
+                Buffer *buf = create_ok(":1.1", UID_A, "churn", page_size(), false, 0);
+
+                share_ok(buf, ":1.1", UID_A, &(ShareOptions) { .bound_uid = UID_ANY }, T0, tok);
+                ck_assert_int_eq(release(buf, ":1.1", UID_A), 0);
+                ck_assert_int_eq(fstat(fd, &st), 0);
+                ck_assert_int_le(st.st_size, 2 * start + BROKER_JOURNAL_SLACK + 4096);
+                rounds++;
+        }
+        ck_assert_int_gt(st.st_size, 2 * start + BROKER_JOURNAL_SLACK);
+        ck_assert_uint_gt(rounds, 10);
+
+        journal = fd_text(fd);
+        snapshot = state_text(b);                       /* the compacted state */
+        ck_assert_uint_eq(count_lines_starting(snapshot, "buffer "), 50);
+        ck_assert_uint_lt(strlen(snapshot), strlen(journal) / 2);
+        from_journal = restored_text(journal);
+        from_snapshot = restored_text(snapshot);
+        ck_assert_str_eq(from_snapshot, snapshot);
+        ck_assert_str_eq(from_journal, snapshot);
+        broker_journal_free(j);
+        close(fd);
+}
+END_TEST
+
+/* A record that cannot be appended stops the journal (no gap), and asks
+ * for a new snapshot. */
+START_TEST(test_journal_write_failure) {
+        _cleanup_free_ char *text = NULL;
+        BrokerJournal *j;
+        int fd;
+
+        /* Sealed against writes: every pwrite() fails. */
+        fd = memfd_create("test-journal", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), 0);
+        ck_assert_int_eq(broker_journal_new(b, fd, 1, 0, &j), 0);
+        ck_assert_int_eq(broker_journal_new(b, fd, 1, 0, &(BrokerJournal *) { NULL }), -EBUSY);
+        ck_assert(!broker_journal_full(j));
+        create_ok(":1.1", UID_A, "unjournaled", page_size(), false, 0);
+        ck_assert(broker_journal_full(j));
+        text = fd_text(fd);
+        ck_assert_str_eq(text, "");
+        broker_journal_free(j);
+        close(fd);
+}
+END_TEST
+
+static FILE *text_file(const char *text) {
+        FILE *f = fmemopen((void *) text, strlen(text), "r");
+
+        ck_assert_ptr_nonnull(f);
+        return f;
+}
+
+/* Of the states stored (two names, and "state" of version 2), the valid
+ * one with the highest sequence is read; one not valid (never completely
+ * stored) is passed over; one of an unknown version stops everything. */
+START_TEST(test_two_slots_sequence) {
+        static const struct {
+                const char *a, *b;
+                int pick;
+        } cases[] = {
+                { "bufbroker-state 3 10 4\n", "bufbroker-state 3 12 5\n", 1 },
+                { "bufbroker-state 3 12 5\n", "bufbroker-state 3 10 4\n", 0 },
+                { "bufbroker-state 3 10 4\n" GOOD_BUFFER, "bufbroker-state 3 12 5", 0 },
+                { "bufbroker-state 3 10 4\n", "bufbroker-state 3 12\n", 0 },
+                { "garbage\n", "bufbroker-state 3 10 4\n", 1 },
+                { "bufbroker-state 3 10 4\n", "", 0 },
+                { "bufbroker-state 2 10\n", "bufbroker-state 3 10 1\n", 1 },
+                { "bufbroker-state 3 10 1\n", "bufbroker-state 2 10\n", 0 },
+                { "bufbroker-state 2 10\n" GOOD_BUFFER, "", 0 },
+                { "bufbroker-state 3 10 4\n", "bufbroker-state 4 12 5\n", -EPROTO },
+                { "bufbroker-state 9\n", "bufbroker-state 3 12 5\n", -EPROTO },
+                { "", "garbage", -ENOENT },
+        };
+
+        for (unsigned i = 0; i < ELEMENTSOF(cases); i++) {
+                FILE *f[2] = { text_file(cases[i].a), text_file(cases[i].b) };
+
+                ck_assert_msg(broker_state_pick(f, 2) == cases[i].pick, "case %u: %d", i, broker_state_pick(f, 2));
+                fclose(f[0]);
+                fclose(f[1]);
+        }
+        {
+                FILE *f = text_file("bufbroker-state 3 10 77\n");
+                unsigned version;
+                uint64_t seq;
+
+                ck_assert_int_eq(broker_state_header(f, &version, &seq), 0);
+                ck_assert_uint_eq(version, 3);
+                ck_assert_uint_eq(seq, 77);
+                ck_assert_int_eq(broker_state_pick(&f, 1), 0);
+                fclose(f);
+        }
+}
+END_TEST
+
+/* A state of version 2 (a daemon upgraded across a restart) comes back:
+ * the snapshot we write now, with the old header, restores the same. */
+START_TEST(test_version_2_restores) {
+        _cleanup_free_ char *text = NULL, *old = NULL, *again = NULL;
+        const ShareOptions to_b = { .bound_uid = UID_B, .read_only = true };
+        char tok[BB_TOKEN_LEN + 1];
+        Buffer *x;
+
+        x = create_ok(":1.1", UID_A, "old", page_size(), true, 0);
+        share_ok(x, ":1.1", UID_A, &to_b, T0, tok);
+        open_ok(":1.2", UID_B, tok, T0, NULL);
+        create_ok(":1.2", UID_B, "other", page_size(), false, 0);
+        text = state_text(b);
+        ck_assert_int_ge(asprintf(&old, "bufbroker-state 2 %" PRIu64 "\n%s", b->next_id, strchr(text, '\n') + 1), 0);
+        again = restored_text(old);
+        ck_assert_str_eq(again, text);
+}
+END_TEST
+
+/* Journal records that name nothing, or are of no kind we know, are
+ * skipped; a record adding what is there replaces it (last one wins). */
+START_TEST(test_hostile_journal_records) {
+        static const char *const skipped[] = {
+                "-buffer 99\n",
+                "-buffer\n",
+                "-buffer x\n",
+                "-buffer 7 extra\n",
+                "-hold 7 :1.9\n",
+                "-hold 7\n",
+                "-token ffffffffffffffffffffffffffffffff\n",
+                "-token\n",
+                "-frobnicate 7\n",
+                "frobnicate 7 1 2 3\n",
+                "-\n",
+                "+buffer 7\n",
+        };
+
+        for (unsigned i = 0; i < ELEMENTSOF(skipped); i++) {
+                Store s = {};
+                int r;
+                Broker *nb = restore_line_in(HEADER_V3 GOOD_BUFFER GOOD_TOKEN "hold 7 1000 :1.1\n", skipped[i], "", &s,
+                                             &r);
+
+                ck_assert_int_eq(r, 0);
+                ck_assert_msg(broker_find_buffer(nb, 7) != NULL, "record %u: %s", i, skipped[i]);
+                ck_assert_msg(nb->stats.tokens == 1 && nb->stats.clients == 1, "record %u: %s", i, skipped[i]);
+                ck_assert_uint_eq(s.n_unstored, 0);
+                ck_assert_uint_eq(nb->next_id, i == 0 ? 100 : 10);
+                broker_free(nb);
+                store_done(&s);
+        }
+
+        /* Added twice: the last one counts. */
+        {
+                Store s = {};
+                int r;
+                Broker *nb = restore_line_in(HEADER_V3 GOOD_BUFFER GOOD_TOKEN "hold 7 1000 :1.1\n",
+                                             "buffer 7 1000 0 1 0 18446744073709551615 1700000000000000 0 0 1 4096 0 0 6e6577\n"
+                                             "token 7 0123456789abcdef0123456789abcdef 1000 4294967295 1 0 18446744073709551615\n"
+                                             "hold 7 1000 :1.1\n",
+                                             "", &s, &r);
+                Buffer *buf = broker_find_buffer(nb, 7);
+                const Token *t = broker_find_token(nb, "0123456789abcdef0123456789abcdef", 0);
+
+                ck_assert_int_eq(r, 0);
+                ck_assert_ptr_nonnull(buf);
+                ck_assert_str_eq(buf->name, "new");
+                ck_assert(!buf->persistent);
+                ck_assert(buf->frozen);
+                ck_assert_uint_eq(buf->n_holds, 1);
+                ck_assert_ptr_nonnull(t);
+                ck_assert(t->read_only);
+                ck_assert_uint_eq(nb->stats.tokens, 1);
+                broker_free(nb);
+                store_done(&s);
+        }
+
+        /* Deleted, then added again: there again (a hostile journal; ids
+         * are never reused by the daemon). Its hold of before is not. */
+        {
+                Store s = {};
+                int r;
+                Broker *nb = restore_line_in(HEADER_V3 GOOD_BUFFER "hold 7 1000 :1.1\n",
+                                             "-buffer 7\n-hold 7 :1.1\n", GOOD_BUFFER, &s, &r);
+
+                ck_assert_int_eq(r, 0);
+                ck_assert_ptr_nonnull(broker_find_buffer(nb, 7));
+                ck_assert_uint_eq(nb->stats.clients, 0);
+                broker_free(nb);
+                store_done(&s);
+        }
+}
+END_TEST
+
 /* ============================================================= quotas === */
 
 /* Restore ignores today's quotas (the buffers and tokens existed), but the
@@ -599,6 +966,16 @@ static Suite *suite_state(void) {
         tcase_add_test(tc, test_unknown_version_stops);
         tcase_add_test(tc, test_huge_lines_and_longest_names);
         tcase_add_test(tc, test_stale_and_missing_fds);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_new("journal");
+        tcase_add_test(tc, test_journal_replay_every_kind);
+        tcase_add_test(tc, test_journal_torn_record);
+        tcase_add_test(tc, test_journal_compaction);
+        tcase_add_test(tc, test_journal_write_failure);
+        tcase_add_test(tc, test_two_slots_sequence);
+        tcase_add_test(tc, test_version_2_restores);
+        tcase_add_test(tc, test_hostile_journal_records);
         suite_add_tcase(s, tc);
 
         tc = tcase_new("quotas");
