@@ -6,9 +6,34 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 
 #include "bus.h"
+
+static int on_lease_events(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+
+        (void) broker_leases_process(m->broker);
+        return 0;
+}
+
+/* Leases (broker.h) need the inotify fd read by the loop; without them a
+ * buffer is held until released or its holders disconnect. */
+static void manager_start_leases(Manager *m) {
+        int r;
+
+        if (broker_leases_enable(m->broker) < 0)
+                return;         /* logged */
+        r = sd_event_add_io(m->event, &m->lease_source, broker_leases_fd(m->broker), EPOLLIN,
+                            on_lease_events, m);
+        if (r < 0) {
+                /* No buffer exists yet: turning leases off leaves none watched. */
+                broker_leases_free(m->broker);
+                log_warning_errno(r, "Cannot watch buffers for closed fds; a buffer is held until "
+                                  "released or its holders disconnect");
+        }
+}
 
 int manager_init(Manager *m, const BrokerLimits *limits) {
         int r;
@@ -16,11 +41,17 @@ int manager_init(Manager *m, const BrokerLimits *limits) {
         r = sd_event_default(&m->event);
         if (r < 0)
                 return r;
-        return broker_new(&m->broker, limits, &bus_broker_callbacks, m);
+        r = broker_new(&m->broker, limits, &bus_broker_callbacks, m);
+        if (r < 0)
+                return r;
+        manager_start_leases(m);
+        return 0;
 }
 
 void manager_done(Manager *m) {
-        /* The core first: its callbacks still use the bus. */
+        /* The core first (but for the source of its inotify fd, which it
+         * closes): its callbacks still use the bus. */
+        m->lease_source = sd_event_source_disable_unref(m->lease_source);
         m->broker = broker_free(m->broker);
         peers_free(m);
         m->expire_timer = sd_event_source_disable_unref(m->expire_timer);

@@ -85,6 +85,7 @@ struct Manager {
         bool user_bus;
         Broker *broker;
         sd_event_source *expire_timer;
+        sd_event_source *lease_source;  /* the broker's inotify fd (leases) */
 
         /* bus-peer.c */
         void *peer_index;               /* tsearch tree by name */
