@@ -43,43 +43,51 @@ static void assert_released(uint64_t id, const char *context) {
         ck_assert_msg(released_wait(id, scaled_ms(5000)), "%s: no BufferReleased for %" PRIu64, context, id);
 }
 
+/* The daemon warmed up (*base), BufferReleased watched, and a buffer of
+ * ours in *c. */
+static void begin(Snapshot *base, bool persistent, Created *c) {
+        baseline_after_warmup(base);
+        released_watch();
+        create_memfd(NULL, "lease", SIZE, persistent, 0, c);
+}
+
+/* Released, and the daemon back at *base. */
+static void end(uint64_t id, const Snapshot *base, const char *context) {
+        assert_released(id, context);
+        assert_back_to(base, context);
+}
+
 /* Its fd closed, its mapping alive: held; unmapped: released, and the
- * daemon is back where it was. */
-START_TEST(test_close_then_unmap) {
+ * daemon is back where it was. Or the other way round: unmapped, its fd
+ * still open: held; closed: released. */
+static void close_and_unmap(bool close_first) {
         _cleanup_created_ Created c = { .fd = -1 };
         Snapshot base;
         void *p;
 
-        baseline_after_warmup(&base);
-        released_watch();
-        create_memfd(NULL, "lease", SIZE, false, 0, &c);
+        begin(&base, false, &c);
         p = map(c.fd, SIZE, PROT_READ | PROT_WRITE);
-        c.fd = safe_close(c.fd);
-        assert_kept(c.id, "fd closed, mapping alive");
+        if (close_first)
+                c.fd = safe_close(c.fd);
+        else
+                ck_assert_int_eq(munmap(p, SIZE), 0);
+        assert_kept(c.id, close_first ? "fd closed, mapping alive" : "unmapped, fd open");
         ck_assert_uint_eq(stats_get(BB_STAT_BUFFERS), base.buffers + 1);
 
-        ck_assert_int_eq(munmap(p, SIZE), 0);
-        assert_released(c.id, "fd closed and unmapped");
-        assert_back_to(&base, "after the last description went");
+        if (close_first)
+                ck_assert_int_eq(munmap(p, SIZE), 0);
+        else
+                c.fd = safe_close(c.fd);
+        end(c.id, &base, "fd closed and unmapped");
+}
+
+START_TEST(test_close_then_unmap) {
+        close_and_unmap(true);
 }
 END_TEST
 
-/* Unmapped, its fd still open: held; closed: released. */
 START_TEST(test_unmap_then_close) {
-        _cleanup_created_ Created c = { .fd = -1 };
-        Snapshot base;
-        void *p;
-
-        baseline_after_warmup(&base);
-        released_watch();
-        create_memfd(NULL, "lease", SIZE, false, 0, &c);
-        p = map(c.fd, SIZE, PROT_READ | PROT_WRITE);
-        ck_assert_int_eq(munmap(p, SIZE), 0);
-        assert_kept(c.id, "unmapped, fd open");
-
-        c.fd = safe_close(c.fd);
-        assert_released(c.id, "unmapped and fd closed");
-        assert_back_to(&base, "after the fd closed");
+        close_and_unmap(false);
 }
 END_TEST
 
@@ -92,9 +100,7 @@ START_TEST(test_fd_shared_with_child) {
         pid_t child;
         char x = 0;
 
-        baseline_after_warmup(&base);
-        released_watch();
-        create_memfd(NULL, "lease", SIZE, false, 0, &c);
+        begin(&base, false, &c);
         ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
         child = fork();
         ck_assert_int_ge(child, 0);
@@ -112,8 +118,7 @@ START_TEST(test_fd_shared_with_child) {
         ck_assert_int_eq(write(go[1], &x, 1), 1);
         close(go[1]);
         ck_assert_int_eq(waitpid(child, &status, 0), child);
-        assert_released(c.id, "parent and child closed the fd");
-        assert_back_to(&base, "after the child exited");
+        end(c.id, &base, "parent and child closed the fd");
 }
 END_TEST
 
@@ -127,9 +132,7 @@ START_TEST(test_open_by_token) {
         int fd = -1;
         void *p;
 
-        baseline_after_warmup(&base);
-        released_watch();
-        create_memfd(NULL, "lease", SIZE, false, 0, &c);
+        begin(&base, false, &c);
         ck_assert(call_share(NULL, c.path, false, (uid_t) -1, false, 0, &token, NULL) >= 0);
         ck_assert_int_ge(bus_connect(&other), 0);
         ck_assert(call_open(other, token, &path, &fd, NULL, NULL) >= 0);
@@ -158,15 +161,12 @@ START_TEST(test_persistent_survives_close) {
         _cleanup_created_ Created c = { .fd = -1 };
         Snapshot base;
 
-        baseline_after_warmup(&base);
-        released_watch();
-        create_memfd(NULL, "lease", SIZE, true, 0, &c);
+        begin(&base, true, &c);
         c.fd = safe_close(c.fd);
         assert_kept(c.id, "persistent, its fd closed");
 
         ck_assert_int_ge(call_release(NULL, c.path, NULL), 0);
-        assert_released(c.id, "persistent, released by its owner, no description alive");
-        assert_back_to(&base, "after the owner's Release");
+        end(c.id, &base, "persistent, released by its owner, no description alive");
 }
 END_TEST
 

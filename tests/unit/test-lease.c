@@ -25,6 +25,20 @@ static int handout(Buffer *buf, bool read_only) {
         return fds[0];
 }
 
+/* Leases on, a buffer of :1.1 (uid A) with *ret_id, and (ret_fd) its
+ * creator's description. */
+static Buffer *leased(bool persistent, uint64_t *ret_id, int *ret_fd) {
+        Buffer *buf;
+
+        leases_on();
+        buf = create_ok(":1.1", UID_A, "l", 4096, persistent, 0);
+        *ret_id = buf->id;
+        ck_assert_int_ge(buf->lease_wd, 0);
+        if (ret_fd)
+                *ret_fd = handout(buf, false);
+        return buf;
+}
+
 static void process(void) {
         ck_assert_int_eq(broker_leases_process(b), 0);
 }
@@ -34,11 +48,7 @@ START_TEST(test_close_releases) {
         uint64_t id;
         int fd;
 
-        leases_on();
-        buf = create_ok(":1.1", UID_A, "l", 4096, false, 0);
-        id = buf->id;
-        ck_assert_int_ge(buf->lease_wd, 0);
-        fd = handout(buf, false);
+        buf = leased(false, &id, &fd);
         process();
         ck_assert_ptr_eq(broker_find_buffer(b, id), buf);
 
@@ -57,10 +67,7 @@ START_TEST(test_mapping_keeps) {
         void *p;
         int fd;
 
-        leases_on();
-        buf = create_ok(":1.1", UID_A, "l", 4096, false, 0);
-        id = buf->id;
-        fd = handout(buf, false);
+        buf = leased(false, &id, &fd);
         p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         ck_assert_ptr_ne(p, MAP_FAILED);
         close(fd);
@@ -81,10 +88,7 @@ START_TEST(test_release_keeps_charge) {
         uint64_t id;
         int fd;
 
-        leases_on();
-        buf = create_ok(":1.1", UID_A, "l", 4096, false, 0);
-        id = buf->id;
-        fd = handout(buf, false);
+        buf = leased(false, &id, &fd);
         ck_assert_int_eq(broker_release(b, CALLER(":1.1", UID_A), buf, NULL), 0);
         ck_assert_ptr_eq(broker_find_buffer(b, id), buf);
         ck_assert_uint_eq(buf->n_holds, 0);
@@ -106,9 +110,7 @@ START_TEST(test_persistent_stays) {
         Buffer *buf;
         uint64_t id;
 
-        leases_on();
-        buf = create_ok(":1.1", UID_A, "l", 4096, true, 0);
-        id = buf->id;
+        buf = leased(true, &id, NULL);
         close(handout(buf, false));
         process();
         ck_assert_ptr_eq(broker_find_buffer(b, id), buf);
@@ -126,9 +128,7 @@ START_TEST(test_closes_read_together) {
         uint64_t id;
         int fd[3];
 
-        leases_on();
-        buf = create_ok(":1.1", UID_A, "l", 4096, false, 0);
-        id = buf->id;
+        buf = leased(false, &id, NULL);
         {
                 int fds[BB_PLANES_MAX];
 
@@ -159,10 +159,7 @@ START_TEST(test_own_transient_open) {
         uint64_t id;
         int fd;
 
-        leases_on();
-        buf = create_ok(":1.1", UID_A, "l", 4096, false, 0);
-        id = buf->id;
-        fd = handout(buf, false);
+        buf = leased(false, &id, &fd);
         for (unsigned i = 0; i < 4; i++)
                 close(handout(buf, i % 2));
         process();
@@ -180,9 +177,7 @@ START_TEST(test_held_without_description) {
         Buffer *buf;
         uint64_t id;
 
-        leases_on();
-        buf = create_ok(":1.1", UID_A, "l", 4096, false, 0);
-        id = buf->id;
+        buf = leased(false, &id, NULL);
         process();
         ck_assert_ptr_eq(broker_find_buffer(b, id), buf);
         ck_assert_int_eq(broker_release(b, CALLER(":1.1", UID_A), buf, NULL), 0);
