@@ -434,7 +434,7 @@ static void buffer_drop(Broker *b, Buffer *buf, bool announce) {
 /* Drop a buffer that nobody keeps alive any more: no holder, not
  * persistent, and no description of it alive (lease.c), if that is known. */
 static void buffer_gc(Broker *b, Buffer *buf) {
-        if (buf->n_holds == 0 && !buf->persistent && !lease_keeps(buf))
+        if (buf->n_holds == 0 && !buf->persistent && !lease_keeps(b, buf))
                 buffer_drop(b, buf, true);
 }
 

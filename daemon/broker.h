@@ -161,6 +161,10 @@ struct Buffer {
          * a description of it closed since the last look. */
         int lease_wd;
         bool lease_closed;
+        /* Ask again at lease_recheck_usec (CLOCK_MONOTONIC; 0: no need), the
+         * lease_rechecks-th time: see lease.c on the race with close. */
+        uint64_t lease_recheck_usec;
+        unsigned lease_rechecks;
         TAILQ_HEAD(, Hold) holds;
         TAILQ_HEAD(, Token) tokens;
         TAILQ_ENTRY(Buffer) link;
@@ -198,6 +202,7 @@ struct Broker {
         int lease_fd;
         void *lease_index;
         bool lease_limit_warned;
+        unsigned n_lease_rechecks;      /* buffers with lease_recheck_usec set */
 };
 
 typedef struct ShareOptions {
@@ -292,11 +297,15 @@ const UidUsage *broker_usage(Broker *b, uid_t uid);
 int broker_leases_enable(Broker *b);
 int broker_leases_fd(Broker *b);
 int broker_leases_process(Broker *b);
+/* When to call broker_leases_recheck() (CLOCK_MONOTONIC usec; USEC_INFINITY:
+ * no need), and what it does: ask again about the buffers that are due. */
+uint64_t broker_leases_next_recheck(Broker *b);
+void broker_leases_recheck(Broker *b);
 void broker_leases_free(Broker *b);
 /* For broker.c: */
 void lease_watch(Broker *b, Buffer *buf);
 void lease_unwatch(Broker *b, Buffer *buf);
-bool lease_keeps(const Buffer *buf);            /* a description but the daemon's is alive */
+bool lease_keeps(Broker *b, Buffer *buf);       /* a description but the daemon's is alive */
 void broker_lease_ended(Broker *b, Buffer *buf);     /* drop all holds, and the buffer if nothing keeps it */
 void broker_buffer_gc(Broker *b, Buffer *buf);       /* drop it if nothing keeps it */
 

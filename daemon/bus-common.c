@@ -15,7 +15,36 @@ static int on_lease_events(sd_event_source *s, int fd, uint32_t revents, void *u
         Manager *m = userdata;
 
         (void) broker_leases_process(m->broker);
+        manager_schedule_lease_recheck(m);
         return 0;
+}
+
+static int on_lease_recheck(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        broker_leases_recheck(m->broker);
+        manager_schedule_lease_recheck(m);
+        return 0;
+}
+
+void manager_schedule_lease_recheck(Manager *m) {
+        uint64_t next = broker_leases_next_recheck(m->broker);
+        int r;
+
+        if (next == USEC_INFINITY) {
+                if (m->lease_timer)
+                        (void) sd_event_source_set_enabled(m->lease_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!m->lease_timer) {
+                r = sd_event_add_time(m->event, &m->lease_timer, CLOCK_MONOTONIC, next, 0, on_lease_recheck, m);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot arm the timer of lease rechecks; a closed buffer may stay "
+                                          "until its next close");
+                return;
+        }
+        (void) sd_event_source_set_time(m->lease_timer, next);
+        (void) sd_event_source_set_enabled(m->lease_timer, SD_EVENT_ONESHOT);
 }
 
 /* Leases (broker.h) need the inotify fd read by the loop; without them a
@@ -52,6 +81,7 @@ void manager_done(Manager *m) {
         /* The core first (but for the source of its inotify fd, which it
          * closes): its callbacks still use the bus. */
         m->lease_source = sd_event_source_disable_unref(m->lease_source);
+        m->lease_timer = sd_event_source_disable_unref(m->lease_timer);
         m->broker = broker_free(m->broker);
         peers_free(m);
         m->expire_timer = sd_event_source_disable_unref(m->expire_timer);

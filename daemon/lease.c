@@ -34,6 +34,15 @@
  * last hold goes (buffer_gc()): a buffer nobody holds stays while another
  * description is alive.
  *
+ * The kernel queues the close event before it uncounts the description
+ * (__fput() notifies first, and drops the write or read count later): the
+ * daemon, on another CPU, can read the event and ask while the closing
+ * description still counts. So an answer "another one is alive" right
+ * after a close, or when the last hold goes, is asked again a little later
+ * (1, 4, 16, 64, 256 and 1024 ms after), each new close starting over. That
+ * race can only make the daemon keep a buffer longer, never drop it early:
+ * "alone" is never wrong.
+ *
  * While the lease is taken, an open(2) of the inode by someone else (only
  * root or the daemon's uid may: the inode is mode 0600) waits until it is
  * dropped, microseconds later, or fails with EWOULDBLOCK if O_NONBLOCK; and
@@ -52,6 +61,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -59,6 +69,36 @@
 #include "memfd.h"
 
 #define LEASE_EVENTS (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)
+#define LEASE_RECHECKS 6                /* 1 ms, then 4 times longer each */
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static void recheck_clear(Broker *b, Buffer *buf) {
+        if (buf->lease_recheck_usec == 0)
+                return;
+        buf->lease_recheck_usec = 0;
+        b->n_lease_rechecks--;
+}
+
+/* Ask about @buf again later; @restart: a new reason (a close), from the
+ * first delay. Past the last one, the next close asks again. */
+static void recheck_schedule(Broker *b, Buffer *buf, bool restart) {
+        if (restart)
+                buf->lease_rechecks = 0;
+        if (buf->lease_rechecks >= LEASE_RECHECKS) {
+                recheck_clear(b, buf);
+                return;
+        }
+        if (buf->lease_recheck_usec == 0)
+                b->n_lease_rechecks++;
+        buf->lease_recheck_usec = monotonic_usec() + (UINT64_C(1000) << (2 * buf->lease_rechecks));
+        buf->lease_rechecks++;
+}
 
 static int wd_compare(const void *a, const void *b) {
         int x = ((const Buffer *) a)->lease_wd, y = ((const Buffer *) b)->lease_wd;
@@ -192,18 +232,26 @@ void lease_unwatch(Broker *b, Buffer *buf) {
         (void) inotify_rm_watch(b->lease_fd, buf->lease_wd);
         buf->lease_wd = -1;
         buf->lease_closed = false;
+        recheck_clear(b, buf);
 }
 
-bool lease_keeps(const Buffer *buf) {
-        int r;
+/* Is a description of @buf alive but the daemon's? Only "no" is sure (see
+ * above), so a "yes" is asked again later. */
+static bool lease_alive(Broker *b, Buffer *buf, bool restart) {
+        int r = only_description(buf->planes[0].fd);
 
-        if (buf->lease_wd < 0)
-                return false;
-        r = only_description(buf->planes[0].fd);
         if (r < 0)
                 /* Not known: not a reason to keep it, as without leases. */
                 log_warning_errno(r, "Cannot tell whether buffer %" PRIu64 " is still open somewhere", buf->id);
+        if (r == 0)
+                recheck_schedule(b, buf, restart);
+        else
+                recheck_clear(b, buf);
         return r == 0;
+}
+
+bool lease_keeps(Broker *b, Buffer *buf) {
+        return buf->lease_wd >= 0 && lease_alive(b, buf, true);
 }
 
 static void lease_check_all(Broker *b) {
@@ -253,6 +301,7 @@ int broker_leases_process(Broker *b) {
                                  * while the daemon keeps the inode open). */
                                 tdelete(buf, &b->lease_index, wd_compare);
                                 buf->lease_wd = -1;
+                                recheck_clear(b, buf);
                                 log_warning("Buffer %" PRIu64 " lost its inotify watch; it is held until "
                                             "released or its holders disconnect", buf->id);
                                 /* Only the lease may have kept it. */
@@ -273,10 +322,38 @@ int broker_leases_process(Broker *b) {
                 if (!buf->lease_closed)
                         continue;
                 buf->lease_closed = false;
-                if (buf->lease_wd >= 0 && only_description(buf->planes[0].fd) == 1)
+                if (buf->lease_wd >= 0 && !lease_alive(b, buf, true))
                         broker_lease_ended(b, buf);
         }
         return 0;
+}
+
+uint64_t broker_leases_next_recheck(Broker *b) {
+        uint64_t next = USEC_INFINITY;
+        Buffer *buf;
+
+        if (b->n_lease_rechecks == 0)
+                return USEC_INFINITY;
+        BROKER_FOREACH_BUFFER(buf, b)
+                if (buf->lease_recheck_usec != 0 && buf->lease_recheck_usec < next)
+                        next = buf->lease_recheck_usec;
+        return next;
+}
+
+void broker_leases_recheck(Broker *b) {
+        uint64_t now = monotonic_usec();
+        Buffer *buf, *next;
+
+        if (b->n_lease_rechecks == 0)
+                return;
+        /* As in broker_leases_process(): only this buffer may go. */
+        for (buf = TAILQ_FIRST(&b->buffers); buf; buf = next) {
+                next = TAILQ_NEXT(buf, link);
+                if (buf->lease_recheck_usec == 0 || buf->lease_recheck_usec > now)
+                        continue;
+                if (!lease_alive(b, buf, false))
+                        broker_lease_ended(b, buf);
+        }
 }
 
 static void free_nothing(void *p) {

@@ -185,6 +185,28 @@ START_TEST(test_held_without_description) {
 }
 END_TEST
 
+/* An answer "still open" is asked again later (the kernel uncounts a
+ * description only after it queued its close event): even with no event
+ * read, the recheck finds the buffer closed. */
+START_TEST(test_recheck) {
+        Buffer *buf;
+        uint64_t id;
+        int fd;
+
+        buf = leased(false, &id, &fd);
+        ck_assert_uint_eq(broker_leases_next_recheck(b), USEC_INFINITY);
+        ck_assert_int_eq(broker_release(b, CALLER(":1.1", UID_A), buf, NULL), 0);
+        ck_assert_ptr_eq(broker_find_buffer(b, id), buf);
+        ck_assert_uint_ne(broker_leases_next_recheck(b), USEC_INFINITY);
+
+        close(fd);
+        usleep(2000);
+        broker_leases_recheck(b);
+        ck_assert_ptr_null(broker_find_buffer(b, id));
+        ck_assert_uint_eq(broker_leases_next_recheck(b), USEC_INFINITY);
+}
+END_TEST
+
 /* Without leases, holds are explicit, as before. */
 START_TEST(test_leases_off) {
         Buffer *buf;
@@ -218,6 +240,7 @@ static Suite *suite_lease(void) {
         tcase_add_test(tc, test_closes_read_together);
         tcase_add_test(tc, test_own_transient_open);
         tcase_add_test(tc, test_held_without_description);
+        tcase_add_test(tc, test_recheck);
         tcase_add_test(tc, test_leases_off);
         suite_add_tcase(s, tc);
         return s;
