@@ -11,6 +11,27 @@
 
 #include "bus.h"
 
+/* Arm the one-shot CLOCK_MONOTONIC timer *@s for @next (USEC_INFINITY: turn
+ * it off), creating it on first use. */
+static void manager_arm_timer(Manager *m, sd_event_source **s, uint64_t next, sd_event_time_handler_t handler,
+                              const char *what) {
+        int r;
+
+        if (next == USEC_INFINITY) {
+                if (*s)
+                        (void) sd_event_source_set_enabled(*s, SD_EVENT_OFF);
+                return;
+        }
+        if (!*s) {
+                r = sd_event_add_time(m->event, s, CLOCK_MONOTONIC, next, 0, handler, m);
+                if (r < 0)
+                        log_error_errno(r, "Failed to add %s", what);
+                return;
+        }
+        (void) sd_event_source_set_time(*s, next);
+        (void) sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
+}
+
 static int on_lease_events(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Manager *m = userdata;
 
@@ -28,23 +49,8 @@ static int on_lease_recheck(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 void manager_schedule_lease_recheck(Manager *m) {
-        uint64_t next = broker_leases_next_recheck(m->broker);
-        int r;
-
-        if (next == USEC_INFINITY) {
-                if (m->lease_timer)
-                        (void) sd_event_source_set_enabled(m->lease_timer, SD_EVENT_OFF);
-                return;
-        }
-        if (!m->lease_timer) {
-                r = sd_event_add_time(m->event, &m->lease_timer, CLOCK_MONOTONIC, next, 0, on_lease_recheck, m);
-                if (r < 0)
-                        log_warning_errno(r, "Cannot arm the timer of lease rechecks; a closed buffer may stay "
-                                          "until its next close");
-                return;
-        }
-        (void) sd_event_source_set_time(m->lease_timer, next);
-        (void) sd_event_source_set_enabled(m->lease_timer, SD_EVENT_ONESHOT);
+        manager_arm_timer(m, &m->lease_timer, broker_leases_next_recheck(m->broker), on_lease_recheck,
+                          "the timer of lease rechecks");
 }
 
 /* Leases (broker.h) need the inotify fd read by the loop; without them a
@@ -249,25 +255,7 @@ static int on_expire(sd_event_source *s, uint64_t usec, void *userdata) {
  * can add a deadline and after each expiry run; a timer that fires for a
  * deadline that went away early does no harm. */
 void manager_schedule_expiry(Manager *m) {
-        uint64_t next = broker_next_deadline(m->broker);
-        int r;
-
-        if (next == USEC_INFINITY) {
-                if (m->expire_timer)
-                        sd_event_source_set_enabled(m->expire_timer, SD_EVENT_OFF);
-                return;
-        }
-
-        if (!m->expire_timer) {
-                r = sd_event_add_time(m->event, &m->expire_timer, CLOCK_MONOTONIC, next, 0, on_expire, m);
-                if (r < 0) {
-                        log_error_errno(r, "Failed to add the expiry timer");
-                        return;
-                }
-                return;
-        }
-        sd_event_source_set_time(m->expire_timer, next);
-        sd_event_source_set_enabled(m->expire_timer, SD_EVENT_ONESHOT);
+        manager_arm_timer(m, &m->expire_timer, broker_next_deadline(m->broker), on_expire, "the expiry timer");
 }
 
 void strv_free_simple(char **l) {
