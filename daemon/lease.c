@@ -48,6 +48,19 @@
  * dropped, microseconds later, or fails with EWOULDBLOCK if O_NONBLOCK; and
  * the kernel would send the daemon SIGIO, which it ignores.
  *
+ * V4L2 buffers have no lease. Every holder gets a duplicate of the
+ * daemon's own dma-buf export, one description that the daemon keeps open:
+ * no holder's close can be seen. What would work instead (measured with
+ * vivid, videobuf2-vmalloc, on Debian's 6.1 in the tests/vm harness): each
+ * VIDIOC_EXPBUF makes a new dma-buf with its own inode, so each holder could
+ * get an export of its own, not kept by the daemon; inotify watches on a
+ * dma-buf work, and IN_CLOSE_WRITE comes once, when the export's last fd and
+ * mapping are gone in every process (one event per export, so counting
+ * exports is exact); F_SETLEASE on a dma-buf fails with EINVAL (anonymous
+ * inode, not a regular file), but /proc/self/fdinfo of a dma-buf has
+ * "count:", the references to its description (fds, mappings, children),
+ * an exact answer for an fd the daemon keeps. Not measured on later kernels.
+ *
  * The self-test in broker_leases_enable() checks these kernel facts on a
  * scratch memfd; where they do not hold (leases disabled by fs.leases-enable,
  * a kernel that counts otherwise), leases stay off: buffers are held only
