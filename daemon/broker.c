@@ -428,6 +428,7 @@ static void buffer_unregister(Broker *b, Buffer *buf, bool announce) {
         while ((h = TAILQ_FIRST(&buf->holds)))
                 hold_free(b, h);
 
+        lease_unwatch(b, buf);
         tdelete(buf, &b->buffer_index, buffer_compare);
         TAILQ_REMOVE(&b->buffers, buf, link);
         usage_remove_buffer(b, buf);
@@ -440,10 +441,25 @@ static void buffer_drop(Broker *b, Buffer *buf, bool announce) {
         buffer_free(buf);
 }
 
-/* Drop a buffer that nobody keeps alive any more. */
+/* Drop a buffer that nobody keeps alive any more: no holder, not
+ * persistent, and no description of it alive (lease.c), if that is known. */
 static void buffer_gc(Broker *b, Buffer *buf) {
-        if (buf->n_holds == 0 && !buf->persistent)
+        if (buf->n_holds == 0 && !buf->persistent && !lease_keeps(b, buf))
                 buffer_drop(b, buf, true);
+}
+
+void broker_buffer_gc(Broker *b, Buffer *buf) {
+        buffer_gc(b, buf);
+}
+
+/* Every description handed out is gone: each holder has released. */
+void broker_lease_ended(Broker *b, Buffer *buf) {
+        Hold *h;
+
+        while ((h = TAILQ_FIRST(&buf->holds)))
+                hold_free(b, h);
+        b->generation++;
+        buffer_gc(b, buf);
 }
 
 bool broker_is_privileged(Broker *b, uid_t uid) {
@@ -620,6 +636,7 @@ static int buffer_new(Broker *b, uid_t owner, const char *kind, const char *name
         buf->created_usec = realtime_usec();
         for (unsigned i = 0; i < BB_PLANES_MAX; i++)
                 buf->planes[i] = (BufferPlane) { .fd = -1, .ro_fd = -1 };
+        buf->lease_wd = -1;
         TAILQ_INIT(&buf->holds);
         TAILQ_INIT(&buf->tokens);
 
@@ -693,6 +710,9 @@ static int buffer_register(Broker *b, Buffer *buf, const Caller *holder, bool re
 
         if (restoring)
                 return 0;
+        /* Before anyone gets a description of it (restored buffers have
+         * descriptions out there that were never counted: no lease). */
+        lease_watch(b, buf);
         r = buffer_announce(b, buf);
         if (r < 0)
                 return fail(err, r, "Failed to keep the buffer for a restart of the daemon (file descriptor store): %s",
@@ -1243,6 +1263,7 @@ int broker_new(Broker **ret, const BrokerLimits *limits, const BrokerCallbacks *
         b->userdata = userdata;
         b->self_uid = geteuid();
         b->next_id = 1;
+        b->lease_fd = -1;
         TAILQ_INIT(&b->buffers);
         TAILQ_INIT(&b->tokens);
         TAILQ_INIT(&b->clients);
@@ -1263,6 +1284,7 @@ Broker *broker_free(Broker *b) {
         b->state_changed = NULL;
         while ((buf = TAILQ_FIRST(&b->buffers)))
                 buffer_drop(b, buf, false);
+        broker_leases_free(b);
 
         free(b);
         return NULL;

@@ -176,6 +176,15 @@ struct Buffer {
         V4L2Queue *queue;               /* kind "v4l2": the device queue, shared */
         uint32_t v4l2_index;            /* and the buffer's index in it */
         unsigned n_holds;
+        /* The lease (lease.c), memfds only: the inotify watch on the memfd's
+         * inode (-1: none, only explicit holds keep the buffer), and whether
+         * a description of it closed since the last look. */
+        int lease_wd;
+        bool lease_closed;
+        /* Ask again at lease_recheck_usec (CLOCK_MONOTONIC; 0: no need), the
+         * lease_rechecks-th time: see lease.c on the race with close. */
+        uint64_t lease_recheck_usec;
+        unsigned lease_rechecks;
         TAILQ_HEAD(, Hold) holds;
         TAILQ_HEAD(, Token) tokens;
         TAILQ_ENTRY(Buffer) link;
@@ -212,6 +221,11 @@ struct Broker {
         TAILQ_HEAD(, Token) tokens;
         TAILQ_HEAD(, Client) clients;
         TAILQ_HEAD(, UidUsage) usage;
+        /* lease.c: the inotify fd (-1: leases off) and its watches by wd. */
+        int lease_fd;
+        void *lease_index;
+        bool lease_limit_warned;
+        unsigned n_lease_rechecks;      /* buffers with lease_recheck_usec set */
 };
 
 typedef struct ShareOptions {
@@ -290,6 +304,37 @@ Buffer *broker_find_buffer(Broker *b, uint64_t id);
 bool broker_may_see(Broker *b, const Caller *caller, Buffer *buf);
 bool broker_is_privileged(Broker *b, uid_t uid);
 const UidUsage *broker_usage(Broker *b, uid_t uid);
+
+/* Leases (lease.c): a memfd buffer is held while an open file description
+ * of it that the daemon handed out (an fd or a mapping, anywhere, or one in
+ * flight in a message) is alive, not only while a client holds it.
+ *
+ * broker_leases_enable() opens the inotify fd (leases stay off on failure,
+ * or where the kernel does not count descriptions as lease.c needs: buffers
+ * are then held only explicitly, as before); the event loop calls
+ * broker_leases_process() when broker_leases_fd() is readable. Every memfd
+ * buffer created afterwards gets a watch (none if the per-user limit of
+ * watches is reached: that buffer is held only explicitly). When a
+ * description of it closes, or when its last hold goes, the daemon asks the
+ * kernel whether any description but its own is left; if none is, every
+ * holder is taken to have released: the holds go, and the buffer with them
+ * unless it is persistent. While one is left, a buffer nobody holds any more
+ * stays (and stays charged): its memory is alive. Restored buffers get no
+ * lease. */
+int broker_leases_enable(Broker *b);
+int broker_leases_fd(Broker *b);
+int broker_leases_process(Broker *b);
+/* When to call broker_leases_recheck() (CLOCK_MONOTONIC usec; USEC_INFINITY:
+ * no need), and what it does: ask again about the buffers that are due. */
+uint64_t broker_leases_next_recheck(Broker *b);
+void broker_leases_recheck(Broker *b);
+void broker_leases_free(Broker *b);
+/* For broker.c: */
+void lease_watch(Broker *b, Buffer *buf);
+void lease_unwatch(Broker *b, Buffer *buf);
+bool lease_keeps(Broker *b, Buffer *buf);       /* a description but the daemon's is alive */
+void broker_lease_ended(Broker *b, Buffer *buf);     /* drop all holds, and the buffer if nothing keeps it */
+void broker_buffer_gc(Broker *b, Buffer *buf);       /* drop it if nothing keeps it */
 
 /* Rebuilding the state saved before a restart (broker-state.c), through
  * the same registration as new buffers and tokens. Quotas are not checked:

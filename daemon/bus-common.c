@@ -6,9 +6,69 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 
 #include "bus.h"
+
+/* Arm the one-shot CLOCK_MONOTONIC timer *@s for @next (USEC_INFINITY: turn
+ * it off), creating it on first use. */
+static void manager_arm_timer(Manager *m, sd_event_source **s, uint64_t next, sd_event_time_handler_t handler,
+                              const char *what) {
+        int r;
+
+        if (next == USEC_INFINITY) {
+                if (*s)
+                        (void) sd_event_source_set_enabled(*s, SD_EVENT_OFF);
+                return;
+        }
+        if (!*s) {
+                r = sd_event_add_time(m->event, s, CLOCK_MONOTONIC, next, 0, handler, m);
+                if (r < 0)
+                        log_error_errno(r, "Failed to add %s", what);
+                return;
+        }
+        (void) sd_event_source_set_time(*s, next);
+        (void) sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
+}
+
+static int on_lease_events(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+
+        (void) broker_leases_process(m->broker);
+        manager_schedule_lease_recheck(m);
+        return 0;
+}
+
+static int on_lease_recheck(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        broker_leases_recheck(m->broker);
+        manager_schedule_lease_recheck(m);
+        return 0;
+}
+
+void manager_schedule_lease_recheck(Manager *m) {
+        manager_arm_timer(m, &m->lease_timer, broker_leases_next_recheck(m->broker), on_lease_recheck,
+                          "the timer of lease rechecks");
+}
+
+/* Leases (broker.h) need the inotify fd read by the loop; without them a
+ * buffer is held until released or its holders disconnect. */
+static void manager_start_leases(Manager *m) {
+        int r;
+
+        if (broker_leases_enable(m->broker) < 0)
+                return;         /* logged */
+        r = sd_event_add_io(m->event, &m->lease_source, broker_leases_fd(m->broker), EPOLLIN,
+                            on_lease_events, m);
+        if (r < 0) {
+                /* No buffer exists yet: turning leases off leaves none watched. */
+                broker_leases_free(m->broker);
+                log_warning_errno(r, "Cannot watch buffers for closed fds; a buffer is held until "
+                                  "released or its holders disconnect");
+        }
+}
 
 int manager_init(Manager *m, const BrokerLimits *limits) {
         int r;
@@ -16,11 +76,18 @@ int manager_init(Manager *m, const BrokerLimits *limits) {
         r = sd_event_default(&m->event);
         if (r < 0)
                 return r;
-        return broker_new(&m->broker, limits, &bus_broker_callbacks, m);
+        r = broker_new(&m->broker, limits, &bus_broker_callbacks, m);
+        if (r < 0)
+                return r;
+        manager_start_leases(m);
+        return 0;
 }
 
 void manager_done(Manager *m) {
-        /* The core first: its callbacks still use the bus. */
+        /* The core first (but for the source of its inotify fd, which it
+         * closes): its callbacks still use the bus. */
+        m->lease_source = sd_event_source_disable_unref(m->lease_source);
+        m->lease_timer = sd_event_source_disable_unref(m->lease_timer);
         m->broker = broker_free(m->broker);
         peers_free(m);
         m->expire_timer = sd_event_source_disable_unref(m->expire_timer);
@@ -239,25 +306,7 @@ static int on_expire(sd_event_source *s, uint64_t usec, void *userdata) {
  * can add a deadline and after each expiry run; a timer that fires for a
  * deadline that went away early does no harm. */
 void manager_schedule_expiry(Manager *m) {
-        uint64_t next = broker_next_deadline(m->broker);
-        int r;
-
-        if (next == USEC_INFINITY) {
-                if (m->expire_timer)
-                        sd_event_source_set_enabled(m->expire_timer, SD_EVENT_OFF);
-                return;
-        }
-
-        if (!m->expire_timer) {
-                r = sd_event_add_time(m->event, &m->expire_timer, CLOCK_MONOTONIC, next, 0, on_expire, m);
-                if (r < 0) {
-                        log_error_errno(r, "Failed to add the expiry timer");
-                        return;
-                }
-                return;
-        }
-        sd_event_source_set_time(m->expire_timer, next);
-        sd_event_source_set_enabled(m->expire_timer, SD_EVENT_ONESHOT);
+        manager_arm_timer(m, &m->expire_timer, broker_next_deadline(m->broker), on_expire, "the expiry timer");
 }
 
 void strv_free_simple(char **l) {

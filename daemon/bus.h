@@ -85,6 +85,8 @@ struct Manager {
         bool user_bus;
         Broker *broker;
         sd_event_source *expire_timer;
+        sd_event_source *lease_source;  /* the broker's inotify fd (leases) */
+        sd_event_source *lease_timer;   /* asking again about closed buffers */
 
         /* bus-peer.c */
         void *peer_index;               /* tsearch tree by name */
@@ -151,6 +153,8 @@ uint64_t now_usec(void);
 int bus_get_caller(Manager *m, sd_bus_message *msg, Caller *ret, sd_bus_error *error);
 int bus_map_broker_error(sd_bus_error *error, int r, const BrokerError *err);
 void manager_schedule_expiry(Manager *m);
+/* Arm the timer for the broker's next lease recheck (after every round). */
+void manager_schedule_lease_recheck(Manager *m);
 
 typedef struct BusOption {
         const char *key;

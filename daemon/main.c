@@ -272,7 +272,8 @@ static int on_signal_keep(sd_event_source *s, const struct signalfd_siginfo *si,
 }
 
 /* After each round of events: tell systemd how we are, save the state for a
- * restart, watch our bus output, and start or stop counting idle time. One
+ * restart, watch our bus output, arm the lease rechecks (broker.h), and
+ * start or stop counting idle time. One
  * place, once per round, however many things changed in it. */
 static int on_post(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
@@ -282,6 +283,7 @@ static int on_post(sd_event_source *s, void *userdata) {
 
         fdstore_flush(m);
         bus_connection_check_output(m);
+        manager_schedule_lease_recheck(m);
 
         if (m->status_generation != m->broker->generation) {
                 m->status_generation = m->broker->generation;

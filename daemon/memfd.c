@@ -25,6 +25,7 @@
 int memfd_new_sealed(const MemfdRequest *req, int *ret_fd) {
         _cleanup_close_ int fd = -1;
         char full[MEMFD_NAME_MAX + 1];
+        int reopened;
         uint64_t size = req->size;
 
         if ((uint64_t) (off_t) size != size || (off_t) size < 0)
@@ -52,7 +53,14 @@ int memfd_new_sealed(const MemfdRequest *req, int *ret_fd) {
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
                 return negative_errno();
 
-        *ret_fd = TAKE_FD(fd);
+        /* Keep a description that open(2) made, not memfd_create()'s: the
+         * kernel counts the former among the inode's writers and the latter
+         * not, and lease.c asks whether the daemon's is the only writer. */
+        reopened = fd_reopen(fd, O_RDWR);
+        if (reopened < 0)
+                return reopened;
+
+        *ret_fd = reopened;
         return 0;
 }
 

@@ -2074,9 +2074,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         pump(&f, NULL);
         check_settled(&f);
 
-        /* The clients go: everything they held must go with them. */
+        /* The clients go, and the fds and mappings they got (the fd is the
+         * lease: a buffer lives while one is alive): everything they held
+         * must go with them. */
         for (unsigned k = 0; k < f.n_clients; k++)
                 client_close(&f.clients[k]);
+        for (unsigned i = 0; i < RECEIVED_MAX; i++)
+                f.received[i] = safe_close(f.received[i]);
+        for (unsigned i = 0; i < f.n_maps; i++)
+                (void) munmap(f.maps[i].p, f.maps[i].size);
+        f.n_maps = 0;
         pump(&f, NULL);
         check_settled(&f);
         if (f.m.broker->stats.clients != 0 || f.m.n_direct != 0 || !TAILQ_EMPTY(&f.m.peers))

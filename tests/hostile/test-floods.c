@@ -315,10 +315,17 @@ static int hold_many(void *userdata) {
 
                 if (bus_connect(&bus[i]) < 0)
                         break;
+                int fd;
+
                 if (sd_bus_call_method(bus[i], BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfd",
-                                       NULL, &reply, "sta{sv}", "holder", (uint64_t) PAGE, 0) < 0)
+                                       NULL, &reply, "sta{sv}", "holder", (uint64_t) PAGE, 0) < 0 ||
+                    sd_bus_message_read(reply, "oh", NULL, &fd) < 0)
                         break;
+                /* The fd is the lease: keep it, or the buffer goes. */
+                fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
                 sd_bus_message_unref(reply);
+                if (fd < 0)
+                        break;
                 n++;
         }
         if (write(report, &n, sizeof(n)) != sizeof(n))

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 
@@ -307,3 +309,44 @@ int run_as(uid_t uid, int (*fn)(void *userdata), void *userdata, int timeout_ms)
         return wait_child(fork_as(uid, fn, userdata), scaled_ms(timeout_ms));
 }
 
+/* Stands in for the service manager's notify socket: takes the messages
+ * (and closes the fds stored with them) until killed. */
+static int drain_notify(void *userdata) {
+        int fd = *(int *) userdata;
+
+        for (;;) {
+                char buf[4096], control[CMSG_SPACE(sizeof(int) * 16)];
+                struct iovec iov = { buf, sizeof(buf) };
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                                     .msg_controllen = sizeof(control) };
+                struct cmsghdr *c;
+
+                if (recvmsg(fd, &mh, MSG_CMSG_CLOEXEC) < 0)
+                        return errno == EINTR ? 0 : 1;
+                for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                                for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+                                        close(((int *) CMSG_DATA(c))[i]);
+        }
+}
+
+/* A notify socket at $H->dir/notify drained by a child: *ret_fd, the pid. */
+pid_t notify_drainer_start(char path[static 108], int *ret_fd) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", H->dir);
+        (void) unlink(sa.sun_path);
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        memcpy(path, sa.sun_path, sizeof(sa.sun_path));
+        *ret_fd = fd;
+        return fork_as(AS_ROOT, drain_notify, ret_fd);
+}
+
+void notify_drainer_stop(pid_t drainer, int fd) {
+        kill(drainer, SIGKILL);
+        (void) wait_child(drainer, 5000);
+        close(fd);
+}

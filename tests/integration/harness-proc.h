@@ -96,3 +96,10 @@ int wait_child(pid_t pid, int timeout_ms);
                         _exit(1);                                               \
                 }                                                               \
         } while (0)
+
+/* A notify socket at $H->dir/notify ($NOTIFY_SOCKET for the daemon: set
+ * harness_daemon_spawn.notify_socket to path) drained by a child, as the
+ * service manager's fd store would take the daemon's messages: it closes
+ * the fds they carry. Returns the child's pid, *ret_fd the socket. */
+pid_t notify_drainer_start(char path[static 108], int *ret_fd);
+void notify_drainer_stop(pid_t drainer, int fd);

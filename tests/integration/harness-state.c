@@ -3,6 +3,7 @@
  * The integration-test harness's view of the daemon's state (see
  * harness-state.h): Stats and fd-count snapshots, the warmed-up baseline.
  */
+#include <fcntl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -97,7 +98,7 @@ void baseline_after_warmup(Snapshot *ret) {
         sd_bus_message *reply = NULL, *reply2 = NULL;
         const char *path, *token;
         char *p;
-        int fd;
+        int fd, kept;
         uint64_t size;
 
         /* create with a ttl, share with a ttl, open, release: every kind of
@@ -108,6 +109,10 @@ void baseline_after_warmup(Snapshot *ret) {
                                          "t", (uint64_t) 60000000) >= 0,
                       "warm-up CreateMemfd: %s", error.message);
         ck_assert(sd_bus_message_read(reply, "oht", &path, &fd, &size) >= 0);
+        /* The fd is the lease: keep ours until after Release, or the
+         * buffer goes as soon as the reply (with its fd) is freed. */
+        kept = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        ck_assert_int_ge(kept, 0);
         p = strdup(path);
         sd_bus_message_unref(reply);
         reply = NULL;
@@ -128,6 +133,7 @@ void baseline_after_warmup(Snapshot *ret) {
                       "warm-up Release: %s", error.message);
         sd_bus_error_free(&error);
         free(p);
+        close(kept);
 
         /* Wait for the buffer (and its token) to be gone, then take the state. */
         {

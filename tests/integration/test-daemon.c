@@ -231,6 +231,7 @@ START_TEST(test_exit_when_idle) {
 
         /* ...and once nothing is left it gives its name back and exits 0. */
         ck_assert_int_ge(call_release(NULL, c.path, NULL), 0);
+        c.fd = safe_close(c.fd);        /* the fd is the lease */
         ck_assert_int_eq(wait_daemon_exit(scaled_ms(10000)), 0);
         ck_assert_msg(!name_has_owner(), "%s still owned after the idle exit", BB_BUS_NAME);
 }
@@ -409,6 +410,7 @@ START_TEST(test_kernel_errors_are_not_protocol_errors) {
         bb_client_unref(lc);
 
         ck_assert_int_ge(call_release(NULL, c.path, NULL), 0);
+        c.fd = safe_close(c.fd);        /* the fd is the lease */
         assert_back_to(&base, "after the failed opens");
         free(token);
 }

@@ -166,48 +166,6 @@ START_TEST(test_store_failure_refuses_the_buffer) {
 }
 END_TEST
 
-/* Stands in for the service manager's notify socket: takes the messages
- * (and closes the fds stored with them) until killed. */
-static int drain_notify(void *userdata) {
-        int fd = *(int *) userdata;
-
-        for (;;) {
-                char buf[4096], control[CMSG_SPACE(sizeof(int) * 16)];
-                struct iovec iov = { buf, sizeof(buf) };
-                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                                     .msg_controllen = sizeof(control) };
-                struct cmsghdr *c;
-
-                if (recvmsg(fd, &mh, MSG_CMSG_CLOEXEC) < 0)
-                        return errno == EINTR ? 0 : 1;
-                for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-                                for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
-                                        close(((int *) CMSG_DATA(c))[i]);
-        }
-}
-
-/* A notify socket at $H->dir/notify drained by a child: *ret_fd, the pid. */
-static pid_t start_drainer(char path[static 108], int *ret_fd) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
-
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", H->dir);
-        (void) unlink(sa.sun_path);
-        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        memcpy(path, sa.sun_path, sizeof(sa.sun_path));
-        *ret_fd = fd;
-        return fork_as(AS_ROOT, drain_notify, ret_fd);
-}
-
-static void stop_drainer(pid_t drainer, int fd) {
-        kill(drainer, SIGKILL);
-        (void) wait_child(drainer, 5000);
-        close(fd);
-}
-
 /* --fdstore-max= (FileDescriptorStoreMax= of the unit): the daemon keeps no
  * more fds for buffers than the store takes, less two for the state (the
  * old one stays until the new one is stored), and a
@@ -222,7 +180,7 @@ START_TEST(test_fd_budget_fits_the_store) {
         pid_t drainer;
         int fd, r;
 
-        drainer = start_drainer(notify, &fd);
+        drainer = notify_drainer_start(notify, &fd);
         harness_daemon_spawn = (PbusSpawn) { .notify_socket = notify };
         harness_restart_daemon(args);
 
@@ -250,7 +208,7 @@ START_TEST(test_fd_budget_fits_the_store) {
         sd_bus_error_free(&error);
         for (unsigned i = 0; i < 3; i++)
                 created_done(&c[i]);
-        stop_drainer(drainer, fd);
+        notify_drainer_stop(drainer, fd);
 }
 END_TEST
 
@@ -264,7 +222,7 @@ START_TEST(test_unwritable_state_leaks_no_fd) {
         int fd;
         pid_t drainer;
 
-        drainer = start_drainer(notify, &fd);
+        drainer = notify_drainer_start(notify, &fd);
         harness_daemon_spawn = (PbusSpawn) { .notify_socket = notify, .preload = harness_env("FAULT_FDOPEN_SO") };
         harness_restart_daemon(NULL);
         baseline_after_warmup(&base);
@@ -277,7 +235,7 @@ START_TEST(test_unwritable_state_leaks_no_fd) {
                 created_done(&c);
         }
         assert_back_to(&base, "after 20 failed saves");
-        stop_drainer(drainer, fd);
+        notify_drainer_stop(drainer, fd);
 }
 END_TEST
 

@@ -391,7 +391,11 @@ START_TEST(test_open_dead_tokens) {
         }
         /* a released buffer's tokens are gone too */
         ck_assert(call_share(NULL, cr.path, false, (uid_t) -1, false, 0, &released, &error) >= 0);
+        released_watch();
         ck_assert(call_release(NULL, cr.path, &error) >= 0);
+        /* released, and our fd (the lease) closed: gone */
+        cr.fd = safe_close(cr.fd);
+        ck_assert(released_wait(cr.id, 5000));
         snprintf(prefix, sizeof(prefix), "%.8s", released);
         expect_error(open_call(released), BB_ERROR_NO_SUCH_TOKEN, NEEDLES(prefix), &base,
                      "Open with the token of a released buffer");

@@ -240,7 +240,9 @@ static void compare_object(const char *path, const char *iface) {
         free(xml);
 }
 
-static char *create_buffer(void) {
+/* The fd is the lease: the buffer lives while *ret_fd is open (NULL: until
+ * the test's process exits). */
+static char *create_buffer(int *ret_fd) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
         const char *path;
@@ -253,6 +255,10 @@ static char *create_buffer(void) {
                                (uint64_t) 4096, 0);
         ck_assert_msg(r >= 0, "CreateMemfd: %s: %s", error.name, error.message);
         ck_assert(sd_bus_message_read(reply, "oht", &path, &fd, &size) > 0);
+        fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        ck_assert_int_ge(fd, 0);
+        if (ret_fd)
+                *ret_fd = fd;
         p = strdup(path);
         sd_bus_message_unref(reply);
         return p;
@@ -264,7 +270,7 @@ START_TEST(test_manager_matches_contract) {
 END_TEST
 
 START_TEST(test_buffer_matches_contract) {
-        char *path = create_buffer();
+        char *path = create_buffer(NULL);
 
         compare_object(path, BB_BUFFER_INTERFACE);
         free(path);
@@ -275,9 +281,11 @@ END_TEST
  * it once it is released. */
 START_TEST(test_manager_lists_buffer_node) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        char *path = create_buffer(), *xml, *needle;
+        int fd;
+        char *path = create_buffer(&fd), *xml, *needle;
         const char *leaf = strrchr(path, '/') + 1;
 
+        released_watch();
         ck_assert(asprintf(&needle, "<node name=\"%s\"", leaf) > 0);
         xml = introspect(BB_BUFFER_PATH_PREFIX);
         ck_assert_msg(strstr(xml, needle), "%s does not list child node %s:\n%s",
@@ -287,6 +295,9 @@ START_TEST(test_manager_lists_buffer_node) {
         ck_assert_msg(sd_bus_call_method(test_bus(), BB_BUS_NAME, path, BB_BUFFER_INTERFACE,
                                          "Release", &error, NULL, "") >= 0,
                       "Release: %s", error.message);
+        /* and once our fd, the lease, is closed */
+        close(fd);
+        ck_assert(released_wait(strtoull(leaf, NULL, 10), 5000));
         xml = introspect(BB_BUFFER_PATH_PREFIX);
         ck_assert_msg(!strstr(xml, needle), "%s still lists released buffer %s:\n%s",
                       BB_BUFFER_PATH_PREFIX, leaf, xml);
@@ -365,7 +376,7 @@ static void check_busctl_table(const RunResult *r, const char *iface) {
 
 START_TEST(test_busctl_introspect) {
         _cleanup_run_result_ RunResult r1 = { 0 }, r2 = { 0 };
-        char *path = create_buffer();
+        char *path = create_buffer(NULL);
 
         busctl(&r1, AS_ROOT, "introspect", BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE);
         ck_assert_run_status(&r1, 0);

@@ -89,6 +89,7 @@ START_TEST(test_roundtrip_read_only_other_uid) {
         char *token = NULL;
         void *addr;
         size_t size;
+        uint64_t id;
         OpenArgs a;
 
         stats_read(&base);
@@ -104,15 +105,20 @@ START_TEST(test_roundtrip_read_only_other_uid) {
         a = (OpenArgs) { .address = H->address, .token = token, .id = bb_buffer_id(buf),
                          .size = bb_buffer_size(buf) };
         ck_assert_int_eq(run_as(NOBODY_UID, nobody_opens_read_only, &a, 20000), 0);
+        id = bb_buffer_id(buf);
 
         /* nobody released its hold; ours keeps the buffer */
         ck_assert(!released_seen(bb_buffer_id(buf)));
         ck_assert(list_has(NULL, bb_buffer_id(buf)));
         ck_assert_int_eq(bb_buffer_release(buf), 0);
-        ck_assert_msg(released_wait(bb_buffer_id(buf), 5000), "no BufferReleased for %" PRIu64,
-                      bb_buffer_id(buf));
-        /* our mapping outlives the release: the kernel counts references */
+        /* our mapping outlives the release, and the buffer with it (the fd
+         * is the lease: it is charged while its memory is alive) */
         ck_assert(memcmp(addr, PATTERN, sizeof(PATTERN)) == 0);
+        ck_assert(!released_wait(bb_buffer_id(buf), 300));
+        ck_assert(list_has(NULL, bb_buffer_id(buf)));
+        /* unmapped and closed: gone */
+        bb_buffer_unref(buf);
+        ck_assert_msg(released_wait(id, 5000), "no BufferReleased for %" PRIu64, id);
         /* the released buffer's token died with it */
         {
                 sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -122,7 +128,6 @@ START_TEST(test_roundtrip_read_only_other_uid) {
                                  "Open of a released buffer's token");
                 sd_bus_error_free(&error);
         }
-        bb_buffer_unref(buf);
         bb_client_unref(c);
         free(token);
         assert_back_to(&base, "after the round trip");
