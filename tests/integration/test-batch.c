@@ -5,6 +5,7 @@
  * libbufbroker, on both buses. Every refusal leaves the daemon as it was.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +38,10 @@ static int release_many(sd_bus *bus, char **paths, size_t n, sd_bus_error *error
         return sd_bus_call(bus ?: test_bus(), m, 0, error, NULL);
 }
 
-/* The reply's paths (strdup'd) after checking each fd is a memfd of @size. */
-static size_t read_created(sd_bus_message *reply, uint64_t size, char **paths) {
+/* The reply's paths (strdup'd) and fds (dup'd: the fd is the lease, a
+ * buffer whose fds all close is released) after checking each fd is a
+ * memfd of @size. */
+static size_t read_created(sd_bus_message *reply, uint64_t size, char **paths, int *fds) {
         const char *path;
         uint64_t real;
         size_t n = 0;
@@ -53,20 +56,25 @@ static size_t read_created(sd_bus_message *reply, uint64_t size, char **paths) {
                 ck_assert_int_eq((uint64_t) st.st_size, size);
                 for (size_t i = 0; i < n; i++)
                         ck_assert_str_ne(paths[i], path);
+                fds[n] = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                ck_assert_int_ge(fds[n], 0);
                 paths[n++] = strdup(path);
         }
         return n;
 }
 
-static void free_paths(char **paths, size_t n) {
-        for (size_t i = 0; i < n; i++)
+static void free_created(char **paths, int *fds, size_t n) {
+        for (size_t i = 0; i < n; i++) {
                 free(paths[i]);
+                safe_close(fds[i]);
+        }
 }
 
 START_TEST(test_create_and_release_sixteen) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
         char *paths[BB_CREATE_BATCH_MAX];
+        int fds[BB_CREATE_BATCH_MAX];
         Snapshot base, full;
         size_t n;
 
@@ -74,7 +82,7 @@ START_TEST(test_create_and_release_sixteen) {
         released_watch();
         ck_assert_msg(create_many(NULL, "batch", 4096, BB_CREATE_BATCH_MAX, &error, &reply) >= 0,
                       "CreateMemfds 16: %s", error.message);
-        n = read_created(reply, 4096, paths);
+        n = read_created(reply, 4096, paths, fds);
         sd_bus_message_unref(reply);
         ck_assert_uint_eq(n, BB_CREATE_BATCH_MAX);      /* 16 fds in one reply, on this bus too */
         stats_read(&full);
@@ -82,11 +90,16 @@ START_TEST(test_create_and_release_sixteen) {
         ck_assert_uint_eq(full.bytes, base.bytes + 16 * 4096);
 
         ck_assert_msg(release_many(NULL, paths, n, &error) >= 0, "ReleaseBuffers: %s", error.message);
+        /* Released, but our fds keep each alive (the fd is the lease) */
+        for (size_t i = 0; i < n; i++) {
+                ck_assert(list_has(NULL, buffer_id_from_path(paths[i])));
+                fds[i] = safe_close(fds[i]);
+        }
         for (size_t i = 0; i < n; i++)
                 ck_assert_msg(released_wait(buffer_id_from_path(paths[i]), scaled_ms(5000)),
                               "no BufferReleased for %s", paths[i]);
+        free_created(paths, fds, n);
         assert_back_to(&base, "after releasing the batch");
-        free_paths(paths, n);
 }
 END_TEST
 
@@ -95,6 +108,7 @@ START_TEST(test_bad_batches_leave_nothing) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
         char *paths[3], *two[2];
+        int fds[3] = { -1, -1, -1 };
         Snapshot base;
         int r;
 
@@ -114,7 +128,7 @@ START_TEST(test_bad_batches_leave_nothing) {
 
         /* Release: empty, a path twice, one that is no buffer: none goes. */
         ck_assert(create_many(NULL, "kept", 4096, 2, &error, &reply) >= 0);
-        ck_assert_uint_eq(read_created(reply, 4096, paths), 2);
+        ck_assert_uint_eq(read_created(reply, 4096, paths, fds), 2);
         reply = sd_bus_message_unref(reply);
         r = release_many(NULL, paths, 0, &error);
         assert_bus_error(&error, r, SD_BUS_ERROR_INVALID_ARGS, "No buffers", "ReleaseBuffers of none");
@@ -131,7 +145,7 @@ START_TEST(test_bad_batches_leave_nothing) {
         ck_assert(list_has(NULL, buffer_id_from_path(paths[0])));
         ck_assert(list_has(NULL, buffer_id_from_path(paths[1])));
         ck_assert(release_many(NULL, paths, 2, &error) >= 0);
-        free_paths(paths, 3);
+        free_created(paths, fds, 3);
         assert_back_to(&base, "after the refused ReleaseBuffers");
 }
 END_TEST
@@ -264,13 +278,14 @@ START_TEST(test_batch_at_the_quota) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
         char *paths[BB_CREATE_BATCH_MAX + 4];
+        int fds[BB_CREATE_BATCH_MAX + 4];
         Snapshot base, after;
         size_t n;
         int r;
 
         stats_read(&base);
         ck_assert(create_many(NULL, "q", 4096, 16, &error, &reply) >= 0);
-        n = read_created(reply, 4096, paths);
+        n = read_created(reply, 4096, paths, fds);
         reply = sd_bus_message_unref(reply);
         r = create_many(NULL, "q", 4096, 5, &error, NULL);
         assert_bus_error(&error, r, BB_ERROR_QUOTA_EXCEEDED, "5 more", "5 over a quota with room for 4");
@@ -278,11 +293,11 @@ START_TEST(test_batch_at_the_quota) {
         stats_read(&after);
         ck_assert_uint_eq(after.buffers, base.buffers + 16);   /* none of the 5 */
         ck_assert(create_many(NULL, "q", 4096, 4, &error, &reply) >= 0);
-        n += read_created(reply, 4096, paths + n);
+        n += read_created(reply, 4096, paths + n, fds + n);
         reply = sd_bus_message_unref(reply);
         ck_assert_uint_eq(n, 20);
         ck_assert(release_many(NULL, paths, n, &error) >= 0);
-        free_paths(paths, n);
+        free_created(paths, fds, n);
         assert_back_to(&base, "after the quota batches");
 }
 END_TEST
