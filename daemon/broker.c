@@ -1265,6 +1265,8 @@ int broker_new(Broker **ret, const BrokerLimits *limits, const BrokerCallbacks *
         b->next_id = 1;
         b->lease_fd = -1;
         TAILQ_INIT(&b->buffers);
+        TAILQ_INIT(&b->rechecks);
+        TAILQ_INIT(&b->closed);
         TAILQ_INIT(&b->tokens);
         TAILQ_INIT(&b->clients);
         TAILQ_INIT(&b->usage);

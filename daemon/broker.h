@@ -181,10 +181,12 @@ struct Buffer {
          * a description of it closed since the last look. */
         int lease_wd;
         bool lease_closed;
+        TAILQ_ENTRY(Buffer) closed_link;        /* in Broker.closed, while set */
         /* Ask again at lease_recheck_usec (CLOCK_MONOTONIC; 0: no need), the
          * lease_rechecks-th time: see lease.c on the race with close. */
         uint64_t lease_recheck_usec;
         unsigned lease_rechecks;
+        TAILQ_ENTRY(Buffer) recheck_link;       /* in Broker.rechecks, while set */
         TAILQ_HEAD(, Hold) holds;
         TAILQ_HEAD(, Token) tokens;
         TAILQ_ENTRY(Buffer) link;
@@ -226,6 +228,8 @@ struct Broker {
         void *lease_index;
         bool lease_limit_warned;
         unsigned n_lease_rechecks;      /* buffers with lease_recheck_usec set */
+        TAILQ_HEAD(, Buffer) rechecks;  /* those buffers: never a walk over all */
+        TAILQ_HEAD(, Buffer) closed;    /* buffers with lease_closed set */
 };
 
 typedef struct ShareOptions {

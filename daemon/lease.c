@@ -91,11 +91,27 @@ static uint64_t monotonic_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
+/* A description of @buf closed: look at it after this batch of events. */
+static void closed_mark(Broker *b, Buffer *buf) {
+        if (buf->lease_closed)
+                return;
+        buf->lease_closed = true;
+        TAILQ_INSERT_TAIL(&b->closed, buf, closed_link);
+}
+
+static void closed_clear(Broker *b, Buffer *buf) {
+        if (!buf->lease_closed)
+                return;
+        buf->lease_closed = false;
+        TAILQ_REMOVE(&b->closed, buf, closed_link);
+}
+
 static void recheck_clear(Broker *b, Buffer *buf) {
         if (buf->lease_recheck_usec == 0)
                 return;
         buf->lease_recheck_usec = 0;
         b->n_lease_rechecks--;
+        TAILQ_REMOVE(&b->rechecks, buf, recheck_link);
 }
 
 /* Ask about @buf again later; @restart: a new reason (a close), from the
@@ -107,8 +123,10 @@ static void recheck_schedule(Broker *b, Buffer *buf, bool restart) {
                 recheck_clear(b, buf);
                 return;
         }
-        if (buf->lease_recheck_usec == 0)
+        if (buf->lease_recheck_usec == 0) {
                 b->n_lease_rechecks++;
+                TAILQ_INSERT_TAIL(&b->rechecks, buf, recheck_link);
+        }
         buf->lease_recheck_usec = monotonic_usec() + (UINT64_C(1000) << (2 * buf->lease_rechecks));
         buf->lease_rechecks++;
 }
@@ -244,7 +262,7 @@ void lease_unwatch(Broker *b, Buffer *buf) {
          * inotify does not reuse a wd soon (it allocates them cyclically). */
         (void) inotify_rm_watch(b->lease_fd, buf->lease_wd);
         buf->lease_wd = -1;
-        buf->lease_closed = false;
+        closed_clear(b, buf);
         recheck_clear(b, buf);
 }
 
@@ -263,8 +281,17 @@ static bool lease_alive(Broker *b, Buffer *buf, bool restart) {
         return r == 0;
 }
 
+/* When the last hold goes. No recheck for a "yes": no close came, so the
+ * race above is not on, and the close that comes will be seen. */
 bool lease_keeps(Broker *b, Buffer *buf) {
-        return buf->lease_wd >= 0 && lease_alive(b, buf, true);
+        int r;
+
+        if (buf->lease_wd < 0)
+                return false;
+        r = only_description(buf->planes[0].fd);
+        if (r < 0)
+                log_warning_errno(r, "Cannot tell whether buffer %" PRIu64 " is still open somewhere", buf->id);
+        return r == 0;
 }
 
 static void lease_check_all(Broker *b) {
@@ -272,7 +299,7 @@ static void lease_check_all(Broker *b) {
 
         BROKER_FOREACH_BUFFER(buf, b)
                 if (buf->lease_wd >= 0)
-                        buf->lease_closed = true;
+                        closed_mark(b, buf);
 }
 
 int broker_leases_process(Broker *b) {
@@ -281,7 +308,7 @@ int broker_leases_process(Broker *b) {
                 char raw[4096];
         } ev;
         bool any = false;
-        Buffer *buf, *next;
+        Buffer *buf;
 
         if (b->lease_fd < 0)
                 return 0;
@@ -314,6 +341,7 @@ int broker_leases_process(Broker *b) {
                                  * while the daemon keeps the inode open). */
                                 tdelete(buf, &b->lease_index, wd_compare);
                                 buf->lease_wd = -1;
+                                closed_clear(b, buf);
                                 recheck_clear(b, buf);
                                 log_warning("Buffer %" PRIu64 " lost its inotify watch; it is held until "
                                             "released or its holders disconnect", buf->id);
@@ -321,20 +349,17 @@ int broker_leases_process(Broker *b) {
                                 broker_buffer_gc(b, buf);
                                 continue;
                         }
-                        buf->lease_closed = true;
+                        closed_mark(b, buf);
                         any = true;
                 }
         }
         if (!any)
                 return 0;
 
-        /* Ending a lease drops at most that buffer (and forgets clients), so
-         * the next pointer stays valid. */
-        for (buf = TAILQ_FIRST(&b->buffers); buf; buf = next) {
-                next = TAILQ_NEXT(buf, link);
-                if (!buf->lease_closed)
-                        continue;
-                buf->lease_closed = false;
+        /* Only the buffers whose descriptions closed. Ending a lease drops
+         * at most that buffer (and forgets clients): take each off first. */
+        while ((buf = TAILQ_FIRST(&b->closed))) {
+                closed_clear(b, buf);
                 if (buf->lease_wd >= 0 && !lease_alive(b, buf, true))
                         broker_lease_ended(b, buf);
         }
@@ -345,10 +370,9 @@ uint64_t broker_leases_next_recheck(Broker *b) {
         uint64_t next = USEC_INFINITY;
         Buffer *buf;
 
-        if (b->n_lease_rechecks == 0)
-                return USEC_INFINITY;
-        BROKER_FOREACH_BUFFER(buf, b)
-                if (buf->lease_recheck_usec != 0 && buf->lease_recheck_usec < next)
+        /* Called once per loop round: only the buffers waiting for one. */
+        TAILQ_FOREACH(buf, &b->rechecks, recheck_link)
+                if (buf->lease_recheck_usec < next)
                         next = buf->lease_recheck_usec;
         return next;
 }
@@ -357,12 +381,11 @@ void broker_leases_recheck(Broker *b) {
         uint64_t now = monotonic_usec();
         Buffer *buf, *next;
 
-        if (b->n_lease_rechecks == 0)
-                return;
-        /* As in broker_leases_process(): only this buffer may go. */
-        for (buf = TAILQ_FIRST(&b->buffers); buf; buf = next) {
-                next = TAILQ_NEXT(buf, link);
-                if (buf->lease_recheck_usec == 0 || buf->lease_recheck_usec > now)
+        /* As in broker_leases_process(): only this buffer may go. Asking
+         * may take it out of the list, or drop it: next is taken first. */
+        for (buf = TAILQ_FIRST(&b->rechecks); buf; buf = next) {
+                next = TAILQ_NEXT(buf, recheck_link);
+                if (buf->lease_recheck_usec > now)
                         continue;
                 if (!lease_alive(b, buf, false))
                         broker_lease_ended(b, buf);

@@ -396,8 +396,8 @@ static void bus_start(Bus *b, BusKind kind, unsigned max_buffers) {
                      bb_client_error_message(b->owner) ?: "-");
 }
 
-/* (e)'s buffers: held by one raw connection for the whole run (its fds are
- * closed at once: the hold is the connection's, not the fd's). */
+/* (e)'s buffers: made persistent by one raw connection for the whole run
+ * (their fds are closed at once; the daemon stops with them). */
 static void bus_hold_buffers(Bus *b, unsigned n) {
         for (unsigned i = 0; i < n; i++) {
                 sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -406,9 +406,10 @@ static void bus_hold_buffers(Bus *b, unsigned n) {
                 int r;
 
                 snprintf(name, sizeof(name), "held-%u", i);
+                /* persistent: the fd is the lease, and ours closes now */
                 r = sd_bus_call_method(b->holder, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
                                        "CreateMemfd", &error, &reply, "sta{sv}", name,
-                                       (uint64_t) BUFFER_SIZE, 0);
+                                       (uint64_t) BUFFER_SIZE, 1, BB_OPT_PERSISTENT, "b", 1);
                 if (r < 0)
                         fail("%s: holding buffer %u of %u: %s", b->name, i + 1, n,
                              error.message ?: strerror(-r));
@@ -486,7 +487,9 @@ static int op_ping(Bus *b) {
         return r;
 }
 
-static int create_cycle(bb_client *c) {
+/* create + map + touch + unmap, then release (explicit) or just close (the
+ * fd is the lease: the daemon sees the last close and drops the buffer) */
+static int create_cycle_how(bb_client *c, bool release) {
         bb_buffer *buf = NULL;
         size_t size;
         void *p;
@@ -502,13 +505,27 @@ static int create_cycle(bb_client *c) {
                 *(volatile uint8_t *) p = 1;
                 r = bb_buffer_unmap(buf);
         }
-        if (r >= 0) {
+        if (r >= 0 && release) {
                 r = bb_buffer_release(buf);
                 if (r < 0)
                         note_client_error(c);
         }
         bb_buffer_unref(buf);
         return r;
+}
+
+static int create_cycle(bb_client *c) {
+        return create_cycle_how(c, true);
+}
+
+/* (l): (c) released by closing, one call */
+static int op_create_lease(Bus *b) {
+        return create_cycle_how(b->cold, false);
+}
+
+/* (pl): the same on the private connection */
+static int op_create_private_lease(Bus *b) {
+        return create_cycle_how(b->private, false);
 }
 
 /* (c) */
@@ -650,7 +667,9 @@ typedef enum OpKind {
         OP_PEER_D,
         OP_CREATE,
         OP_CREATE_WARM,
+        OP_CREATE_LEASE,
         OP_CREATE_PRIVATE,
+        OP_CREATE_PRIVATE_LEASE,
         OP_BATCH,
         OP_SHARE_OPEN,
         OP_LIST,
@@ -672,6 +691,9 @@ static const struct {
         [OP_PEER_D]      = { "(D)  peer D, sd-bus: memfd as 'h'+map+touch", "D", op_peer_d, false },
         [OP_CREATE]      = { "(c)  bb_buffer_create 4K+map+touch+unmap+release", "create", op_create_cold, false },
         [OP_CREATE_WARM] = { "(c') same, connection already holds a buffer", "create-warm", op_create_warm, false },
+        [OP_CREATE_LEASE] = { "(l)  (c) released by closing (the fd is the lease)", "create-lease", op_create_lease, false },
+        [OP_CREATE_PRIVATE_LEASE] = { "(pl) (l) through a private connection", "private-lease",
+                                      op_create_private_lease, false },
         [OP_CREATE_PRIVATE] = { "(p)  (c) through a private connection", "private", op_create_private, false },
         [OP_BATCH]       = { "(g)  16 at once: CreateMemfds+map+touch+ReleaseBuffers, per buffer", "batch",
                              op_batch, false, BB_CREATE_BATCH_MAX },
@@ -1084,6 +1106,12 @@ int main(int argc, char *argv[]) {
                                                 median_double(ratios, rounds));
                         round_ratios(find_variant(OP_CREATE, b), peer_b, rounds, ratios);
                         sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, " = %.1fx B",
+                                                median_double(ratios, rounds));
+                        round_ratios(find_variant(OP_CREATE_LEASE, b), peer_d, rounds, ratios);
+                        sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, ", create-lease = %.2fx D",
+                                                median_double(ratios, rounds));
+                        round_ratios(find_variant(OP_CREATE_PRIVATE_LEASE, b), peer_b, rounds, ratios);
+                        sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, ", private-lease = %.2fx B",
                                                 median_double(ratios, rounds));
                         /* the private connection against B, a batched buffer against B */
                         round_ratios(find_variant(OP_CREATE_PRIVATE, b), peer_b, rounds, ratios);

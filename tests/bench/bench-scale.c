@@ -630,13 +630,14 @@ typedef struct Holder {
         bool capped;
 } Holder;
 
-/* One more buffer on holder's connection (its fd is closed at once: the
- * hold is the connection's). 1: made; 0: a quota said no (why). */
-static int hold_one(sd_bus *holder, char *path, size_t path_size, char *why, size_t why_size) {
+/* One more buffer on holder's connection, its fd kept in *ret_fd (the fd
+ * is the lease: a buffer whose fds all close goes). 1: made; 0: a quota
+ * said no (why). */
+static int hold_one(sd_bus *holder, char *path, size_t path_size, int *ret_fd, char *why, size_t why_size) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
         const char *p;
-        int r;
+        int fd, r;
 
         r = sd_bus_call_method(holder, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfd", &error,
                                &reply, "sta{sv}", "held", (uint64_t) BUFFER_SIZE, 0);
@@ -651,16 +652,20 @@ static int hold_one(sd_bus *holder, char *path, size_t path_size, char *why, siz
                 }
                 return 0;
         }
-        if (sd_bus_message_read(reply, "o", &p) < 0)
+        if (sd_bus_message_read(reply, "oh", &p, &fd) < 0)
+                _exit(1);
+        *ret_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (*ret_fd < 0)
                 _exit(1);
         snprintf(path, path_size, "%s", p);
         sd_bus_message_unref(reply);
         return 1;
 }
 
-static void release_path(sd_bus *holder, const char *path) {
+static void release_path(sd_bus *holder, const char *path, int fd) {
         if (sd_bus_call_method(holder, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "Release", NULL, NULL, "") < 0)
                 _exit(1);
+        close(fd);
 }
 
 /* A holder: per request (a count), makes that many buffers, or fewer when
@@ -668,6 +673,7 @@ static void release_path(sd_bus *holder, const char *path) {
  * measured creates still fit. Exits (and so lets go of everything) at EOF. */
 static _Noreturn void holder_main(const char *address, uid_t uid, int req, int rep) {
         static char last[LIVE_HEADROOM][128];
+        static int last_fd[LIVE_HEADROOM];     /* the others' fds stay open until we exit */
         pid_t parent = getppid();
         sd_bus *bus = NULL;
         uint64_t held = 0;
@@ -686,9 +692,12 @@ static _Noreturn void holder_main(const char *address, uid_t uid, int req, int r
                 HoldReply rp = {};
 
                 while (rp.made < want) {
-                        if (!hold_one(bus, last[held % LIVE_HEADROOM], sizeof(last[0]), rp.why, sizeof(rp.why))) {
-                                for (unsigned k = 0; k < LIVE_HEADROOM && held > 0 && rp.made > 0; k++, rp.made--)
-                                        release_path(bus, last[--held % LIVE_HEADROOM]);
+                        if (!hold_one(bus, last[held % LIVE_HEADROOM], sizeof(last[0]), &last_fd[held % LIVE_HEADROOM],
+                                      rp.why, sizeof(rp.why))) {
+                                for (unsigned k = 0; k < LIVE_HEADROOM && held > 0 && rp.made > 0; k++, rp.made--) {
+                                        held--;
+                                        release_path(bus, last[held % LIVE_HEADROOM], last_fd[held % LIVE_HEADROOM]);
+                                }
                                 rp.capped = 1;
                                 break;
                         }

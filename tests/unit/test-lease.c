@@ -185,21 +185,30 @@ START_TEST(test_held_without_description) {
 }
 END_TEST
 
-/* An answer "still open" is asked again later (the kernel uncounts a
- * description only after it queued its close event): even with no event
- * read, the recheck finds the buffer closed. */
+/* An answer "still open" after a close is asked again later (the kernel
+ * uncounts a description only after it queued its close event): even with
+ * no event read, the recheck finds the buffer closed. Release itself, with
+ * no close, asks no recheck: the close to come will be seen. */
 START_TEST(test_recheck) {
+        char proc[64];
         Buffer *buf;
         uint64_t id;
-        int fd;
+        int fd, fd2;
 
         buf = leased(false, &id, &fd);
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        fd2 = open(proc, O_RDWR | O_CLOEXEC);   /* a second description */
+        ck_assert_int_ge(fd2, 0);
         ck_assert_uint_eq(broker_leases_next_recheck(b), USEC_INFINITY);
         ck_assert_int_eq(broker_release(b, CALLER(":1.1", UID_A), buf, NULL), 0);
         ck_assert_ptr_eq(broker_find_buffer(b, id), buf);
-        ck_assert_uint_ne(broker_leases_next_recheck(b), USEC_INFINITY);
+        ck_assert_uint_eq(broker_leases_next_recheck(b), USEC_INFINITY);
 
         close(fd);
+        process();              /* a close, and fd2 still open: ask again later */
+        ck_assert_ptr_eq(broker_find_buffer(b, id), buf);
+        ck_assert_uint_ne(broker_leases_next_recheck(b), USEC_INFINITY);
+        close(fd2);             /* its event is not read */
         usleep(2000);
         broker_leases_recheck(b);
         ck_assert_ptr_null(broker_find_buffer(b, id));
