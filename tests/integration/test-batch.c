@@ -216,6 +216,8 @@ static int nobody_cannot_release_roots(void *userdata) {
         /* its own two are still there, and go now */
         r = release_many(bus, paths, 2, &error);
         child_check(r >= 0, "ReleaseBuffers of its own: %s", error.message);
+        free(paths[0]);
+        free(paths[1]);
         sd_bus_message_unref(reply);
         sd_bus_flush_close_unref(bus);
         return 0;
