@@ -280,9 +280,24 @@ _public_ int bb_buffer_release_many(bb_buffer **bufs, size_t n) {
         return 0;
 }
 
+/* A handle for the buffer at @path from an Open or OpenFds reply (its fds
+ * and info, read past the path). */
+static int buffer_from_fds_reply(bb_client *c, const char *path, sd_bus_message *reply, bb_buffer **ret) {
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        int r;
+
+        r = buffer_new(c, path, &buf);
+        if (r < 0)
+                return r;
+        r = wire_read_fds_and_info(buf, reply);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
 _public_ int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
         const char *path;
         int r;
 
@@ -303,21 +318,12 @@ _public_ int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret) {
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
                 return r;
-        r = buffer_new(c, path, &buf);
-        if (r < 0)
-                return r;
-        r = wire_read_fds_and_info(buf, reply);
-        if (r < 0)
-                return r;
-
-        *ret = TAKE_PTR(buf);
-        return 0;
+        return buffer_from_fds_reply(c, path, reply, ret);
 }
 
 /* Buffer1.OpenFds on the buffer at path. */
 int buffer_open_fds_path(bb_client *c, const char *path, unsigned flags, bb_buffer **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
         int r;
 
         r = client_new_method_call(c, path, BB_BUFFER_INTERFACE, "OpenFds", &m);
@@ -338,15 +344,7 @@ int buffer_open_fds_path(bb_client *c, const char *path, unsigned flags, bb_buff
         if (r < 0)
                 return r;
 
-        r = buffer_new(c, path, &buf);
-        if (r < 0)
-                return r;
-        r = wire_read_fds_and_info(buf, reply);
-        if (r < 0)
-                return r;
-
-        *ret = TAKE_PTR(buf);
-        return 0;
+        return buffer_from_fds_reply(c, path, reply, ret);
 }
 
 _public_ int bb_buffer_open_fds(bb_client *c, uint64_t id, unsigned flags, bb_buffer **ret) {

@@ -203,10 +203,7 @@ static int method_open_fds(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = bus_read_options(msg, options, error);
         if (r < 0)
                 return r;
-        r = get_caller(msg, buf, &caller, error);
-        if (r < 0)
-                return r;
-        r = bus_check_takes_fds(m, &caller, error);
+        r = bus_get_fd_caller(m, msg, &caller, error);
         if (r < 0)
                 return r;
 

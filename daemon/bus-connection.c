@@ -385,10 +385,7 @@ int bus_method_open_private_connection(sd_bus_message *msg, void *userdata, sd_b
         Peer *p;
         int sv[2], r;
 
-        r = bus_get_caller(m, msg, &caller, error);
-        if (r < 0)
-                return r;
-        r = bus_check_takes_fds(m, &caller, error);
+        r = bus_get_fd_caller(m, msg, &caller, error);
         if (r < 0)
                 return r;
         if (!private_connection_allowed(m, caller.uid, &have))

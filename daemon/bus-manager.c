@@ -47,7 +47,7 @@ const BrokerCallbacks bus_broker_callbacks = {
  * for a direct connection that did not negotiate fd passing. Refused before
  * they act: a reply that cannot be built would leave a hold, a spent
  * single-use token, and nothing delivered. */
-int bus_check_takes_fds(Manager *m, const Caller *caller, sd_bus_error *error) {
+static int check_takes_fds(Manager *m, const Caller *caller, sd_bus_error *error) {
         Peer *p = peer_find(m, caller->name);
 
         if (p && p->direct && sd_bus_can_send(p->direct, SD_BUS_TYPE_UNIX_FD) <= 0)
@@ -60,6 +60,12 @@ int bus_check_takes_fds(Manager *m, const Caller *caller, sd_bus_error *error) {
                                          "(it does not read them, or cannot receive fds); reconnect to get more",
                                          caller->name);
         return 0;
+}
+
+int bus_get_fd_caller(Manager *m, sd_bus_message *msg, Caller *ret, sd_bus_error *error) {
+        int r = bus_get_caller(m, msg, ret, error);
+
+        return r < 0 ? r : check_takes_fds(m, ret, error);
 }
 
 /* --------------------------------------------------------- methods --- */
@@ -103,10 +109,7 @@ static int create_memfds(sd_bus_message *msg, Manager *m, bool batch, sd_bus_err
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
 
-        r = bus_get_caller(m, msg, &caller, error);
-        if (r < 0)
-                return r;
-        r = bus_check_takes_fds(m, &caller, error);
+        r = bus_get_fd_caller(m, msg, &caller, error);
         if (r < 0)
                 return r;
 
@@ -367,10 +370,7 @@ static int method_open(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (r < 0)
                 return r;
 
-        r = bus_get_caller(m, msg, &caller, error);
-        if (r < 0)
-                return r;
-        r = bus_check_takes_fds(m, &caller, error);
+        r = bus_get_fd_caller(m, msg, &caller, error);
         if (r < 0)
                 return r;
 

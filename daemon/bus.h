@@ -251,7 +251,9 @@ int bus_send_reply(Manager *m, sd_bus_message *reply, const Handout *h);
 bool handout_refused(Manager *m, sd_bus_message *msg);
 
 /* bus-manager.c */
-int bus_check_takes_fds(Manager *m, const Caller *caller, sd_bus_error *error);
+/* bus_get_caller() for calls whose reply carries fds: refused (before they
+ * act) for a connection that cannot take them. */
+int bus_get_fd_caller(Manager *m, sd_bus_message *msg, Caller *ret, sd_bus_error *error);
 extern const sd_bus_vtable manager_vtable[];
 int bus_manager_register(Manager *m, sd_bus *bus);
 extern const BrokerCallbacks bus_broker_callbacks;
