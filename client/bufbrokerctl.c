@@ -30,6 +30,7 @@
 
 #include "bufbroker-protocol.h"
 #include "config.h"
+#include "ctl-json.h"
 #include "ctl-util.h"
 #include "macro.h"
 
@@ -44,7 +45,10 @@ static enum {
 } arg_bus = BUS_SYSTEM;
 static const char *arg_address = NULL;
 static bool arg_private = false;
-static bool arg_json = false;
+static bool arg_help = false;
+static bool arg_version = false;
+static JsonMode arg_json = JSON_OFF;
+static bool arg_legend = true;
 static uint64_t arg_size = 0;
 static const char *arg_name = NULL;
 static bool arg_persistent = false;
@@ -75,27 +79,40 @@ enum {
         OPT_FORMAT      = 1U << 10,
         OPT_TYPE        = 1U << 11,
         OPT_COUNT       = 1U << 12,
+        OPT_NO_LEGEND   = 1U << 13,
+
+        /* What every command that prints data takes. */
+        OPT_OUTPUT      = OPT_JSON | OPT_NO_LEGEND,
 };
 static unsigned arg_seen = 0;
 
+/* The command options, in the order help lists them. */
 static const struct {
         unsigned bit;
-        const char *name;
-} option_names[] = {
-        { OPT_JSON, "--json" },
-        { OPT_SIZE, "--size" },
-        { OPT_NAME, "--name" },
-        { OPT_PERSISTENT, "--persistent" },
-        { OPT_TTL, "--ttl" },
-        { OPT_READ_ONLY, "--read-only" },
-        { OPT_UID, "--uid" },
-        { OPT_SINGLE_USE, "--single-use" },
-        { OPT_OPEN, "--open" },
-        { OPT_V4L2, "--v4l2" },
-        { OPT_FORMAT, "--format" },
-        { OPT_TYPE, "--type" },
-        { OPT_COUNT, "--count" },
+        const char *name;       /* as a message names it */
+        const char *synopsis;   /* with its argument, as help shows it */
+        const char *help;
+} command_options[] = {
+        { OPT_SIZE,       "--size",       "--size SIZE",       "The new buffer's size" },
+        { OPT_COUNT,      "--count",      "--count N",         "How many (memfd: 1 to 16; V4L2: required)" },
+        { OPT_NAME,       "--name",       "--name NAME",       "The new buffer's name" },
+        { OPT_PERSISTENT, "--persistent", "--persistent",      "Keep the buffers after bufbrokerctl exits" },
+        { OPT_TTL,        "--ttl",        "--ttl TTL",         "Expiry of the buffer (create) or token (share)" },
+        { OPT_READ_ONLY,  "--read-only",  "--read-only",       "Hand out read-only file descriptors only" },
+        { OPT_UID,        "--uid",        "--uid UID",         "Only this uid (or user name) may open the token" },
+        { OPT_SINGLE_USE, "--single-use", "--single-use",      "The token works once" },
+        { OPT_V4L2,       "--v4l2",       "--v4l2 DEVICE",     "Make dma-buf buffers on this V4L2 device" },
+        { OPT_FORMAT,     "--format",     "--format FORMAT",   "The V4L2 frame size and pixel format" },
+        { OPT_TYPE,       "--type",       "--type TYPE",       "The V4L2 queue" },
+        { OPT_OPEN,       "--open",       "--open TOKEN",      "Open TOKEN's buffer instead of creating one" },
+        { OPT_JSON,       "--json",       "--json=MODE",       "Print JSON: pretty (indented), short (one line\n"
+                                                               "per document) or off (text, the default);\n"
+                                                               "--json alone is --json=pretty" },
+        { OPT_NO_LEGEND,  "--no-legend",  "--no-legend",       "Leave out column headers and footers" },
 };
+
+/* The verb named on the command line, once known, for "Try 'VERB --help'". */
+static const char *hint_verb = NULL;
 
 /* ------------------------------------------------------------ output --- */
 
@@ -106,7 +123,10 @@ static _printf_(1, 2) int log_usage(const char *fmt, ...) {
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
-        fprintf(stderr, "\nTry '%s --help' for more information.\n", program_name);
+        if (hint_verb)
+                fprintf(stderr, "\nTry '%s %s --help' for more information.\n", program_name, hint_verb);
+        else
+                fprintf(stderr, "\nTry '%s --help' for more information.\n", program_name);
         return -EINVAL;
 }
 
@@ -163,55 +183,6 @@ static _printf_(3, 4) int log_bus_error(bb_client *c, int r, const char *fmt, ..
                 fputs(strerror(-r), stderr);
         fputc('\n', stderr);
         return r;
-}
-
-/* -------------------------------------------------------------- help --- */
-
-static void help(void) {
-        printf("%s [OPTIONS...] COMMAND ...\n"
-               "\n"
-               "Create, share and inspect bufbroker shared-memory buffers.\n"
-               "\n"
-               "Commands:\n"
-               "  status                       Show the broker's version, stats and limits\n"
-               "  list [--json]                List the buffers you may see\n"
-               "  create --size SIZE [--count N] [--name NAME] [--persistent] [--ttl TTL]\n"
-               "                               Create a memfd buffer (N of them in one call,\n"
-               "                               N up to 16), print the ids, one per line\n"
-               "  create --v4l2 DEVICE --count N [--format FORMAT] [--type TYPE]\n"
-               "         [--persistent] [--ttl TTL] [--read-only]\n"
-               "                               Create N dma-buf buffers on a V4L2 device,\n"
-               "                               print their ids, one per line\n"
-               "  info ID                      Show a buffer's properties, planes and format\n"
-               "  share ID [--read-only] [--uid UID] [--single-use] [--ttl TTL]\n"
-               "                               Share a buffer, print the token\n"
-               "  release ID...                Release buffers (ends persistence), all or none\n"
-               "  freeze ID                    Seal a buffer's contents against writes\n"
-               "  cat ID|TOKEN                 Write a buffer's contents (every plane) to stdout\n"
-               "  write ID|TOKEN               Copy stdin into a buffer (plane after plane)\n"
-               "  exec [--size SIZE | --open TOKEN] [--name NAME] -- CMD...\n"
-               "                               Run CMD with the buffer's fd in $BUFBROKER_FD\n"
-               "  monitor                      Print BufferReleased signals until interrupted\n"
-               "\n"
-               "Options:\n"
-               "  -h --help                    Show this help\n"
-               "     --version                 Show the version\n"
-               "     --system                  Talk to the broker on the system bus (default)\n"
-               "     --user                    Talk to the broker on the session bus\n"
-               "     --address ADDRESS         Talk to the broker on the bus at ADDRESS\n"
-               "     --private                 Talk to it over a private connection it opens\n"
-               "                               for us (not with monitor)\n"
-               "\n"
-               "SIZE: 4096, 64K, 1M, 1G (powers of 1024; K/KB/KiB alike).\n"
-               "TTL: 500ms, 10s, 5min, 1h, 2d; a bare number is seconds.\n"
-               "FORMAT: WIDTHxHEIGHT:FOURCC (640x480:YUYV), WIDTHxHEIGHT or :FOURCC; what is\n"
-               "        left out stays as the device has it. The driver may adjust it.\n"
-               "TYPE: capture, output, capture-mplane or output-mplane (default: the\n"
-               "      device's capture queue, else its output queue).\n"
-               "ID: a buffer id or its object path; TOKEN: %d lower-case hex digits.\n"
-               "'cat ID' and 'write ID' are for the buffer's owner (and root); others\n"
-               "use a TOKEN from 'share'.\n",
-               program_name, BB_TOKEN_LEN);
 }
 
 /* "video0" → "$PWD/video0": the broker takes absolute paths only. The path
@@ -295,6 +266,93 @@ static void print_key_values(const char *title, const bb_key_value *kv, size_t n
         }
 }
 
+static void json_key_values(JsonWriter *w, const bb_key_value *kv, size_t n) {
+        json_object_begin(w);
+        for (size_t i = 0; i < n; i++)
+                json_field_uint(w, kv[i].key, kv[i].value);
+        json_object_end(w);
+}
+
+/* One buffer as every command's JSON shows it: the same keys always, null
+ * for what this handle does not know (holders outside 'list', planes
+ * inside it, the format of a memfd). Documented in bufbrokerctl(1). */
+static void json_buffer(JsonWriter *w, bb_buffer *b) {
+        uid_t owner = bb_buffer_owner_uid(b);
+        unsigned holders;
+        int index;
+
+        json_object_begin(w);
+        json_field_uint(w, "id", bb_buffer_id(b));
+        json_field_string(w, "path", bb_buffer_path(b));
+        json_field_string(w, "name", bb_buffer_name(b));
+        json_field_string(w, "kind", bb_buffer_kind(b));
+        json_field_uint(w, "size", bb_buffer_size(b));
+        if (owner == (uid_t) -1) {
+                json_field_null(w, "owner_uid");
+                json_field_null(w, "owner_user");
+        } else {
+                json_field_uint(w, "owner_uid", owner);
+                json_field_string(w, "owner_user", uid_to_user_name(owner));
+        }
+        json_field_bool(w, "persistent", bb_buffer_is_persistent(b) > 0);
+        json_field_bool(w, "frozen", bb_buffer_is_frozen(b) > 0);
+        if (bb_buffer_created_usec(b) > 0)
+                json_field_uint(w, "created_usec", bb_buffer_created_usec(b));
+        else
+                json_field_null(w, "created_usec");
+        if (bb_buffer_get_holders(b, &holders) >= 0)
+                json_field_uint(w, "holders", holders);
+        else
+                json_field_null(w, "holders");
+
+        json_key(w, "planes");
+        if (bb_buffer_n_planes(b) == 0)
+                json_null(w);
+        else {
+                json_array_begin(w);
+                for (unsigned i = 0; i < bb_buffer_n_planes(b); i++) {
+                        json_object_begin(w);
+                        json_field_uint(w, "length", bb_buffer_plane_length(b, i));
+                        json_field_uint(w, "stride", bb_buffer_plane_stride(b, i));
+                        json_field_uint(w, "offset", bb_buffer_plane_offset(b, i));
+                        json_object_end(w);
+                }
+                json_array_end(w);
+        }
+
+        json_key(w, "format");
+        if (!bb_buffer_format_type(b) && bb_buffer_width(b) == 0)
+                json_null(w);
+        else {
+                char fcc[BB_FOURCC_STRING_MAX];
+
+                json_object_begin(w);
+                json_field_uint(w, "width", bb_buffer_width(b));
+                json_field_uint(w, "height", bb_buffer_height(b));
+                json_field_string(w, "fourcc", bb_fourcc_to_string(bb_buffer_fourcc(b), fcc));
+                json_field_string(w, "type", bb_buffer_format_type(b));
+                index = bb_buffer_v4l2_index(b);
+                if (index >= 0)
+                        json_field_uint(w, "index", (uint64_t) index);
+                else
+                        json_field_null(w, "index");
+                json_object_end(w);
+        }
+        json_object_end(w);
+}
+
+/* A list of handles as one JSON array. */
+static void json_buffer_list(bb_buffer **list, size_t n) {
+        JsonWriter w;
+
+        json_writer_init(&w, stdout, arg_json);
+        json_array_begin(&w);
+        for (size_t i = 0; i < n; i++)
+                json_buffer(&w, list[i]);
+        json_array_end(&w);
+        json_document_end(&w);
+}
+
 static int verb_status(bb_client *c, int argc, char **argv) {
         _cleanup_free_ char *version = NULL;
         _cleanup_free_ bb_key_value *stats = NULL, *limits = NULL;
@@ -311,53 +369,65 @@ static int verb_status(bb_client *c, int argc, char **argv) {
         if (r < 0)
                 return log_bus_error(c, r, "status: cannot read Limits");
 
+        if (arg_json != JSON_OFF) {
+                JsonWriter w;
+
+                json_writer_init(&w, stdout, arg_json);
+                json_object_begin(&w);
+                json_field_string(&w, "version", version);
+                json_key(&w, "stats");
+                json_key_values(&w, stats, n_stats);
+                json_key(&w, "limits");
+                json_key_values(&w, limits, n_limits);
+                json_object_end(&w);
+                json_document_end(&w);
+                return 0;
+        }
         printf("Version: %s\n", version);
         print_key_values("Stats", stats, n_stats);
         print_key_values("Limits", limits, n_limits);
         return 0;
 }
 
-static void list_json(bb_buffer **list, size_t n) {
-        fputs("[", stdout);
-        for (size_t i = 0; i < n; i++) {
+static int list_table(bb_buffer **list, size_t n) {
+        static const char *const header[] = { "ID", "KIND", "SIZE", "OWNER", "HOLDERS", "PERSISTENT", "FROZEN",
+                                              "CREATED", "NAME" };
+        _cleanup_(table_done) Table t = {};
+        int r;
+
+        r = table_new(&t, ELEMENTSOF(header), header);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                char id[24], sz[FORMAT_SIZE_MAX], owner[FORMAT_UID_MAX], holders_s[16] = "-",
+                        ts[FORMAT_TIMESTAMP_MAX];
                 bb_buffer *b = list[i];
-                unsigned holders = 0;
+                unsigned holders;
 
-                (void) bb_buffer_get_holders(b, &holders);
-                printf("%s\n  {\"id\": %" PRIu64 ", \"path\": ", i > 0 ? "," : "", bb_buffer_id(b));
-                json_print_string(stdout, bb_buffer_path(b));
-                fputs(", \"name\": ", stdout);
-                json_print_string(stdout, bb_buffer_name(b));
-                fputs(", \"kind\": ", stdout);
-                json_print_string(stdout, bb_buffer_kind(b));
-                printf(", \"size\": %" PRIu64 ", \"owner_uid\": %u, \"persistent\": %s, \"frozen\": %s, "
-                       "\"holders\": %u, \"created_usec\": %" PRIu64 "}",
-                       bb_buffer_size(b), (unsigned) bb_buffer_owner_uid(b),
-                       bb_buffer_is_persistent(b) ? "true" : "false",
-                       bb_buffer_is_frozen(b) ? "true" : "false",
-                       holders, bb_buffer_created_usec(b));
+                if (bb_buffer_get_holders(b, &holders) >= 0)
+                        snprintf(holders_s, sizeof(holders_s), "%u", holders);
+                snprintf(id, sizeof(id), "%" PRIu64, bb_buffer_id(b));
+                const char *row[] = {
+                        id,
+                        bb_buffer_kind(b),
+                        format_size(sz, bb_buffer_size(b)),
+                        format_uid(owner, bb_buffer_owner_uid(b)),
+                        holders_s,
+                        bb_buffer_is_persistent(b) ? "yes" : "no",
+                        bb_buffer_is_frozen(b) ? "yes" : "no",
+                        format_timestamp(ts, bb_buffer_created_usec(b)),
+                        bb_buffer_name(b),
+                };
+                for (size_t k = 0; r >= 0 && k < ELEMENTSOF(row); k++)
+                        r = table_add(&t, row[k]);
         }
-        fputs(n > 0 ? "\n]\n" : "]\n", stdout);
-}
-
-static void list_table(bb_buffer **list, size_t n) {
-        char sz[FORMAT_SIZE_MAX], ts[FORMAT_TIMESTAMP_MAX];
-
-        printf("%-8s %-6s %-8s %-8s %-7s %-10s %-6s %-19s %s\n",
-               "ID", "KIND", "SIZE", "OWNER", "HOLDERS", "PERSISTENT", "FROZEN", "CREATED", "NAME");
-        for (size_t i = 0; i < n; i++) {
-                bb_buffer *b = list[i];
-                unsigned holders = 0;
-
-                (void) bb_buffer_get_holders(b, &holders);
-                printf("%-8" PRIu64 " %-6s %-8s %-8u %-7u %-10s %-6s %-19s %s\n",
-                       bb_buffer_id(b), bb_buffer_kind(b), format_size(sz, bb_buffer_size(b)),
-                       (unsigned) bb_buffer_owner_uid(b), holders,
-                       bb_buffer_is_persistent(b) ? "yes" : "no",
-                       bb_buffer_is_frozen(b) ? "yes" : "no",
-                       format_timestamp(ts, bb_buffer_created_usec(b)),
-                       bb_buffer_name(b));
+        if (r < 0) {
+                log_error("list: %s", strerror(-r));
+                return r;
         }
+        table_print(&t, stdout, arg_legend);
+        /* The footer, as systemd's list commands have one. */
+        if (arg_legend)
+                printf("\n%zu buffer%s listed.\n", n, n == 1 ? "" : "s");
+        return 0;
 }
 
 static int verb_list(bb_client *c, int argc, char **argv) {
@@ -368,12 +438,12 @@ static int verb_list(bb_client *c, int argc, char **argv) {
         r = bb_client_list_buffers(c, &list, &n);
         if (r < 0)
                 return log_bus_error(c, r, "list");
-        if (arg_json)
-                list_json(list, n);
+        if (arg_json != JSON_OFF)
+                json_buffer_list(list, n);
         else
-                list_table(list, n);
+                r = list_table(list, n);
         bb_buffer_list_free(list, n);
-        return 0;
+        return r;
 }
 
 static void print_format(FILE *f, uint32_t width, uint32_t height, uint32_t fourcc) {
@@ -398,8 +468,11 @@ static int create_v4l2(bb_client *c) {
         if (r < 0)
                 return log_bus_error(c, r, "create --v4l2 %s", arg_v4l2);
 
-        for (size_t i = 0; i < n; i++)
-                printf("%" PRIu64 "\n", bb_buffer_id(list[i]));
+        if (arg_json != JSON_OFF)
+                json_buffer_list(list, n);
+        else
+                for (size_t i = 0; i < n; i++)
+                        printf("%" PRIu64 "\n", bb_buffer_id(list[i]));
         fflush(stdout);
 
         /* The driver has the last word; say when it was not ours. */
@@ -423,30 +496,29 @@ static int create_v4l2(bb_client *c) {
 }
 
 static int verb_create(bb_client *c, int argc, char **argv) {
-        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        bb_buffer *bufs[BB_CREATE_BATCH_MAX];
+        size_t n = arg_count > 1 ? arg_count : 1;
         int r;
 
         if (arg_v4l2)
                 return create_v4l2(c);
 
-        if (arg_count > 1) {
-                bb_buffer *bufs[BB_CREATE_BATCH_MAX];
-
+        if (n > 1)
                 r = bb_buffer_create_many(c, arg_name, arg_size, arg_persistent ? BB_CREATE_PERSISTENT : 0,
                                           arg_ttl_usec, arg_count, bufs);
-                if (r < 0)
-                        return log_bus_error(c, r, "create");
-                for (unsigned i = 0; i < arg_count; i++) {
-                        printf("%" PRIu64 "\n", bb_buffer_id(bufs[i]));
-                        bb_buffer_unref(bufs[i]);
-                }
-        } else {
+        else
                 r = bb_buffer_create(c, arg_name, arg_size, arg_persistent ? BB_CREATE_PERSISTENT : 0,
-                                     arg_ttl_usec, &buf);
-                if (r < 0)
-                        return log_bus_error(c, r, "create");
-                printf("%" PRIu64 "\n", bb_buffer_id(buf));
-        }
+                                     arg_ttl_usec, &bufs[0]);
+        if (r < 0)
+                return log_bus_error(c, r, "create");
+        /* JSON is always an array, however many were asked for. */
+        if (arg_json != JSON_OFF)
+                json_buffer_list(bufs, n);
+        else
+                for (size_t i = 0; i < n; i++)
+                        printf("%" PRIu64 "\n", bb_buffer_id(bufs[i]));
+        for (size_t i = 0; i < n; i++)
+                bb_buffer_unref(bufs[i]);
         fflush(stdout);
         if (!arg_persistent)
                 log_error("note: the new buffers are not persistent: they are released as soon as %s exits "
@@ -476,19 +548,27 @@ static void print_planes_and_format(bb_buffer *buf) {
 
 static int verb_info(bb_client *c, int argc, char **argv) {
         _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
-        char sz[FORMAT_SIZE_MAX], ts[FORMAT_TIMESTAMP_MAX];
+        char sz[FORMAT_SIZE_MAX], ts[FORMAT_TIMESTAMP_MAX], owner[FORMAT_UID_MAX];
         int r;
 
         r = buffer_get_by_id_arg(c, "info", argv[1], &buf);
         if (r < 0)
                 return r;
 
+        if (arg_json != JSON_OFF) {
+                JsonWriter w;
+
+                json_writer_init(&w, stdout, arg_json);
+                json_buffer(&w, buf);
+                json_document_end(&w);
+                return 0;
+        }
         printf("Id:         %" PRIu64 "\n", bb_buffer_id(buf));
         printf("Path:       %s\n", bb_buffer_path(buf));
         printf("Name:       %s\n", bb_buffer_name(buf));
         printf("Kind:       %s\n", bb_buffer_kind(buf));
         printf("Size:       %" PRIu64 " (%s)\n", bb_buffer_size(buf), format_size(sz, bb_buffer_size(buf)));
-        printf("OwnerUid:   %u\n", (unsigned) bb_buffer_owner_uid(buf));
+        printf("OwnerUid:   %s\n", format_uid(owner, bb_buffer_owner_uid(buf)));
         printf("Persistent: %s\n", bb_buffer_is_persistent(buf) ? "yes" : "no");
         printf("Frozen:     %s\n", bb_buffer_is_frozen(buf) ? "yes" : "no");
         printf("Created:    %s\n", format_timestamp(ts, bb_buffer_created_usec(buf)));
@@ -522,6 +602,18 @@ static int verb_share(bb_client *c, int argc, char **argv) {
         r = bb_buffer_share(buf, flags, arg_uid, arg_ttl_usec, &token);
         if (r < 0)
                 return log_bus_error(c, r, "share %s", argv[1]);
+        if (arg_json != JSON_OFF) {
+                JsonWriter w;
+
+                json_writer_init(&w, stdout, arg_json);
+                json_object_begin(&w);
+                json_field_uint(&w, "id", bb_buffer_id(buf));
+                json_field_string(&w, "path", bb_buffer_path(buf));
+                json_field_string(&w, "token", token);
+                json_object_end(&w);
+                json_document_end(&w);
+                return 0;
+        }
         printf("%s\n", token);
         return 0;
 }
@@ -853,7 +945,21 @@ static int verb_exec(bb_client *c, int argc, char **argv) {
         return 1;
 }
 
+/* One line of text, or one JSON document, per signal; a field more is a
+ * line in each branch. */
 static void on_released(const char *path, uint64_t id, void *userdata) {
+        if (arg_json != JSON_OFF) {
+                JsonWriter w;
+
+                json_writer_init(&w, stdout, arg_json);
+                json_object_begin(&w);
+                json_field_string(&w, "signal", "BufferReleased");
+                json_field_string(&w, "path", path);
+                json_field_uint(&w, "id", id);
+                json_object_end(&w);
+                json_document_end(&w);
+                return;
+        }
         printf("BufferReleased %s %" PRIu64 "\n", path, id);
         fflush(stdout);
 }
@@ -908,6 +1014,8 @@ static int verb_monitor(bb_client *c, int argc, char **argv) {
         }
 }
 
+/* ------------------------------------------------------------- table --- */
+
 /* What a verb takes after its name. */
 typedef enum VerbArgs {
         ARGS_NONE,
@@ -915,53 +1023,523 @@ typedef enum VerbArgs {
         ARGS_IDS,       /* one or more of them */
         ARGS_REF,       /* one buffer id or token */
         ARGS_CMD,       /* a command line */
+        ARGS_VERB,      /* at most one command name (help) */
 } VerbArgs;
 
+/* One row per command: adding a command is adding a row (and its man page
+ * entry). The help texts are generated from the rows and command_options. */
 typedef struct Verb {
         const char *name;
+        const char *synopsis;           /* after the name; '\n' between forms */
+        const char *summary;            /* one line, for the command list */
+        const char *description;        /* for "VERB --help", lines of up to 79 */
         VerbArgs args;
         unsigned options;               /* OPT_* the verb takes */
+        bool local;                     /* needs no bus */
         int (*run)(bb_client *c, int argc, char **argv);
 } Verb;
 
+static int verb_help(bb_client *c, int argc, char **argv);
+
 static const Verb verbs[] = {
-        { "status",  ARGS_NONE, 0,                                              verb_status },
-        { "list",    ARGS_NONE, OPT_JSON,                                       verb_list },
-        { "create",  ARGS_NONE, OPT_SIZE | OPT_NAME | OPT_PERSISTENT | OPT_TTL | OPT_READ_ONLY |
-                                OPT_V4L2 | OPT_FORMAT | OPT_TYPE | OPT_COUNT,   verb_create },
-        { "info",    ARGS_ID,   0,                                              verb_info },
-        { "share",   ARGS_ID,   OPT_READ_ONLY | OPT_UID | OPT_SINGLE_USE | OPT_TTL, verb_share },
-        { "release", ARGS_IDS,  0,                                              verb_release },
-        { "freeze",  ARGS_ID,   0,                                              verb_freeze },
-        { "cat",     ARGS_REF,  0,                                              verb_cat },
-        { "write",   ARGS_REF,  0,                                              verb_write },
-        { "exec",    ARGS_CMD,  OPT_SIZE | OPT_OPEN | OPT_NAME,                 verb_exec },
-        { "monitor", ARGS_NONE, 0,                                              verb_monitor },
+        {
+                .name = "status",
+                .synopsis = "",
+                .summary = "Show the broker's version, stats and limits",
+                .description = "Show the broker's version, its statistics (buffers, bytes, clients, tokens)\n"
+                               "and its limits.",
+                .args = ARGS_NONE,
+                .options = OPT_OUTPUT,
+                .run = verb_status,
+        }, {
+                .name = "list",
+                .synopsis = "",
+                .summary = "List the buffers you may see",
+                .description = "List the buffers the caller's uid owns or holds (for root: all of them),\n"
+                               "one per line, with their owner as uid and user name.",
+                .args = ARGS_NONE,
+                .options = OPT_OUTPUT,
+                .run = verb_list,
+        }, {
+                .name = "create",
+                .synopsis = "--size SIZE [--count N] [--name NAME] [--persistent] [--ttl TTL]\n"
+                            "--v4l2 DEVICE --count N [--format FORMAT] [--type TYPE] [--persistent] [--ttl TTL] "
+                            "[--read-only]",
+                .summary = "Create memfd or V4L2 buffers, print their ids",
+                .description = "Create a memfd buffer of at least SIZE bytes (N of them, up to 16, with\n"
+                               "--count), or N dma-buf buffers on the V4L2 device DEVICE, and print their\n"
+                               "ids, one per line. Without --persistent they are released as soon as\n"
+                               "bufbrokerctl exits.",
+                .args = ARGS_NONE,
+                .options = OPT_SIZE | OPT_NAME | OPT_PERSISTENT | OPT_TTL | OPT_READ_ONLY | OPT_V4L2 |
+                           OPT_FORMAT | OPT_TYPE | OPT_COUNT | OPT_OUTPUT,
+                .run = verb_create,
+        }, {
+                .name = "info",
+                .synopsis = "ID",
+                .summary = "Show a buffer's properties, planes and format",
+                .description = "Show a buffer's properties, its V4L2 format and its planes. It takes no fd\n"
+                               "and no hold: anyone who may see the buffer may run it.",
+                .args = ARGS_ID,
+                .options = OPT_OUTPUT,
+                .run = verb_info,
+        }, {
+                .name = "share",
+                .synopsis = "ID [--read-only] [--uid UID] [--single-use] [--ttl TTL]",
+                .summary = "Share a buffer, print the token",
+                .description = "Make a token for the buffer and print it. Whoever has the token may open\n"
+                               "the buffer until the token expires, is used up or the buffer is released.\n"
+                               "Owner uid and root only.",
+                .args = ARGS_ID,
+                .options = OPT_READ_ONLY | OPT_UID | OPT_SINGLE_USE | OPT_TTL | OPT_OUTPUT,
+                .run = verb_share,
+        }, {
+                .name = "release",
+                .synopsis = "ID...",
+                .summary = "Release buffers (ends persistence), all or none",
+                .description = "Release the buffers in one call, all or (when one cannot be released)\n"
+                               "none: drop this connection's hold and, for the owner uid and root, end\n"
+                               "their persistence. Put '--' before ids that start with '-'.",
+                .args = ARGS_IDS,
+                .options = 0,
+                .run = verb_release,
+        }, {
+                .name = "freeze",
+                .synopsis = "ID",
+                .summary = "Seal a buffer's contents against writes",
+                .description = "Seal the buffer's contents against writes, for good and for everyone.\n"
+                               "Fails while it is mapped writable. Owner uid and root only.",
+                .args = ARGS_ID,
+                .options = 0,
+                .run = verb_freeze,
+        }, {
+                .name = "cat",
+                .synopsis = "ID|TOKEN",
+                .summary = "Write a buffer's contents to stdout",
+                .description = "Write the buffer's contents, plane after plane, to standard output. By ID\n"
+                               "for its owner uid and root; others use a TOKEN from 'share'.",
+                .args = ARGS_REF,
+                .options = 0,
+                .run = verb_cat,
+        }, {
+                .name = "write",
+                .synopsis = "ID|TOKEN",
+                .summary = "Copy stdin into a buffer (plane after plane)",
+                .description = "Copy standard input to the start of the buffer, plane after plane. Input\n"
+                               "larger than the buffer is refused and the buffer left unchanged. By ID\n"
+                               "for its owner uid and root; others use a TOKEN from 'share'.",
+                .args = ARGS_REF,
+                .options = 0,
+                .run = verb_write,
+        }, {
+                .name = "exec",
+                .synopsis = "--size SIZE [--name NAME] -- CMD...\n"
+                            "--open TOKEN -- CMD...",
+                .summary = "Run CMD with the buffer's fd in $BUFBROKER_FD",
+                .description = "Create a buffer (not persistent), or open the one of TOKEN, and run CMD\n"
+                               "with its fd inherited: $BUFBROKER_FD, $BUFBROKER_ID and $BUFBROKER_SIZE\n"
+                               "say which. The buffer is held until CMD exits; bufbrokerctl exits with\n"
+                               "CMD's status. '--' ends bufbrokerctl's options.",
+                .args = ARGS_CMD,
+                .options = OPT_SIZE | OPT_OPEN | OPT_NAME,
+                .run = verb_exec,
+        }, {
+                .name = "monitor",
+                .synopsis = "",
+                .summary = "Print BufferReleased signals until interrupted",
+                .description = "Print every BufferReleased signal of the broker, one line (or one JSON\n"
+                               "document) each, until SIGINT or SIGTERM.",
+                .args = ARGS_NONE,
+                .options = OPT_OUTPUT,
+                .run = verb_monitor,
+        }, {
+                .name = "help",
+                .synopsis = "[COMMAND]",
+                .summary = "Show this help, or a command's",
+                .description = "Show the help of bufbrokerctl, or of COMMAND (as 'COMMAND --help' does).",
+                .args = ARGS_VERB,
+                .options = 0,
+                .local = true,
+                .run = verb_help,
+        },
 };
+
+static const Verb *verb_by_name(const char *name) {
+        for (size_t i = 0; name && i < ELEMENTSOF(verbs); i++)
+                if (strcmp(name, verbs[i].name) == 0)
+                        return &verbs[i];
+        return NULL;
+}
+
+/* -------------------------------------------------------------- help --- */
+
+#define HELP_WIDTH 79
+#define HELP_COLUMN 32
+
+/* text after first (already printed, taking col columns), wrapped at
+ * spaces to HELP_WIDTH; continuation lines start at indent. "[--ttl TTL]"
+ * stays on one line. */
+static void print_wrapped(size_t col, size_t indent, const char *text) {
+        const char *p = text;
+
+        while (*p) {
+                const char *end = p;
+                int depth = 0;
+
+                /* One word: up to a space outside brackets. */
+                while (*end && (*end != ' ' || depth > 0)) {
+                        depth += *end == '[' ? 1 : *end == ']' ? -1 : 0;
+                        end++;
+                }
+                if (col > indent && col + 1 + (size_t) (end - p) > HELP_WIDTH) {
+                        printf("\n%*s", (int) indent, "");
+                        col = indent;
+                } else if (p != text) {
+                        putchar(' ');
+                        col++;
+                }
+                fwrite(p, 1, (size_t) (end - p), stdout);
+                col += (size_t) (end - p);
+                p = *end ? end + 1 : end;
+        }
+}
+
+/* "  create --size SIZE ...        summary": each form of the synopsis on
+ * its own line(s), the summary beside the last one when there is room. */
+static void print_verb_line(const Verb *v) {
+        const char *form = v->synopsis;
+        size_t col = 0;
+
+        do {
+                const char *nl = strchr(form, '\n');
+                _cleanup_free_ char *line = strndup(form, nl ? (size_t) (nl - form) : strlen(form));
+
+                if (!line)
+                        return;
+                if (col > 0)
+                        putchar('\n');
+                printf("  %s", v->name);
+                col = 2 + strlen(v->name);
+                if (*line) {
+                        putchar(' ');
+                        print_wrapped(col + 1, 2 + strlen(v->name) + 1, line);
+                        /* where the wrapped line ended is not tracked: assume full */
+                        col = strlen(line) + col + 1 > HELP_WIDTH ? HELP_WIDTH : col + 1 + strlen(line);
+                }
+                form = nl ? nl + 1 : NULL;
+        } while (form);
+
+        if (col + 2 > HELP_COLUMN)
+                printf("\n%*s", HELP_COLUMN, "");
+        else
+                printf("%*s", (int) (HELP_COLUMN - col), "");
+        printf("%s\n", v->summary);
+}
+
+/* "     --ttl TTL        help": the help may have lines of its own. */
+static void print_option_line(const char *dashes, const char *synopsis, const char *help) {
+        int n = printf("  %s %s", dashes, synopsis);
+
+        if (n + 2 > HELP_COLUMN)
+                printf("\n%*s", HELP_COLUMN, "");
+        else
+                printf("%*s", HELP_COLUMN - n, "");
+        for (const char *p = help; *p; p++) {
+                putchar(*p);
+                if (*p == '\n')
+                        printf("%*s", HELP_COLUMN, "");
+        }
+        putchar('\n');
+}
+
+/* The syntax of the values the given options take. */
+static void print_value_syntax(unsigned options, bool ids) {
+        if (options & OPT_SIZE)
+                puts("SIZE: 4096, 64K, 1M, 1G (powers of 1024; K/KB/KiB alike).");
+        if (options & OPT_TTL)
+                puts("TTL: 500ms, 10s, 5min, 1h, 2d; a bare number is seconds.");
+        if (options & OPT_FORMAT)
+                puts("FORMAT: WIDTHxHEIGHT:FOURCC (640x480:YUYV), WIDTHxHEIGHT or :FOURCC; what is\n"
+                     "        left out stays as the device has it. The driver may adjust it.");
+        if (options & OPT_TYPE)
+                puts("TYPE: capture, output, capture-mplane or output-mplane (default: the\n"
+                     "      device's capture queue, else its output queue).");
+        if (ids)
+                printf("ID: a buffer id or its object path; TOKEN: %d lower-case hex digits.\n", BB_TOKEN_LEN);
+}
+
+static void print_global_options(void) {
+        print_option_line("-h", "--help", "Show this help; after a command, its help");
+        print_option_line("  ", "--version", "Show the version");
+        print_option_line("  ", "--system", "Talk to the broker on the system bus (default)");
+        print_option_line("  ", "--user", "Talk to the broker on the session bus");
+        print_option_line("  ", "--address ADDRESS", "Talk to the broker on the bus at ADDRESS");
+        print_option_line("  ", "--private", "Talk to it over a private connection it opens\n"
+                                             "for us (not with monitor)");
+}
+
+static void help(void) {
+        unsigned all = 0;
+
+        printf("%s [OPTIONS...] COMMAND ...\n\n"
+               "Create, share and inspect bufbroker shared-memory buffers.\n\n"
+               "Commands:\n", program_name);
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                print_verb_line(&verbs[i]);
+                all |= verbs[i].options;
+        }
+        printf("\nOptions:\n");
+        print_global_options();
+
+        /* Each command option with the commands it applies to. */
+        printf("\nCommand options (before or after the command):\n");
+        for (size_t i = 0; i < ELEMENTSOF(command_options); i++) {
+                char which[256] = "";
+                size_t n = 0;
+                int k;
+
+                for (size_t j = 0; j < ELEMENTSOF(verbs); j++)
+                        if (verbs[j].options & command_options[i].bit) {
+                                k = snprintf(which + n, sizeof(which) - n, "%s%s", n > 0 ? ", " : "",
+                                             verbs[j].name);
+                                if (k > 0 && (size_t) k < sizeof(which) - n)
+                                        n += (size_t) k;
+                        }
+                _cleanup_free_ char *text = NULL;
+                if (asprintf(&text, "%s\n(%s)", command_options[i].help, which) < 0)
+                        text = NULL;
+                print_option_line("  ", command_options[i].synopsis, text ?: command_options[i].help);
+        }
+        printf("\n");
+        print_value_syntax(all, true);
+        printf("'%s COMMAND --help' shows a command's options. '--' ends the options:\n"
+               "'release -- -1' passes -1 as an argument.\n", program_name);
+}
+
+static void help_verb(const Verb *v) {
+        const char *form = v->synopsis;
+
+        /* One usage line per form. */
+        do {
+                const char *nl = strchr(form, '\n');
+                _cleanup_free_ char *line = strndup(form, nl ? (size_t) (nl - form) : strlen(form));
+                int col;
+
+                if (!line)
+                        return;
+                col = printf("%s [OPTIONS...] %s", program_name, v->name);
+                if (*line) {
+                        putchar(' ');
+                        print_wrapped((size_t) col + 1, 8, line);
+                }
+                putchar('\n');
+                form = nl ? nl + 1 : NULL;
+        } while (form);
+
+        printf("\n%s\n\nOptions:\n", v->description);
+        for (size_t i = 0; i < ELEMENTSOF(command_options); i++)
+                if (v->options & command_options[i].bit)
+                        print_option_line("  ", command_options[i].synopsis, command_options[i].help);
+        print_option_line("-h", "--help", "Show this help");
+        if (!v->local)
+                printf("\nThe bus options (--system, --user, --address, --private) apply as well;\n"
+                       "see '%s --help'.\n", program_name);
+        if ((v->options & (OPT_SIZE | OPT_TTL | OPT_FORMAT | OPT_TYPE)) || v->args == ARGS_ID ||
+            v->args == ARGS_IDS || v->args == ARGS_REF) {
+                putchar('\n');
+                print_value_syntax(v->options, v->args == ARGS_ID || v->args == ARGS_IDS || v->args == ARGS_REF);
+        }
+}
+
+static int verb_help(bb_client *c, int argc, char **argv) {
+        const Verb *v = argc > 1 ? verb_by_name(argv[1]) : NULL;
+
+        /* find_verb() checked that argv[1] names one. */
+        if (v)
+                help_verb(v);
+        else
+                help();
+        return 0;
+}
 
 /* -------------------------------------------------------------- main --- */
 
+/* getopt's messages would name argv[0]; ours name the program. The first
+ * error is kept and said after all options are read, when the command is
+ * known and the hint can point at its help. */
+static char *usage_error = NULL;
+
+enum {
+        ARG_VERSION = 0x100,
+        ARG_SYSTEM,
+        ARG_USER,
+        ARG_ADDRESS,
+        ARG_PRIVATE,
+        ARG_JSON,
+        ARG_NO_LEGEND,
+        ARG_SIZE,
+        ARG_NAME,
+        ARG_PERSISTENT,
+        ARG_TTL,
+        ARG_READ_ONLY,
+        ARG_UID,
+        ARG_SINGLE_USE,
+        ARG_OPEN,
+        ARG_V4L2,
+        ARG_FORMAT,
+        ARG_TYPE,
+        ARG_COUNT,
+};
+
+static _printf_(1, 2) void usage_error_set(const char *fmt, ...) {
+        va_list ap;
+
+        if (usage_error)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(&usage_error, fmt, ap) < 0)
+                usage_error = NULL;
+        va_end(ap);
+        if (!usage_error)
+                usage_error = strdup("out of memory");
+}
+
+static void parse_option(int c, const char *arg, char *const *argv) {
+        int r;
+
+        switch (c) {
+        case 'h':
+                arg_help = true;
+                break;
+        case ARG_VERSION:
+                arg_version = true;
+                break;
+        case ARG_SYSTEM:
+                arg_bus = BUS_SYSTEM;
+                break;
+        case ARG_USER:
+                arg_bus = BUS_USER;
+                break;
+        case ARG_ADDRESS:
+                if (!*arg)
+                        return usage_error_set("--address: empty address");
+                arg_bus = BUS_ADDRESS;
+                arg_address = arg;
+                break;
+        case ARG_PRIVATE:
+                arg_private = true;
+                break;
+        case ARG_JSON:
+                /* --json alone: pretty, as the old --json was (see the man page). */
+                if (!arg)
+                        arg_json = JSON_PRETTY;
+                else if (strcmp(arg, "help") == 0) {
+                        puts("pretty\nshort\noff");
+                        exit(EXIT_SUCCESS);
+                } else if (json_mode_from_string(arg, &arg_json) < 0)
+                        return usage_error_set("--json: '%s' is none of pretty, short, off", arg);
+                arg_seen |= OPT_JSON;
+                break;
+        case ARG_NO_LEGEND:
+                arg_legend = false;
+                arg_seen |= OPT_NO_LEGEND;
+                break;
+        case ARG_SIZE:
+                r = parse_size_arg(arg, &arg_size);
+                if (r < 0)
+                        return usage_error_set("--size: '%s' is not a valid size%s", arg,
+                                               r == -ERANGE ? " (too large)" :
+                                               " (a positive number, optionally with K, M, G or T)");
+                arg_seen |= OPT_SIZE;
+                break;
+        case ARG_NAME:
+                arg_name = arg;
+                arg_seen |= OPT_NAME;
+                break;
+        case ARG_PERSISTENT:
+                arg_persistent = true;
+                arg_seen |= OPT_PERSISTENT;
+                break;
+        case ARG_TTL:
+                r = parse_ttl_arg(arg, &arg_ttl_usec);
+                if (r < 0)
+                        return usage_error_set("--ttl: '%s' is not a valid duration%s", arg,
+                                               r == -ERANGE ? " (too large)" :
+                                               " (a positive number with ms, s, min, h or d)");
+                arg_seen |= OPT_TTL;
+                break;
+        case ARG_READ_ONLY:
+                arg_read_only = true;
+                arg_seen |= OPT_READ_ONLY;
+                break;
+        case ARG_UID:
+                r = parse_uid_arg(arg, &arg_uid);
+                if (r < 0)
+                        return usage_error_set("--uid: '%s' is neither a uid nor a known user name", arg);
+                arg_uid_set = true;
+                arg_seen |= OPT_UID;
+                break;
+        case ARG_SINGLE_USE:
+                arg_single_use = true;
+                arg_seen |= OPT_SINGLE_USE;
+                break;
+        case ARG_OPEN:
+                arg_open = arg;
+                arg_seen |= OPT_OPEN;
+                break;
+        case ARG_V4L2:
+                if (!*arg)
+                        return usage_error_set("--v4l2: empty device path");
+                r = make_absolute(arg, &arg_v4l2);
+                if (r < 0)
+                        return usage_error_set("--v4l2: cannot make '%s' an absolute path: %s", arg,
+                                               strerror(-r));
+                arg_seen |= OPT_V4L2;
+                break;
+        case ARG_FORMAT:
+                r = parse_v4l2_format(arg, &arg_width, &arg_height, &arg_fourcc);
+                if (r < 0)
+                        return usage_error_set("--format: '%s' is not a valid format%s", arg,
+                                               r == -ERANGE ? " (a number is too large)" :
+                                               " (WIDTHxHEIGHT:FOURCC like 640x480:YUYV, WIDTHxHEIGHT, or :FOURCC)");
+                arg_seen |= OPT_FORMAT;
+                break;
+        case ARG_TYPE:
+                if (!v4l2_type_is_valid(arg))
+                        return usage_error_set("--type: '%s' is none of capture, output, capture-mplane, "
+                                               "output-mplane", arg);
+                arg_type = arg;
+                arg_seen |= OPT_TYPE;
+                break;
+        case ARG_COUNT:
+                r = parse_count_arg(arg, &arg_count);
+                if (r < 0)
+                        return usage_error_set("--count: '%s' is not a valid buffer count%s", arg,
+                                               r == -ERANGE ? " (too large)" : " (a positive number)");
+                arg_seen |= OPT_COUNT;
+                break;
+        case '?': {
+                const char *bad = argv[optind - 1];
+
+                if (optopt >= 0x100)
+                        return usage_error_set(strchr(bad, '=') ? "option '%s' does not take an argument" :
+                                               "option '%s' requires an argument", bad);
+                /* "release -1": an argument that looks like an option. */
+                if (optopt >= '0' && optopt <= '9')
+                        return usage_error_set("invalid option -- '%c' (an argument that starts with '-' "
+                                               "goes after '--': '-- %s')", optopt, bad);
+                if (optopt > 0)
+                        return usage_error_set("invalid option -- '%c'", optopt);
+                return usage_error_set("unrecognized option '%s'", bad);
+        }
+        default:
+                abort();
+        }
+}
+
+/* Returns <0 on a usage error (said), 0 when done (help, version), >0 to
+ * go on with the command at argv[optind]. */
 static int parse_argv(int argc, char *argv[]) {
-        enum {
-                ARG_VERSION = 0x100,
-                ARG_SYSTEM,
-                ARG_USER,
-                ARG_ADDRESS,
-                ARG_PRIVATE,
-                ARG_JSON,
-                ARG_SIZE,
-                ARG_NAME,
-                ARG_PERSISTENT,
-                ARG_TTL,
-                ARG_READ_ONLY,
-                ARG_UID,
-                ARG_SINGLE_USE,
-                ARG_OPEN,
-                ARG_V4L2,
-                ARG_FORMAT,
-                ARG_TYPE,
-                ARG_COUNT,
-        };
         static const struct option options[] = {
                 { "help",       no_argument,       NULL, 'h' },
                 { "version",    no_argument,       NULL, ARG_VERSION },
@@ -969,7 +1547,10 @@ static int parse_argv(int argc, char *argv[]) {
                 { "user",       no_argument,       NULL, ARG_USER },
                 { "address",    required_argument, NULL, ARG_ADDRESS },
                 { "private",    no_argument,       NULL, ARG_PRIVATE },
-                { "json",       no_argument,       NULL, ARG_JSON },
+                /* Optional: "--json=MODE" only, so "list --json" never
+                 * reads the next word as the mode. */
+                { "json",       optional_argument, NULL, ARG_JSON },
+                { "no-legend",  no_argument,       NULL, ARG_NO_LEGEND },
                 { "size",       required_argument, NULL, ARG_SIZE },
                 { "name",       required_argument, NULL, ARG_NAME },
                 { "persistent", no_argument,       NULL, ARG_PERSISTENT },
@@ -984,139 +1565,61 @@ static int parse_argv(int argc, char *argv[]) {
                 { "count",      required_argument, NULL, ARG_COUNT },
                 {}
         };
-        int c, r;
+        int c;
 
         /* Options may come before or after the command (getopt permutes);
-         * "--" ends them, which is how exec's CMD keeps its own options.
-         * getopt's own messages would name argv[0]; ours name the program. */
+         * "--" ends them, which is how exec's CMD keeps its own options and
+         * how an argument may start with '-'. */
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                parse_option(c, optarg, argv);
+
+        /* The command is the first argument left; "help" names another. */
+        if (optind < argc) {
+                const Verb *v = verb_by_name(argv[optind]);
+
+                if (v && v->run == verb_help && optind + 1 < argc && verb_by_name(argv[optind + 1]))
+                        v = verb_by_name(argv[optind + 1]);
+                if (v)
+                        hint_verb = v->name;
+        }
+        if (usage_error)
+                return log_usage("%s", usage_error);
+
+        if (arg_help) {
+                const Verb *v;
+
+                if (optind >= argc) {
                         help();
                         return 0;
-                case ARG_VERSION:
-                        printf("%s %s\n", program_name, PACKAGE_VERSION);
-                        return 0;
-                case ARG_SYSTEM:
-                        arg_bus = BUS_SYSTEM;
-                        break;
-                case ARG_USER:
-                        arg_bus = BUS_USER;
-                        break;
-                case ARG_ADDRESS:
-                        if (!*optarg)
-                                return log_usage("--address: empty address");
-                        arg_bus = BUS_ADDRESS;
-                        arg_address = optarg;
-                        break;
-                case ARG_PRIVATE:
-                        arg_private = true;
-                        break;
-                case ARG_JSON:
-                        arg_json = true;
-                        arg_seen |= OPT_JSON;
-                        break;
-                case ARG_SIZE:
-                        r = parse_size_arg(optarg, &arg_size);
-                        if (r < 0)
-                                return log_usage("--size: '%s' is not a valid size%s", optarg,
-                                                 r == -ERANGE ? " (too large)" :
-                                                 " (a positive number, optionally with K, M, G or T)");
-                        arg_seen |= OPT_SIZE;
-                        break;
-                case ARG_NAME:
-                        arg_name = optarg;
-                        arg_seen |= OPT_NAME;
-                        break;
-                case ARG_PERSISTENT:
-                        arg_persistent = true;
-                        arg_seen |= OPT_PERSISTENT;
-                        break;
-                case ARG_TTL:
-                        r = parse_ttl_arg(optarg, &arg_ttl_usec);
-                        if (r < 0)
-                                return log_usage("--ttl: '%s' is not a valid duration%s", optarg,
-                                                 r == -ERANGE ? " (too large)" :
-                                                 " (a positive number with ms, s, min, h or d)");
-                        arg_seen |= OPT_TTL;
-                        break;
-                case ARG_READ_ONLY:
-                        arg_read_only = true;
-                        arg_seen |= OPT_READ_ONLY;
-                        break;
-                case ARG_UID:
-                        r = parse_uid_arg(optarg, &arg_uid);
-                        if (r < 0)
-                                return log_usage("--uid: '%s' is neither a uid nor a known user name", optarg);
-                        arg_uid_set = true;
-                        arg_seen |= OPT_UID;
-                        break;
-                case ARG_SINGLE_USE:
-                        arg_single_use = true;
-                        arg_seen |= OPT_SINGLE_USE;
-                        break;
-                case ARG_OPEN:
-                        arg_open = optarg;
-                        arg_seen |= OPT_OPEN;
-                        break;
-                case ARG_V4L2:
-                        if (!*optarg)
-                                return log_usage("--v4l2: empty device path");
-                        r = make_absolute(optarg, &arg_v4l2);
-                        if (r < 0)
-                                return log_usage("--v4l2: cannot make '%s' an absolute path: %s", optarg,
-                                                 strerror(-r));
-                        arg_seen |= OPT_V4L2;
-                        break;
-                case ARG_FORMAT:
-                        r = parse_v4l2_format(optarg, &arg_width, &arg_height, &arg_fourcc);
-                        if (r < 0)
-                                return log_usage("--format: '%s' is not a valid format%s", optarg,
-                                                 r == -ERANGE ? " (a number is too large)" :
-                                                 " (WIDTHxHEIGHT:FOURCC like 640x480:YUYV, WIDTHxHEIGHT, or :FOURCC)");
-                        arg_seen |= OPT_FORMAT;
-                        break;
-                case ARG_TYPE:
-                        if (!v4l2_type_is_valid(optarg))
-                                return log_usage("--type: '%s' is none of capture, output, capture-mplane, "
-                                                 "output-mplane", optarg);
-                        arg_type = optarg;
-                        arg_seen |= OPT_TYPE;
-                        break;
-                case ARG_COUNT:
-                        r = parse_count_arg(optarg, &arg_count);
-                        if (r < 0)
-                                return log_usage("--count: '%s' is not a valid buffer count%s", optarg,
-                                                 r == -ERANGE ? " (too large)" : " (a positive number)");
-                        arg_seen |= OPT_COUNT;
-                        break;
-                case '?':
-                        if (optopt >= 0x100)
-                                return log_usage(strchr(argv[optind - 1], '=') ?
-                                                 "option '%s' does not take an argument" :
-                                                 "option '%s' requires an argument", argv[optind - 1]);
-                        if (optopt > 0)
-                                return log_usage("invalid option -- '%c'", optopt);
-                        return log_usage("unrecognized option '%s'", argv[optind - 1]);
-                default:
-                        abort();
                 }
+                v = verb_by_name(argv[optind]);
+                if (!v)
+                        return log_usage("unknown command '%s'", argv[optind]);
+                /* "--help help list" is "help list"; "help --help" is help's own. */
+                if (v->run == verb_help && optind + 1 < argc)
+                        return verb_help(NULL, argc - optind, argv + optind) < 0 ? -EINVAL : 0;
+                help_verb(v);
+                return 0;
+        }
+        if (arg_version) {
+                printf("%s %s\n", program_name, PACKAGE_VERSION);
+                return 0;
         }
         return 1;
 }
 
 static const char *option_name(unsigned bit) {
-        for (size_t i = 0; i < ELEMENTSOF(option_names); i++)
-                if (option_names[i].bit == bit)
-                        return option_names[i].name;
+        for (size_t i = 0; i < ELEMENTSOF(command_options); i++)
+                if (command_options[i].bit == bit)
+                        return command_options[i].name;
         return "?";
 }
 
 /* The verb named by argv[0], with its arguments and options checked; NULL
  * (after saying why) on a usage error. */
 static const Verb *find_verb(int argc, char **argv) {
-        const Verb *v = NULL;
+        const Verb *v;
         const char *token;
         uint64_t id;
 
@@ -1124,17 +1627,17 @@ static const Verb *find_verb(int argc, char **argv) {
                 log_usage("missing command");
                 return NULL;
         }
-        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                if (strcmp(argv[0], verbs[i].name) == 0)
-                        v = &verbs[i];
+        v = verb_by_name(argv[0]);
         if (!v) {
                 log_usage("unknown command '%s'", argv[0]);
                 return NULL;
         }
+        hint_verb = v->name;
 
-        for (size_t i = 0; i < ELEMENTSOF(option_names); i++)
-                if ((arg_seen & option_names[i].bit) && !(v->options & option_names[i].bit)) {
-                        log_usage("%s: option %s does not apply to this command", v->name, option_names[i].name);
+        for (size_t i = 0; i < ELEMENTSOF(command_options); i++)
+                if ((arg_seen & command_options[i].bit) && !(v->options & command_options[i].bit)) {
+                        log_usage("%s: option %s does not apply to this command", v->name,
+                                  command_options[i].name);
                         return NULL;
                 }
 
@@ -1187,6 +1690,16 @@ static const Verb *find_verb(int argc, char **argv) {
         case ARGS_CMD:
                 if (argc < 2) {
                         log_usage("%s: missing command to run (after --)", v->name);
+                        return NULL;
+                }
+                break;
+        case ARGS_VERB:
+                if (argc > 2) {
+                        log_usage("%s: unexpected argument '%s'", v->name, argv[2]);
+                        return NULL;
+                }
+                if (argc == 2 && !verb_by_name(argv[1])) {
+                        log_usage("%s: unknown command '%s'", v->name, argv[1]);
                         return NULL;
                 }
                 break;
@@ -1279,6 +1792,9 @@ static int run(int argc, char *argv[]) {
         if (!v)
                 return EXIT_USAGE;
 
+        if (v->local)
+                return v->run(NULL, argc - optind, argv + optind) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+
         /* "cat | head" must end quietly, with write() returning EPIPE. */
         signal(SIGPIPE, SIG_IGN);
 
@@ -1305,5 +1821,6 @@ int main(int argc, char *argv[]) {
         int r = run(argc, argv);
 
         free(arg_v4l2);
+        free(usage_error);
         return r;
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -233,6 +234,12 @@ void json_print_string(FILE *f, const char *s) {
                 case '\r':
                         fputs("\\r", f);
                         break;
+                case '\b':
+                        fputs("\\b", f);
+                        break;
+                case '\f':
+                        fputs("\\f", f);
+                        break;
                 default:
                         /* D-Bus strings are valid UTF-8 already; only the
                          * control characters need escaping. */
@@ -243,4 +250,94 @@ void json_print_string(FILE *f, const char *s) {
                 }
         }
         fputc('"', f);
+}
+
+const char *uid_to_user_name(uid_t uid) {
+        struct passwd *pw = getpwuid(uid);
+
+        return pw && pw->pw_name && *pw->pw_name ? pw->pw_name : NULL;
+}
+
+const char *format_uid_name(char buf[static FORMAT_UID_MAX], uid_t uid, const char *name) {
+        if (name && *name)
+                snprintf(buf, FORMAT_UID_MAX, "%u (%.*s)", (unsigned) uid, FORMAT_UID_MAX - 16, name);
+        else
+                snprintf(buf, FORMAT_UID_MAX, "%u", (unsigned) uid);
+        return buf;
+}
+
+const char *format_uid(char buf[static FORMAT_UID_MAX], uid_t uid) {
+        return format_uid_name(buf, uid, uid_to_user_name(uid));
+}
+
+int table_new(Table *t, size_t n_columns, const char *const *header) {
+        int r;
+
+        *t = (Table) { .n_columns = n_columns };
+        for (size_t i = 0; i < n_columns; i++) {
+                r = table_add(t, header[i]);
+                if (r < 0) {
+                        table_done(t);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+int table_add(Table *t, const char *cell) {
+        char **cells, *copy;
+
+        copy = strdup(cell ? cell : "");
+        if (!copy)
+                return -ENOMEM;
+        cells = realloc(t->cells, (t->n_cells + 1) * sizeof(char *));
+        if (!cells) {
+                free(copy);
+                return -ENOMEM;
+        }
+        cells[t->n_cells++] = copy;
+        t->cells = cells;
+        return 0;
+}
+
+/* Display width: UTF-8 continuation bytes take no column. */
+static size_t text_width(const char *s) {
+        size_t n = 0;
+
+        for (; *s; s++)
+                if (((unsigned char) *s & 0xc0) != 0x80)
+                        n++;
+        return n;
+}
+
+void table_print(const Table *t, FILE *f, bool with_header) {
+        size_t first = with_header ? 0 : t->n_columns;
+        size_t widths[t->n_columns > 0 ? t->n_columns : 1];
+
+        if (t->n_columns == 0)
+                return;
+        memset(widths, 0, sizeof(widths));
+        for (size_t i = first; i < t->n_cells; i++) {
+                size_t w = text_width(t->cells[i]);
+
+                if (w > widths[i % t->n_columns])
+                        widths[i % t->n_columns] = w;
+        }
+        for (size_t i = first; i < t->n_cells; i++) {
+                size_t col = i % t->n_columns;
+                bool last = col == t->n_columns - 1 || i == t->n_cells - 1;
+
+                fputs(t->cells[i], f);
+                if (last)
+                        fputc('\n', f);
+                else
+                        fprintf(f, "%*s", (int) (widths[col] - text_width(t->cells[i]) + 1), "");
+        }
+}
+
+void table_done(Table *t) {
+        for (size_t i = 0; i < t->n_cells; i++)
+                free(t->cells[i]);
+        free(t->cells);
+        *t = (Table) {};
 }

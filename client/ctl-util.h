@@ -66,3 +66,31 @@ const char *format_timestamp(char buf[static FORMAT_TIMESTAMP_MAX], uint64_t use
 
 /* s as a JSON string literal, quotes included. */
 void json_print_string(FILE *f, const char *s);
+
+/* The user name of uid from the passwd database (getpwuid()), NULL when it
+ * has none. Valid until the next call. */
+const char *uid_to_user_name(uid_t uid);
+
+/* 32 bytes for the name (LOGIN_NAME_MAX on Linux), then the uid and " ()". */
+#define FORMAT_UID_MAX 64
+/* "1000 (alice)", or "1000" when name is NULL (or empty); a name too long
+ * for the buffer is cut. */
+const char *format_uid_name(char buf[static FORMAT_UID_MAX], uid_t uid, const char *name);
+/* The same with the name from the passwd database. */
+const char *format_uid(char buf[static FORMAT_UID_MAX], uid_t uid);
+
+/* A text table as systemd's tools print theirs: columns as wide as their
+ * widest cell, one space apart, the last column not padded. */
+typedef struct Table {
+        size_t n_columns;
+        size_t n_cells;
+        char **cells;                   /* row after row */
+} Table;
+
+/* A table whose first row is the header (n_columns names). */
+int table_new(Table *t, size_t n_columns, const char *const *header);
+/* Append one cell (copied); rows fill up left to right. */
+int table_add(Table *t, const char *cell);
+/* Print it; without the header row when with_header is false. */
+void table_print(const Table *t, FILE *f, bool with_header);
+void table_done(Table *t);

@@ -8,6 +8,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -495,7 +498,7 @@ START_TEST(test_info_and_unknown_ids) {
         ck_assert_msg(strstr(r.out, want), "info:\n%s", r.out);
         ck_assert_msg(strstr(r.out, "Name:       informed\n"), "info:\n%s", r.out);
         ck_assert_msg(strstr(r.out, "Size:       8192"), "info:\n%s", r.out);
-        ck_assert_msg(strstr(r.out, "OwnerUid:   0\n"), "info:\n%s", r.out);
+        ck_assert_msg(strstr(r.out, "OwnerUid:   0 (root)\n"), "info:\n%s", r.out);
         ck_assert_msg(strstr(r.out, "Persistent: yes\n"), "info:\n%s", r.out);
         ck_assert_msg(strstr(r.out, "Frozen:     no\n"), "info:\n%s", r.out);
         ck_assert_msg(strstr(r.out, "Kind:       memfd\n"), "info:\n%s", r.out);
@@ -741,6 +744,508 @@ START_TEST(test_list_json) {
 }
 END_TEST
 
+/* ---- JSON, checked by a real parser ----------------------------------------- */
+
+/* Python's json module parses doc and renders it again: for "pretty" the
+ * document must be exactly json.dumps(indent=2), for "short" exactly the
+ * compact rendering on one line, for "lines-short" every line a compact
+ * document; then the Python expression expr must hold for d (the parsed
+ * document, or the list of them). */
+static const char py_json_check[] =
+        "import json, sys\n"
+        "doc = sys.stdin.buffer.read().decode('utf-8')\n"
+        "mode, expr = sys.argv[1], sys.argv[2]\n"
+        "def render(v, m):\n"
+        "    if m == 'pretty':\n"
+        "        return json.dumps(v, indent=2, ensure_ascii=False) + '\\n'\n"
+        "    return json.dumps(v, separators=(',', ':'), ensure_ascii=False) + '\\n'\n"
+        "if mode == 'lines-short':\n"
+        "    lines = doc.splitlines(keepends=True)\n"
+        "    d = [json.loads(l) for l in lines]\n"
+        "    want = ''.join(render(v, 'short') for v in d)\n"
+        "else:\n"
+        "    d = json.loads(doc)\n"
+        "    want = render(d, mode)\n"
+        "if doc != want:\n"
+        "    sys.exit('not %s JSON:\\n%r\\nwant:\\n%r' % (mode, doc, want))\n"
+        "if not eval(expr, {'d': d}):\n"
+        "    sys.exit('does not hold: %s\\nfor: %r' % (expr, d))\n";
+
+static _printf_(3, 4) void assert_json(const char *doc, const char *mode, const char *fmt, ...) {
+        _cleanup_run_result_ RunResult r = { 0 };
+        _cleanup_free_ char *expr = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        ck_assert(vasprintf(&expr, fmt, ap) > 0);
+        va_end(ap);
+        ck_assert(run_argv(&r, AS_ROOT, doc, strlen(doc), NULL,
+                           (const char *[]) { "/usr/bin/python3", "-c", py_json_check, mode, expr,
+                                              NULL }) == 0);
+        ck_assert_msg(r.status == 0, "JSON check (%s) failed: %s", mode, r.err ?: "");
+}
+
+/* Run bufbrokerctl ARGS... as root with --json=MODE in front (before the
+ * command: options go anywhere), expect success. */
+static void ctl_json(RunResult *r, uid_t uid, const char *mode, const char *const *args) {
+        const char *argv[16];
+        char opt[32];
+        size_t n = 0;
+
+        snprintf(opt, sizeof(opt), "--json=%s", mode);
+        argv[n++] = opt;
+        for (; *args; args++) {
+                ck_assert(n < ELEMENTSOF(argv) - 1);
+                argv[n++] = *args;
+        }
+        argv[n] = NULL;
+        run_ctl(r, uid, NULL, argv);
+        ck_assert_run_status(r, 0);
+}
+
+static const char *nobody_name(void) {
+        struct passwd *pw = getpwuid(NOBODY_UID);
+
+        ck_assert_msg(pw, "uid %u has no passwd entry", (unsigned) NOBODY_UID);
+        return pw->pw_name;
+}
+
+START_TEST(test_json_status_list_info) {
+        static const char *const modes[] = { "pretty", "short" };
+        uint64_t mine = ctl_create(AS_ROOT, "8K", "json-mine", true);
+        uint64_t theirs = ctl_create(NOBODY_UID, "4K", "json-theirs", true);
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *version = NULL;
+        _cleanup_free_ char *nobody = strdup(nobody_name());
+
+        ck_assert(sd_bus_get_property_string(test_bus(), BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE,
+                                             "Version", &error, &version) >= 0);
+        for (size_t m = 0; m < ELEMENTSOF(modes); m++) {
+                _cleanup_run_result_ RunResult st = { 0 }, ls = { 0 }, lsn = { 0 }, inf = { 0 };
+
+                ctl_json(&st, NOBODY_UID, modes[m], (const char *[]) { "status", NULL });
+                assert_json(st.out, modes[m],
+                            "d['version'] == '%s' and d['stats']['buffers'] == 2 and d['stats']['bytes'] == 12288 "
+                            "and d['limits']['%s'] > 0 and all(type(v) is int for v in d['limits'].values())",
+                            version, BB_LIMIT_MAX_BUFFERS_PER_UID);
+
+                ctl_json(&ls, AS_ROOT, modes[m], (const char *[]) { "list", NULL });
+                assert_json(ls.out, modes[m],
+                            "[(b['name'], b['owner_uid'], b['owner_user'], b['size'], b['kind'], b['persistent'], "
+                            "b['frozen'], b['holders'], b['planes'], b['format'], b['path']) "
+                            "for b in d if b['id'] == %" PRIu64 "] == "
+                            "[('json-mine', 0, 'root', 8192, 'memfd', True, False, 0, None, None, "
+                            "'" BB_BUFFER_PATH_PREFIX "/%" PRIu64 "')] and "
+                            "[(b['owner_uid'], b['owner_user']) for b in d if b['id'] == %" PRIu64 "] == "
+                            "[(%u, '%s')] and all(type(b['created_usec']) is int for b in d)",
+                            mine, mine, theirs, (unsigned) NOBODY_UID, nobody);
+
+                /* nobody sees its own buffer only */
+                ctl_json(&lsn, NOBODY_UID, modes[m], (const char *[]) { "list", NULL });
+                assert_json(lsn.out, modes[m], "[b['id'] for b in d] == [%" PRIu64 "]", theirs);
+
+                ctl_json(&inf, AS_ROOT, modes[m], (const char *[]) { "info", ids(mine), NULL });
+                assert_json(inf.out, modes[m],
+                            "d['id'] == %" PRIu64 " and d['name'] == 'json-mine' and d['owner_user'] == 'root' "
+                            "and d['owner_uid'] == 0 and d['size'] == 8192 and d['holders'] is None and "
+                            "d['planes'] == [{'length': 8192, 'stride': 0, 'offset': 0}] and d['format'] is None "
+                            "and d['created_usec'] > 0", mine);
+        }
+        /* --json alone is pretty; --json=off is the text */
+        {
+                _cleanup_run_result_ RunResult bare = { 0 }, off = { 0 };
+
+                ctl(&bare, AS_ROOT, NULL, "info", ids(mine), "--json");
+                ck_assert_run_status(&bare, 0);
+                assert_json(bare.out, "pretty", "d['id'] == %" PRIu64, mine);
+                ctl(&off, AS_ROOT, NULL, "info", ids(mine), "--json=off");
+                ck_assert_run_status(&off, 0);
+                ck_assert_msg(strstr(off.out, "Name:       json-mine\n") && strstr(off.out, "OwnerUid:   0 (root)\n"),
+                              "info --json=off:\n%s", off.out);
+        }
+        /* an empty list is an empty array, in both modes */
+        {
+                _cleanup_run_result_ RunResult a = { 0 }, ep = { 0 }, es = { 0 };
+
+                ctl(&a, AS_ROOT, NULL, "release", ids(mine), ids(theirs));
+                ck_assert_run_status(&a, 0);
+                ctl_json(&ep, NOBODY_UID, "pretty", (const char *[]) { "list", NULL });
+                ck_assert_str_eq(ep.out, "[]\n");
+                ctl_json(&es, NOBODY_UID, "short", (const char *[]) { "list", NULL });
+                ck_assert_str_eq(es.out, "[]\n");
+        }
+}
+END_TEST
+
+START_TEST(test_json_create_share) {
+        _cleanup_run_result_ RunResult one = { 0 }, many = { 0 }, sh = { 0 }, cat = { 0 }, rel = { 0 };
+        uint64_t id, a, b;
+        char token[BB_TOKEN_LEN + 1];
+        const char *t;
+
+        ctl_json(&one, AS_ROOT, "short", (const char *[]) { "create", "--size", "4K", "--name", "js-one",
+                                                             "--persistent", NULL });
+        assert_json(one.out, "short",
+                    "len(d) == 1 and d[0]['name'] == 'js-one' and d[0]['size'] == 4096 and d[0]['persistent'] "
+                    "and d[0]['owner_user'] == 'root' and d[0]['kind'] == 'memfd' and len(d[0]['planes']) == 1");
+        t = strstr(one.out, "\"id\":");
+        ck_assert(t && sscanf(t, "\"id\":%" SCNu64, &id) == 1);
+        ck_assert(list_has(NULL, id));
+
+        ctl_json(&many, AS_ROOT, "pretty", (const char *[]) { "create", "--size", "4K", "--count", "2",
+                                                              "--persistent", NULL });
+        assert_json(many.out, "pretty", "len(d) == 2 and d[0]['id'] != d[1]['id'] and "
+                                        "all(b['size'] == 4096 and b['persistent'] for b in d)");
+        t = strstr(many.out, "\"id\": ");
+        ck_assert(t && sscanf(t, "\"id\": %" SCNu64, &a) == 1);
+        t = strstr(t + 1, "\"id\": ");
+        ck_assert(t && sscanf(t, "\"id\": %" SCNu64, &b) == 1);
+        ck_assert(list_has(NULL, a) && list_has(NULL, b));
+
+        /* share: the token, and it works */
+        ctl_json(&sh, AS_ROOT, "short", (const char *[]) { "share", ids(id), "--read-only", NULL });
+        assert_json(sh.out, "short",
+                    "sorted(d) == ['id', 'path', 'token'] and d['id'] == %" PRIu64 " and "
+                    "d['path'] == '" BB_BUFFER_PATH_PREFIX "/%" PRIu64 "' and len(d['token']) == %d and "
+                    "all(c in '0123456789abcdef' for c in d['token'])", id, id, BB_TOKEN_LEN);
+        t = strstr(sh.out, "\"token\":\"");
+        ck_assert(t);
+        memcpy(token, t + 9, BB_TOKEN_LEN);
+        token[BB_TOKEN_LEN] = 0;
+        ctl(&cat, NOBODY_UID, NULL, "cat", token);
+        ck_assert_run_status(&cat, 0);
+        ck_assert_uint_eq(cat.out_len, 4096);
+
+        ctl(&rel, AS_ROOT, NULL, "release", ids(id), ids(a), ids(b));
+        ck_assert_run_status(&rel, 0);
+}
+END_TEST
+
+START_TEST(test_json_monitor) {
+        char addr[200], want[64];
+        BgProc mon;
+        uint64_t id;
+        _cleanup_run_result_ RunResult rel = { 0 };
+        _cleanup_free_ char *docs = NULL;
+        size_t n = 0;
+
+        snprintf(addr, sizeof(addr), "--address=%s", H->address);
+        ck_assert(bg_spawn(&mon, NOBODY_UID, NULL,
+                           (const char *[]) { harness_env("BUFBROKERCTL"), addr, "monitor", "--json=short",
+                                              NULL }) == 0);
+        ck_assert_msg(bg_wait_output(&mon, "Monitoring", scaled_ms(10000)), "monitor did not start: %s",
+                      mon.out ?: "");
+        id = ctl_create(AS_ROOT, "4K", "watched-json", true);
+        ctl(&rel, AS_ROOT, NULL, "release", ids(id));
+        ck_assert_run_status(&rel, 0);
+        snprintf(want, sizeof(want), "\"id\":%" PRIu64 "}\n", id);
+        ck_assert_msg(bg_wait_output(&mon, want, scaled_ms(5000)), "monitor printed:\n%s", mon.out ?: "");
+        ck_assert_int_eq(bg_stop(&mon), 0);
+
+        /* stdout and stderr share the pipe: the documents are the lines
+         * that start with '{' (the "Monitoring ..." note is on stderr) */
+        docs = calloc(1, mon.out_len + 1);
+        ck_assert_ptr_nonnull(docs);
+        for (const char *p = mon.out; p && *p;) {
+                const char *nl = strchr(p, '\n');
+                size_t len = nl ? (size_t) (nl - p) + 1 : strlen(p);
+
+                if (*p == '{') {
+                        memcpy(docs + n, p, len);
+                        n += len;
+                }
+                p += len;
+        }
+        assert_json(docs, "lines-short",
+                    "d[-1] == {'signal': 'BufferReleased', 'path': '" BB_BUFFER_PATH_PREFIX "/%" PRIu64 "', "
+                    "'id': %" PRIu64 "}", id, id);
+        free(mon.out);
+}
+END_TEST
+
+START_TEST(test_json_refused) {
+        static const char *const data_verbs[][3] = {
+                { "status", NULL },
+                { "list", NULL },
+                { "info", "1", NULL },
+                { "share", "1", NULL },
+                { "create", "--size", "4K" },
+                { "monitor", NULL },
+        };
+        static const char *const bad_modes[] = { "--json=bogus", "--json=", "--json=PRETTY", "--json=pretty,short" };
+        Snapshot base;
+
+        stats_read(&base);
+        for (size_t i = 0; i < ELEMENTSOF(data_verbs); i++)
+                for (size_t k = 0; k < ELEMENTSOF(bad_modes); k++) {
+                        _cleanup_run_result_ RunResult r = { 0 };
+                        const char *args[6] = { 0 };
+                        size_t n = 0;
+
+                        for (size_t j = 0; j < 3 && data_verbs[i][j]; j++)
+                                args[n++] = data_verbs[i][j];
+                        args[n++] = bad_modes[k];
+                        run_ctl(&r, AS_ROOT, NULL, args);
+                        ck_assert_msg(r.status == EXIT_USAGE, "%s %s: exit %d, want %d", data_verbs[i][0],
+                                      bad_modes[k], r.status, EXIT_USAGE);
+                        assert_err_mentions(&r, "--json", bad_modes[k]);
+                        ck_assert_msg(r.out_len == 0, "%s %s printed '%s'", data_verbs[i][0], bad_modes[k], r.out);
+                }
+        /* --json=help lists the modes */
+        {
+                _cleanup_run_result_ RunResult r = { 0 };
+
+                ctl(&r, AS_ROOT, NULL, "--json=help");
+                ck_assert_run_status(&r, 0);
+                ck_assert_str_eq(r.out, "pretty\nshort\noff\n");
+        }
+        /* commands that print no data take no --json, nor --no-legend */
+        {
+                static const char *const quiet[][3] = {
+                        { "release", "1", "--json" },
+                        { "freeze", "1", "--json=short" },
+                        { "cat", "1", "--no-legend" },
+                        { "write", "1", "--json=pretty" },
+                };
+
+                for (size_t i = 0; i < ELEMENTSOF(quiet); i++) {
+                        _cleanup_run_result_ RunResult r = { 0 };
+
+                        ctl(&r, AS_ROOT, NULL, quiet[i][0], quiet[i][1], quiet[i][2]);
+                        ck_assert_msg(r.status == EXIT_USAGE, "%s %s: exit %d", quiet[i][0], quiet[i][2], r.status);
+                        assert_err_mentions(&r, "does not apply", quiet[i][0]);
+                }
+        }
+        assert_back_to(&base, "after refused --json");
+}
+END_TEST
+
+/* ---- the table: legend, user names -------------------------------------------- */
+
+/* The line of out whose first column is id, or NULL. */
+static char *table_row(const char *out, uint64_t id) {
+        char prefix[32];
+        size_t len = (size_t) snprintf(prefix, sizeof(prefix), "%" PRIu64 " ", id);
+
+        for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+                if (strncmp(p, prefix, len) == 0)
+                        return strndup(p, strchrnul(p, '\n') - p);
+        return NULL;
+}
+
+static size_t count_lines(const char *s) {
+        size_t n = 0;
+
+        for (; *s; s++)
+                n += *s == '\n';
+        return n;
+}
+
+START_TEST(test_list_legend_and_users) {
+        uint64_t mine = ctl_create(AS_ROOT, "4K", "legend-mine", true);
+        uint64_t theirs = ctl_create(NOBODY_UID, "4K", "legend-theirs", true);
+        _cleanup_run_result_ RunResult full = { 0 }, bare = { 0 }, one = { 0 };
+        _cleanup_free_ char *row_mine = NULL, *row_theirs = NULL, *want_theirs = NULL;
+
+        ctl(&full, AS_ROOT, NULL, "list");
+        ck_assert_run_status(&full, 0);
+        ck_assert_msg(strncmp(full.out, "ID ", 3) == 0 && strstr(full.out, " OWNER ") && strstr(full.out, " NAME\n"),
+                      "no header:\n%s", full.out);
+        ck_assert_msg(strstr(full.out, "\n\n2 buffers listed.\n") &&
+                              strcmp(full.out + full.out_len - strlen("2 buffers listed.\n"), "2 buffers listed.\n") == 0,
+                      "no footer:\n%s", full.out);
+        ck_assert_uint_eq(count_lines(full.out), 1 + 2 + 2);
+
+        /* owners as "uid (name)" */
+        row_mine = table_row(full.out, mine);
+        row_theirs = table_row(full.out, theirs);
+        ck_assert_msg(row_mine && strstr(row_mine, " 0 (root) "), "root's row: %s", row_mine ?: full.out);
+        ck_assert(asprintf(&want_theirs, " %u (%s) ", (unsigned) NOBODY_UID, nobody_name()) > 0);
+        ck_assert_msg(row_theirs && strstr(row_theirs, want_theirs), "nobody's row: %s (want '%s')",
+                      row_theirs ?: full.out, want_theirs);
+        ck_assert(strstr(row_mine, "legend-mine") && strstr(row_theirs, "legend-theirs"));
+
+        /* --no-legend: the rows alone, the same rows */
+        ctl(&bare, AS_ROOT, NULL, "--no-legend", "list");
+        ck_assert_run_status(&bare, 0);
+        ck_assert_uint_eq(count_lines(bare.out), 2);
+        ck_assert_msg(!strstr(bare.out, "ID ") && !strstr(bare.out, "listed"), "--no-legend:\n%s", bare.out);
+        {
+                _cleanup_free_ char *a = table_row(bare.out, mine), *b = table_row(bare.out, theirs);
+
+                ck_assert_msg(a && b && strstr(a, " 0 (root) ") && strstr(b, want_theirs), "--no-legend:\n%s",
+                              bare.out);
+        }
+        /* one buffer: singular; none: "0 buffers listed." and with --no-legend nothing at all */
+        ctl(&one, NOBODY_UID, NULL, "list");
+        ck_assert_run_status(&one, 0);
+        ck_assert_msg(strstr(one.out, "\n1 buffer listed.\n"), "%s", one.out);
+        {
+                _cleanup_run_result_ RunResult rel = { 0 }, none = { 0 }, none_bare = { 0 };
+
+                ctl(&rel, AS_ROOT, NULL, "release", ids(mine), ids(theirs));
+                ck_assert_run_status(&rel, 0);
+                ctl(&none, AS_ROOT, NULL, "list");
+                ck_assert_run_status(&none, 0);
+                ck_assert_msg(strstr(none.out, "\n0 buffers listed.\n"), "%s", none.out);
+                ctl(&none_bare, AS_ROOT, NULL, "list", "--no-legend");
+                ck_assert_run_status(&none_bare, 0);
+                ck_assert_uint_eq(none_bare.out_len, 0);
+        }
+}
+END_TEST
+
+/* ---- help, unknown options, "--" ------------------------------------------------ */
+
+START_TEST(test_verb_help) {
+        static const char *const verbs[] = { "status", "list", "create", "info", "share", "release", "freeze",
+                                             "cat", "write", "exec", "monitor", "help" };
+        _cleanup_run_result_ RunResult global = { 0 };
+
+        ctl(&global, AS_ROOT, NULL, "--help");
+        ck_assert_run_status(&global, 0);
+        ck_assert(strstr(global.out, "\nCommands:\n"));
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                /* VERB --help, VERB -h, --help VERB, help VERB: all the same text */
+                const char *const forms[][3] = {
+                        { verbs[i], "--help", NULL },
+                        { verbs[i], "-h", NULL },
+                        { "--help", verbs[i], NULL },
+                        { "help", verbs[i], NULL },
+                };
+                _cleanup_free_ char *first = NULL, *usage = NULL;
+
+                ck_assert(asprintf(&usage, "bufbrokerctl [OPTIONS...] %s", verbs[i]) > 0);
+                for (size_t f = 0; f < ELEMENTSOF(forms); f++) {
+                        _cleanup_run_result_ RunResult r = { 0 };
+
+                        run_ctl(&r, AS_ROOT, NULL, forms[f]);
+                        ck_assert_msg(r.status == 0, "%s %s: exit %d", forms[f][0], forms[f][1], r.status);
+                        ck_assert_msg(strncmp(r.out, usage, strlen(usage)) == 0, "%s %s does not start with '%s':\n%.300s",
+                                      forms[f][0], forms[f][1], usage, r.out);
+                        ck_assert_msg(!strstr(r.out, "Commands:"), "%s %s prints the global help", forms[f][0],
+                                      forms[f][1]);
+                        ck_assert_msg(!r.err || !*r.err, "%s %s: stderr %s", forms[f][0],
+                                      forms[f][1], r.err);
+                        if (!first)
+                                first = strdup(r.out);
+                        else
+                                ck_assert_str_eq(r.out, first);
+                }
+        }
+        /* a verb's help lists its options and no others */
+        {
+                _cleanup_run_result_ RunResult share = { 0 }, rel = { 0 };
+
+                ctl(&share, AS_ROOT, NULL, "share", "--help");
+                ck_assert(strstr(share.out, "--single-use") && strstr(share.out, "--uid UID") &&
+                          strstr(share.out, "--json=MODE") && !strstr(share.out, "--v4l2") &&
+                          !strstr(share.out, "--size"));
+                ctl(&rel, AS_ROOT, NULL, "release", "--help");
+                ck_assert(!strstr(rel.out, "--json") && !strstr(rel.out, "--ttl"));
+        }
+        /* help of nothing known */
+        {
+                _cleanup_run_result_ RunResult a = { 0 }, b = { 0 }, c = { 0 };
+
+                ctl(&a, AS_ROOT, NULL, "help", "frobnicate");
+                ck_assert_run_status(&a, EXIT_USAGE);
+                assert_err_mentions(&a, "frobnicate", "help frobnicate");
+                ctl(&b, AS_ROOT, NULL, "frobnicate", "--help");
+                ck_assert_run_status(&b, EXIT_USAGE);
+                assert_err_mentions(&b, "unknown command 'frobnicate'", "frobnicate --help");
+                ctl(&c, AS_ROOT, NULL, "help");
+                ck_assert_run_status(&c, 0);
+                ck_assert_str_eq(c.out, global.out);
+        }
+}
+END_TEST
+
+START_TEST(test_unknown_options) {
+        static const struct {
+                const char *args[4];
+                const char *says;
+                const char *hint;
+        } cases[] = {
+                { { "list", "--bogus" }, "unrecognized option '--bogus'", "'bufbrokerctl list --help'" },
+                { { "--bogus", "status" }, "unrecognized option '--bogus'", "'bufbrokerctl status --help'" },
+                { { "info", "1", "-x" }, "invalid option -- 'x'", "'bufbrokerctl info --help'" },
+                { { "list", "--size", "4K" }, "list: option --size does not apply", "'bufbrokerctl list --help'" },
+                { { "status", "--single-use" }, "status: option --single-use does not apply",
+                  "'bufbrokerctl status --help'" },
+                { { "share", "1", "--uid" }, "option '--uid' requires an argument", "'bufbrokerctl share --help'" },
+                { { "--no-legend=yes", "list" }, "option '--no-legend=yes' does not take an argument",
+                  "'bufbrokerctl list --help'" },
+                { { "--bogus" }, "unrecognized option '--bogus'", "'bufbrokerctl --help'" },
+        };
+        Snapshot base;
+
+        stats_read(&base);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_run_result_ RunResult r = { 0 };
+
+                run_ctl(&r, AS_ROOT, NULL, cases[i].args);
+                ck_assert_msg(r.status == EXIT_USAGE, "%s %s: exit %d, want %d", cases[i].args[0],
+                              cases[i].args[1] ?: "", r.status, EXIT_USAGE);
+                assert_err_mentions(&r, cases[i].says, cases[i].args[0]);
+                assert_err_mentions(&r, cases[i].hint, cases[i].args[0]);
+                ck_assert_uint_eq(r.out_len, 0);
+        }
+        assert_back_to(&base, "after unknown options");
+}
+END_TEST
+
+START_TEST(test_double_dash) {
+        uint64_t id = ctl_create(AS_ROOT, "4K", "dashed", true);
+        Snapshot base;
+
+        /* "-1" is read as an option; the message says how to pass it */
+        {
+                _cleanup_run_result_ RunResult r = { 0 };
+
+                ctl(&r, AS_ROOT, NULL, "release", "-1");
+                ck_assert_run_status(&r, EXIT_USAGE);
+                assert_err_mentions(&r, "invalid option -- '1'", "release -1");
+                assert_err_mentions(&r, "'--'", "release -1");
+        }
+        /* after "--" it is an argument, and not a buffer id */
+        stats_read(&base);
+        {
+                static const char *const verbs[] = { "release", "info", "freeze", "share", "cat" };
+
+                for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                        _cleanup_run_result_ RunResult r = { 0 };
+
+                        ctl(&r, AS_ROOT, NULL, verbs[i], "--", "-1");
+                        ck_assert_msg(r.status == EXIT_USAGE, "%s -- -1: exit %d", verbs[i], r.status);
+                        assert_err_mentions(&r, "'-1' is ", verbs[i]);
+                        assert_err_mentions(&r, "buffer id", verbs[i]);
+                }
+        }
+        /* "--json" after "--" is an argument too, not the option */
+        {
+                _cleanup_run_result_ RunResult r = { 0 };
+
+                ctl(&r, AS_ROOT, NULL, "info", "--", "--json");
+                ck_assert_run_status(&r, EXIT_USAGE);
+                assert_err_mentions(&r, "'--json' is not a buffer id", "info -- --json");
+        }
+        assert_back_to(&base, "after '--' errors");
+        /* options before "--" still count; the id after it is used */
+        {
+                _cleanup_run_result_ RunResult i = { 0 }, r = { 0 };
+
+                ctl(&i, AS_ROOT, NULL, "--json=short", "info", "--", ids(id));
+                ck_assert_run_status(&i, 0);
+                assert_json(i.out, "short", "d['name'] == 'dashed'");
+                ctl(&r, AS_ROOT, NULL, "release", "--", ids(id));
+                ck_assert_run_status(&r, 0);
+                ck_assert(!list_has(NULL, id));
+        }
+}
+END_TEST
+
 /* ---- monitor ------------------------------------------------------------------- */
 
 START_TEST(test_monitor) {
@@ -777,6 +1282,14 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_exec);
         tcase_add_test(tc, test_list_json);
         tcase_add_test(tc, test_monitor);
+        tcase_add_test(tc, test_json_status_list_info);
+        tcase_add_test(tc, test_json_create_share);
+        tcase_add_test(tc, test_json_monitor);
+        tcase_add_test(tc, test_json_refused);
+        tcase_add_test(tc, test_list_legend_and_users);
+        tcase_add_test(tc, test_verb_help);
+        tcase_add_test(tc, test_unknown_options);
+        tcase_add_test(tc, test_double_dash);
 }
 
 int main(void) {
