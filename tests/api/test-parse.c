@@ -2,14 +2,19 @@
 /*
  * bufbrokerctl's argument helpers (client/ctl-util.c): ids vs tokens, sizes,
  * TTLs, uids, buffer counts, V4L2 formats ("640x480:YUYV") and types, and the
- * formatting of sizes and JSON strings.
+ * formatting of sizes, JSON strings, uids with user names, JSON documents
+ * (ctl-json.c) and tables.
  */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
+#include <pwd.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "ctl-json.h"
 #include "ctl-util.h"
+#include "macro.h"
 
 #define TOKEN "0123456789abcdef0123456789abcdef"
 
@@ -272,6 +277,153 @@ START_TEST(test_json_print_string) {
 }
 END_TEST
 
+
+/* A uid the passwd database does not know: the integration tests cannot
+ * make a buffer owned by one (dbus-daemon refuses a connection from a uid
+ * without a passwd entry), so its formatting is tested here. */
+static uid_t unnamed_uid(void) {
+        for (uid_t uid = 4242; uid < 4242 + 10000; uid++)
+                if (!getpwuid(uid))
+                        return uid;
+        ck_abort_msg("every uid from 4242 on has a passwd entry");
+        return 0;
+}
+
+START_TEST(test_format_uid) {
+        char buf[FORMAT_UID_MAX], want[FORMAT_UID_MAX];
+        struct passwd *pw = getpwuid(65534);
+        _cleanup_free_ char *nobody = pw ? strdup(pw->pw_name) : NULL;  /* getpwuid()'s storage is reused */
+        char long_name[200];
+        uid_t unnamed = unnamed_uid();
+
+        ck_assert_str_eq(format_uid_name(buf, 1000, "alice"), "1000 (alice)");
+        ck_assert_str_eq(format_uid_name(buf, 1000, NULL), "1000");
+        ck_assert_str_eq(format_uid_name(buf, 1000, ""), "1000");
+        ck_assert_str_eq(format_uid_name(buf, 4294967294U, NULL), "4294967294");
+        /* a long name is cut, the buffer never overrun */
+        memset(long_name, 'x', sizeof(long_name) - 1);
+        long_name[sizeof(long_name) - 1] = 0;
+        format_uid_name(buf, 4294967294U, long_name);
+        ck_assert_uint_lt(strlen(buf), FORMAT_UID_MAX);
+        ck_assert(strncmp(buf, "4294967294 (xxxx", 16) == 0);
+
+        /* from the passwd database */
+        ck_assert_str_eq(format_uid(buf, 0), "0 (root)");
+        ck_assert_str_eq(uid_to_user_name(0), "root");
+        if (nobody) {
+                snprintf(want, sizeof(want), "65534 (%s)", nobody);
+                ck_assert_str_eq(format_uid(buf, 65534), want);
+        }
+        snprintf(want, sizeof(want), "%u", (unsigned) unnamed);
+        ck_assert_str_eq(format_uid(buf, unnamed), want);
+        ck_assert_ptr_null(uid_to_user_name(unnamed));
+}
+END_TEST
+
+/* Write a document with both modes; returns what short and pretty gave. */
+static void json_sample(JsonMode mode, char **ret) {
+        size_t n = 0;
+        FILE *f = open_memstream(ret, &n);
+        JsonWriter w;
+
+        ck_assert_ptr_nonnull(f);
+        json_writer_init(&w, f, mode);
+        json_object_begin(&w);
+        json_field_uint(&w, "id", 18446744073709551615ULL);
+        json_field_string(&w, "name", "a\"b");
+        json_field_string(&w, "none", NULL);
+        json_field_bool(&w, "yes", true);
+        json_field_null(&w, "nil");
+        json_key(&w, "empty");
+        json_array_begin(&w);
+        json_array_end(&w);
+        json_key(&w, "list");
+        json_array_begin(&w);
+        json_uint(&w, 1);
+        json_object_begin(&w);
+        json_object_end(&w);
+        json_array_begin(&w);
+        json_bool(&w, false);
+        json_array_end(&w);
+        json_array_end(&w);
+        json_object_end(&w);
+        json_document_end(&w);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_json_writer) {
+        _cleanup_free_ char *short_doc = NULL, *pretty_doc = NULL;
+        JsonMode mode = JSON_OFF;
+
+        json_sample(JSON_SHORT, &short_doc);
+        ck_assert_str_eq(short_doc,
+                         "{\"id\":18446744073709551615,\"name\":\"a\\\"b\",\"none\":null,\"yes\":true,"
+                         "\"nil\":null,\"empty\":[],\"list\":[1,{},[false]]}\n");
+        json_sample(JSON_PRETTY, &pretty_doc);
+        ck_assert_str_eq(pretty_doc,
+                         "{\n"
+                         "  \"id\": 18446744073709551615,\n"
+                         "  \"name\": \"a\\\"b\",\n"
+                         "  \"none\": null,\n"
+                         "  \"yes\": true,\n"
+                         "  \"nil\": null,\n"
+                         "  \"empty\": [],\n"
+                         "  \"list\": [\n"
+                         "    1,\n"
+                         "    {},\n"
+                         "    [\n"
+                         "      false\n"
+                         "    ]\n"
+                         "  ]\n"
+                         "}\n");
+
+        ck_assert_int_eq(json_mode_from_string("pretty", &mode), 0);
+        ck_assert_int_eq(mode, JSON_PRETTY);
+        ck_assert_int_eq(json_mode_from_string("short", &mode), 0);
+        ck_assert_int_eq(mode, JSON_SHORT);
+        ck_assert_int_eq(json_mode_from_string("off", &mode), 0);
+        ck_assert_int_eq(mode, JSON_OFF);
+        mode = JSON_SHORT;
+        ck_assert_int_eq(json_mode_from_string("", &mode), -EINVAL);
+        ck_assert_int_eq(json_mode_from_string("Pretty", &mode), -EINVAL);
+        ck_assert_int_eq(json_mode_from_string("pretty ", &mode), -EINVAL);
+        ck_assert_int_eq(json_mode_from_string(NULL, &mode), -EINVAL);
+        ck_assert_int_eq(mode, JSON_SHORT);
+}
+END_TEST
+
+START_TEST(test_table) {
+        static const char *const header[] = { "ID", "OWNER", "NAME" };
+        _cleanup_(table_done) Table t = {};
+        _cleanup_free_ char *with = NULL, *without = NULL;
+        size_t n = 0;
+        FILE *f;
+
+        ck_assert_int_eq(table_new(&t, 3, header), 0);
+        ck_assert_int_eq(table_add(&t, "12"), 0);
+        ck_assert_int_eq(table_add(&t, "0 (root)"), 0);
+        ck_assert_int_eq(table_add(&t, "a b"), 0);
+        ck_assert_int_eq(table_add(&t, "7"), 0);
+        ck_assert_int_eq(table_add(&t, "4242"), 0);
+        ck_assert_int_eq(table_add(&t, "\xc3\xbc" "ber"), 0);   /* 4 columns wide, 5 bytes */
+
+        f = open_memstream(&with, &n);
+        table_print(&t, f, true);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_str_eq(with,
+                         "ID OWNER    NAME\n"
+                         "12 0 (root) a b\n"
+                         "7  4242     \xc3\xbc" "ber\n");
+        /* without the header, columns are as wide as the rows need */
+        f = open_memstream(&without, &n);
+        table_print(&t, f, false);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_str_eq(without,
+                         "12 0 (root) a b\n"
+                         "7  4242     \xc3\xbc" "ber\n");
+}
+END_TEST
+
 static Suite *parse_suite(void) {
         Suite *s = suite_create("bufbrokerctl argument helpers");
         TCase *tc = tcase_create("parse");
@@ -287,6 +439,9 @@ static Suite *parse_suite(void) {
         tcase_add_test(tc, test_v4l2_type_is_valid);
         tcase_add_test(tc, test_format_size);
         tcase_add_test(tc, test_json_print_string);
+        tcase_add_test(tc, test_format_uid);
+        tcase_add_test(tc, test_json_writer);
+        tcase_add_test(tc, test_table);
         suite_add_tcase(s, tc);
         return s;
 }
