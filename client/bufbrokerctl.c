@@ -390,14 +390,16 @@ static int verb_status(bb_client *c, int argc, char **argv) {
 }
 
 static int list_table(bb_buffer **list, size_t n) {
-        static const char *const header[] = { "ID", "KIND", "SIZE", "OWNER", "HOLDERS", "PERSISTENT", "FROZEN",
-                                              "CREATED", "NAME" };
+        /* USER beside UID, one word each, so that awk's fields stay put
+         * whether a uid has a name or not. */
+        static const char *const header[] = { "ID", "KIND", "SIZE", "UID", "USER", "HOLDERS", "PERSISTENT",
+                                              "FROZEN", "CREATED", "NAME" };
         _cleanup_(table_done) Table t = {};
         int r;
 
         r = table_new(&t, ELEMENTSOF(header), header);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                char id[24], sz[FORMAT_SIZE_MAX], owner[FORMAT_UID_MAX], holders_s[16] = "-",
+                char id[24], sz[FORMAT_SIZE_MAX], uid[24], user[FORMAT_USER_MAX], holders_s[16] = "-",
                         ts[FORMAT_TIMESTAMP_MAX];
                 bb_buffer *b = list[i];
                 unsigned holders;
@@ -405,11 +407,13 @@ static int list_table(bb_buffer **list, size_t n) {
                 if (bb_buffer_get_holders(b, &holders) >= 0)
                         snprintf(holders_s, sizeof(holders_s), "%u", holders);
                 snprintf(id, sizeof(id), "%" PRIu64, bb_buffer_id(b));
+                snprintf(uid, sizeof(uid), "%u", (unsigned) bb_buffer_owner_uid(b));
                 const char *row[] = {
                         id,
                         bb_buffer_kind(b),
                         format_size(sz, bb_buffer_size(b)),
-                        format_uid(owner, bb_buffer_owner_uid(b)),
+                        uid,
+                        format_user(user, bb_buffer_owner_uid(b)),
                         holders_s,
                         bb_buffer_is_persistent(b) ? "yes" : "no",
                         bb_buffer_is_frozen(b) ? "yes" : "no",
@@ -548,7 +552,7 @@ static void print_planes_and_format(bb_buffer *buf) {
 
 static int verb_info(bb_client *c, int argc, char **argv) {
         _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
-        char sz[FORMAT_SIZE_MAX], ts[FORMAT_TIMESTAMP_MAX], owner[FORMAT_UID_MAX];
+        char sz[FORMAT_SIZE_MAX], ts[FORMAT_TIMESTAMP_MAX];
         int r;
 
         r = buffer_get_by_id_arg(c, "info", argv[1], &buf);
@@ -568,7 +572,10 @@ static int verb_info(bb_client *c, int argc, char **argv) {
         printf("Name:       %s\n", bb_buffer_name(buf));
         printf("Kind:       %s\n", bb_buffer_kind(buf));
         printf("Size:       %" PRIu64 " (%s)\n", bb_buffer_size(buf), format_size(sz, bb_buffer_size(buf)));
-        printf("OwnerUid:   %s\n", format_uid(owner, bb_buffer_owner_uid(buf)));
+        printf("OwnerUid:   %u\n", (unsigned) bb_buffer_owner_uid(buf));
+        /* A line of its own, so that the one above stays the property's value. */
+        if (uid_to_user_name(bb_buffer_owner_uid(buf)))
+                printf("OwnerUser:  %s\n", uid_to_user_name(bb_buffer_owner_uid(buf)));
         printf("Persistent: %s\n", bb_buffer_is_persistent(buf) ? "yes" : "no");
         printf("Frozen:     %s\n", bb_buffer_is_frozen(buf) ? "yes" : "no");
         printf("Created:    %s\n", format_timestamp(ts, bb_buffer_created_usec(buf)));

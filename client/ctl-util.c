@@ -258,16 +258,16 @@ const char *uid_to_user_name(uid_t uid) {
         return pw && pw->pw_name && *pw->pw_name ? pw->pw_name : NULL;
 }
 
-const char *format_uid_name(char buf[static FORMAT_UID_MAX], uid_t uid, const char *name) {
+const char *format_user_name(char buf[static FORMAT_USER_MAX], uid_t uid, const char *name) {
         if (name && *name)
-                snprintf(buf, FORMAT_UID_MAX, "%u (%.*s)", (unsigned) uid, FORMAT_UID_MAX - 16, name);
+                snprintf(buf, FORMAT_USER_MAX, "%s", name);
         else
-                snprintf(buf, FORMAT_UID_MAX, "%u", (unsigned) uid);
+                snprintf(buf, FORMAT_USER_MAX, "%u", (unsigned) uid);
         return buf;
 }
 
-const char *format_uid(char buf[static FORMAT_UID_MAX], uid_t uid) {
-        return format_uid_name(buf, uid, uid_to_user_name(uid));
+const char *format_user(char buf[static FORMAT_USER_MAX], uid_t uid) {
+        return format_user_name(buf, uid, uid_to_user_name(uid));
 }
 
 int table_new(Table *t, size_t n_columns, const char *const *header) {

@@ -71,13 +71,13 @@ void json_print_string(FILE *f, const char *s);
  * has none. Valid until the next call. */
 const char *uid_to_user_name(uid_t uid);
 
-/* 32 bytes for the name (LOGIN_NAME_MAX on Linux), then the uid and " ()". */
-#define FORMAT_UID_MAX 64
-/* "1000 (alice)", or "1000" when name is NULL (or empty); a name too long
- * for the buffer is cut. */
-const char *format_uid_name(char buf[static FORMAT_UID_MAX], uid_t uid, const char *name);
+/* A user name (LOGIN_NAME_MAX is 256 with glibc) or a uid in decimal. */
+#define FORMAT_USER_MAX 257
+/* The USER column: name, or the uid in decimal when name is NULL or empty
+ * (as ls -l does for a uid without a name). A longer name is cut. */
+const char *format_user_name(char buf[static FORMAT_USER_MAX], uid_t uid, const char *name);
 /* The same with the name from the passwd database. */
-const char *format_uid(char buf[static FORMAT_UID_MAX], uid_t uid);
+const char *format_user(char buf[static FORMAT_USER_MAX], uid_t uid);
 
 /* A text table as systemd's tools print theirs: columns as wide as their
  * widest cell, one space apart, the last column not padded. */

@@ -59,9 +59,9 @@ as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
 as_uid() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --clear-groups -- "$@"; }
 main_pid() { systemctl show -P MainPID "$UNIT"; }
 # The buffer ids the broker lists to root (it sees all), as "1 2 3".
-list_ids() { "$CTL" list | awk 'NR > 1 { print $1 }' | sort -n | tr '\n' ' ' | sed 's/ $//'; }
+list_ids() { "$CTL" list --no-legend | awk '{ print $1 }' | sort -n | tr '\n' ' ' | sed 's/ $//'; }
 # The listing without the CREATED column's time of day split: whole rows.
-list_rows() { "$CTL" list | tail -n +2; }
+list_rows() { "$CTL" list --no-legend; }
 
 # wait_until TIMEOUT_S CMD...: poll every 0.2 s; 0 when CMD succeeded in time
 wait_until() {

@@ -179,8 +179,8 @@ cli_cases() {
         list=$("$ctl" list 2>&1)
         bad=0
         for i in "${ids[@]}"; do
-                # ID KIND SIZE OWNER HOLDERS PERSISTENT ...
-                re="(^|$nl)$i +v4l2 +[^ ]+ +[^ ]+ +[^ ]+ +yes "
+                # ID KIND SIZE UID USER HOLDERS PERSISTENT ...
+                re="(^|$nl)$i +v4l2 +[^ ]+ +[^ ]+ +[^ ]+ +[^ ]+ +yes "
                 [[ $list =~ $re ]] || bad=1
         done
         result "bufbrokerctl list shows the 4 buffers as kind v4l2, persistent" $bad "$list"
