@@ -323,15 +323,21 @@ void table_print(const Table *t, FILE *f, bool with_header) {
                 if (w > widths[i % t->n_columns])
                         widths[i % t->n_columns] = w;
         }
-        for (size_t i = first; i < t->n_cells; i++) {
+        /* Padding is written only before a cell with text: no line ends
+         * in spaces, even when its last cells are empty. */
+        for (size_t i = first, pad = 0; i < t->n_cells; i++) {
                 size_t col = i % t->n_columns;
                 bool last = col == t->n_columns - 1 || i == t->n_cells - 1;
 
-                fputs(t->cells[i], f);
-                if (last)
+                if (*t->cells[i]) {
+                        fprintf(f, "%*s%s", (int) pad, "", t->cells[i]);
+                        pad = 0;
+                }
+                if (last) {
                         fputc('\n', f);
-                else
-                        fprintf(f, "%*s", (int) (widths[col] - text_width(t->cells[i]) + 1), "");
+                        pad = 0;
+                } else
+                        pad += widths[col] - text_width(t->cells[i]) + 1;
         }
 }
 

@@ -403,6 +403,9 @@ START_TEST(test_table) {
         ck_assert_int_eq(table_add(&t, "7"), 0);
         ck_assert_int_eq(table_add(&t, "4242"), 0);
         ck_assert_int_eq(table_add(&t, "\xc3\xbc" "ber"), 0);   /* 4 columns wide, 5 bytes */
+        ck_assert_int_eq(table_add(&t, "8"), 0);
+        ck_assert_int_eq(table_add(&t, ""), 0);
+        ck_assert_int_eq(table_add(&t, ""), 0);                 /* no trailing spaces */
 
         f = open_memstream(&with, &n);
         table_print(&t, f, true);
@@ -410,14 +413,16 @@ START_TEST(test_table) {
         ck_assert_str_eq(with,
                          "ID OWNER    NAME\n"
                          "12 0 (root) a b\n"
-                         "7  4242     \xc3\xbc" "ber\n");
+                         "7  4242     \xc3\xbc" "ber\n"
+                         "8\n");
         /* without the header, columns are as wide as the rows need */
         f = open_memstream(&without, &n);
         table_print(&t, f, false);
         ck_assert_int_eq(fclose(f), 0);
         ck_assert_str_eq(without,
                          "12 0 (root) a b\n"
-                         "7  4242     \xc3\xbc" "ber\n");
+                         "7  4242     \xc3\xbc" "ber\n"
+                         "8\n");
 }
 END_TEST
 

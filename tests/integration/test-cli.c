@@ -1115,6 +1115,45 @@ START_TEST(test_list_legend_and_users) {
 }
 END_TEST
 
+/* A uid without a passwd entry shows as its number. dbus-broker lets such
+ * a uid connect; dbus-daemon refuses it (it looks the uid up), so there
+ * this case checks that refusal and format_user() is covered by
+ * tests/api ("bufbrokerctl argument helpers", test_format_user). */
+START_TEST(test_list_unnamed_uid) {
+        _cleanup_run_result_ RunResult c = { 0 }, table = { 0 }, json = { 0 }, rel = { 0 };
+        _cleanup_free_ char *row = NULL;
+        char uid_s[16];
+        uid_t uid = 4242;
+        uint64_t id;
+
+        while (getpwuid(uid))
+                uid++;
+        snprintf(uid_s, sizeof(uid_s), "%u", (unsigned) uid);
+
+        ctl(&c, uid, NULL, "create", "--size", "4K", "--name", "unnamed-owner", "--persistent");
+        if (H->kind == BUS_DBUS_DAEMON) {
+                ck_assert_msg(c.status == 1, "dbus-daemon let uid %s connect: exit %d", uid_s, c.status);
+                assert_err_mentions(&c, "cannot connect", "a uid without a passwd entry on dbus-daemon");
+                return;
+        }
+        ck_assert_run_status(&c, 0);
+        id = strtoull(c.out, NULL, 10);
+
+        ctl(&table, AS_ROOT, NULL, "list");
+        ck_assert_run_status(&table, 0);
+        row = table_row(table.out, id);
+        ck_assert_msg(row && row_field_is(row, 3, uid_s) && row_field_is(row, 4, uid_s), "row: %s",
+                      row ?: table.out);
+        ctl(&json, AS_ROOT, NULL, "list", "--json=short");
+        ck_assert_run_status(&json, 0);
+        assert_json(json.out, "short",
+                    "[(b['owner_uid'], b['owner_user']) for b in d if b['id'] == %" PRIu64 "] == [(%s, None)]", id,
+                    uid_s);
+        ctl(&rel, AS_ROOT, NULL, "release", ids(id));
+        ck_assert_run_status(&rel, 0);
+}
+END_TEST
+
 /* ---- help, unknown options, "--" ------------------------------------------------ */
 
 START_TEST(test_verb_help) {
@@ -1307,6 +1346,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_json_monitor);
         tcase_add_test(tc, test_json_refused);
         tcase_add_test(tc, test_list_legend_and_users);
+        tcase_add_test(tc, test_list_unnamed_uid);
         tcase_add_test(tc, test_verb_help);
         tcase_add_test(tc, test_unknown_options);
         tcase_add_test(tc, test_double_dash);
