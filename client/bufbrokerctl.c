@@ -1183,18 +1183,18 @@ static const Verb *verb_by_name(const char *name) {
 #define HELP_WIDTH 79
 #define HELP_COLUMN 32
 
-/* text after first (already printed, taking col columns), wrapped at
- * spaces to HELP_WIDTH; continuation lines start at indent. "[--ttl TTL]"
- * stays on one line. */
-static void print_wrapped(size_t col, size_t indent, const char *text) {
-        const char *p = text;
+/* The n bytes of text, printed from column col on, wrapped at spaces to
+ * HELP_WIDTH with continuation lines starting at indent; "[--ttl TTL]"
+ * stays in one piece. Returns the column where it ended. */
+static size_t print_wrapped(size_t col, size_t indent, const char *text, size_t n) {
+        const char *p = text, *stop = text + n;
 
-        while (*p) {
+        while (p < stop) {
                 const char *end = p;
                 int depth = 0;
 
                 /* One word: up to a space outside brackets. */
-                while (*end && (*end != ' ' || depth > 0)) {
+                while (end < stop && (*end != ' ' || depth > 0)) {
                         depth += *end == '[' ? 1 : *end == ']' ? -1 : 0;
                         end++;
                 }
@@ -1207,8 +1207,18 @@ static void print_wrapped(size_t col, size_t indent, const char *text) {
                 }
                 fwrite(p, 1, (size_t) (end - p), stdout);
                 col += (size_t) (end - p);
-                p = *end ? end + 1 : end;
+                p = end < stop ? end + 1 : end;
         }
+        return col;
+}
+
+/* The length of the synopsis form at *form, and *form moved to the next
+ * one (NULL after the last). */
+static size_t next_form(const char **form) {
+        const char *f = *form, *nl = strchr(f, '\n');
+
+        *form = nl ? nl + 1 : NULL;
+        return nl ? (size_t) (nl - f) : strlen(f);
 }
 
 /* "  create --size SIZE ...        summary": each form of the synopsis on
@@ -1217,25 +1227,18 @@ static void print_verb_line(const Verb *v) {
         const char *form = v->synopsis;
         size_t col = 0;
 
-        do {
-                const char *nl = strchr(form, '\n');
-                _cleanup_free_ char *line = strndup(form, nl ? (size_t) (nl - form) : strlen(form));
+        while (form) {
+                const char *text = form;
+                size_t n = next_form(&form);
 
-                if (!line)
-                        return;
                 if (col > 0)
                         putchar('\n');
-                printf("  %s", v->name);
-                col = 2 + strlen(v->name);
-                if (*line) {
+                col = (size_t) printf("  %s", v->name);
+                if (n > 0) {
                         putchar(' ');
-                        print_wrapped(col + 1, 2 + strlen(v->name) + 1, line);
-                        /* where the wrapped line ended is not tracked: assume full */
-                        col = strlen(line) + col + 1 > HELP_WIDTH ? HELP_WIDTH : col + 1 + strlen(line);
+                        col = print_wrapped(col + 1, col + 1, text, n);
                 }
-                form = nl ? nl + 1 : NULL;
-        } while (form);
-
+        }
         if (col + 2 > HELP_COLUMN)
                 printf("\n%*s", HELP_COLUMN, "");
         else
@@ -1301,21 +1304,16 @@ static void help(void) {
         /* Each command option with the commands it applies to. */
         printf("\nCommand options (before or after the command):\n");
         for (size_t i = 0; i < ELEMENTSOF(command_options); i++) {
-                char which[256] = "";
-                size_t n = 0;
-                int k;
+                const char *sep = "(";
 
+                print_option_line("  ", command_options[i].synopsis, command_options[i].help);
+                printf("%*s", HELP_COLUMN, "");
                 for (size_t j = 0; j < ELEMENTSOF(verbs); j++)
                         if (verbs[j].options & command_options[i].bit) {
-                                k = snprintf(which + n, sizeof(which) - n, "%s%s", n > 0 ? ", " : "",
-                                             verbs[j].name);
-                                if (k > 0 && (size_t) k < sizeof(which) - n)
-                                        n += (size_t) k;
+                                printf("%s%s", sep, verbs[j].name);
+                                sep = ", ";
                         }
-                _cleanup_free_ char *text = NULL;
-                if (asprintf(&text, "%s\n(%s)", command_options[i].help, which) < 0)
-                        text = NULL;
-                print_option_line("  ", command_options[i].synopsis, text ?: command_options[i].help);
+                printf(")\n");
         }
         printf("\n");
         print_value_syntax(all, true);
@@ -1327,21 +1325,17 @@ static void help_verb(const Verb *v) {
         const char *form = v->synopsis;
 
         /* One usage line per form. */
-        do {
-                const char *nl = strchr(form, '\n');
-                _cleanup_free_ char *line = strndup(form, nl ? (size_t) (nl - form) : strlen(form));
-                int col;
+        while (form) {
+                const char *text = form;
+                size_t n = next_form(&form);
+                int col = printf("%s [OPTIONS...] %s", program_name, v->name);
 
-                if (!line)
-                        return;
-                col = printf("%s [OPTIONS...] %s", program_name, v->name);
-                if (*line) {
+                if (n > 0) {
                         putchar(' ');
-                        print_wrapped((size_t) col + 1, 8, line);
+                        print_wrapped((size_t) col + 1, 8, text, n);
                 }
                 putchar('\n');
-                form = nl ? nl + 1 : NULL;
-        } while (form);
+        }
 
         printf("\n%s\n\nOptions:\n", v->description);
         for (size_t i = 0; i < ELEMENTSOF(command_options); i++)
@@ -1604,8 +1598,11 @@ static int parse_argv(int argc, char *argv[]) {
                 if (!v)
                         return log_usage("unknown command '%s'", argv[optind]);
                 /* "--help help list" is "help list"; "help --help" is help's own. */
-                if (v->run == verb_help && optind + 1 < argc)
-                        return verb_help(NULL, argc - optind, argv + optind) < 0 ? -EINVAL : 0;
+                if (v->run == verb_help && optind + 1 < argc) {
+                        v = verb_by_name(argv[optind + 1]);
+                        if (!v)
+                                return log_usage("help: unknown command '%s'", argv[optind + 1]);
+                }
                 help_verb(v);
                 return 0;
         }
