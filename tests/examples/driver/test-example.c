@@ -4,24 +4,32 @@
  * private dbus-daemon and on a private dbus-broker (the integration harness),
  * and checks what it did through the test's own connection:
  *
- *   test-example COMMAND [ARG...]
+ *   test-example [--no-fds] COMMAND [ARG...]
  *
  * COMMAND [ARG...] is the example (a program, or an interpreter and a
  * script). Every example speaks the same small command line, on the bus that
  * DBUS_SYSTEM_BUS_ADDRESS names:
  *
- *   share          as root: create a persistent memfd buffer, write its
- *                  message, share it read-only; print "buffer PATH" and
+ *   share          as root: create a persistent memfd buffer, write the
+ *                  message "Hello from a bufbroker example" (the same in
+ *                  every example), share it read-only; print "buffer PATH" and
  *                  "token TOKEN" lines; exit 0
  *   open TOKEN     as nobody (65534): open it, check the message, check that
  *                  a writable mapping is refused (print "writable mapping
  *                  refused"), that Freeze by a non-owner fails with NotOwner
  *                  and an unknown token with NoSuchToken (print "... refused:
- *                  ERROR-NAME" for each), release its hold; exit 0
+ *                  ERROR-NAME" for each), close its descriptor; exit 0
  *   release PATH   as root: release (ending persistence), wait for
  *                  BufferReleased; exit 0
  *
- * and on any failure prints the D-Bus error name and exits non-zero. The
+ * and on any failure prints the D-Bus error name and exits non-zero. With
+ * --no-fds the example also has
+ *
+ *   no-fds         as nobody: call CreateMemfd on a connection that did not
+ *                  negotiate fd passing, print "without fd passing: ..."
+ *                  when no reply (or an error) came; exit 0
+ *
+ * and the daemon must have taken back what the refused reply handed out. The
  * cases check that each step did what it says (the daemon's Stats, fds and
  * ListBuffers back at the baseline after the flow) and that the example fails
  * when the flow does: a token that no longer exists, a malformed one, a
@@ -38,6 +46,7 @@
 
 static char **example;          /* COMMAND [ARG...] */
 static int example_argc;
+static bool with_no_fds;
 
 /* Run the example with args (NULL-terminated) as uid on the fixture's bus. */
 static void run_example(RunResult *r, uid_t uid, const char *const *args) {
@@ -114,7 +123,8 @@ START_TEST(test_flow) {
         assert_output_has(&r, r.out, "stdout", "writable mapping refused");
         assert_output_has(&r, r.out, "stdout", "refused: " BB_ERROR_NOT_OWNER);
         assert_output_has(&r, r.out, "stdout", "refused: " BB_ERROR_NO_SUCH_TOKEN);
-        /* nobody released its hold; the buffer stays, being persistent */
+        /* nobody's hold ended with its descriptor and connection; the
+         * buffer stays, being persistent */
         ck_assert(list_has(test_bus(), buffer_id_from_path(path)));
 
         release(path);
@@ -174,17 +184,38 @@ START_TEST(test_open_checks_contents) {
 }
 END_TEST
 
+/* A client that cannot take fds gets no CreateMemfd reply, and the daemon
+ * keeps nothing of what that reply carried. */
+START_TEST(test_no_fds) {
+        _cleanup_run_result_ RunResult r = { 0 };
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        example_run(&r, NOBODY_UID, "no-fds");
+        ck_assert_run_status(&r, 0);
+        assert_output_has(&r, r.out, "stdout", "without fd passing: ");
+        assert_back_to(&base, "after a CreateMemfd reply the bus refused");
+}
+END_TEST
+
 static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_flow);
         tcase_add_test(tc, test_open_gone_token_fails);
         tcase_add_test(tc, test_open_checks_contents);
+        if (with_no_fds)
+                tcase_add_test(tc, test_no_fds);
 }
 
 int main(int argc, char **argv) {
         Suite *s;
 
+        if (argc > 1 && strcmp(argv[1], "--no-fds") == 0) {
+                with_no_fds = true;
+                argv++;
+                argc--;
+        }
         if (argc < 2 || argc > 8) {
-                fprintf(stderr, "usage: test-example COMMAND [ARG...]\n");
+                fprintf(stderr, "usage: test-example [--no-fds] COMMAND [ARG...]\n");
                 return 2;
         }
         example = argv + 1;

@@ -41,7 +41,9 @@
 
 #define BUS_NAME "org.bufbroker.Broker1"
 #define MANAGER_PATH "/org/bufbroker/Broker1"
-#define MESSAGE "Hello from a GLib client of bufbroker"
+/* The same message in every example, so that one example's share can be
+ * opened by another. */
+#define MESSAGE "Hello from a bufbroker example"
 
 static GBusType bus_type = G_BUS_TYPE_SYSTEM;
 
@@ -227,10 +229,10 @@ static int cmd_open(const char *token) {
         expect_error("Open of an unknown token", ok, error, "org.bufbroker.Error.NoSuchToken");
         g_clear_error(&error);
 
-        /* Let go: the hold, and the descriptor (the descriptor is a lease
-         * too; exiting would drop both). */
-        if (!bufbroker_buffer1_call_release_sync(buffer, NULL, &error))
-                die("Release", error);
+        /* Let go by closing the descriptor: the descriptor is the lease, and
+         * the hold ends with it (and with this connection). Release() would
+         * do it too, but for the owner's uid it would also end the buffer's
+         * persistence: that is the release step's. */
         close(fd);
         return EXIT_SUCCESS;
 }

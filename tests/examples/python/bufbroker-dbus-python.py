@@ -35,7 +35,9 @@ BUS_NAME = "org.bufbroker.Broker1"
 MANAGER_PATH = "/org/bufbroker/Broker1"
 MANAGER_INTERFACE = "org.bufbroker.Broker1"
 BUFFER_INTERFACE = "org.bufbroker.Buffer1"
-MESSAGE = b"Hello from a dbus-python client of bufbroker"
+# The same message in every example, so that one example's share can be
+# opened by another.
+MESSAGE = b"Hello from a bufbroker example"
 
 
 class Failed(Exception):
@@ -126,9 +128,10 @@ def open_token(bus, token):
         "org.bufbroker.Error.NoSuchToken",
     )
 
-    # Let go: the hold, and the descriptor (the descriptor is a lease too;
-    # exiting would drop both).
-    buf.Release()
+    # Let go by closing the descriptor: the descriptor is the lease, and the
+    # hold ends with it (and with this connection). Release() would do it
+    # too, but for the owner's uid it would also end the buffer's
+    # persistence: that is the release step's.
     os.close(fd)
 
 
