@@ -6,8 +6,9 @@
 #            valid DocBook 4.5, and the built page formats with groff -ww
 #            without a warning
 #   api      org.bufbroker.Broker1(5) has an entry for every method, property
-#            and signal of the contract XML, every error name and option key
-#            of bufbroker-protocol.h, and the generated introspection listings
+#            and signal of the contract XML and every annotation it uses,
+#            every error name and option key of bufbroker-protocol.h, and the
+#            generated introspection listings
 #   library  libbufbroker(3) documents every function, macro and type of
 #            bufbroker.h, and its example program compiles
 #   cli      every option of 'bufbrokerd --help' is in bufbrokerd(8), every
@@ -140,6 +141,19 @@ api() {
                         fail "$page documents error $name (no term <constant>$name</constant>)"
                 fi
         done
+
+        # Annotations (org.gtk.GDBus.C.UnixFD, ...): what each means to a
+        # binding.
+        n=0
+        for name in $(grep -o '<annotation name="[^"]*"' "$PROTOCOL_XML" | cut -d'"' -f2 | sort -u); do
+                n=$((n + 1))
+                if grep -qxF "literal $name" <<<"$documented"; then
+                        pass "$page documents annotation $name"
+                else
+                        fail "$page documents annotation $name (no term <literal>$name</literal>)"
+                fi
+        done
+        [ "$n" -gt 0 ] || fail "annotations found in $PROTOCOL_XML"
 
         # Option, info, format, limit and stats keys.
         n=0
