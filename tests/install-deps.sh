@@ -3,6 +3,10 @@
 # Install what building and testing bufbroker needs on Debian 12, but only
 # what is missing (so a prepared machine needs no network).
 #   tests/install-deps.sh [build|test|vm]     (default: test = everything)
+# build includes GLib and gdbus-codegen (the GLib example client is generated
+# from the contract at build time, tests/examples/glib-codegen/) and Debian's
+# python3 with dbus-python, PyGObject and jeepney (configuring the tests
+# checks that tests/examples/python/ can run).
 # test: build + what tests/run.sh needs besides (valgrind; clang and
 # libFuzzer for the fuzzer, tests/fuzz/) + vm.
 # vm: build + what the vm suite needs (tests/vm/: QEMU, Debian's kernel with
@@ -12,7 +16,8 @@
 set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config libsystemd-dev libv4l-dev check
-            dbus-daemon dbus-broker dbus-bin systemd xsltproc docbook-xsl docbook-xml libxml2-utils libxml2-dev)
+            dbus-daemon dbus-broker dbus-bin systemd xsltproc docbook-xsl docbook-xml libxml2-utils libxml2-dev
+            libglib2.0-dev libglib2.0-dev-bin python3 python3-dbus python3-gi python3-jeepney)
 test_pkgs=(valgrind util-linux procps groff-base clang libclang-rt-14-dev)
 vm_pkgs=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod v4l-utils xz-utils binutils acl gdb iproute2)
 

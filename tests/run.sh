@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Build bufbroker and run the whole test suite: the unit, api, integration,
-# hostile, man and runner suites in a plain -Werror build, the unit, api,
+# hostile, examples, man and runner suites in a plain -Werror build, the unit, api,
 # integration and hostile suites again under AddressSanitizer/UBSan, and the
 # unit and integration suites with valgrind around the tests and the daemon; the
 # fuzzer of the bus layer for 60 s (clang, libFuzzer, ASan + UBSan; its
@@ -44,8 +44,8 @@ failed_steps=()
 # tests in the VM (-Dv4l2=enabled); valgrind reuses it.
 setup build -Dtests=true -Dwerror=true -Db_sanitize=none -Db_lundef=true \
         -Dman=enabled -Dv4l2=enabled -Dvm-tests=enabled
-run_step "plain build" build run-plain --suite unit --suite api --suite integration --suite hostile --suite man \
-        --suite runner
+run_step "plain build" build run-plain --suite unit --suite api --suite integration --suite hostile \
+        --suite examples --suite man --suite runner
 run_step "vm (QEMU: vivid, systemd)" build run-vm --suite vm
 
 if [ $quick = 0 ]; then

@@ -3,8 +3,11 @@
  * The live daemon's introspection matches protocol/org.bufbroker.Broker1.xml
  * member by member: every method with its arguments (name, type, direction,
  * in order), every signal, every property with type, access and
- * EmitsChangedSignal, and nothing more, for the manager object and for a
- * buffer object. Also what `busctl introspect` shows, as root and as nobody.
+ * EmitsChangedSignal, every other annotation on a member or argument, and
+ * nothing more, for the manager object and for a buffer object. Annotations
+ * named org.gtk.* are left out on both sides: they tell gdbus-codegen how to
+ * generate C (GUnixFDList parameters, C names), the daemon need not carry
+ * them. Also what `busctl introspect` shows, as root and as nobody.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +55,33 @@ static bool is(xmlNode *n, const char *name) {
         return n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, (const xmlChar *) name) == 0;
 }
 
-/* Append "dir:type:name" for each <arg>. */
+/* For code generators only (org.gtk.GDBus.C.UnixFD, .C.Name, ...). */
+static bool is_codegen_annotation(xmlNode *a) {
+        char *name = prop(a, "name");
+        bool r = strncmp(name, "org.gtk.", 8) == 0;
+
+        free(name);
+        return r;
+}
+
+/* Append " @name=value" for each annotation child of n but those named
+ * except (may be NULL) and the code generators'. */
+static void describe_annotations(xmlNode *n, const char *except, FILE *f) {
+        for (xmlNode *a = n->children; a; a = a->next) {
+                char *name, *value;
+
+                if (!is(a, "annotation") || is_codegen_annotation(a))
+                        continue;
+                name = prop(a, "name");
+                value = prop(a, "value");
+                if (!except || strcmp(name, except) != 0)
+                        fprintf(f, " @%s=%s", name, value);
+                free(name);
+                free(value);
+        }
+}
+
+/* Append "dir:type:name" and its annotations for each <arg>. */
 static void describe_args(xmlNode *member, bool is_signal, FILE *f) {
         for (xmlNode *a = member->children; a; a = a->next) {
                 char *type, *name, *dir;
@@ -67,6 +96,7 @@ static void describe_args(xmlNode *member, bool is_signal, FILE *f) {
                         dir = strdup(is_signal ? "out" : "in");
                 }
                 fprintf(f, " %s:%s:%s", dir, type, name);
+                describe_annotations(a, NULL, f);
                 free(type);
                 free(name);
                 free(dir);
@@ -120,11 +150,14 @@ static void describe(const char *xml, size_t len, const char *what, Lines *ret, 
 
                         if (m->type != XML_ELEMENT_NODE)
                                 continue;
+                        if (is(m, "annotation") && is_codegen_annotation(m))
+                                continue;
                         f = open_memstream(&buf, &blen);
                         ck_assert_ptr_nonnull(f);
                         name = prop(m, "name");
                         if (is(m, "method") || is(m, "signal")) {
                                 fprintf(f, "%s %s %s", iname, (const char *) m->name, name);
+                                describe_annotations(m, NULL, f);
                                 describe_args(m, is(m, "signal"), f);
                         } else if (is(m, "property")) {
                                 char *type = prop(m, "type"), *access = prop(m, "access");
@@ -132,6 +165,8 @@ static void describe(const char *xml, size_t len, const char *what, Lines *ret, 
 
                                 fprintf(f, "%s property %s type=%s access=%s emits-changed=%s",
                                         iname, name, type, access, emits);
+                                describe_annotations(
+                                        m, "org.freedesktop.DBus.Property.EmitsChangedSignal", f);
                                 free(type);
                                 free(access);
                                 free(emits);
@@ -334,6 +369,11 @@ static void check_busctl_table(const RunResult *r, const char *iface) {
                         while (*p == ' ') {
                                 char dir[8], type[64];
                                 int k = 0;
+
+                                if (p[1] == '@') {      /* an annotation: not in busctl's table */
+                                        p += strcspn(p + 1, " ") + 1;
+                                        continue;
+                                }
 
                                 ck_assert(sscanf(p, " %7[^:]:%63[^:]:%*[^ ]%n", dir, type, &k) == 2);
                                 fprintf(strcmp(dir, "in") == 0 || strcmp(kind, "signal") == 0 ? fi : fo,

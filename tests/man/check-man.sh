@@ -6,23 +6,28 @@
 #            valid DocBook 4.5, and the built page formats with groff -ww
 #            without a warning
 #   api      org.bufbroker.Broker1(5) has an entry for every method, property
-#            and signal of the contract XML, every error name and option key
-#            of bufbroker-protocol.h, and the generated introspection listings
+#            and signal of the contract XML and every annotation it uses,
+#            every error name and option key of bufbroker-protocol.h, and the
+#            generated introspection listings
 #   library  libbufbroker(3) documents every function, macro and type of
 #            bufbroker.h, and its example program compiles
 #   cli      every option of 'bufbrokerd --help' is in bufbrokerd(8), every
 #            command and option of 'bufbrokerctl --help' in bufbrokerctl(1),
 #            and the pages document no option the programs lack
+#   codegen  gdbus-codegen turns the contract into a GLib binding with a
+#            GUnixFDList in and out for every method that passes fds, C names
+#            cut as the member names read (create_v4l2), and DocBook that
+#            documents every interface, method, signal, property and argument
 # Every list is extracted from the files themselves, never written down here.
 # Prints "ok - ..." or "FAIL - ..." per check and ends with "N passed, N failed".
 #
 # Environment (set by tests/man/meson.build): MAN_SRCDIR, MAN_BUILDDIR,
 # TESTS_MAN_DIR, PROTOCOL_XML, PROTOCOL_H, BUFBROKER_H, BUFBROKERD,
-# BUFBROKERCTL, XSLTPROC, XMLLINT, GROFF, CC. Point MAN_SRCDIR at a modified
+# BUFBROKERCTL, XSLTPROC, XMLLINT, GROFF, CC, GDBUS_CODEGEN. Point MAN_SRCDIR at a modified
 # copy of man/ to see a check fail.
 set -uo pipefail
 
-mode=${1:?usage: check-man.sh render|api|library|cli}
+mode=${1:?usage: check-man.sh render|api|library|cli|codegen}
 
 passed=0
 failed=0
@@ -136,6 +141,19 @@ api() {
                         fail "$page documents error $name (no term <constant>$name</constant>)"
                 fi
         done
+
+        # Annotations (org.gtk.GDBus.C.UnixFD, ...): what each means to a
+        # binding.
+        n=0
+        for name in $(grep -o '<annotation name="[^"]*"' "$PROTOCOL_XML" | cut -d'"' -f2 | sort -u); do
+                n=$((n + 1))
+                if grep -qxF "literal $name" <<<"$documented"; then
+                        pass "$page documents annotation $name"
+                else
+                        fail "$page documents annotation $name (no term <literal>$name</literal>)"
+                fi
+        done
+        [ "$n" -gt 0 ] || fail "annotations found in $PROTOCOL_XML"
 
         # Option, info, format, limit and stats keys.
         n=0
@@ -287,8 +305,89 @@ cli() {
         done
 }
 
+# ----------------------------------------------------------------- codegen ---
+# The C name gdbus-codegen should give a member: an underscore where a
+# lower-case letter meets an upper-case one, or an acronym meets a word, never
+# between a digit and a letter (CreateV4L2 -> create_v4l2, OwnerUid ->
+# owner_uid).
+c_name() {
+        sed -E 's/([a-z])([A-Z])/\1_\2/g; s/([A-Z])([A-Z][a-z])/\1_\2/g' <<<"$1" | tr 'A-Z' 'a-z'
+}
+
+codegen() {
+        local contract fd_methods header docs kind iface name prefix fn proto t
+
+        need_tool XSLTPROC xsltproc || return
+        need_tool GDBUS_CODEGEN libglib2.0-dev-bin || return
+
+        contract=$("$XSLTPROC" --nonet --novalid "$TESTS_MAN_DIR/contract-members.xsl" "$PROTOCOL_XML") ||
+                { fail "members of $PROTOCOL_XML can be read"; return; }
+        fd_methods=$("$XSLTPROC" --nonet --novalid "$TESTS_MAN_DIR/contract-fds.xsl" "$PROTOCOL_XML") ||
+                { fail "fd methods of $PROTOCOL_XML can be read"; return; }
+        [ -n "$fd_methods" ] || { fail "$PROTOCOL_XML has methods that pass fds"; return; }
+
+        # As tests/examples/glib-codegen/meson.build runs it.
+        check "gdbus-codegen generates C and DocBook from $PROTOCOL_XML without a message" \
+                quiet "$GDBUS_CODEGEN" --interface-prefix org.bufbroker. --c-namespace Bufbroker \
+                        --generate-c-code "$tmp/bb-gen" --generate-docbook "$tmp/doc" "$PROTOCOL_XML"
+        header=$tmp/bb-gen.h
+        [ -s "$header" ] || { fail "gdbus-codegen wrote $header"; return; }
+
+        # Every member has the C name its D-Bus name reads as.
+        while read -r kind iface name; do
+                prefix=bufbroker_$(c_name "${iface#org.bufbroker.}")
+                case $kind in
+                method) fn=${prefix}_call_$(c_name "$name")_sync ;;
+                signal) fn=${prefix}_emit_$(c_name "$name") ;;
+                property) fn=${prefix}_get_$(c_name "$name") ;;
+                esac
+                if grep -qE "(^|[^a-z0-9_])$fn \(" "$header"; then
+                        pass "the GLib binding names $kind $iface.$name $fn()"
+                else
+                        fail "the GLib binding names $kind $iface.$name $fn() (org.gtk.GDBus.C.Name?; it has: $(grep -oE "${prefix}_[a-z]+_[a-z0-9_]*$(c_name "$name" | cut -c1-4)[a-z0-9_]*" "$header" | sort -u | tr '\n' ' '))"
+                fi
+        done <<<"$contract"
+
+        # A method that passes fds takes and returns a GUnixFDList: without
+        # org.gtk.GDBus.C.UnixFD the caller would get bare indexes.
+        while read -r iface name; do
+                fn=bufbroker_$(c_name "${iface#org.bufbroker.}")_call_$(c_name "$name")_sync
+                proto=$(awk -v f="$fn (" 'index($0, f) { on = 1 } on { printf "%s ", $0 } on && /\);/ { exit }' "$header")
+                if grep -qE 'GUnixFDList +\*fd_list' <<<"$proto" && grep -q 'GUnixFDList \*\*out_fd_list' <<<"$proto"; then
+                        pass "$fn() takes and returns a GUnixFDList"
+                else
+                        fail "$fn() takes and returns a GUnixFDList (org.gtk.GDBus.C.UnixFD on $iface.$name?): $proto"
+                fi
+        done <<<"$fd_methods"
+
+        # The DocBook documents every interface, member and argument.
+        docs=$(for iface in $(cut -d' ' -f2 <<<"$contract" | sort -u); do
+                        if [ -s "$tmp/doc-$iface.xml" ]; then
+                                "$XSLTPROC" --nonet --novalid "$TESTS_MAN_DIR/codegen-docs.xsl" "$tmp/doc-$iface.xml"
+                        else
+                                echo "interface $iface missing"
+                        fi
+                done)
+        for iface in $(cut -d' ' -f2 <<<"$contract" | sort -u); do
+                check "gdbus-codegen's DocBook describes interface $iface (a short description and a text)" \
+                        grep -qxF "interface $iface yes" <<<"$docs"
+        done
+        while read -r kind iface name; do
+                check "gdbus-codegen's DocBook documents $kind $iface.$name" \
+                        grep -qxF "$kind $iface $name yes" <<<"$docs"
+        done <<<"$contract"
+        t=$(grep '^arg .* no$' <<<"$docs" | cut -d' ' -f2- | sed 's/ no$//; s/ /./; s/ / argument /' | tr '\n' ',')
+        if [ "$(grep -c '^arg .* yes$' <<<"$docs")" -eq 0 ]; then
+                fail "gdbus-codegen's DocBook lists arguments"
+        elif [ -n "$t" ]; then
+                fail "gdbus-codegen's DocBook documents every argument (undocumented: ${t%,}; an @ARG line in the member's comment)"
+        else
+                pass "gdbus-codegen's DocBook documents every argument ($(grep -c '^arg ' <<<"$docs") of them)"
+        fi
+}
+
 case $mode in
-render|api|library|cli) "$mode" ;;
+render|api|library|cli|codegen) "$mode" ;;
 *) echo "check-man.sh: unknown mode '$mode'" >&2; exit 2 ;;
 esac
 

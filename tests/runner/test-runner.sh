@@ -101,6 +101,13 @@ ninja -C "$b" build.ninja >/dev/null 2>&1      # regenerate only, build nothing
 vm_tests=$(meson introspect --tests "$b" | python3 -c \
         'import json, sys; print(sum(t["suite"][0].endswith(":vm") for t in json.load(sys.stdin)))')
 check "after reconfiguring, the vm suite is defined again" is "$vm_tests" 1
+# Every suite the build defines is run by a step of run.sh (a new suite,
+# such as examples, that no step names would never run in CI).
+defined=$(meson introspect --tests "$b" | python3 -c \
+        'import json, sys; print("\n".join(sorted({s.split(":")[-1] for t in json.load(sys.stdin) for s in t["suite"]})))')
+run=$(grep -oE -- '--suite [a-z0-9-]+' "$src/tests/run.sh" | cut -d' ' -f2 | sort -u)
+check "every suite the build defines is run by a step of tests/run.sh" \
+        is "$(comm -23 <(echo "$defined") <(echo "$run") | tr '\n' ' ')" ""
 options_are "$b" -Dvm-tests=disabled 2>"$tmp/out"
 check "an option with another value than asked for is found" is "$?:$(cat "$tmp/out")" \
         "1:run.sh: vm-tests is enabled after configuring, not disabled"
