@@ -129,11 +129,25 @@ void buffer_release_path_quietly(bb_client *c, const char *path) {
         (void) sd_bus_call_method(c->bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "Release", NULL, NULL, "");
 }
 
-/* The same from a reply handler, which must not block: sent without waiting
- * for (or wanting) the reply. */
+static void ignore_reply(bb_call *call, int error, const char *error_name, const char *error_message,
+                         sd_bus_message *reply) {
+}
+
+/* The same from a reply handler, which must not block: an asynchronous
+ * call of the library's own. A client that closes waits for its reply, as
+ * for a persistent create: the broker may drop what a connection that went
+ * had queued, and a Release of a persistent buffer must not be lost. */
 void buffer_release_path_async_quietly(bb_client *c, const char *path) {
-        (void) sd_bus_call_method_async(c->bus, NULL, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "Release", NULL,
-                                        NULL, "");
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        bb_call *call;
+
+        if (client_new_method_call(c, path, BB_BUFFER_INTERFACE, "Release", &m) < 0)
+                return;
+        if (client_call_new(c, ignore_reply, NULL, NULL, &call) < 0)
+                return;
+        call->undo_on_close = true;
+        if (client_call_async(c, m, call, NULL) < 0)
+                call_unref_internal(call);
 }
 
 static void release_path(bb_client *c, const char *path, bool async) {
