@@ -12,7 +12,8 @@
 set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config libsystemd-dev libv4l-dev check
-            dbus-daemon dbus-broker dbus-bin systemd xsltproc docbook-xsl docbook-xml libxml2-utils libxml2-dev)
+            dbus-daemon dbus-broker dbus-bin systemd xsltproc docbook-xsl docbook-xml libxml2-utils libxml2-dev
+            libglib2.0-dev)
 test_pkgs=(valgrind util-linux procps groff-base clang libclang-rt-14-dev)
 vm_pkgs=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod v4l-utils xz-utils binutils acl gdb iproute2)
 
