@@ -141,19 +141,13 @@ bb_call *call_unref_internal(bb_call *call) {
         return NULL;
 }
 
-static int on_call_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        bb_call *call = userdata;
-        const sd_bus_error *error;
+/* The reply of call, which is off the client's list: undo it when the call
+ * was cancelled, else read it and call back. */
+static void call_deliver(bb_call *call, sd_bus_message *reply) {
+        const sd_bus_error *error = sd_bus_message_get_error(reply);
         int r;
 
-        /* Keep call alive through the callback (which may drop the user's
-         * reference, or the client's last) and take it off the list first:
-         * a client that closes from within the callback has nothing left
-         * to cancel. */
-        call->n_ref++;
-        call_finish_pending(call);
-
-        error = sd_bus_message_get_error(reply);
+        call->deferred = false;
         if (call->cancelled) {
                 if (!error && call->undo)
                         call->undo(call, reply);
@@ -166,8 +160,90 @@ static int on_call_reply(sd_bus_message *reply, void *userdata, sd_bus_error *re
                 call->finish(call, r, ours ? error->name : NULL, ours ? error->message : NULL, NULL);
         } else
                 call->finish(call, 0, NULL, NULL, reply);
+}
 
+static int on_call_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        bb_call *call = userdata;
+        bb_client *c = call->client;
+
+        /* Keep call alive through the callback (which may drop the user's
+         * reference, or the client's last) and take it off the list first:
+         * a client that closes from within the callback has nothing left
+         * to cancel. */
+        call->n_ref++;
+        call_finish_pending(call);
+
+        if (!call->internal && !call->cancelled && client_defer(c, reply, call))
+                return 0;       /* the reference went with it */
+        call_deliver(call, reply);
         call_unref_internal(call);
+        return 0;
+}
+
+static int on_buffer_released(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+
+bool client_defer(bb_client *c, sd_bus_message *m, bb_call *call) {
+        deferred *d;
+
+        /* Once something waits, everything after it waits too: callbacks
+         * run in the order their messages came. */
+        if (c->delivering || (c->hold_callbacks == 0 && !c->deferred_head))
+                return false;
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return false;   /* better early than never */
+        d->message = sd_bus_message_ref(m);
+        d->call = call;
+        if (call)
+                call->deferred = true;
+        if (c->deferred_tail)
+                c->deferred_tail->next = d;
+        else
+                c->deferred_head = d;
+        c->deferred_tail = d;
+        if (c->defer_source)
+                (void) sd_event_source_set_enabled(c->defer_source, SD_EVENT_ONESHOT);
+        return true;
+}
+
+static deferred *deferred_pop(bb_client *c) {
+        deferred *d = c->deferred_head;
+
+        if (d) {
+                c->deferred_head = d->next;
+                if (!c->deferred_head)
+                        c->deferred_tail = NULL;
+        }
+        return d;
+}
+
+/* Run the callbacks that waited. The caller holds a reference on c. */
+static int client_deliver_deferred(bb_client *c) {
+        deferred *d;
+        int n = 0;
+
+        if (c->hold_callbacks > 0)
+                return 0;
+        c->delivering = true;
+        while ((d = deferred_pop(c))) {
+                if (d->call) {
+                        call_deliver(d->call, d->message);
+                        call_unref_internal(d->call);
+                } else
+                        (void) on_buffer_released(d->message, c, NULL);
+                sd_bus_message_unref(d->message);
+                free(d);
+                n++;
+        }
+        c->delivering = false;
+        return n;
+}
+
+static int on_defer(sd_event_source *s, void *userdata) {
+        bb_client *c = bb_client_ref(userdata);
+
+        (void) client_deliver_deferred(c);
+        bb_client_unref(c);
         return 0;
 }
 
@@ -199,7 +275,7 @@ static void call_cancel(bb_call *call) {
 _public_ bb_call *bb_call_unref(bb_call *call) {
         if (!call)
                 return NULL;
-        if (call->pending && !call->cancelled)
+        if ((call->pending || call->deferred) && !call->cancelled)
                 call_cancel(call);
         return call_unref_internal(call);
 }
@@ -212,7 +288,7 @@ _public_ void bb_call_unrefp(bb_call **p) {
 _public_ int bb_call_is_pending(bb_call *call) {
         if (!call)
                 return -EINVAL;
-        return call->pending && !call->cancelled;
+        return (call->pending || call->deferred) && !call->cancelled;
 }
 
 void client_forget_buffer(bb_client *c, bb_buffer *buf) {
@@ -227,6 +303,20 @@ void client_forget_buffer(bb_client *c, bb_buffer *buf) {
 static void client_cancel_calls(bb_client *c) {
         bb_call *call, *next;
         bool wait = false;
+        deferred *d;
+
+        /* Replies that waited: undone if they must be, never called back. */
+        c->defer_source = sd_event_source_disable_unref(c->defer_source);
+        while ((d = deferred_pop(c))) {
+                if (d->call) {
+                        d->call->cancelled = true;
+                        d->call->callback = NULL;
+                        call_deliver(d->call, d->message);
+                        call_unref_internal(d->call);
+                }
+                sd_bus_message_unref(d->message);
+                free(d);
+        }
 
         for (call = c->calls; call; call = next) {
                 next = call->next;
@@ -437,20 +527,38 @@ _public_ int bb_client_get_timeout(bb_client *c, uint64_t *ret_usec) {
         r = sd_bus_get_timeout(c->bus, &t);
         if (r < 0)
                 return r;
-        *ret_usec = r > 0 ? t : UINT64_MAX;
+        *ret_usec = c->deferred_head ? 0 : r > 0 ? t : UINT64_MAX;
         return 0;
 }
 
 _public_ int bb_client_attach_event(bb_client *c, struct sd_event *e, int64_t priority) {
+        int r;
+
         if (!c || priority < INT32_MIN || priority > INT32_MAX)
                 return -EINVAL;
         /* NULL: the thread's default loop, as sd_bus_attach_event() does. */
-        return sd_bus_attach_event(c->bus, e, (int) priority);
+        r = sd_bus_attach_event(c->bus, e, (int) priority);
+        if (r < 0)
+                return r;
+        /* Callbacks held back by a blocking call run from here. */
+        r = sd_event_add_defer(sd_bus_get_event(c->bus), &c->defer_source, on_defer, c);
+        if (r >= 0)
+                r = sd_event_source_set_priority(c->defer_source, priority);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->defer_source, c->deferred_head ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+        if (r < 0) {
+                c->defer_source = sd_event_source_disable_unref(c->defer_source);
+                (void) sd_bus_detach_event(c->bus);
+                return r;
+        }
+        (void) sd_event_source_set_description(c->defer_source, "bufbroker-deferred");
+        return 0;
 }
 
 _public_ int bb_client_detach_event(bb_client *c) {
         if (!c)
                 return -EINVAL;
+        c->defer_source = sd_event_source_disable_unref(c->defer_source);
         return sd_bus_detach_event(c->bus);
 }
 
@@ -471,7 +579,7 @@ _public_ int bb_client_process(bb_client *c, uint64_t timeout_usec) {
 }
 
 static int client_process(bb_client *c, uint64_t timeout_usec) {
-        bool processed = false;
+        bool processed = client_deliver_deferred(c) > 0;
         int r;
 
         for (;;) {
@@ -501,6 +609,8 @@ static int on_buffer_released(sd_bus_message *m, void *userdata, sd_bus_error *r
         uint64_t id;
         int r;
 
+        if (client_defer(c, m, NULL))
+                return 0;
         r = sd_bus_message_read(m, "ot", &path, &id);
         if (r < 0)
                 return 0; /* a malformed signal is not worth failing the loop */

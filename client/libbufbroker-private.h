@@ -40,12 +40,27 @@ typedef struct bb_plane {
 
 typedef struct bb_call bb_call;
 
+/* A reply or signal whose callback waits (see client_defer()). */
+typedef struct deferred {
+        struct deferred *next;
+        sd_bus_message *message;
+        bb_call *call;          /* a reference; NULL for BufferReleased */
+} deferred;
+
 struct bb_client {
         unsigned n_ref;
         sd_bus *bus;
         /* Asynchronous calls whose reply is awaited (cancelled ones too,
          * while their reply still has something to undo). */
         bb_call *calls;
+        /* While a blocking call of the library processes the bus itself
+         * (hold_callbacks > 0), the user's callbacks wait here, and run
+         * from the next bb_client_process() or the event loop's
+         * defer_source, in the order their messages came. */
+        unsigned hold_callbacks;
+        bool delivering;
+        deferred *deferred_head, *deferred_tail;
+        struct sd_event_source *defer_source;
         bool is_private;        /* a private connection (bb_client_open_private) */
         sd_bus_slot *monitor_slot;
         bb_released_func monitor_callback;
@@ -101,6 +116,8 @@ struct bb_call {
         sd_bus_slot *slot;      /* while pending */
         bb_call *next, *prev;   /* in client->calls */
         bool buffer_object;     /* the call is on a buffer's object */
+        bool internal;          /* the library's own: never held back */
+        bool deferred;          /* its reply waits on client->deferred_head */
         bool cancelled;
         call_finish_func finish;
         call_undo_func undo;    /* NULL: a cancelled call's reply changes nothing */
@@ -126,6 +143,8 @@ int client_call_new(bb_client *c, call_finish_func finish, void (*callback)(void
  * reference (else it is dropped). On failure the caller still has it. */
 int client_call_async(bb_client *c, sd_bus_message *m, bb_call *call, bb_call **ret_call);
 bb_call *call_unref_internal(bb_call *call);
+/* Hold the user's callbacks back while a blocking call processes the bus. */
+bool client_defer(bb_client *c, sd_bus_message *m, bb_call *call);
 /* A handle is going: forget it in the calls that would update it. */
 void client_forget_buffer(bb_client *c, bb_buffer *buf);
 void client_clear_error(bb_client *c);
