@@ -259,8 +259,11 @@ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned fla
  *
  * The connection becomes a holder of every buffer; the handles own their fds
  * and are in V4L2 index order. The fds are fetched one buffer per message, so
- * this works on a bus that passes few fds per message (a system bus: 16). On
- * any failure nothing is left behind: buffers already created are released.
+ * this works on a bus that passes few fds per message (a system bus: 16);
+ * up to 8 of those calls are in flight at once (callbacks of c that come
+ * meanwhile wait for the next bb_client_process(), see the event loops
+ * above). On any failure nothing is left behind: buffers already created
+ * are released.
  * Errors besides the usual: -EACCES (AccessDenied: the caller could not
  * open @device read-write itself, or there is no such file), -ENODEV
  * (DeviceNotSupported: not a V4L2 streaming device, or it cannot export
@@ -455,7 +458,7 @@ int bb_buffer_v4l2_index(bb_buffer *buf);
  * call would have returned and the same errnos (see the conventions at the
  * top). The broker answers calls in the order it got them; many may be in
  * flight at once, up to 32 per connection waiting in the broker (beyond,
- * -EBUSY: LimitsExceeded). bb_client_error_name() is not touched: the
+ * -ENOBUFS: LimitsExceeded). bb_client_error_name() is not touched: the
  * callback has the error's name and message.
  *
  * ret_call may be NULL: the call then runs to its end on its own. Else it

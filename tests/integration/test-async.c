@@ -504,7 +504,8 @@ START_TEST(test_async_many_in_flight) {
                 if (d[i].error == 0)
                         ok++;
                 else {
-                        ck_assert_msg(d[i].error_name && strcmp(d[i].error_name, BB_ERROR_LIMITS_EXCEEDED) == 0,
+                        ck_assert_msg(d[i].error == -ENOBUFS && d[i].error_name &&
+                                      strcmp(d[i].error_name, BB_ERROR_LIMITS_EXCEEDED) == 0,
                                       "call %u: %s (%s)", i, strerror(-d[i].error), d[i].error_name ?: "-");
                         limited++;
                 }
