@@ -509,7 +509,8 @@ bb_call *bb_call_unref(bb_call *call);
 void bb_call_unrefp(bb_call **p);
 
 /* 1 while the call waits for its reply and is not cancelled, 0 once its
- * callback was called (or it was cancelled, or its client closed). */
+ * callback was called (or it was cancelled, or its client closed); -EINVAL
+ * for NULL. */
 int bb_call_is_pending(bb_call *call);
 
 /* ----------------------------------------------------------- cleanup --- */

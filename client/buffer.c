@@ -146,6 +146,7 @@ void buffer_release_path_async_quietly(bb_client *c, const char *path) {
         if (client_call_new(c, ignore_reply, NULL, NULL, &call) < 0)
                 return;
         call->undo_on_close = true;
+        call->internal = true;
         if (client_call_async(c, m, call, NULL) < 0)
                 call_unref_internal(call);
 }

@@ -97,7 +97,9 @@ static int open_fds_all(bb_client *c, const char *const *paths, size_t n, bb_buf
 
         c->hold_callbacks++;
         while (b.done < b.next || (b.error == 0 && b.next < n)) {
-                while (b.error == 0 && b.next < n && b.next - b.done < OPEN_FDS_WINDOW) {
+                /* A slot is free once its call was answered (in order, as
+                 * the broker answers, or not: a timeout is local). */
+                while (b.error == 0 && b.next < n && !b.calls[b.next % OPEN_FDS_WINDOW]) {
                         r = open_fds_send(&b);
                         if (r < 0)
                                 b.error = r;
