@@ -246,7 +246,7 @@ static void child_drive(bb_client *c, const Done *d) {
 static int nobody_fails(void *userdata) {
         const OthersBuffer *other = userdata;
         bb_client *c = NULL;
-        Done by_id = { 0 }, opened = { 0 }, shared = { 0 };
+        Done by_id = { 0 }, opened = { 0 }, shared = { 0 }, released = { 0 }, again = { 0 }, again_many = { 0 };
         int r;
 
         r = bb_client_new_address(&c, H->address);
@@ -271,6 +271,28 @@ static int nobody_fails(void *userdata) {
         child_check(shared.error_name && strcmp(shared.error_name, BB_ERROR_NOT_OWNER) == 0, "error name %s",
                     shared.error_name ?: "(null)");
         child_check(!shared.token, "a token on failure");
+
+        /* Its hold released, it holds nothing: a second release is refused. */
+        r = bb_buffer_release_async(opened.buf, on_done, &released, NULL);
+        child_check(r == 0, "release_async: %s", strerror(-r));
+        child_drive(c, &released);
+        child_check(released.error == 0, "release of its hold: %d", released.error);
+        r = bb_buffer_release_async(opened.buf, on_done, &again, NULL);
+        child_check(r == 0, "release_async: %s", strerror(-r));
+        r = bb_buffer_release_many_async(&opened.buf, 1, on_done, &again_many, NULL);
+        child_check(r == 0, "release_many_async: %s", strerror(-r));
+        child_drive(c, &again);
+        child_drive(c, &again_many);
+        child_check(again.error == -EPERM && again.error_name && strcmp(again.error_name, BB_ERROR_NOT_OWNER) == 0,
+                    "release without a hold: %d %s", again.error, again.error_name ?: "(null)");
+        child_check(again_many.error == -EPERM && again_many.error_name &&
+                    strcmp(again_many.error_name, BB_ERROR_NOT_OWNER) == 0,
+                    "release_many without a hold: %d %s", again_many.error, again_many.error_name ?: "(null)");
+        child_check(again.error_message && strstr(again.error_message, "does not hold it"), "message: %s",
+                    again.error_message ?: "(null)");
+        done_clear(&released);
+        done_clear(&again);
+        done_clear(&again_many);
         done_clear(&by_id);
         done_clear(&opened);
         done_clear(&shared);
