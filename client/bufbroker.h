@@ -194,7 +194,8 @@ int bb_client_get_timeout(bb_client *c, uint64_t *ret_usec);
  * detaches itself when it closes. Since LIBBUFBROKER_1.2. */
 int bb_client_attach_event(bb_client *c, struct sd_event *e, int64_t priority);
 
-/* Undo bb_client_attach_event(). Since LIBBUFBROKER_1.2. */
+/* Undo bb_client_attach_event(); 0 also when c was not attached. Since
+ * LIBBUFBROKER_1.2. */
 int bb_client_detach_event(bb_client *c);
 
 /* Process pending input and dispatch signals to the bb_client_monitor()

@@ -556,10 +556,13 @@ _public_ int bb_client_attach_event(bb_client *c, struct sd_event *e, int64_t pr
 }
 
 _public_ int bb_client_detach_event(bb_client *c) {
+        int r;
+
         if (!c)
                 return -EINVAL;
         c->defer_source = sd_event_source_disable_unref(c->defer_source);
-        return sd_bus_detach_event(c->bus);
+        r = sd_bus_detach_event(c->bus);
+        return r < 0 ? r : 0;
 }
 
 static int client_process(bb_client *c, uint64_t timeout_usec);

@@ -625,6 +625,32 @@ START_TEST(test_timeout_while_pending) {
 }
 END_TEST
 
+/* Detached, a client's callbacks run from no loop; attached to another,
+ * from that one. */
+START_TEST(test_attach_detach) {
+        sd_event *first = NULL, *second = NULL;
+        bb_client *c = connect_lib();
+        Done d = { 0 };
+
+        ck_assert_int_eq(sd_event_new(&first), 0);
+        ck_assert_int_eq(sd_event_new(&second), 0);
+        ck_assert_int_eq(bb_client_attach_event(c, first, 0), 0);
+        ck_assert_int_eq(bb_client_detach_event(c), 0);
+        ck_assert_int_eq(bb_client_attach_event(c, second, -5), 0);
+        ck_assert_int_eq(bb_buffer_create_async(c, "attached", 4096, 0, 0, on_buffer, &d, NULL), 0);
+        for (unsigned i = 0; i < 5; i++)
+                ck_assert_int_ge(sd_event_run(first, 20 * 1000), 0);
+        ck_assert_uint_eq(d.calls, 0);
+        for (unsigned i = 0; i < 100 && d.calls == 0; i++)
+                ck_assert_int_ge(sd_event_run(second, 100 * 1000), 0);
+        assert_ok(&d, "create from the second loop");
+        done_clear(&d);
+        bb_client_unref(c);
+        sd_event_unref(first);
+        sd_event_unref(second);
+}
+END_TEST
+
 static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_async_round_trip);
         tcase_add_test(tc, test_async_failures);
@@ -634,6 +660,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_async_many_in_flight);
         tcase_add_test(tc, test_poll_loop_sees_undispatched_signal);
         tcase_add_test(tc, test_timeout_while_pending);
+        tcase_add_test(tc, test_attach_detach);
 }
 
 int main(void) {
