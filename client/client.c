@@ -186,8 +186,10 @@ bool client_defer(bb_client *c, sd_bus_message *m, bb_call *call) {
         deferred *d;
 
         /* Once something waits, everything after it waits too: callbacks
-         * run in the order their messages came. */
-        if (c->delivering || (c->hold_callbacks == 0 && !c->deferred_head))
+         * run in the order their messages came. A blocking call from a
+         * callback that is being delivered holds back what comes meanwhile
+         * as well. */
+        if (c->hold_callbacks == 0 && (c->delivering || !c->deferred_head))
                 return false;
         d = calloc(1, sizeof(*d));
         if (!d)
@@ -219,6 +221,7 @@ static deferred *deferred_pop(bb_client *c) {
 
 /* Run the callbacks that waited. The caller holds a reference on c. */
 static int client_deliver_deferred(bb_client *c) {
+        bool was_delivering = c->delivering;   /* a callback may process c again */
         deferred *d;
         int n = 0;
 
@@ -235,7 +238,7 @@ static int client_deliver_deferred(bb_client *c) {
                 free(d);
                 n++;
         }
-        c->delivering = false;
+        c->delivering = was_delivering;
         return n;
 }
 
