@@ -6,7 +6,9 @@
  * client closed with calls pending neither calls back nor leaks, many calls
  * may be in flight, sd-event drives a client, and a poll() loop built on
  * get_fd/get_events/get_timeout does not sleep through a signal that a
- * blocking call already read off the socket.
+ * blocking call already read off the socket. One case reaches into the
+ * library (it links its objects): the hold that bb_buffer_create_v4l2()
+ * puts on callbacks while it processes the bus, without a V4L2 device.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,6 +22,7 @@
 
 #include "bufbroker.h"
 #include "harness.h"
+#include "libbufbroker-private.h"
 
 /* What a callback saw. */
 typedef struct Done {
@@ -651,6 +654,131 @@ START_TEST(test_attach_detach) {
 }
 END_TEST
 
+/* What ran, in order: 'c' a create callback, 'r' a BufferReleased. */
+static char order[16];
+
+static void on_buffer_order(bb_client *c, int error, const char *name, const char *message, bb_buffer *buf,
+                            void *userdata) {
+        on_buffer(c, error, name, message, buf, userdata);
+        order[strlen(order)] = 'c';
+}
+
+static void on_released_order(const char *path, uint64_t id, void *userdata) {
+        order[strlen(order)] = 'r';
+}
+
+static size_t n_deferred(bb_client *c, char *kinds) {
+        size_t n = 0;
+
+        for (deferred *d = c->deferred_head; d; d = d->next)
+                kinds[n++] = d->call ? 'c' : 'r';
+        kinds[n] = 0;
+        return n;
+}
+
+/* bb_buffer_create_v4l2() processes the bus itself while its OpenFds calls
+ * are in flight (client.c's hold_callbacks). Replies and signals that come
+ * meanwhile wait and run afterwards, in the order they came, from
+ * bb_client_process() or from the attached sd-event loop; a held-back call
+ * can still be cancelled, and a cancelled persistent create is undone. */
+START_TEST(test_callbacks_held_back) {
+        bb_client *c = connect_lib(), *other = connect_lib();
+        Done first = { 0 }, second = { 0 }, third = { 0 };
+        bb_call *cancelled = NULL;
+        char kinds[16];
+        bb_buffer *buf;
+        sd_event *e = NULL;
+        uint64_t until, end;
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        ck_assert_int_eq(bb_client_monitor(c, on_released_order, NULL), 0);
+        ck_assert_int_eq(bb_buffer_create(other, "released", 4096, 0, 0, &buf), 0);
+        memset(order, 0, sizeof(order));
+
+        c->hold_callbacks++;
+        ck_assert_int_eq(bb_buffer_create_async(c, "first", 4096, 0, 0, on_buffer_order, &first, NULL), 0);
+        ck_assert_int_eq(bb_buffer_release(buf), 0);
+        buf = bb_buffer_unref(buf);
+        ck_assert_int_eq(bb_buffer_create_async(c, "cancelled", 4096, BB_CREATE_PERSISTENT, 0, on_buffer_never,
+                                                NULL, &cancelled), 0);
+        ck_assert_int_eq(bb_buffer_create_async(c, "second", 4096, 0, 0, on_buffer_order, &second, NULL), 0);
+        /* as open_fds_all() does */
+        end = now_usec() + (uint64_t) scaled_ms(5000) * 1000;
+        while (n_deferred(c, kinds) < 4) {
+                int r = sd_bus_process(c->bus, NULL);
+
+                ck_assert_int_ge(r, 0);
+                if (r == 0)
+                        ck_assert_int_ge(sd_bus_wait(c->bus, 100 * 1000), 0);
+                ck_assert_msg(now_usec() < end, "replies and signal not read within 5 s (%s)", kinds);
+        }
+        ck_assert_msg(strlen(order) == 0 && first.calls == 0, "a callback ran while held back: %s", order);
+        ck_assert_int_eq(bb_call_is_pending(cancelled), 1);
+        cancelled = bb_call_unref(cancelled);
+        c->hold_callbacks--;
+
+        /* Nothing on the socket, but something to do: no sleeping. */
+        ck_assert_int_eq(bb_client_get_timeout(c, &until), 0);
+        ck_assert_uint_eq(until, 0);
+        ck_assert_int_eq(bb_client_process(c, 0), 1);
+        /* In the order the messages came, less the cancelled create (the
+         * creates' replies come in the order they were sent: its 'c' is the
+         * second). */
+        {
+                char want[16], *p = want;
+                unsigned creates = 0;
+
+                for (const char *k = kinds; *k; k++)
+                        if (*k != 'c' || ++creates != 2)
+                                *p++ = *k;
+                *p = 0;
+                ck_assert_msg(strcmp(order, want) == 0, "callbacks ran as %s, messages came as %s", order, kinds);
+        }
+        assert_ok(&first, "held-back create");
+        assert_ok(&second, "held-back create");
+        ck_assert_str_eq(bb_buffer_name(first.buf), "first");
+        ck_assert_str_eq(bb_buffer_name(second.buf), "second");
+        /* nothing waits now (the undo's Release may still be in flight) */
+        ck_assert_int_eq(bb_client_get_timeout(c, &until), 0);
+        ck_assert_uint_ne(until, 0);
+        ck_assert_int_eq(bb_buffer_release(first.buf), 0);
+        ck_assert_int_eq(bb_buffer_release(second.buf), 0);
+        done_clear(&first);
+        done_clear(&second);
+
+        /* Attached to sd-event: the loop's defer source delivers them. (The
+         * two releases above send signals: not wanted here.) */
+        ck_assert_int_eq(bb_client_monitor(c, NULL, NULL), 0);
+        ck_assert_int_eq(sd_event_new(&e), 0);
+        ck_assert_int_eq(bb_client_attach_event(c, e, 0), 0);
+        c->hold_callbacks++;
+        ck_assert_int_eq(bb_buffer_create_async(c, "third", 4096, 0, 0, on_buffer, &third, NULL), 0);
+        end = now_usec() + (uint64_t) scaled_ms(5000) * 1000;
+        while (n_deferred(c, kinds) == 0 || !strchr(kinds, 'c')) {
+                int r = sd_bus_process(c->bus, NULL);
+
+                ck_assert_int_ge(r, 0);
+                if (r == 0)
+                        ck_assert_int_ge(sd_bus_wait(c->bus, 100 * 1000), 0);
+                ck_assert_msg(now_usec() < end, "reply not read within 5 s");
+        }
+        c->hold_callbacks--;
+        ck_assert_uint_eq(third.calls, 0);
+        /* sd_event_run() dispatches one source per iteration */
+        for (unsigned i = 0; i < 5 && third.calls == 0; i++)
+                ck_assert_int_ge(sd_event_run(e, 0), 0);
+        assert_ok(&third, "a held-back create, from sd-event");
+        ck_assert_int_eq(bb_buffer_release(third.buf), 0);
+        done_clear(&third);
+
+        bb_client_unref(other);
+        bb_client_unref(c);
+        sd_event_unref(e);
+        assert_back_to(&base, "after held-back callbacks");
+}
+END_TEST
+
 static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_async_round_trip);
         tcase_add_test(tc, test_async_failures);
@@ -661,6 +789,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_poll_loop_sees_undispatched_signal);
         tcase_add_test(tc, test_timeout_while_pending);
         tcase_add_test(tc, test_attach_detach);
+        tcase_add_test(tc, test_callbacks_held_back);
 }
 
 int main(void) {
