@@ -198,8 +198,9 @@ int bb_client_attach_event(bb_client *c, struct sd_event *e, int64_t priority);
  * LIBBUFBROKER_1.2. */
 int bb_client_detach_event(bb_client *c);
 
-/* Process pending input and dispatch signals to the bb_client_monitor()
- * callback. When nothing was pending, waits up to timeout_usec microseconds
+/* Process pending input: run the bb_client_monitor() callback for signals
+ * and the callbacks of asynchronous calls for their replies (and those held
+ * back by bb_buffer_create_v4l2()). When nothing was pending, waits up to timeout_usec microseconds
  * for input first (0: do not wait; UINT64_MAX: wait forever). Returns 1 when
  * something was processed, 0 when not, -EINTR when a signal interrupted the
  * wait, -ECONNRESET/-ENOTCONN when the bus connection is gone. */
