@@ -298,6 +298,9 @@ void client_forget_buffer(bb_client *c, bb_buffer *buf) {
         for (bb_call *call = c->calls; call; call = call->next)
                 if (call->buf == buf)
                         call->buf = NULL;
+        for (deferred *d = c->deferred_head; d; d = d->next)
+                if (d->call && d->call->buf == buf)
+                        d->call->buf = NULL;
 }
 
 /* The client closes: no callback is called any more. Replies that create
