@@ -27,6 +27,7 @@
 #ifndef BUFBROKER_H
 #define BUFBROKER_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -82,6 +83,28 @@ typedef struct bb_key_value {
  * "id" was released by the broker (nobody holds it any more). */
 typedef void (*bb_released_func)(const char *path, uint64_t id, void *userdata);
 
+/* sd-event's loop (<systemd/sd-event.h>), for bb_client_attach_event(). */
+struct sd_event;
+
+/* A pending asynchronous call (since LIBBUFBROKER_1.2): see "Asynchronous
+ * calls" below. */
+typedef struct bb_call bb_call;
+
+/* Callbacks of the asynchronous calls. Each gets the client, error (0, or
+ * a negative errno as the blocking call would return it), the D-Bus error's
+ * name and message when the broker refused (NULL for a local failure and
+ * on success), the result (NULL on failure) and the userdata given to the
+ * call. Results are borrowed: valid during the callback only; take a
+ * reference (bb_buffer_ref()) or a copy to keep them. */
+typedef void (*bb_buffer_done_func)(bb_client *c, int error, const char *error_name, const char *error_message,
+                                    bb_buffer *buf, void *userdata);
+typedef void (*bb_buffers_done_func)(bb_client *c, int error, const char *error_name,
+                                     const char *error_message, bb_buffer **bufs, size_t n, void *userdata);
+typedef void (*bb_token_done_func)(bb_client *c, int error, const char *error_name, const char *error_message,
+                                   const char *token, void *userdata);
+typedef void (*bb_done_func)(bb_client *c, int error, const char *error_name, const char *error_message,
+                             void *userdata);
+
 /* ------------------------------------------------------------ client --- */
 
 /* Connect to the broker on the system bus (DBUS_SYSTEM_BUS_ADDRESS when set).
@@ -113,8 +136,13 @@ int bb_client_open_private(bb_client *c, bb_client **ret);
 bb_client *bb_client_ref(bb_client *c);
 
 /* Drop a reference; the connection closes with the last one (buffer handles
- * keep a reference on their client). Closing the connection drops every hold
- * it had on non-persistent buffers. Takes NULL; returns NULL. */
+ * keep a reference on their client; pending asynchronous calls do not).
+ * Closing the connection drops every hold it had on non-persistent buffers
+ * and cancels the asynchronous calls still pending: their callbacks are not
+ * called. Persistent buffers whose creation is pending are waited for and
+ * released (unless the last reference goes from within a callback of c:
+ * then they persist until their TTL or a Release). Takes NULL; returns
+ * NULL. */
 bb_client *bb_client_unref(bb_client *c);
 
 /* The D-Bus error name of the last failed call on c (or one of its buffers),
@@ -126,17 +154,53 @@ const char *bb_client_error_name(bb_client *c);
  * next call on c. */
 const char *bb_client_error_message(bb_client *c);
 
-/* The connection's file descriptor, for poll(): wait for the events of
- * bb_client_get_events() and call bb_client_process(c, 0). Do not read from,
- * write to or close it. */
+/* Event loops. The callbacks of bb_client_monitor() and of the
+ * asynchronous calls run from bb_client_process(), which some loop must
+ * call. Three ways:
+ *
+ *  - sd-event: bb_client_attach_event(); the loop does the rest.
+ *  - any poll()-style loop (GLib's GSource, libuv, plain poll()): every
+ *    iteration, wait on bb_client_get_fd() for bb_client_get_events() until
+ *    bb_client_get_timeout(), then call bb_client_process(c, 0). All three
+ *    change after every call on c (blocking, asynchronous or processing):
+ *    ask again before each wait. The timeout is not optional: a blocking
+ *    call may have read a signal or a reply off the socket while it waited
+ *    for its own reply; the socket is empty then, and only the timeout (0:
+ *    now) says that there is something to process.
+ *  - no loop: bb_client_process(c, timeout_usec) waits by itself.
+ *
+ * The connection's file descriptor, for poll(). Do not read from, write to
+ * or close it. */
 int bb_client_get_fd(bb_client *c);
 
-/* The poll() events to wait for on bb_client_get_fd() (POLLIN, and POLLOUT
- * while output is queued). */
+/* The poll() events to wait for on bb_client_get_fd(): POLLIN always, and
+ * POLLOUT while output is queued. */
 int bb_client_get_events(bb_client *c);
 
-/* Process pending input and dispatch signals to the bb_client_monitor()
- * callback. When nothing was pending, waits up to timeout_usec microseconds
+/* When to call bb_client_process() even if bb_client_get_fd() stays quiet,
+ * as an absolute CLOCK_MONOTONIC time in microseconds (as sd_bus_get_timeout()
+ * gives it): 0 when something waits to be processed already (do not sleep),
+ * the instant the oldest asynchronous call times out, or UINT64_MAX for no
+ * timeout (wait for the fd alone). For poll(), the timeout in milliseconds
+ * is the difference to clock_gettime(CLOCK_MONOTONIC) now, rounded up, 0
+ * when it is in the past, -1 for UINT64_MAX. Since LIBBUFBROKER_1.2. */
+int bb_client_get_timeout(bb_client *c, uint64_t *ret_usec);
+
+/* Let an sd-event loop process c: the connection's fd and timeouts become
+ * sources of e at the given priority (SD_EVENT_PRIORITY_NORMAL is 0), and
+ * callbacks run from sd_event_run()/sd_event_loop(). e NULL: the calling
+ * thread's default loop (sd_event_default()). -EBUSY when c is attached
+ * already. Blocking calls keep working on an attached client. The client
+ * detaches itself when it closes. Since LIBBUFBROKER_1.2. */
+int bb_client_attach_event(bb_client *c, struct sd_event *e, int64_t priority);
+
+/* Undo bb_client_attach_event(); 0 also when c was not attached. Since
+ * LIBBUFBROKER_1.2. */
+int bb_client_detach_event(bb_client *c);
+
+/* Process pending input: run the bb_client_monitor() callback for signals
+ * and the callbacks of asynchronous calls for their replies (and those held
+ * back by bb_buffer_create_v4l2()). When nothing was pending, waits up to timeout_usec microseconds
  * for input first (0: do not wait; UINT64_MAX: wait forever). Returns 1 when
  * something was processed, 0 when not, -EINTR when a signal interrupted the
  * wait, -ECONNRESET/-ENOTCONN when the bus connection is gone. */
@@ -197,8 +261,11 @@ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned fla
  *
  * The connection becomes a holder of every buffer; the handles own their fds
  * and are in V4L2 index order. The fds are fetched one buffer per message, so
- * this works on a bus that passes few fds per message (a system bus: 16). On
- * any failure nothing is left behind: buffers already created are released.
+ * this works on a bus that passes few fds per message (a system bus: 16);
+ * up to 8 of those calls are in flight at once (callbacks of c that come
+ * meanwhile wait for the next bb_client_process(), see the event loops
+ * above). On any failure nothing is left behind: buffers already created
+ * are released.
  * Errors besides the usual: -EACCES (AccessDenied: the caller could not
  * open @device read-write itself, or there is no such file), -ENODEV
  * (DeviceNotSupported: not a V4L2 streaming device, or it cannot export
@@ -381,6 +448,72 @@ const char *bb_buffer_format_type(bb_buffer *buf);
 /* The buffer's index in its V4L2 queue (0, 1, ...). -EINVAL for NULL,
  * -ENODATA for other kinds and for handles without fds. */
 int bb_buffer_v4l2_index(bb_buffer *buf);
+
+/* ------------------------------------------------------------- async --- */
+
+/* Asynchronous calls (since LIBBUFBROKER_1.2). Each sends the same request
+ * as its blocking namesake and returns at once: 0 when the request is on
+ * its way, a negative errno when it could not be sent (invalid arguments
+ * as for the blocking call, -ENOMEM, -ENOTCONN; the callback is then never
+ * called). The reply comes to callback (not NULL) from bb_client_process(),
+ * or from the event loop c is attached to, with the result the blocking
+ * call would have returned and the same errnos (see the conventions at the
+ * top). The broker answers calls in the order it got them; many may be in
+ * flight at once, up to 32 per connection waiting in the broker (beyond,
+ * -ENOBUFS: LimitsExceeded). bb_client_error_name() is not touched: the
+ * callback has the error's name and message.
+ *
+ * ret_call may be NULL: the call then runs to its end on its own. Else it
+ * gets a handle on the pending call, which the caller must drop with
+ * bb_call_unref(), before or after the callback (also from within it).
+ * Dropping it before the reply cancels the call: the callback is never
+ * called. The broker may have acted on the request already; the library
+ * undoes what would be left behind: buffers a cancelled create made are
+ * released when its reply comes. A cancelled open keeps the connection's
+ * hold until the connection closes, as a bb_buffer_unref() of its handle
+ * would; a cancelled share's token, if made, lives until it expires or the
+ * buffer goes. */
+
+/* As bb_buffer_create(); callback gets the handle. */
+int bb_buffer_create_async(bb_client *c, const char *name, uint64_t size, unsigned flags, uint64_t ttl_usec,
+                           bb_buffer_done_func callback, void *userdata, bb_call **ret_call);
+
+/* As bb_buffer_create_many(); callback gets the count handles. */
+int bb_buffer_create_many_async(bb_client *c, const char *name, uint64_t size, unsigned flags,
+                                uint64_t ttl_usec, unsigned count, bb_buffers_done_func callback,
+                                void *userdata, bb_call **ret_call);
+
+/* As bb_buffer_open(); callback gets the handle. */
+int bb_buffer_open_async(bb_client *c, const char *token, bb_buffer_done_func callback, void *userdata,
+                         bb_call **ret_call);
+
+/* As bb_buffer_open_fds(); callback gets the handle. */
+int bb_buffer_open_fds_async(bb_client *c, uint64_t id, unsigned flags, bb_buffer_done_func callback,
+                             void *userdata, bb_call **ret_call);
+
+/* As bb_buffer_share(); callback gets the token (copy it to keep it). */
+int bb_buffer_share_async(bb_buffer *buf, unsigned flags, uid_t uid, uint64_t ttl_usec,
+                          bb_token_done_func callback, void *userdata, bb_call **ret_call);
+
+/* As bb_buffer_release() and bb_buffer_freeze(); a success updates the
+ * handle (bb_buffer_is_persistent(), bb_buffer_is_frozen()) if it still
+ * exists. */
+int bb_buffer_release_async(bb_buffer *buf, bb_done_func callback, void *userdata, bb_call **ret_call);
+int bb_buffer_freeze_async(bb_buffer *buf, bb_done_func callback, void *userdata, bb_call **ret_call);
+
+/* As bb_buffer_release_many(); the handles are not updated. */
+int bb_buffer_release_many_async(bb_buffer **bufs, size_t n, bb_done_func callback, void *userdata,
+                                 bb_call **ret_call);
+
+/* Drop the handle of an asynchronous call; while the call is pending this
+ * cancels it (see above). Takes NULL; returns NULL. */
+bb_call *bb_call_unref(bb_call *call);
+void bb_call_unrefp(bb_call **p);
+
+/* 1 while the call waits for its reply and is not cancelled, 0 once its
+ * callback was called (or it was cancelled, or its client closed); -EINVAL
+ * for NULL. */
+int bb_call_is_pending(bb_call *call);
 
 /* ----------------------------------------------------------- cleanup --- */
 

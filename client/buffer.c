@@ -6,6 +6,11 @@
  * Release, Freeze. Received fds are dup'ed (F_DUPFD_CLOEXEC, at or above 3)
  * while the reply still owns the originals; what a reply says about the
  * buffer is read by wire.c.
+ *
+ * Each call is three steps, shared by its blocking and its asynchronous
+ * (callback) form: build the message (*_message), send it (client_call()
+ * or client_call_async()), read the reply (*_reply_read). The asynchronous
+ * forms' reply handlers (*_finish) call the user back with the result.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +86,8 @@ _public_ bb_buffer *bb_buffer_ref(bb_buffer *buf) {
 _public_ bb_buffer *bb_buffer_unref(bb_buffer *buf) {
         if (!buf || --buf->n_ref > 0)
                 return NULL;
+        if (buf->client)
+                client_forget_buffer(buf->client, buf);
         (void) bb_buffer_unmap(buf);
         for (unsigned i = 0; i < buf->n_fds; i++)
                 safe_close(buf->planes[i].fd);
@@ -122,9 +129,38 @@ void buffer_release_path_quietly(bb_client *c, const char *path) {
         (void) sd_bus_call_method(c->bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "Release", NULL, NULL, "");
 }
 
+static void ignore_reply(bb_call *call, int error, const char *error_name, const char *error_message,
+                         sd_bus_message *reply) {
+}
+
+/* The same from a reply handler, which must not block: an asynchronous
+ * call of the library's own. A client that closes waits for its reply, as
+ * for a persistent create: the broker may drop what a connection that went
+ * had queued, and a Release of a persistent buffer must not be lost. */
+void buffer_release_path_async_quietly(bb_client *c, const char *path) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        bb_call *call;
+
+        if (client_new_method_call(c, path, BB_BUFFER_INTERFACE, "Release", &m) < 0)
+                return;
+        if (client_call_new(c, ignore_reply, NULL, NULL, &call) < 0)
+                return;
+        call->undo_on_close = true;
+        call->internal = true;
+        if (client_call_async(c, m, call, NULL) < 0)
+                call_unref_internal(call);
+}
+
+static void release_path(bb_client *c, const char *path, bool async) {
+        if (async)
+                buffer_release_path_async_quietly(c, path);
+        else
+                buffer_release_path_quietly(c, path);
+}
+
 /* CreateMemfd (count 0) or CreateMemfds (count buffers), options as set. */
-static int create_call(bb_client *c, const char *name, uint64_t size, unsigned count, unsigned flags,
-                       uint64_t ttl_usec, sd_bus_message **ret_reply) {
+static int create_message(bb_client *c, const char *name, uint64_t size, unsigned count, unsigned flags,
+                          uint64_t ttl_usec, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
@@ -146,6 +182,18 @@ static int create_call(bb_client *c, const char *name, uint64_t size, unsigned c
                 r = buffer_append_uint64_option(m, BB_OPT_TTL_USEC, ttl_usec);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static int create_call(bb_client *c, const char *name, uint64_t size, unsigned count, unsigned flags,
+                       uint64_t ttl_usec, sd_bus_message **ret_reply) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = create_message(c, name, size, count, flags, ttl_usec, &m);
         if (r < 0)
                 return r;
         return client_call(c, m, false, ret_reply);
@@ -174,12 +222,29 @@ static int created_handle(bb_client *c, const char *name, unsigned flags, const 
         return 0;
 }
 
-_public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned flags,
-                              uint64_t ttl_usec, bb_buffer **ret) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+static int create_reply_read(bb_client *c, const char *name, unsigned flags, sd_bus_message *reply, bool async,
+                             bb_buffer **ret) {
         const char *path;
         uint64_t real_size;
         int fd, r;
+
+        r = sd_bus_message_read(reply, "oht", &path, &fd, &real_size);
+        if (r < 0)
+                return r;
+
+        /* The buffer exists now: if it cannot become a handle (EMFILE on
+         * the dup, ENOMEM), release it, or a persistent one would outlive
+         * everything with an id nobody knows. */
+        r = created_handle(c, name, flags, path, fd, real_size, ret);
+        if (r < 0)
+                release_path(c, path, async);
+        return r;
+}
+
+_public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned flags,
+                              uint64_t ttl_usec, bb_buffer **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
 
         if (!c || !ret || (flags & ~BB_CREATE_PERSISTENT))
                 return -EINVAL;
@@ -190,23 +255,15 @@ _public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, uns
         r = create_call(c, name, size, 0, flags, ttl_usec, &reply);
         if (r < 0)
                 return r;
-        r = sd_bus_message_read(reply, "oht", &path, &fd, &real_size);
-        if (r < 0)
-                return r;
-
-        /* The buffer exists now: if it cannot become a handle (EMFILE on
-         * the dup, ENOMEM), release it, or a persistent one would outlive
-         * everything with an id nobody knows. */
-        r = created_handle(c, name, flags, path, fd, real_size, ret);
-        if (r < 0)
-                buffer_release_path_quietly(c, path);
-        return r;
+        return create_reply_read(c, name, flags, reply, false, ret);
 }
+
+static int create_many_reply_read(bb_client *c, const char *name, unsigned flags, unsigned count,
+                                  sd_bus_message *reply, bool async, bb_buffer **ret);
 
 _public_ int bb_buffer_create_many(bb_client *c, const char *name, uint64_t size, unsigned flags,
                                    uint64_t ttl_usec, unsigned count, bb_buffer **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        unsigned n = 0;
         int r;
 
         if (!c || !ret || (flags & ~BB_CREATE_PERSISTENT) || count == 0 || count > BB_CREATE_BATCH_MAX)
@@ -218,6 +275,16 @@ _public_ int bb_buffer_create_many(bb_client *c, const char *name, uint64_t size
         r = create_call(c, name, size, count, flags, ttl_usec, &reply);
         if (r < 0)
                 return r;
+        return create_many_reply_read(c, name, flags, count, reply, false, ret);
+}
+
+/* Every buffer of a CreateMemfds reply into ret (room for count), or none:
+ * on failure all are released. */
+static int create_many_reply_read(bb_client *c, const char *name, unsigned flags, unsigned count,
+                                  sd_bus_message *reply, bool async, bb_buffer **ret) {
+        unsigned n = 0;
+        int r;
+
         r = sd_bus_message_enter_container(reply, 'a', "(oht)");
         while (r >= 0 && n < count) {
                 const char *path;
@@ -244,12 +311,13 @@ _public_ int bb_buffer_create_many(bb_client *c, const char *name, uint64_t size
                 int fd;
 
                 while (sd_bus_message_read(reply, "(oht)", &path, &fd, &real_size) > 0)
-                        buffer_release_path_quietly(c, path);
+                        release_path(c, path, async);
         }
         return r;
 }
 
-_public_ int bb_buffer_release_many(bb_buffer **bufs, size_t n) {
+/* ReleaseBuffers of n handles of one client. */
+static int release_many_message(bb_buffer **bufs, size_t n, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         bb_client *c;
         int r;
@@ -260,7 +328,6 @@ _public_ int bb_buffer_release_many(bb_buffer **bufs, size_t n) {
         for (size_t i = 0; i < n; i++)
                 if (!bufs[i] || bufs[i]->client != c)
                         return -EINVAL;         /* one connection's holds at a time */
-        client_clear_error(c);
 
         r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "ReleaseBuffers", &m);
         if (r >= 0)
@@ -271,6 +338,20 @@ _public_ int bb_buffer_release_many(bb_buffer **bufs, size_t n) {
                 r = sd_bus_message_close_container(m);
         if (r < 0)
                 return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+_public_ int bb_buffer_release_many(bb_buffer **bufs, size_t n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        bb_client *c;
+        int r;
+
+        r = release_many_message(bufs, n, &m);
+        if (r < 0)
+                return r;
+        c = bufs[0]->client;
+        client_clear_error(c);
         r = client_call(c, m, true, NULL);
         if (r < 0)
                 return r;
@@ -282,7 +363,7 @@ _public_ int bb_buffer_release_many(bb_buffer **bufs, size_t n) {
 
 /* A handle for the buffer at @path from an Open or OpenFds reply (its fds
  * and info, read past the path). */
-static int buffer_from_fds_reply(bb_client *c, const char *path, sd_bus_message *reply, bb_buffer **ret) {
+int buffer_from_fds_reply(bb_client *c, const char *path, sd_bus_message *reply, bb_buffer **ret) {
         _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
         int r;
 
@@ -296,14 +377,9 @@ static int buffer_from_fds_reply(bb_client *c, const char *path, sd_bus_message 
         return 0;
 }
 
-_public_ int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        const char *path;
+static int open_message(bb_client *c, const char *token, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
-
-        if (!c || !token || !ret)
-                return -EINVAL;
-        client_clear_error(c);
 
         r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Open", &m);
         if (r < 0)
@@ -311,9 +387,13 @@ _public_ int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret) {
         r = sd_bus_message_append(m, "sa{sv}", token, 0);
         if (r < 0)
                 return r;
-        r = client_call(c, m, false, &reply);
-        if (r < 0)
-                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static int open_reply_read(bb_client *c, sd_bus_message *reply, bb_buffer **ret) {
+        const char *path;
+        int r;
 
         r = sd_bus_message_read(reply, "o", &path);
         if (r < 0)
@@ -321,9 +401,26 @@ _public_ int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret) {
         return buffer_from_fds_reply(c, path, reply, ret);
 }
 
-/* Buffer1.OpenFds on the buffer at path. */
-int buffer_open_fds_path(bb_client *c, const char *path, unsigned flags, bb_buffer **ret) {
+_public_ int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        int r;
+
+        if (!c || !token || !ret)
+                return -EINVAL;
+        client_clear_error(c);
+
+        r = open_message(c, token, &m);
+        if (r < 0)
+                return r;
+        r = client_call(c, m, false, &reply);
+        if (r < 0)
+                return r;
+        return open_reply_read(c, reply, ret);
+}
+
+/* Buffer1.OpenFds on the buffer at path. */
+int buffer_open_fds_message(bb_client *c, const char *path, unsigned flags, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
         r = client_new_method_call(c, path, BB_BUFFER_INTERFACE, "OpenFds", &m);
@@ -340,10 +437,20 @@ int buffer_open_fds_path(bb_client *c, const char *path, unsigned flags, bb_buff
         r = sd_bus_message_close_container(m);
         if (r < 0)
                 return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int buffer_open_fds_path(bb_client *c, const char *path, unsigned flags, bb_buffer **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        int r;
+
+        r = buffer_open_fds_message(c, path, flags, &m);
+        if (r < 0)
+                return r;
         r = client_call(c, m, true, &reply);
         if (r < 0)
                 return r;
-
         return buffer_from_fds_reply(c, path, reply, ret);
 }
 
@@ -402,16 +509,9 @@ _public_ int bb_buffer_refresh(bb_buffer *buf) {
         return buffer_fetch_properties(buf);
 }
 
-_public_ int bb_buffer_share(bb_buffer *buf, unsigned flags, uid_t uid, uint64_t ttl_usec, char **ret_token) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        const unsigned known = BB_SHARE_READ_ONLY | BB_SHARE_SINGLE_USE | BB_SHARE_UID;
-        const char *token;
-        char *copy;
+static int share_message(bb_buffer *buf, unsigned flags, uid_t uid, uint64_t ttl_usec, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
-
-        if (!buf || !ret_token || (flags & ~known))
-                return -EINVAL;
-        client_clear_error(buf->client);
 
         r = client_new_method_call(buf->client, buf->path, BB_BUFFER_INTERFACE, "Share", &m);
         if (r < 0)
@@ -442,7 +542,25 @@ _public_ int bb_buffer_share(bb_buffer *buf, unsigned flags, uid_t uid, uint64_t
         r = sd_bus_message_close_container(m);
         if (r < 0)
                 return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
 
+#define SHARE_FLAGS_KNOWN (BB_SHARE_READ_ONLY | BB_SHARE_SINGLE_USE | BB_SHARE_UID)
+
+_public_ int bb_buffer_share(bb_buffer *buf, unsigned flags, uid_t uid, uint64_t ttl_usec, char **ret_token) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *token;
+        char *copy;
+        int r;
+
+        if (!buf || !ret_token || (flags & ~SHARE_FLAGS_KNOWN))
+                return -EINVAL;
+        client_clear_error(buf->client);
+
+        r = share_message(buf, flags, uid, ttl_usec, &m);
+        if (r < 0)
+                return r;
         r = client_call(buf->client, m, true, &reply);
         if (r < 0)
                 return r;
@@ -470,15 +588,20 @@ static int buffer_call_simple(bb_buffer *buf, const char *member) {
         return client_call(buf->client, m, true, NULL);
 }
 
+/* What a successful Release says about the handle: it is no longer the
+ * owner's to keep, Release ends persistence. */
+static void released(bb_buffer *buf) {
+        if (buf->owner_uid == geteuid() || geteuid() == 0)
+                buf->persistent = false;
+}
+
 _public_ int bb_buffer_release(bb_buffer *buf) {
         int r;
 
         r = buffer_call_simple(buf, "Release");
         if (r < 0)
                 return r;
-        /* It is no longer the owner's to keep: Release ends persistence. */
-        if (buf->owner_uid == geteuid() || geteuid() == 0)
-                buf->persistent = false;
+        released(buf);
         return 0;
 }
 
@@ -490,6 +613,281 @@ _public_ int bb_buffer_freeze(bb_buffer *buf) {
                 return r;
         buf->frozen = true;
         return 0;
+}
+
+/* ------------------------------------------------------------- async --- */
+
+#define CALLBACK(f) ((void (*)(void)) (f))
+
+static void undo_create(bb_call *call, sd_bus_message *reply) {
+        const char *path;
+
+        if (sd_bus_message_read(reply, "o", &path) > 0)
+                buffer_release_path_async_quietly(call->client, path);
+}
+
+static void undo_create_many(bb_call *call, sd_bus_message *reply) {
+        const char *path;
+        uint64_t size;
+        int fd;
+
+        if (sd_bus_message_enter_container(reply, 'a', "(oht)") <= 0)
+                return;
+        while (sd_bus_message_read(reply, "(oht)", &path, &fd, &size) > 0)
+                buffer_release_path_async_quietly(call->client, path);
+}
+
+/* Send m as call; the creator's reference goes on failure. */
+static int send_call(bb_call *call, sd_bus_message *m, bb_call **ret_call) {
+        int r;
+
+        r = client_call_async(call->client, m, call, ret_call);
+        if (r < 0)
+                call_unref_internal(call);
+        return r;
+}
+
+/* Hand the result to the callback; buf is the callback's to borrow. */
+static void deliver_buffer(bb_call *call, int error, const char *error_name, const char *error_message,
+                           bb_buffer *buf) {
+        if (call->callback)
+                ((bb_buffer_done_func) call->callback)(call->client, error, error_name, error_message,
+                                                       error >= 0 ? buf : NULL, call->userdata);
+        bb_buffer_unref(buf);
+}
+
+static void create_finish(bb_call *call, int error, const char *error_name, const char *error_message,
+                          sd_bus_message *reply) {
+        bb_buffer *buf = NULL;
+
+        if (error >= 0)
+                error = create_reply_read(call->client, call->name, call->flags, reply, true, &buf);
+        deliver_buffer(call, error, error_name, error_message, buf);
+}
+
+static void open_finish(bb_call *call, int error, const char *error_name, const char *error_message,
+                        sd_bus_message *reply) {
+        bb_buffer *buf = NULL;
+
+        if (error >= 0)
+                error = open_reply_read(call->client, reply, &buf);
+        deliver_buffer(call, error, error_name, error_message, buf);
+}
+
+static void open_fds_finish(bb_call *call, int error, const char *error_name, const char *error_message,
+                            sd_bus_message *reply) {
+        bb_buffer *buf = NULL;
+
+        if (error >= 0)
+                error = buffer_from_fds_reply(call->client, call->path, reply, &buf);
+        deliver_buffer(call, error, error_name, error_message, buf);
+}
+
+_public_ int bb_buffer_create_async(bb_client *c, const char *name, uint64_t size, unsigned flags,
+                                    uint64_t ttl_usec, bb_buffer_done_func callback, void *userdata,
+                                    bb_call **ret_call) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        bb_call *call;
+        int r;
+
+        if (!c || !callback || (flags & ~BB_CREATE_PERSISTENT))
+                return -EINVAL;
+        if (!name)
+                name = "";
+        r = create_message(c, name, size, 0, flags, ttl_usec, &m);
+        if (r < 0)
+                return r;
+        r = client_call_new(c, create_finish, CALLBACK(callback), userdata, &call);
+        if (r < 0)
+                return r;
+        call->flags = flags;
+        call->undo = undo_create;
+        call->undo_on_close = flags & BB_CREATE_PERSISTENT;
+        call->name = strdup(name);
+        if (!call->name) {
+                call_unref_internal(call);
+                return -ENOMEM;
+        }
+        return send_call(call, m, ret_call);
+}
+
+static void buffers_finish(bb_call *call, int error, const char *error_name, const char *error_message,
+                           sd_bus_message *reply) {
+        bb_buffer *bufs[BB_CREATE_BATCH_MAX] = { NULL };
+
+        if (error >= 0)
+                error = create_many_reply_read(call->client, call->name, call->flags, call->count, reply, true,
+                                               bufs);
+        if (call->callback)
+                ((bb_buffers_done_func) call->callback)(call->client, error, error_name, error_message,
+                                                        error >= 0 ? bufs : NULL, error >= 0 ? call->count : 0,
+                                                        call->userdata);
+        if (error >= 0)
+                for (unsigned i = 0; i < call->count; i++)
+                        bb_buffer_unref(bufs[i]);
+}
+
+_public_ int bb_buffer_create_many_async(bb_client *c, const char *name, uint64_t size, unsigned flags,
+                                         uint64_t ttl_usec, unsigned count, bb_buffers_done_func callback,
+                                         void *userdata, bb_call **ret_call) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        bb_call *call;
+        int r;
+
+        if (!c || !callback || (flags & ~BB_CREATE_PERSISTENT) || count == 0 || count > BB_CREATE_BATCH_MAX)
+                return -EINVAL;
+        if (!name)
+                name = "";
+        r = create_message(c, name, size, count, flags, ttl_usec, &m);
+        if (r < 0)
+                return r;
+        r = client_call_new(c, buffers_finish, CALLBACK(callback), userdata, &call);
+        if (r < 0)
+                return r;
+        call->flags = flags;
+        call->count = count;
+        call->undo = undo_create_many;
+        call->undo_on_close = flags & BB_CREATE_PERSISTENT;
+        call->name = strdup(name);
+        if (!call->name) {
+                call_unref_internal(call);
+                return -ENOMEM;
+        }
+        return send_call(call, m, ret_call);
+}
+
+_public_ int bb_buffer_open_async(bb_client *c, const char *token, bb_buffer_done_func callback, void *userdata,
+                                  bb_call **ret_call) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        bb_call *call;
+        int r;
+
+        if (!c || !token || !callback)
+                return -EINVAL;
+        r = open_message(c, token, &m);
+        if (r < 0)
+                return r;
+        r = client_call_new(c, open_finish, CALLBACK(callback), userdata, &call);
+        if (r < 0)
+                return r;
+        return send_call(call, m, ret_call);
+}
+
+_public_ int bb_buffer_open_fds_async(bb_client *c, uint64_t id, unsigned flags, bb_buffer_done_func callback,
+                                      void *userdata, bb_call **ret_call) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        char path[BB_BUFFER_PATH_MAX];
+        bb_call *call;
+        int r;
+
+        if (!c || !callback || (flags & ~BB_OPEN_READ_ONLY))
+                return -EINVAL;
+        bb_buffer_path_from_id(id, path);
+        r = buffer_open_fds_message(c, path, flags, &m);
+        if (r < 0)
+                return r;
+        r = client_call_new(c, open_fds_finish, CALLBACK(callback), userdata, &call);
+        if (r < 0)
+                return r;
+        call->buffer_object = true;
+        call->path = strdup(path);
+        if (!call->path) {
+                call_unref_internal(call);
+                return -ENOMEM;
+        }
+        return send_call(call, m, ret_call);
+}
+
+static void token_finish(bb_call *call, int error, const char *error_name, const char *error_message,
+                         sd_bus_message *reply) {
+        const char *token = NULL;
+
+        if (error >= 0)
+                error = sd_bus_message_read(reply, "s", &token);
+        if (error >= 0)
+                error = 0;
+        if (call->callback)
+                ((bb_token_done_func) call->callback)(call->client, error, error_name, error_message,
+                                                      error >= 0 ? token : NULL, call->userdata);
+}
+
+_public_ int bb_buffer_share_async(bb_buffer *buf, unsigned flags, uid_t uid, uint64_t ttl_usec,
+                                   bb_token_done_func callback, void *userdata, bb_call **ret_call) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        bb_call *call;
+        int r;
+
+        if (!buf || !callback || (flags & ~SHARE_FLAGS_KNOWN))
+                return -EINVAL;
+        r = share_message(buf, flags, uid, ttl_usec, &m);
+        if (r < 0)
+                return r;
+        r = client_call_new(buf->client, token_finish, CALLBACK(callback), userdata, &call);
+        if (r < 0)
+                return r;
+        call->buffer_object = true;
+        return send_call(call, m, ret_call);
+}
+
+/* Release, Freeze, ReleaseBuffers: nothing in the reply; a successful one
+ * updates the handle, if it is still there. */
+static void done_finish(bb_call *call, int error, const char *error_name, const char *error_message,
+                        sd_bus_message *reply) {
+        if (error >= 0 && call->buf) {
+                if (call->flags)        /* 1: a Freeze */
+                        call->buf->frozen = true;
+                else
+                        released(call->buf);
+        }
+        if (call->callback)
+                ((bb_done_func) call->callback)(call->client, error, error_name, error_message, call->userdata);
+}
+
+static int buffer_call_simple_async(bb_buffer *buf, const char *member, bool freeze, bb_done_func callback,
+                                    void *userdata, bb_call **ret_call) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        bb_call *call;
+        int r;
+
+        if (!buf || !callback)
+                return -EINVAL;
+        r = client_new_method_call(buf->client, buf->path, BB_BUFFER_INTERFACE, member, &m);
+        if (r < 0)
+                return r;
+        r = client_call_new(buf->client, done_finish, CALLBACK(callback), userdata, &call);
+        if (r < 0)
+                return r;
+        call->buffer_object = true;
+        call->buf = buf;
+        call->flags = freeze;
+        return send_call(call, m, ret_call);
+}
+
+_public_ int bb_buffer_release_async(bb_buffer *buf, bb_done_func callback, void *userdata, bb_call **ret_call) {
+        return buffer_call_simple_async(buf, "Release", false, callback, userdata, ret_call);
+}
+
+_public_ int bb_buffer_freeze_async(bb_buffer *buf, bb_done_func callback, void *userdata, bb_call **ret_call) {
+        return buffer_call_simple_async(buf, "Freeze", true, callback, userdata, ret_call);
+}
+
+_public_ int bb_buffer_release_many_async(bb_buffer **bufs, size_t n, bb_done_func callback, void *userdata,
+                                          bb_call **ret_call) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        bb_call *call;
+        int r;
+
+        if (!callback)
+                return -EINVAL;
+        r = release_many_message(bufs, n, &m);
+        if (r < 0)
+                return r;
+        /* The handles are not updated: bb_buffer_refresh() tells. */
+        r = client_call_new(bufs[0]->client, done_finish, CALLBACK(callback), userdata, &call);
+        if (r < 0)
+                return r;
+        call->buffer_object = true;
+        return send_call(call, m, ret_call);
 }
 
 _public_ uint64_t bb_buffer_id(bb_buffer *buf) {

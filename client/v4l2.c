@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * V4L2 buffers: CreateV4L2 (the device allocates, the broker exports one
- * dma-buf per plane, the library fetches them one buffer per message), the
- * V4L2 format a handle carries, and the fourcc <-> string helpers.
+ * dma-buf per plane, the library fetches them one buffer per message,
+ * several messages in flight at once), the V4L2 format a handle carries,
+ * and the fourcc <-> string helpers.
  */
 #include <errno.h>
 #include <limits.h>
@@ -13,6 +14,112 @@
 
 #include "libbufbroker-private.h"
 #include "macro.h"
+
+/* OpenFds calls in flight at once. The broker lets 32 calls of a connection
+ * wait (PEER_QUEUE_MAX in daemon/bus.h; beyond, LimitsExceeded) and
+ * dbus-daemon bounds a connection's pending replies too: 8 leaves room for
+ * the caller's own asynchronous calls, and already hides the round trips
+ * (one buffer's reply is read while the next 7 are served). */
+#define OPEN_FDS_WINDOW 8u
+
+/* The OpenFds calls of one CreateV4L2 reply, in flight. */
+typedef struct open_fds_batch {
+        bb_client *client;
+        const char *const *paths;
+        size_t n;
+        bb_buffer **list;       /* n handles, in paths' order */
+        bb_call *calls[OPEN_FDS_WINDOW];
+        size_t next;            /* the next path to ask for */
+        size_t done;
+        int error;
+} open_fds_batch;
+
+static void open_fds_collected(bb_call *call, int error, const char *error_name, const char *error_message,
+                               sd_bus_message *reply) {
+        open_fds_batch *b = call->userdata;
+        size_t i = call->count;
+
+        b->calls[i % OPEN_FDS_WINDOW] = call_unref_internal(b->calls[i % OPEN_FDS_WINDOW]);
+        b->done++;
+        if (error >= 0)
+                error = buffer_from_fds_reply(b->client, b->paths[i], reply, &b->list[i]);
+        if (error < 0 && b->error == 0) {
+                b->error = error;
+                if (error_name) {       /* the first failure is the one to report */
+                        b->client->error_name = strdup(error_name);
+                        b->client->error_message = error_message ? strdup(error_message) : NULL;
+                }
+        }
+}
+
+static int open_fds_send(open_fds_batch *b) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        size_t i = b->next;
+        bb_call *call;
+        int r;
+
+        r = buffer_open_fds_message(b->client, b->paths[i], 0, &m);
+        if (r < 0)
+                return r;
+        r = client_call_new(b->client, open_fds_collected, NULL, b, &call);
+        if (r < 0)
+                return r;
+        call->internal = true;
+        call->buffer_object = true;
+        call->count = (unsigned) i;
+        r = client_call_async(b->client, m, call, &b->calls[i % OPEN_FDS_WINDOW]);
+        if (r < 0) {
+                call_unref_internal(call);
+                return r;
+        }
+        b->next++;
+        return 0;
+}
+
+/* One OpenFds per buffer (a message carries only that buffer's fds), up to
+ * OPEN_FDS_WINDOW in flight: n buffers cost about n/8 round trips, not n.
+ * The bus is processed here; the user's callbacks that come meanwhile wait
+ * (client_defer()) and run from the next bb_client_process(). From within
+ * a callback sd-bus does not let us process (its dispatch is not
+ * reentrant): then the calls go one at a time. */
+static int open_fds_all(bb_client *c, const char *const *paths, size_t n, bb_buffer **list) {
+        open_fds_batch b = { .client = c, .paths = paths, .n = n, .list = list };
+        int r = 0;
+
+        if (sd_bus_get_current_message(c->bus)) {
+                for (size_t i = 0; i < n; i++) {
+                        r = buffer_open_fds_path(c, paths[i], 0, &list[i]);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+
+        c->hold_callbacks++;
+        while (b.done < b.next || (b.error == 0 && b.next < n)) {
+                /* A slot is free once its call was answered (in order, as
+                 * the broker answers, or not: a timeout is local). */
+                while (b.error == 0 && b.next < n && !b.calls[b.next % OPEN_FDS_WINDOW]) {
+                        r = open_fds_send(&b);
+                        if (r < 0)
+                                b.error = r;
+                }
+                if (b.done == b.next)
+                        break;
+                r = sd_bus_process(c->bus, NULL);
+                if (r == 0)
+                        r = sd_bus_wait(c->bus, UINT64_MAX);
+                if (r < 0 && r != -EINTR) {
+                        b.error = b.error ?: r;
+                        break;
+                }
+        }
+        /* Calls still in flight (the connection failed): never called back. */
+        for (size_t i = 0; i < OPEN_FDS_WINDOW; i++)
+                b.calls[i] = bb_call_unref(b.calls[i]);
+        c->hold_callbacks--;
+        return b.error;
+}
 
 _public_ int bb_buffer_create_v4l2(bb_client *c, const char *device, unsigned count, uint32_t width,
                                    uint32_t height, uint32_t fourcc, const char *type, unsigned flags,
@@ -102,13 +209,11 @@ _public_ int bb_buffer_create_v4l2(bb_client *c, const char *device, unsigned co
                 r = -ENOMEM;
                 goto fail;
         }
-        /* One OpenFds per buffer: a message carries only this buffer's fds. */
-        for (i = 0; i < n; i++) {
-                r = buffer_open_fds_path(c, paths[i], 0, &list[i]);
-                if (r < 0)
-                        goto fail;
+        r = open_fds_all(c, paths, n, list);
+        if (r < 0)
+                goto fail;
+        for (i = 0; i < n; i++)
                 list[i]->persistent = flags & BB_CREATE_PERSISTENT;
-        }
 
         *ret = list;
         *ret_n = n;
