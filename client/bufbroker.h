@@ -82,6 +82,11 @@ typedef struct bb_key_value {
  * "id" was released by the broker (nobody holds it any more). */
 typedef void (*bb_released_func)(const char *path, uint64_t id, void *userdata);
 
+/* Callback of bb_client_monitor_reason(): as bb_released_func, and why the
+ * buffer went: "released", "expired", "holders-gone", "lease" or "undone"
+ * (see org.bufbroker.Broker1(5)); "" from a broker that tells no reason. */
+typedef void (*bb_released_reason_func)(const char *path, uint64_t id, const char *reason, void *userdata);
+
 /* ------------------------------------------------------------ client --- */
 
 /* Connect to the broker on the system bus (DBUS_SYSTEM_BUS_ADDRESS when set).
@@ -143,9 +148,17 @@ int bb_client_get_events(bb_client *c);
 int bb_client_process(bb_client *c, uint64_t timeout_usec);
 
 /* Call callback for every BufferReleased signal of the broker, from
- * bb_client_process(). One callback per client: a new call replaces the old
- * one; callback NULL unsubscribes. */
+ * bb_client_process(). The broker tells a connection only of the buffers
+ * it may see (its uid owns or holds them; root: all): this makes c a
+ * listener (Broker1.Subscribe; -ENOBUFS past the broker's limit of listeners,
+ * see bb_client_get_limit()). One callback per client: a new call (of this
+ * or bb_client_monitor_reason()) replaces the old one; callback NULL
+ * unsubscribes. */
 int bb_client_monitor(bb_client *c, bb_released_func callback, void *userdata);
+
+/* bb_client_monitor() with the reason the buffer went. Since
+ * LIBBUFBROKER_1.2. */
+int bb_client_monitor_reason(bb_client *c, bb_released_reason_func callback, void *userdata);
 
 /* The broker's version string, newly allocated: free() it. */
 int bb_client_get_version(bb_client *c, char **ret);

@@ -853,8 +853,8 @@ static int verb_exec(bb_client *c, int argc, char **argv) {
         return 1;
 }
 
-static void on_released(const char *path, uint64_t id, void *userdata) {
-        printf("BufferReleased %s %" PRIu64 "\n", path, id);
+static void on_released(const char *path, uint64_t id, const char *reason, void *userdata) {
+        printf("BufferReleased %s %" PRIu64 " %s\n", path, id, reason);
         fflush(stdout);
 }
 
@@ -876,7 +876,7 @@ static int verb_monitor(bb_client *c, int argc, char **argv) {
                 return r;
         }
 
-        r = bb_client_monitor(c, on_released, NULL);
+        r = bb_client_monitor_reason(c, on_released, NULL);
         if (r < 0)
                 return log_bus_error(c, r, "monitor: cannot subscribe to BufferReleased");
         /* Tests wait for this line: from here on no signal is missed. */

@@ -341,8 +341,10 @@ const sd_bus_vtable buffer_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_CONST),
         /* PropertiesChanged: bus-notify.c sends it, to those who may see
          * the buffer (sd-bus would broadcast it). */
-        SD_BUS_PROPERTY(BB_PROP_PERSISTENT, "b", property_get_bool, offsetof(Buffer, persistent), 0),
-        SD_BUS_PROPERTY(BB_PROP_FROZEN, "b", property_get_bool, offsetof(Buffer, frozen), 0),
+        SD_BUS_PROPERTY(BB_PROP_PERSISTENT, "b", property_get_bool, offsetof(Buffer, persistent),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY(BB_PROP_FROZEN, "b", property_get_bool, offsetof(Buffer, frozen),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY(BB_PROP_CREATED_USEC, "t", property_get_uint64, offsetof(Buffer, created_usec),
                         SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY(BB_PROP_PLANES, "a(tuu)", property_get_planes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
