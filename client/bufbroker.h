@@ -375,8 +375,9 @@ int bb_buffer_is_writable(bb_buffer *buf);
  * (see bb_buffer_open()). */
 uint64_t bb_buffer_created_usec(bb_buffer *buf);
 
-/* The number of connections holding the buffer, as ListBuffers reported it.
- * -ENODATA for handles that did not come from bb_client_list_buffers(). */
+/* The number of connections holding the buffer, as the broker last reported
+ * it (bb_client_list_buffers(), bb_buffer_get(), bb_buffer_refresh()).
+ * -ENODATA for handles that learnt none. */
 int bb_buffer_get_holders(bb_buffer *buf, unsigned *ret);
 
 /* The V4L2 format of a V4L2 buffer, as the driver chose it: width and height
