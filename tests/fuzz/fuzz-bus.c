@@ -548,6 +548,9 @@ static const char *const property_names[] = {
 static const char *const junk_members[] = {
         "Frobnicate", "creatememfd", "CreateMemfd2", "GetManagedObjects", "Hello", "BufferReleased",
         "Disconnected", "RequestName", "GetConnectionCredentials", "ConnectionReplaced",
+        /* change notification: listening makes the peer get signals (checked
+         * by check_signal()) */
+        "Subscribe", "Unsubscribe", "ListBufferProperties", "InterfacesAdded",
 };
 
 static const char *pick_path(Fuzz *f, Input *in) {
