@@ -22,8 +22,7 @@ static int on_buffer_added(Broker *b, Buffer *buf, void *userdata) {
 
         r = fdstore_buffer_added(userdata, buf);
         if (r >= 0)
-                /* Kept: it exists now, for its creator (who holds it) and
-                 * the listeners that may see it. */
+                /* Kept: it exists now, for the listeners that may see it. */
                 notify_buffer_added(userdata, buf);
         return r;
 }

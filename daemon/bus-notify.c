@@ -3,10 +3,17 @@
  * Change notification without leaks. Every signal about a buffer
  * (InterfacesAdded, InterfacesRemoved, PropertiesChanged, BufferReleased)
  * goes out as one copy per connection that may see that buffer, with that
- * connection as its destination: the buffer's holders, and the listeners
- * whose uid may see it (its owner, root, the daemon's uid; the rule of
- * ListBuffers). A broadcast would tell every uid on the bus the ids, names
- * and owners of everyone's buffers as they come and go.
+ * connection as its destination: the listeners whose uid may see it (its
+ * owner, root, the daemon's uid; the rule of ListBuffers), and for
+ * PropertiesChanged and BufferReleased also its holders (a proxy of the
+ * buffer object keeps its cache by the one, and the other tells a holder
+ * its buffer is gone). A broadcast would tell every uid on the bus the ids,
+ * names and owners of everyone's buffers as they come and go.
+ *
+ * InterfacesAdded and InterfacesRemoved go to listeners only: an object
+ * manager client listens by construction (GetManagedObjects), and two more
+ * messages per buffer to every creator that does not listen halved the
+ * create+release rate a uid keeps under another's flood (tests/hostile).
  *
  * A connection listens from its Subscribe() or GetManagedObjects() (so that
  * GDBusObjectManagerClient and the like work unchanged) until Unsubscribe()
@@ -208,6 +215,7 @@ typedef struct Signal {
         const char *member;
         int (*append)(sd_bus_message *s, Buffer *buf, const void *data);
         const void *data;
+        bool listeners_only;            /* not to holders that do not listen */
 } Signal;
 
 static void send_signal(Manager *m, sd_bus *bus, const char *destination, Buffer *buf, const Signal *sig) {
@@ -243,8 +251,9 @@ static bool peer_may_see(Manager *m, Peer *p, Buffer *buf) {
         return p->creds_known && broker_may_see(m->broker, &caller, buf);
 }
 
-/* One copy to each listener that may see @buf, and to each holder that is
- * no listener (a listening holder may see it: it was told above). */
+/* One copy to each listener that may see @buf, and (unless the signal is
+ * for listeners only) to each holder that is no listener (a listening
+ * holder may see it: it was told above). */
 static void notify(Manager *m, Buffer *buf, const Signal *sig) {
         Peer *p = NULL;
         Hold *h;
@@ -252,6 +261,8 @@ static void notify(Manager *m, Buffer *buf, const Signal *sig) {
         TAILQ_FOREACH(p, &m->listeners, listener_link)
                 if (peer_may_see(m, p, buf))
                         send_to_peer(m, p, buf, sig);
+        if (sig->listeners_only)
+                return;
         TAILQ_FOREACH(h, &buf->holds, by_buffer) {
                 const char *name = h->client->name;
 
@@ -303,6 +314,7 @@ static int append_properties_changed(sd_bus_message *s, Buffer *buf, const void 
 void notify_buffer_added(Manager *m, Buffer *buf) {
         notify(m, buf, &(Signal) {
                 BB_MANAGER_PATH, BB_OBJECT_MANAGER_INTERFACE, "InterfacesAdded", append_interfaces_added,
+                .listeners_only = true,
         });
 }
 
@@ -325,6 +337,7 @@ void notify_buffer_dropped(Manager *m, Buffer *buf, BrokerDropReason reason) {
         });
         notify(m, buf, &(Signal) {
                 BB_MANAGER_PATH, BB_OBJECT_MANAGER_INTERFACE, "InterfacesRemoved", append_interfaces_removed,
+                .listeners_only = true,
         });
 }
 
