@@ -673,6 +673,101 @@ START_TEST(test_listener_limit) {
 }
 END_TEST
 
+/* ------------------------------------------------ private connections --- */
+
+/* A private connection to the daemon (OpenPrivateConnection on @bus). */
+static int private_connect(sd_bus *bus, sd_bus **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *p = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int fd, r;
+
+        r = sd_bus_call_method(bus, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "OpenPrivateConnection",
+                               &error, &reply, "");
+        sd_bus_error_free(&error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "h", &fd);
+        if (r < 0)
+                return r;
+        fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+        r = sd_bus_new(&p);
+        if (r >= 0)
+                r = sd_bus_set_fd(p, fd, fd);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        r = sd_bus_negotiate_fds(p, 1);
+        if (r >= 0)
+                r = sd_bus_start(p);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+/* As nobody: a private connection listens (its signals come on it, without
+ * destination) and takes a listener's place until it closes: with
+ * max-listeners-per-uid - 1 bus listeners and it, one more is refused;
+ * once it closed, the place is free. */
+static int private_listener(void *userdata) {
+        const uint64_t *limit = userdata;
+        sd_bus **conns = calloc(*limit, sizeof(sd_bus *));
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *priv = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_created_ Created own = {};
+        SigLog *log = calloc(1, sizeof(SigLog));
+        char line[128];
+        int r;
+
+        child_check(conns && log, "calloc");
+        for (uint64_t i = 0; i < *limit; i++)
+                child_check(bus_connect(&conns[i]) >= 0, "connect %" PRIu64, i);
+        child_check(private_connect(conns[0], &priv) >= 0, "OpenPrivateConnection");
+        child_check(sd_bus_add_filter(priv, NULL, on_signal, log) >= 0, "filter");  /* self "": no destination */
+        child_check(call_simple(priv, "Subscribe", &error) >= 0, "Subscribe on the private connection: %s",
+                    error.message);
+        for (uint64_t i = 0; i + 1 < *limit; i++)
+                child_check(call_simple(conns[i], "Subscribe", &error) >= 0, "listener %" PRIu64 ": %s", i,
+                            error.message);
+        r = call_simple(conns[*limit - 1], "Subscribe", &error);
+        child_check(r < 0 && sd_bus_error_has_name(&error, SD_BUS_ERROR_LIMITS_EXCEEDED),
+                    "the private listener took no place: %d", r);
+        sd_bus_error_free(&error);
+
+        /* Its own buffer, made on the bus: heard on the private connection. */
+        create_memfd(conns[0], "private", SIZE, false, 0, &own);
+        snprintf(line, sizeof(line), "InterfacesAdded %" PRIu64, own.id);
+        child_check(pump(priv, log, line, WAIT_MS), "no InterfacesAdded on the private connection");
+        child_check(!log->wrong_destination, "a signal on the private connection had a destination");
+
+        priv = sd_bus_flush_close_unref(priv);
+        for (int tries = 0;; tries++) {
+                r = call_simple(conns[*limit - 1], "Subscribe", &error);
+                sd_bus_error_free(&error);
+                if (r >= 0)
+                        break;
+                child_check(tries < 100, "a closed private connection kept its listener's place");
+                msleep(50);
+        }
+        for (uint64_t i = 0; i < *limit; i++)
+                sd_bus_flush_close_unref(conns[i]);
+        free(conns);
+        free(log);
+        return 0;
+}
+
+START_TEST(test_private_listener) {
+        uint64_t limit = limit_get(BB_LIMIT_MAX_LISTENERS_PER_UID);
+
+        ck_assert_uint_le(limit, 200);
+        ck_assert_int_eq(run_as(NOBODY_UID, private_listener, &limit, 60000), 0);
+}
+END_TEST
+
 /* ---------------------------------------- holders gone, after a restart --- */
 
 /* A restored buffer has no lease: its last holder's disconnect drops it,
@@ -737,6 +832,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_wrong_signatures);
         tcase_add_test(tc, test_managed_objects_elsewhere);
         tcase_add_test(tc, test_listener_limit);
+        tcase_add_test(tc, test_private_listener);
 }
 
 int main(void) {
