@@ -278,7 +278,8 @@ static int on_buffer_released(sd_bus_message *m, void *userdata, sd_bus_error *r
 }
 
 /* The broker sends its signals only to holders and listeners: listen, once
- * the match is in (so that nothing is missed in between). */
+ * the match is in (so that nothing is missed in between). An older broker
+ * has no such method: it broadcasts, and the match is all it takes. */
 static int monitor_subscribe(bb_client *c, const char *member) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
@@ -286,7 +287,12 @@ static int monitor_subscribe(bb_client *c, const char *member) {
         r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, member, &m);
         if (r < 0)
                 return r;
-        return client_call(c, m, false, NULL);
+        r = client_call(c, m, false, NULL);
+        if (r < 0 && c->error_name && strcmp(c->error_name, SD_BUS_ERROR_UNKNOWN_METHOD) == 0) {
+                client_clear_error(c);
+                return 0;
+        }
+        return r;
 }
 
 static int monitor_set(bb_client *c, bb_released_func callback, bb_released_reason_func reason_callback,

@@ -1060,8 +1060,8 @@ int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *er
                 buffer_changed(b, buf, BB_PROP_PERSISTENT);
         }
         b->generation++;
-        /* A buffer that goes with this hold goes with it still there, so
-         * that the releaser hears why as the other holders do. */
+        /* A buffer that goes with this hold goes with the hold still there,
+         * so that the releaser, a holder until now, hears why too. */
         if (buf->n_holds == (h ? 1u : 0u) && !buf->persistent && !lease_keeps(b, buf)) {
                 buffer_drop(b, buf, BROKER_DROP_RELEASED);
                 return 0;
