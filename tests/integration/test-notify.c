@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "bufbroker.h"
 #include "harness.h"
 
 #define SIZE 4096
@@ -673,6 +674,58 @@ START_TEST(test_listener_limit) {
 }
 END_TEST
 
+/* ------------------------------------------------- the library's list --- */
+
+/* bb_client_list_buffers() reads ListBufferProperties by name: every field,
+ * Holders too (two connections hold the buffer); bb_buffer_get() reads the
+ * same Holders from GetAll. */
+START_TEST(test_library_lists_by_name) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *other = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_created_ Created buf = {};
+        bb_buffer **list = NULL, *got = NULL;
+        bb_client *c = NULL;
+        char *token = NULL;
+        unsigned holders = 0;
+        size_t n = 0;
+        bool found = false;
+        int fd = -1;
+
+        create_memfd(NULL, "listed", SIZE, true, 0, &buf);
+        ck_assert_int_ge(call_share(NULL, buf.path, true, (uid_t) -1, false, 0, &token, &error), 0);
+        ck_assert_int_ge(bus_connect(&other), 0);
+        ck_assert_int_ge(call_open(other, token, NULL, &fd, NULL, &error), 0);
+
+        ck_assert_int_eq(bb_client_new_address(&c, H->address), 0);
+        ck_assert_int_eq(bb_client_list_buffers(c, &list, &n), 0);
+        for (size_t i = 0; i < n; i++) {
+                if (bb_buffer_id(list[i]) != buf.id)
+                        continue;
+                found = true;
+                ck_assert_str_eq(bb_buffer_name(list[i]), "listed");
+                ck_assert_str_eq(bb_buffer_kind(list[i]), BB_KIND_MEMFD);
+                ck_assert_str_eq(bb_buffer_path(list[i]), buf.path);
+                ck_assert_uint_eq(bb_buffer_size(list[i]), buf.size);
+                ck_assert_uint_eq(bb_buffer_owner_uid(list[i]), 0);
+                ck_assert_int_eq(bb_buffer_is_persistent(list[i]), 1);
+                ck_assert_uint_gt(bb_buffer_created_usec(list[i]), 0);
+                ck_assert_uint_eq(bb_buffer_n_planes(list[i]), 1);
+                ck_assert_int_eq(bb_buffer_get_holders(list[i], &holders), 0);
+                ck_assert_uint_eq(holders, 2);
+        }
+        ck_assert_msg(found, "bb_client_list_buffers() lacks buffer %" PRIu64, buf.id);
+        ck_assert_int_eq(bb_buffer_get(c, buf.id, &got), 0);
+        ck_assert_int_eq(bb_buffer_get_holders(got, &holders), 0);
+        ck_assert_uint_eq(holders, 2);
+
+        bb_buffer_unref(got);
+        bb_buffer_list_free(list, n);
+        bb_client_unref(c);
+        safe_close(fd);
+        free(token);
+}
+END_TEST
+
 /* ------------------------------------------------ private connections --- */
 
 /* A private connection to the daemon (OpenPrivateConnection on @bus). */
@@ -833,6 +886,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_managed_objects_elsewhere);
         tcase_add_test(tc, test_listener_limit);
         tcase_add_test(tc, test_private_listener);
+        tcase_add_test(tc, test_library_lists_by_name);
 }
 
 int main(void) {
