@@ -497,15 +497,22 @@ END_TEST
 /* -------------------------------------------- delivery, with the policy --- */
 
 /* A unicast signal reaches its destination with no match rule on that
- * connection (a filter sees it), and the test's connection with one. */
+ * connection (a filter sees it), and the test's connection with one; a
+ * connection of the same uid that does not listen, with an eavesdrop-free
+ * match rule for every signal, gets none of them. */
 START_TEST(test_delivered_without_match_rule) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *plain = NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *plain = NULL, *matcher = NULL;
         SigLog *root = calloc(1, sizeof(SigLog)), *bare = calloc(1, sizeof(SigLog));
+        SigLog *matched = calloc(1, sizeof(SigLog));
         sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_created_ Created buf = {};
 
         ck_assert_ptr_nonnull(root);
         ck_assert_ptr_nonnull(bare);
+        ck_assert_ptr_nonnull(matched);
+        ck_assert_int_ge(bus_connect(&matcher), 0);
+        watch(matcher, matched);
+        ck_assert_int_ge(sd_bus_add_match(matcher, NULL, "type='signal'", NULL, NULL), 0);
         watch(test_bus(), root);
         released_watch();
         ck_assert_int_ge(bus_connect(&plain), 0);
@@ -534,8 +541,17 @@ START_TEST(test_delivered_without_match_rule) {
         if (bare->n != 4)
                 log_dump("the connection without match rule", bare);
         ck_assert_uint_eq(bare->n, 4);
+        /* A round trip on the matcher: whatever was sent to it has come. */
+        ck_assert_int_ge(sd_bus_call_method(matcher, BB_BUS_NAME, BB_MANAGER_PATH, BB_PROPERTIES_INTERFACE, "Get",
+                                            &error, NULL, "ss", BB_MANAGER_INTERFACE, "Version"), 0);
+        while (sd_bus_process(matcher, NULL) > 0)
+                ;
+        if (matched->n > 0)
+                log_dump("the non-listening connection with a match rule", matched);
+        ck_assert_uint_eq(matched->n, 0);
         free(root);
         free(bare);
+        free(matched);
 }
 END_TEST
 
