@@ -315,7 +315,7 @@ static int monitor_set(bb_client *c, bb_released_func callback, bb_released_reas
         }
 
         if (c->is_private)
-                return -EOPNOTSUPP;     /* BufferReleased goes out on the bus only */
+                return -EOPNOTSUPP;     /* not here (yet): monitor on the bus connection */
         if (!c->monitor_slot) {
                 /* Synchronous AddMatch: when this returns, no signal can be missed. */
                 r = sd_bus_match_signal(c->bus, &slot, BB_BUS_NAME, NULL, BB_MANAGER_INTERFACE,
