@@ -104,6 +104,10 @@ typedef void (*bb_token_done_func)(bb_client *c, int error, const char *error_na
                                    const char *token, void *userdata);
 typedef void (*bb_done_func)(bb_client *c, int error, const char *error_name, const char *error_message,
                              void *userdata);
+/* Callback of bb_client_monitor_reason(): as bb_released_func, and why the
+ * buffer went: "released", "expired", "holders-gone", "lease" or "undone"
+ * (see org.bufbroker.Broker1(5)); "" from a broker that tells no reason. */
+typedef void (*bb_released_reason_func)(const char *path, uint64_t id, const char *reason, void *userdata);
 
 /* ------------------------------------------------------------ client --- */
 
@@ -126,8 +130,8 @@ int bb_client_new_address(bb_client **ret, const char *address);
  * so each call costs one round trip on it instead of two through the bus.
  * Its calls are those of c's uid; the buffers it creates or opens are held
  * by it and go when it closes (bb_client_unref()), as with any connection.
- * It cannot monitor (bb_client_monitor() gives -EOPNOTSUPP: BufferReleased
- * goes out on the bus), and it ends with the daemon (a restart keeps
+ * It cannot monitor (bb_client_monitor() gives -EOPNOTSUPP; monitor on
+ * c), and it ends with the daemon (a restart keeps
  * buffers, not private connections). -EDQUOT past the broker's limit on
  * private connections. c stays usable and independent. */
 int bb_client_open_private(bb_client *c, bb_client **ret);
@@ -207,9 +211,17 @@ int bb_client_detach_event(bb_client *c);
 int bb_client_process(bb_client *c, uint64_t timeout_usec);
 
 /* Call callback for every BufferReleased signal of the broker, from
- * bb_client_process(). One callback per client: a new call replaces the old
- * one; callback NULL unsubscribes. */
+ * bb_client_process(). The broker tells a connection only of the buffers
+ * it may see (its uid owns or holds them; root: all): this makes c a
+ * listener (Broker1.Subscribe; -ENOBUFS past the broker's limit of listeners,
+ * see bb_client_get_limit()). One callback per client: a new call (of this
+ * or bb_client_monitor_reason()) replaces the old one; callback NULL
+ * unsubscribes. */
 int bb_client_monitor(bb_client *c, bb_released_func callback, void *userdata);
+
+/* bb_client_monitor() with the reason the buffer went. Since
+ * LIBBUFBROKER_1.2. */
+int bb_client_monitor_reason(bb_client *c, bb_released_reason_func callback, void *userdata);
 
 /* The broker's version string, newly allocated: free() it. */
 int bb_client_get_version(bb_client *c, char **ret);
@@ -429,8 +441,9 @@ int bb_buffer_is_writable(bb_buffer *buf);
  * (see bb_buffer_open()). */
 uint64_t bb_buffer_created_usec(bb_buffer *buf);
 
-/* The number of connections holding the buffer, as ListBuffers reported it.
- * -ENODATA for handles that did not come from bb_client_list_buffers(). */
+/* The number of connections holding the buffer, as the broker last reported
+ * it (bb_client_list_buffers(), bb_buffer_get(), bb_buffer_refresh()).
+ * -ENODATA for handles that learnt none. */
 int bb_buffer_get_holders(bb_buffer *buf, unsigned *ret);
 
 /* The V4L2 format of a V4L2 buffer, as the driver chose it: width and height

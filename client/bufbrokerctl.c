@@ -954,7 +954,7 @@ static int verb_exec(bb_client *c, int argc, char **argv) {
 
 /* One line of text, or one JSON document, per signal; a field more is a
  * line in each branch. */
-static void on_released(const char *path, uint64_t id, void *userdata) {
+static void on_released(const char *path, uint64_t id, const char *reason, void *userdata) {
         if (arg_json != JSON_OFF) {
                 JsonWriter w;
 
@@ -963,11 +963,12 @@ static void on_released(const char *path, uint64_t id, void *userdata) {
                 json_field_string(&w, "signal", "BufferReleased");
                 json_field_string(&w, "path", path);
                 json_field_uint(&w, "id", id);
+                json_field_string(&w, "reason", reason);
                 json_object_end(&w);
                 json_document_end(&w);
                 return;
         }
-        printf("BufferReleased %s %" PRIu64 "\n", path, id);
+        printf("BufferReleased %s %" PRIu64 " %s\n", path, id, reason);
         fflush(stdout);
 }
 
@@ -989,7 +990,7 @@ static int verb_monitor(bb_client *c, int argc, char **argv) {
                 return r;
         }
 
-        r = bb_client_monitor(c, on_released, NULL);
+        r = bb_client_monitor_reason(c, on_released, NULL);
         if (r < 0)
                 return log_bus_error(c, r, "monitor: cannot subscribe to BufferReleased");
         /* Tests wait for this line: from here on no signal is missed. */

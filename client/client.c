@@ -614,7 +614,7 @@ static int client_process(bb_client *c, uint64_t timeout_usec) {
 
 static int on_buffer_released(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         bb_client *c = userdata;
-        const char *path;
+        const char *path, *reason = NULL;
         uint64_t id;
         int r;
 
@@ -623,12 +623,36 @@ static int on_buffer_released(sd_bus_message *m, void *userdata, sd_bus_error *r
         r = sd_bus_message_read(m, "ot", &path, &id);
         if (r < 0)
                 return 0; /* a malformed signal is not worth failing the loop */
+        /* An older broker sends no reason. */
+        if (sd_bus_message_peek_type(m, NULL, NULL) > 0 && sd_bus_message_read(m, "s", &reason) < 0)
+                reason = NULL;
         if (c->monitor_callback)
                 c->monitor_callback(path, id, c->monitor_userdata);
+        if (c->monitor_reason_callback)
+                c->monitor_reason_callback(path, id, reason ?: "", c->monitor_userdata);
         return 0;
 }
 
-_public_ int bb_client_monitor(bb_client *c, bb_released_func callback, void *userdata) {
+/* The broker sends its signals only to holders and listeners: listen, once
+ * the match is in (so that nothing is missed in between). An older broker
+ * has no such method: it broadcasts, and the match is all it takes. */
+static int monitor_subscribe(bb_client *c, const char *member) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, member, &m);
+        if (r < 0)
+                return r;
+        r = client_call(c, m, false, NULL);
+        if (r < 0 && c->error_name && strcmp(c->error_name, SD_BUS_ERROR_UNKNOWN_METHOD) == 0) {
+                client_clear_error(c);
+                return 0;
+        }
+        return r;
+}
+
+static int monitor_set(bb_client *c, bb_released_func callback, bb_released_reason_func reason_callback,
+                       void *userdata) {
         sd_bus_slot *slot = NULL;
         int r;
 
@@ -636,24 +660,41 @@ _public_ int bb_client_monitor(bb_client *c, bb_released_func callback, void *us
                 return -EINVAL;
         client_clear_error(c);
 
-        if (!callback) {
+        if (!callback && !reason_callback) {
+                if (c->monitor_slot)
+                        (void) monitor_subscribe(c, "Unsubscribe");
                 c->monitor_slot = sd_bus_slot_unref(c->monitor_slot);
                 c->monitor_callback = NULL;
+                c->monitor_reason_callback = NULL;
                 c->monitor_userdata = NULL;
                 return 0;
         }
 
         if (c->is_private)
-                return -EOPNOTSUPP;     /* BufferReleased goes out on the bus only */
+                return -EOPNOTSUPP;     /* not here (yet): monitor on the bus connection */
         if (!c->monitor_slot) {
                 /* Synchronous AddMatch: when this returns, no signal can be missed. */
                 r = sd_bus_match_signal(c->bus, &slot, BB_BUS_NAME, NULL, BB_MANAGER_INTERFACE,
                                         "BufferReleased", on_buffer_released, c);
                 if (r < 0)
                         return r;
+                r = monitor_subscribe(c, "Subscribe");
+                if (r < 0) {
+                        sd_bus_slot_unref(slot);
+                        return r;
+                }
                 c->monitor_slot = slot;
         }
         c->monitor_callback = callback;
+        c->monitor_reason_callback = reason_callback;
         c->monitor_userdata = userdata;
         return 0;
+}
+
+_public_ int bb_client_monitor(bb_client *c, bb_released_func callback, void *userdata) {
+        return monitor_set(c, callback, NULL, userdata);
+}
+
+_public_ int bb_client_monitor_reason(bb_client *c, bb_released_reason_func callback, void *userdata) {
+        return monitor_set(c, NULL, callback, userdata);
 }

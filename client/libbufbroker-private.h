@@ -64,6 +64,7 @@ struct bb_client {
         bool is_private;        /* a private connection (bb_client_open_private) */
         sd_bus_slot *monitor_slot;
         bb_released_func monitor_callback;
+        bb_released_reason_func monitor_reason_callback;
         void *monitor_userdata;
         char *error_name;
         char *error_message;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What the broker's manager object reports, as opposed to what one buffer
- * does: the Version, Stats and Limits properties and ListBuffers. None of
- * these changes the broker's state.
+ * does: the Version, Stats and Limits properties and the list of buffers.
+ * None of these changes the broker's state.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -237,6 +237,61 @@ _public_ int bb_client_get_limit(bb_client *c, const char *key, uint64_t *ret) {
         return get_key_value(c, "Limits", key, ret);
 }
 
+static int list_append(bb_buffer ***list, size_t *n, size_t *allocated, bb_buffer *buf) {
+        if (*n == *allocated) {
+                size_t k = *allocated ? *allocated * 2 : 16;
+                bb_buffer **nl = realloc(*list, k * sizeof(*nl));
+
+                if (!nl)
+                        return -ENOMEM;
+                *list = nl;
+                *allocated = k;
+        }
+        (*list)[(*n)++] = buf;
+        return 0;
+}
+
+/* ListBufferProperties: each buffer's fields by name (wire.c's table), so
+ * that a field the broker adds breaks nothing. */
+static int list_by_name(bb_client *c, sd_bus_message *reply, bb_buffer ***ret, size_t *ret_n) {
+        bb_buffer **list = NULL;
+        size_t n = 0, allocated = 0;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', BB_LIST_PROPERTIES_ENTRY_SIGNATURE);
+        while (r >= 0) {
+                const char *path;
+                bb_buffer *buf;
+
+                r = sd_bus_message_enter_container(reply, 'r', "oa{sv}");
+                if (r <= 0)
+                        break;
+                r = sd_bus_message_read(reply, "o", &path);
+                if (r < 0)
+                        break;
+                r = buffer_new(c, path, &buf);
+                if (r < 0)
+                        break;
+                r = list_append(&list, &n, &allocated, buf);
+                if (r < 0) {
+                        bb_buffer_unref(buf);
+                        break;
+                }
+                r = wire_read_properties(buf, reply);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r < 0) {
+                bb_buffer_list_free(list, n);
+                return r;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
 _public_ int bb_client_list_buffers(bb_client *c, bb_buffer ***ret, size_t *ret_n) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         bb_buffer **list = NULL;
@@ -247,6 +302,18 @@ _public_ int bb_client_list_buffers(bb_client *c, bb_buffer ***ret, size_t *ret_
                 return -EINVAL;
         client_clear_error(c);
 
+        r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "ListBufferProperties", &m);
+        if (r < 0)
+                return r;
+        r = client_call(c, m, false, &reply);
+        if (r >= 0)
+                return list_by_name(c, reply, ret, ret_n);
+        if (!c->error_name || strcmp(c->error_name, SD_BUS_ERROR_UNKNOWN_METHOD) != 0)
+                return r;
+
+        /* An older broker: the positional ListBuffers. */
+        client_clear_error(c);
+        m = sd_bus_message_unref(m);
         r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "ListBuffers", &m);
         if (r < 0)
                 return r;

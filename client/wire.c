@@ -161,6 +161,15 @@ static int store_format(bb_buffer *buf, void *field, sd_bus_message *m) {
         return sd_bus_message_exit_container(m);
 }
 
+static int store_holders(bb_buffer *buf, void *field, sd_bus_message *m) {
+        int r;
+
+        r = store_uint32(buf, field, m);
+        if (r >= 0)
+                buf->have_holders = true;
+        return r;
+}
+
 #define FIELD(member) offsetof(bb_buffer, member)
 
 static const wire_field wire_fields[] = {
@@ -199,6 +208,8 @@ static const wire_field wire_fields[] = {
           "s",          store_string,           FIELD(format_type) },
         { { NULL,               BB_PROP_FORMAT,         NULL },
           "a{sv}",      store_format,           0 },
+        { { NULL,               BB_PROP_HOLDERS,        NULL },
+          "u",          store_holders,          FIELD(holders) },
 };
 
 static const wire_field *find_field(unsigned scope, const char *key, const char *signature) {
@@ -297,7 +308,8 @@ int wire_read_fds_and_info(bb_buffer *buf, sd_bus_message *reply) {
         return 0;
 }
 
-/* Read a GetAll reply of org.bufbroker.Buffer1. */
+/* Read a GetAll reply of org.bufbroker.Buffer1, or the a{sv} of one entry
+ * of ListBufferProperties (the same keys). */
 int wire_read_properties(bb_buffer *buf, sd_bus_message *reply) {
         return read_dict(buf, reply, WIRE_PROPERTY);
 }

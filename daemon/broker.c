@@ -186,6 +186,13 @@ static void state_changed(Broker *b, BrokerChangeKind kind, const Buffer *buf, c
                 b->state_changed(b, &(BrokerChange) { kind, buf, h, t }, b->state_changed_userdata);
 }
 
+/* A property of the contract changed: the journal and the bus layer. */
+static void buffer_changed(Broker *b, Buffer *buf, const char *property) {
+        state_changed(b, BROKER_BUFFER_CHANGED, buf, NULL, NULL);
+        if (b->callbacks.buffer_changed)
+                b->callbacks.buffer_changed(b, buf, property, b->userdata);
+}
+
 /* Charge and uncharge a registered buffer or token to its uid and to the
  * totals, keeping count of the uids that hold any (the fair share's n). */
 static void usage_add_buffer(Broker *b, UidUsage *u, const Buffer *buf) {
@@ -415,13 +422,14 @@ static Buffer *buffer_free(Buffer *buf) {
 DEFINE_POINTER_CLEANUP(Buffer, buffer_free);
 
 /* Unregister a registered buffer, with its tokens and holds; the caller
- * frees it. */
-static void buffer_unregister(Broker *b, Buffer *buf, bool announce) {
+ * frees it. Announced (with its holds still there) unless @reason is
+ * BROKER_DROP_NONE. */
+static void buffer_unregister(Broker *b, Buffer *buf, BrokerDropReason reason) {
         Hold *h;
         Token *t;
 
-        if (announce && b->callbacks.buffer_dropped)
-                b->callbacks.buffer_dropped(b, buf, b->userdata);
+        if (reason != BROKER_DROP_NONE && b->callbacks.buffer_dropped)
+                b->callbacks.buffer_dropped(b, buf, reason, b->userdata);
 
         while ((t = TAILQ_FIRST(&buf->tokens)))
                 token_free(b, t);
@@ -436,30 +444,35 @@ static void buffer_unregister(Broker *b, Buffer *buf, bool announce) {
 }
 
 /* Unregister and free a registered buffer. */
-static void buffer_drop(Broker *b, Buffer *buf, bool announce) {
-        buffer_unregister(b, buf, announce);
+static void buffer_drop(Broker *b, Buffer *buf, BrokerDropReason reason) {
+        buffer_unregister(b, buf, reason);
         buffer_free(buf);
 }
 
 /* Drop a buffer that nobody keeps alive any more: no holder, not
  * persistent, and no description of it alive (lease.c), if that is known. */
-static void buffer_gc(Broker *b, Buffer *buf) {
+static void buffer_gc(Broker *b, Buffer *buf, BrokerDropReason reason) {
         if (buf->n_holds == 0 && !buf->persistent && !lease_keeps(b, buf))
-                buffer_drop(b, buf, true);
+                buffer_drop(b, buf, reason);
 }
 
 void broker_buffer_gc(Broker *b, Buffer *buf) {
-        buffer_gc(b, buf);
+        buffer_gc(b, buf, BROKER_DROP_LEASE);
 }
 
-/* Every description handed out is gone: each holder has released. */
+/* Every description handed out is gone: each holder has released. Its
+ * holds go before it does, so that only listeners hear of it: a lease ends
+ * mostly because processes exited, and a message to each of their
+ * connections, closing at the same time, is one per buffer for nobody
+ * (with 2,000 holders killed at once it made dbus-daemon stop reading the
+ * daemon, tests/hostile). */
 void broker_lease_ended(Broker *b, Buffer *buf) {
         Hold *h;
 
         while ((h = TAILQ_FIRST(&buf->holds)))
                 hold_free(b, h);
         b->generation++;
-        buffer_gc(b, buf);
+        buffer_gc(b, buf, BROKER_DROP_LEASE);
 }
 
 bool broker_is_privileged(Broker *b, uid_t uid) {
@@ -657,7 +670,7 @@ static int buffer_announce(Broker *b, Buffer *buf) {
                 return 0;
         r = b->callbacks.buffer_added(b, buf, b->userdata);
         if (r < 0)
-                buffer_unregister(b, buf, false);
+                buffer_unregister(b, buf, BROKER_DROP_NONE);
         return r;
 }
 
@@ -703,7 +716,7 @@ static int buffer_register(Broker *b, Buffer *buf, const Caller *holder, bool re
         if (holder && holder->name) {
                 r = hold_add(b, buf, holder);
                 if (r < 0) {
-                        buffer_unregister(b, buf, false);
+                        buffer_unregister(b, buf, BROKER_DROP_NONE);
                         return fail(err, r, "Failed to register the caller as holder: %s", strerror(-r));
                 }
         }
@@ -731,7 +744,7 @@ static int register_all(Broker *b, Buffer **bufs, unsigned n, const Caller *call
 
                 if (r < 0) {
                         while (i > 0) {
-                                buffer_drop(b, bufs[--i], true);
+                                buffer_drop(b, bufs[--i], BROKER_DROP_UNDONE);
                                 bufs[i] = NULL;
                         }
                         return r;
@@ -1044,13 +1057,17 @@ int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *er
         /* The owner's Release ends persistence; anyone's ends their own hold. */
         if (manager && buf->persistent) {
                 buf->persistent = false;
-                state_changed(b, BROKER_BUFFER_CHANGED, buf, NULL, NULL);
+                buffer_changed(b, buf, BB_PROP_PERSISTENT);
         }
         b->generation++;
+        /* A buffer that goes with this hold goes with the hold still there,
+         * so that the releaser, a holder until now, hears why too. */
+        if (buf->n_holds == (h ? 1u : 0u) && !buf->persistent && !lease_keeps(b, buf)) {
+                buffer_drop(b, buf, BROKER_DROP_RELEASED);
+                return 0;
+        }
         if (h)
                 hold_free(b, h);
-
-        buffer_gc(b, buf);
         return 0;
 }
 
@@ -1086,8 +1103,8 @@ int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err
         if (r == -EALREADY) {
                 /* A writable holder sealed it on its own: it is frozen now. */
                 buf->frozen = true;
-        b->generation++;
-                state_changed(b, BROKER_BUFFER_CHANGED, buf, NULL, NULL);
+                b->generation++;
+                buffer_changed(b, buf, BB_PROP_FROZEN);
                 return refuse(err, r, "Buffer %" PRIu64 " is already frozen", buf->id);
         }
         if (r < 0)
@@ -1095,12 +1112,12 @@ int broker_freeze(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err
 
         buf->frozen = true;
         b->generation++;
-        state_changed(b, BROKER_BUFFER_CHANGED, buf, NULL, NULL);
+        buffer_changed(b, buf, BB_PROP_FROZEN);
         return 0;
 }
 
 void broker_drop_buffer(Broker *b, Buffer *buf) {
-        buffer_drop(b, buf, true);
+        buffer_drop(b, buf, BROKER_DROP_UNDONE);
 }
 
 void broker_unhold(Broker *b, Buffer *buf, const char *name) {
@@ -1110,7 +1127,7 @@ void broker_unhold(Broker *b, Buffer *buf, const char *name) {
         if (!h)
                 return;
         hold_free(b, h);
-        buffer_gc(b, buf);
+        buffer_gc(b, buf, BROKER_DROP_UNDONE);
 }
 
 int broker_revoke_token(Broker *b, const char *id) {
@@ -1142,7 +1159,7 @@ void broker_client_vanished(Broker *b, Client *c) {
                 bool last = TAILQ_NEXT(h, by_client) == NULL;
 
                 hold_free(b, h);        /* frees c with the last hold */
-                buffer_gc(b, buf);
+                buffer_gc(b, buf, BROKER_DROP_HOLDERS_GONE);
                 if (last)
                         return;
         }
@@ -1178,7 +1195,7 @@ uint64_t broker_expire(Broker *b, uint64_t now) {
         for (buf = TAILQ_FIRST(&b->buffers); buf; buf = buf_next) {
                 buf_next = TAILQ_NEXT(buf, link);
                 if (buf->expire_usec <= now)
-                        buffer_drop(b, buf, true);
+                        buffer_drop(b, buf, BROKER_DROP_EXPIRED);
         }
 
         return broker_next_deadline(b);
@@ -1243,7 +1260,7 @@ void broker_restore_done(Broker *b, uint64_t next_id) {
                 b->next_id = next_id;
         for (buf = TAILQ_FIRST(&b->buffers); buf; buf = next) {
                 next = TAILQ_NEXT(buf, link);
-                buffer_gc(b, buf);
+                buffer_gc(b, buf, BROKER_DROP_HOLDERS_GONE);
         }
 }
 
@@ -1285,7 +1302,7 @@ Broker *broker_free(Broker *b) {
          * saved state stays as it is, for the next start. */
         b->state_changed = NULL;
         while ((buf = TAILQ_FIRST(&b->buffers)))
-                buffer_drop(b, buf, false);
+                buffer_drop(b, buf, BROKER_DROP_NONE);
         broker_leases_free(b);
 
         free(b);

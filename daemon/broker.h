@@ -62,6 +62,21 @@ typedef struct BrokerStats {
         uint64_t fds;                   /* kept for buffers (planes, exports, queues) */
 } BrokerStats;
 
+/* Why a buffer went (BrokerCallbacks.buffer_dropped): the protocol's
+ * BB_REASON_* of BufferReleased. BROKER_DROP_NONE is the core's own: a
+ * buffer unregistered unannounced (a failed registration, the teardown). */
+typedef enum BrokerDropReason {
+        BROKER_DROP_NONE,
+        BROKER_DROP_RELEASED,           /* its last holder released it, or its owner ended its
+                                         * persistence with nobody holding it */
+        BROKER_DROP_EXPIRED,            /* its TTL passed */
+        BROKER_DROP_HOLDERS_GONE,       /* its last holder's connection closed (or, after a
+                                         * restart, its holders did not come back) */
+        BROKER_DROP_LEASE,              /* every fd and mapping handed out of it closed */
+        BROKER_DROP_UNDONE,             /* the call that made or opened it was taken back
+                                         * (it failed, or its reply was not delivered) */
+} BrokerDropReason;
+
 typedef struct BrokerCallbacks {
         /* A client got its first hold. Return <0 to refuse (the operation
          * that needed it then fails and is undone). */
@@ -71,8 +86,11 @@ typedef struct BrokerCallbacks {
         /* A buffer was registered (its id and path are set). Return <0 to
          * refuse (it is then unregistered again and its creation fails). */
         int (*buffer_added)(Broker *b, Buffer *buf, void *userdata);
-        /* A buffer is about to be freed (released, expired, last holder gone). */
-        void (*buffer_dropped)(Broker *b, Buffer *buf, void *userdata);
+        /* A buffer is about to be freed, and why; its holds are still there. */
+        void (*buffer_dropped)(Broker *b, Buffer *buf, BrokerDropReason reason, void *userdata);
+        /* A property of the contract changed (BB_PROP_PERSISTENT or
+         * BB_PROP_FROZEN); the buffer has its new value. */
+        void (*buffer_changed)(Broker *b, Buffer *buf, const char *property, void *userdata);
 } BrokerCallbacks;
 
 /* Who is calling: a connection name (NULL = not a bus client, never becomes a

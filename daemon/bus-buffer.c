@@ -266,6 +266,11 @@ static int property_get_planes(sd_bus *bus, const char *path, const char *interf
         return bus_append_planes(reply, userdata);
 }
 
+static int property_get_holders(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "u", (uint32_t) ((const Buffer *) userdata)->n_holds);
+}
+
 /* A V4L2 buffer's format and index; empty for a memfd. */
 static int property_get_format(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -282,6 +287,50 @@ static int property_get_format(sd_bus *bus, const char *path, const char *interf
         return r;
 }
 
+int bus_append_buffer_properties(sd_bus_message *reply, Buffer *buf) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
+                                          BB_PROP_ID, "t", buf->id,
+                                          BB_PROP_NAME, "s", buf->name,
+                                          BB_PROP_KIND, "s", buf->kind,
+                                          BB_PROP_SIZE, "t", buf->size,
+                                          BB_PROP_OWNER_UID, "u", (uint32_t) buf->owner_uid,
+                                          BB_PROP_PERSISTENT, "b", buf->persistent,
+                                          BB_PROP_FROZEN, "b", buf->frozen,
+                                          BB_PROP_CREATED_USEC, "t", buf->created_usec,
+                                          BB_PROP_HOLDERS, "u", (uint32_t) buf->n_holds);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", BB_PROP_PLANES);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', "a(tuu)");
+        if (r >= 0)
+                r = bus_append_planes(reply, buf);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", BB_PROP_FORMAT);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', "a{sv}");
+        if (r >= 0)
+                r = property_get_format(NULL, NULL, NULL, NULL, reply, buf, NULL);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
 const sd_bus_vtable buffer_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY(BB_PROP_ID, "t", property_get_uint64, offsetof(Buffer, id), SD_BUS_VTABLE_PROPERTY_CONST),
@@ -290,12 +339,17 @@ const sd_bus_vtable buffer_vtable[] = {
         SD_BUS_PROPERTY(BB_PROP_SIZE, "t", property_get_uint64, offsetof(Buffer, size), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY(BB_PROP_OWNER_UID, "u", property_get_uid, offsetof(Buffer, owner_uid),
                         SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY(BB_PROP_PERSISTENT, "b", property_get_bool, offsetof(Buffer, persistent), 0),
-        SD_BUS_PROPERTY(BB_PROP_FROZEN, "b", property_get_bool, offsetof(Buffer, frozen), 0),
+        /* PropertiesChanged: bus-notify.c sends it, to those who may see
+         * the buffer (sd-bus would broadcast it). */
+        SD_BUS_PROPERTY(BB_PROP_PERSISTENT, "b", property_get_bool, offsetof(Buffer, persistent),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY(BB_PROP_FROZEN, "b", property_get_bool, offsetof(Buffer, frozen),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY(BB_PROP_CREATED_USEC, "t", property_get_uint64, offsetof(Buffer, created_usec),
                         SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY(BB_PROP_PLANES, "a(tuu)", property_get_planes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY(BB_PROP_FORMAT, "a{sv}", property_get_format, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_HOLDERS, "u", property_get_holders, 0, 0),
         SD_BUS_METHOD("Release", NULL, NULL, method_release, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Share",
                                 SD_BUS_ARGS("a{sv}", options),

@@ -18,21 +18,24 @@
 /* ------------------------------------------------- core callbacks --- */
 
 static int on_buffer_added(Broker *b, Buffer *buf, void *userdata) {
-        return fdstore_buffer_added(userdata, buf);
-}
-
-static void on_buffer_dropped(Broker *b, Buffer *buf, void *userdata) {
-        Manager *m = userdata;
         int r;
 
-        fdstore_buffer_dropped(m, buf);
+        r = fdstore_buffer_added(userdata, buf);
+        if (r >= 0)
+                /* Kept: it exists now, for the listeners that may see it. */
+                notify_buffer_added(userdata, buf);
+        return r;
+}
 
-        if (!m->bus)
-                return;         /* direct connections only (the fuzzer) */
-        r = sd_bus_emit_signal(m->bus, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "BufferReleased",
-                               "ot", buf->path, buf->id);
-        if (r < 0)
-                log_warning_errno(r, "Failed to emit BufferReleased for %s", buf->path);
+static void on_buffer_dropped(Broker *b, Buffer *buf, BrokerDropReason reason, void *userdata) {
+        Manager *m = userdata;
+
+        fdstore_buffer_dropped(m, buf);
+        notify_buffer_dropped(m, buf, reason);
+}
+
+static void on_buffer_changed(Broker *b, Buffer *buf, const char *property, void *userdata) {
+        notify_buffer_changed(userdata, buf, property);
 }
 
 /* Holders are not tracked one by one: bus-peer.c watches every connection
@@ -40,6 +43,7 @@ static void on_buffer_dropped(Broker *b, Buffer *buf, void *userdata) {
 const BrokerCallbacks bus_broker_callbacks = {
         .buffer_added = on_buffer_added,
         .buffer_dropped = on_buffer_dropped,
+        .buffer_changed = on_buffer_changed,
 };
 
 /* Calls that return fds: refused for a connection whose earlier replies the
@@ -572,6 +576,43 @@ static int method_list_buffers(sd_bus_message *msg, void *userdata, sd_bus_error
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* The named form of ListBuffers: each buffer's path and its Buffer1
+ * properties by name, so that a field can be added without breaking anyone.
+ * Unlike GetManagedObjects it does not make the caller a listener. */
+static int method_list_buffer_properties(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Manager *m = userdata;
+        Caller caller;
+        Buffer *buf;
+        int r;
+
+        r = bus_get_caller(m, msg, &caller, error);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', BB_LIST_PROPERTIES_ENTRY_SIGNATURE);
+        BROKER_FOREACH_BUFFER(buf, m->broker) {
+                if (r < 0)
+                        break;
+                if (!broker_may_see(m->broker, &caller, buf))
+                        continue;
+                r = sd_bus_message_open_container(reply, 'r', "oa{sv}");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "o", buf->path);
+                if (r >= 0)
+                        r = bus_append_buffer_properties(reply, buf);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 /* ------------------------------------------------------ properties --- */
 
 static int property_get_version(sd_bus *bus, const char *path, const char *interface,
@@ -585,7 +626,7 @@ static int property_get_limits(sd_bus *bus, const char *path, const char *interf
                                void *userdata, sd_bus_error *error) {
         const BrokerLimits *l = &((Manager *) userdata)->broker->limits;
 
-        return sd_bus_message_append(reply, "a{sv}", 10,
+        return sd_bus_message_append(reply, "a{sv}", 12,
                                      BB_LIMIT_MAX_BUFFER_SIZE, "t", l->max_buffer_size,
                                      BB_LIMIT_MAX_BUFFERS_PER_UID, "t", l->max_buffers_per_uid,
                                      BB_LIMIT_MAX_BYTES_PER_UID, "t", l->max_bytes_per_uid,
@@ -595,7 +636,9 @@ static int property_get_limits(sd_bus *bus, const char *path, const char *interf
                                      BB_LIMIT_MAX_TOKENS, "t", l->max_tokens,
                                      BB_LIMIT_MAX_FDS, "t", l->max_fds,
                                      BB_LIMIT_MAX_PRIVATE_PER_UID, "t", (uint64_t) PRIVATE_PER_UID,
-                                     BB_LIMIT_MAX_PRIVATE, "t", (uint64_t) PRIVATE_MAX);
+                                     BB_LIMIT_MAX_PRIVATE, "t", (uint64_t) PRIVATE_MAX,
+                                     BB_LIMIT_MAX_LISTENERS_PER_UID, "t", (uint64_t) LISTENERS_PER_UID,
+                                     BB_LIMIT_MAX_LISTENERS, "t", (uint64_t) LISTENERS_MAX);
 }
 
 static int property_get_stats(sd_bus *bus, const char *path, const char *interface,
@@ -650,12 +693,34 @@ const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_RESULT("a" BB_LIST_ENTRY_SIGNATURE, buffers),
                                 method_list_buffers,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListBufferProperties",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a" BB_LIST_PROPERTIES_ENTRY_SIGNATURE, buffers),
+                                method_list_buffer_properties,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Subscribe",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_NO_RESULT,
+                                bus_method_subscribe,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Unsubscribe",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_NO_RESULT,
+                                bus_method_unsubscribe,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        /* Sent by bus-notify.c to those who may see the buffer, never
+         * broadcast (sd_bus_emit_signal() would). */
         SD_BUS_SIGNAL_WITH_ARGS("BufferReleased",
-                                SD_BUS_ARGS("o", buffer, "t", id),
+                                SD_BUS_ARGS("o", buffer, "t", id, "s", reason),
                                 0),
         SD_BUS_VTABLE_END
 };
 
 int bus_manager_register(Manager *m, sd_bus *bus) {
-        return sd_bus_add_object_vtable(bus, NULL, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, manager_vtable, m);
+        int r;
+
+        r = sd_bus_add_object_vtable(bus, NULL, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, manager_vtable, m);
+        if (r < 0)
+                return r;
+        return bus_notify_register(m, bus);
 }

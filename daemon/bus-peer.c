@@ -501,6 +501,7 @@ static int peer_ask_credentials(Manager *m, Peer *p, sd_bus *bus) {
 static Peer *peer_free(Manager *m, Peer *p) {
         if (!p)
                 return NULL;
+        notify_forget_peer(m, p);
         tdelete(p, &m->peer_index, peer_compare);
         TAILQ_REMOVE(&m->peers, p, link);
         if (p->is_direct)

@@ -12,6 +12,8 @@
  *                     for all), and the queue that serves callers fairly
  *   bus-manager.c     org.bufbroker.Broker1
  *   bus-buffer.c      org.bufbroker.Buffer1
+ *   bus-notify.c      change notification: listeners, and each signal about a
+ *                     buffer sent to those who may see it, never broadcast
  *   bus-common.c      helpers every handler uses
  */
 #pragma once
@@ -27,6 +29,7 @@ typedef struct Manager Manager;
 typedef struct Peer Peer;
 typedef struct UidQueue UidQueue;
 typedef struct Handout Handout;
+typedef struct ListenerUid ListenerUid;
 
 typedef struct QueuedCall {
         sd_bus_message *msg;
@@ -45,6 +48,12 @@ typedef struct QueuedCall {
 #define UID_QUEUE_MAX 256u
 #define TOTAL_QUEUE_MAX 8192u
 
+/* Listeners (Subscribe, GetManagedObjects): per uid, and in all (shared
+ * fairly among uids, as the broker's global limits). Each one costs a
+ * message per change of a buffer its uid may see. */
+#define LISTENERS_PER_UID 64u
+#define LISTENERS_MAX 1024u
+
 /* One connection that has called us: a bus client (by its unique name) or a
  * direct connection. Known from its first call until it disconnects. */
 struct Peer {
@@ -61,6 +70,8 @@ struct Peer {
         sd_bus_slot *creds_slot;        /* GetConnectionCredentials in flight */
         bool not_reading;               /* the bus refused a reply to it: it does not
                                          * read them; no more fds for it */
+        bool listening;                 /* bus-notify.c: told of changes */
+        TAILQ_ENTRY(Peer) listener_link;        /* in Manager.listeners, while listening */
 
         TAILQ_ENTRY(Peer) link;         /* in Manager.peers */
 
@@ -77,6 +88,13 @@ struct UidQueue {
         unsigned n_queued;
         TAILQ_HEAD(, Peer) ready;
         TAILQ_ENTRY(UidQueue) link;     /* in Manager.ready_uids */
+};
+
+/* How many listeners one uid has (bus-notify.c). */
+struct ListenerUid {
+        uid_t uid;
+        unsigned n;
+        TAILQ_ENTRY(ListenerUid) link;
 };
 
 struct Manager {
@@ -108,6 +126,12 @@ struct Manager {
         sd_bus_message *released[8];    /* handed back to sd-bus, not filtered again */
         unsigned n_released;
 
+        /* bus-notify.c */
+        TAILQ_HEAD(, Peer) listeners;
+        unsigned n_listeners;
+        TAILQ_HEAD(, ListenerUid) listener_uids;        /* uids with listeners */
+        unsigned n_listener_uids;
+
         /* bus-connection.c */
         sd_bus *next_bus;               /* moving to a fresh connection */
         sd_event_source *stall_timer;
@@ -137,6 +161,8 @@ struct Manager {
                 .peers = TAILQ_HEAD_INITIALIZER((m).peers),               \
                 .ready_uids = TAILQ_HEAD_INITIALIZER((m).ready_uids),     \
                 .handouts = TAILQ_HEAD_INITIALIZER((m).handouts),         \
+                .listeners = TAILQ_HEAD_INITIALIZER((m).listeners),       \
+                .listener_uids = TAILQ_HEAD_INITIALIZER((m).listener_uids), \
         }
 
 /* bus-common.c */
@@ -261,3 +287,22 @@ extern const BrokerCallbacks bus_broker_callbacks;
 /* bus-buffer.c */
 extern const sd_bus_vtable buffer_vtable[];
 int bus_buffer_register(Manager *m, sd_bus *bus);
+/* The a{sv} of all Buffer1 properties of @buf (GetManagedObjects,
+ * InterfacesAdded, ListBufferProperties). */
+int bus_append_buffer_properties(sd_bus_message *reply, Buffer *buf);
+
+/* bus-notify.c */
+/* GetManagedObjects on the manager object, and its ObjectManager interface
+ * in the introspection. */
+int bus_notify_register(Manager *m, sd_bus *bus);
+/* Broker1.Subscribe() and Unsubscribe(). */
+int bus_method_subscribe(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int bus_method_unsubscribe(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+/* A peer goes: it listens no more. */
+void notify_forget_peer(Manager *m, Peer *p);
+/* Tell each connection that may see @buf: it appeared (InterfacesAdded),
+ * it goes (BufferReleased, InterfacesRemoved; its holds still there), a
+ * property changed (PropertiesChanged). */
+void notify_buffer_added(Manager *m, Buffer *buf);
+void notify_buffer_dropped(Manager *m, Buffer *buf, BrokerDropReason reason);
+void notify_buffer_changed(Manager *m, Buffer *buf, const char *property);

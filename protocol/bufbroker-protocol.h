@@ -75,6 +75,8 @@ static inline const char *bb_buffer_path_from_id(uint64_t id, char buf[static BB
 #define BB_PROP_FORMAT          "Format"        /* a{sv}: the BB_FMT_* keys of a V4L2
                                                  * buffer (not count) and BB_INFO_INDEX;
                                                  * empty for a memfd */
+#define BB_PROP_HOLDERS         "Holders"       /* u: connections holding it now (no
+                                                 * PropertiesChanged: it changes often) */
 
 /* The most fds one buffer has (V4L2's VIDEO_MAX_PLANES): the length of every
  * per-plane array on both sides. */
@@ -207,6 +209,8 @@ static inline const char *bb_v4l2_type_name(uint32_t type) {
                                                          * its RLIMIT_NOFILE and fd store allow */
 #define BB_LIMIT_MAX_PRIVATE_PER_UID    "max-private-connections-per-uid"
 #define BB_LIMIT_MAX_PRIVATE            "max-private-connections"
+#define BB_LIMIT_MAX_LISTENERS_PER_UID  "max-listeners-per-uid"
+#define BB_LIMIT_MAX_LISTENERS          "max-listeners"
 
 /* Keys of the Stats property (all t). */
 #define BB_STAT_BUFFERS         "buffers"
@@ -225,7 +229,26 @@ static inline const char *bb_v4l2_type_name(uint32_t type) {
 /* A token is this many lower-case hex digits (128 random bits). */
 #define BB_TOKEN_LEN            32
 
-/* Signature of one ListBuffers() entry:
+/* The reason of BufferReleased(o buffer, t id, s reason): why the buffer went. */
+#define BB_REASON_RELEASED      "released"      /* its last holder released it, or its owner
+                                                 * ended its persistence with nobody holding it */
+#define BB_REASON_EXPIRED       "expired"       /* its ttl-usec passed */
+#define BB_REASON_HOLDERS_GONE  "holders-gone"  /* its last holder's connection closed */
+#define BB_REASON_LEASE         "lease"         /* every fd and mapping handed out of it closed */
+#define BB_REASON_UNDONE        "undone"        /* the call that created or opened it was taken
+                                                 * back: it failed, or its reply could not be
+                                                 * delivered */
+
+/* The ObjectManager interface the manager object implements. */
+#define BB_OBJECT_MANAGER_INTERFACE "org.freedesktop.DBus.ObjectManager"
+#define BB_PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
+
+/* ListBufferProperties(): one (o path, a{sv} properties) per buffer; the keys
+ * are the BB_PROP_* names of org.bufbroker.Buffer1. */
+#define BB_LIST_PROPERTIES_ENTRY_SIGNATURE "(oa{sv})"
+
+/* Signature of one ListBuffers() entry (frozen: positional, kept for old
+ * clients; new fields go to ListBufferProperties() only):
  * (o path, t id, s name, s kind, t size, u owner_uid, b persistent, b frozen,
  *  u holders, t created_usec) */
 #define BB_LIST_ENTRY_SIGNATURE "(otsstubbut)"

@@ -22,7 +22,10 @@
  *  - every call that expects a reply gets exactly one (counted by reply
  *    cookie; the daemon once replied twice), and a call that asked for none
  *    gets at most one;
- *  - the daemon sends a direct peer replies only (it has no bus to ask for
+ *  - the daemon sends a direct peer replies, and signals only of buffer
+ *    changes (InterfacesAdded/Removed, PropertiesChanged, BufferReleased)
+ *    with the contract's signatures, a documented reason, and for a new
+ *    buffer an owner the peer may see (it has no bus to ask for
  *    credentials: they come from the socket);
  *  - a method return has the signature of the contract; the fds it carries
  *    are sealed memfds (F_SEAL_SHRINK|F_SEAL_GROW) of the size it states,
@@ -545,6 +548,9 @@ static const char *const property_names[] = {
 static const char *const junk_members[] = {
         "Frobnicate", "creatememfd", "CreateMemfd2", "GetManagedObjects", "Hello", "BufferReleased",
         "Disconnected", "RequestName", "GetConnectionCredentials", "ConnectionReplaced",
+        /* change notification: listening makes the peer get signals (checked
+         * by check_signal()) */
+        "Subscribe", "Unsubscribe", "ListBufferProperties", "InterfacesAdded",
 };
 
 static const char *pick_path(Fuzz *f, Input *in) {
@@ -1608,6 +1614,68 @@ static Call *find_call(Conn *c, uint64_t cookie) {
         return NULL;
 }
 
+/* A change signal to a direct peer: as the contract says, and never about a
+ * new buffer the peer may not see (bus-notify.c sends only to those who may). */
+static void check_signal(Conn *c, sd_bus_message *msg) {
+        static const char *const reasons[] = {
+                BB_REASON_RELEASED, BB_REASON_EXPIRED, BB_REASON_HOLDERS_GONE, BB_REASON_LEASE, BB_REASON_UNDONE,
+        };
+        const char *member = strna(sd_bus_message_get_member(msg));
+        const char *path, *reason;
+        uint64_t id, pid;
+        bool known = false;
+        int r;
+
+        if (sd_bus_message_is_signal(msg, BB_MANAGER_INTERFACE, "BufferReleased")) {
+                if (!sd_bus_message_has_signature(msg, "ots") ||
+                    sd_bus_message_read(msg, "ots", &path, &id, &reason) < 0)
+                        fuzz_fail("BufferReleased with signature %s", strna(sd_bus_message_get_signature(msg, true)));
+                if (bb_buffer_path_to_id(path, &pid) < 0 || pid != id)
+                        fuzz_fail("BufferReleased(%s, %" PRIu64 "): path and id differ", path, id);
+                for (size_t i = 0; i < ELEMENTSOF(reasons); i++)
+                        known = known || streq(reason, reasons[i]);
+                if (!known)
+                        fuzz_fail("BufferReleased with reason '%s', which the contract does not name", reason);
+        } else if (sd_bus_message_is_signal(msg, BB_OBJECT_MANAGER_INTERFACE, "InterfacesAdded")) {
+                uint32_t owner = UINT32_MAX;
+
+                if (!sd_bus_message_has_signature(msg, "oa{sa{sv}}"))
+                        fuzz_fail("InterfacesAdded with signature %s", strna(sd_bus_message_get_signature(msg, true)));
+                r = sd_bus_message_skip(msg, "o");
+                r = r < 0 ? r : sd_bus_message_enter_container(msg, 'a', "{sa{sv}}");
+                r = r < 0 ? r : sd_bus_message_enter_container(msg, 'e', "sa{sv}");
+                r = r < 0 ? r : sd_bus_message_skip(msg, "s");
+                r = r < 0 ? r : sd_bus_message_enter_container(msg, 'a', "{sv}");
+                while (r >= 0) {
+                        const char *key;
+
+                        r = sd_bus_message_enter_container(msg, 'e', "sv");
+                        if (r <= 0)
+                                break;
+                        r = sd_bus_message_read(msg, "s", &key);
+                        if (r >= 0 && streq(key, BB_PROP_OWNER_UID))
+                                r = sd_bus_message_read(msg, "v", "u", &owner);
+                        else if (r >= 0)
+                                r = sd_bus_message_skip(msg, "v");
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(msg);
+                }
+                if (r < 0)
+                        fuzz_fail("InterfacesAdded cannot be read: %s", strerror(-r));
+                if (owner != client_uid(c) && client_uid(c) != 0 && client_uid(c) != geteuid())
+                        fuzz_fail("InterfacesAdded of a buffer of uid %u went to client %u (uid %u), which may not see it",
+                                  owner, c->index, (unsigned) client_uid(c));
+        } else if (sd_bus_message_is_signal(msg, BB_OBJECT_MANAGER_INTERFACE, "InterfacesRemoved")) {
+                if (!sd_bus_message_has_signature(msg, "oas"))
+                        fuzz_fail("InterfacesRemoved with signature %s", strna(sd_bus_message_get_signature(msg, true)));
+        } else if (sd_bus_message_is_signal(msg, BB_PROPERTIES_INTERFACE, "PropertiesChanged")) {
+                if (!sd_bus_message_has_signature(msg, "sa{sv}as"))
+                        fuzz_fail("PropertiesChanged with signature %s", strna(sd_bus_message_get_signature(msg, true)));
+        } else
+                fuzz_fail("the daemon sent client %u (%s) the signal %s.%s, which is no change of a buffer",
+                          c->index, c->peer_name, strna(sd_bus_message_get_interface(msg)), member);
+}
+
 static int on_client_message(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
         Conn *c = userdata;
         uint64_t cookie;
@@ -1618,8 +1686,12 @@ static int on_client_message(sd_bus_message *msg, void *userdata, sd_bus_error *
                 fuzz_fail("a message without a type");
         if (sd_bus_message_is_signal(msg, "org.freedesktop.DBus.Local", "Disconnected"))
                 fuzz_fail("the daemon closed the connection of client %u (%s)", c->index, c->peer_name);
+        if (type == SD_BUS_MESSAGE_SIGNAL) {
+                check_signal(c, msg);
+                return 1;
+        }
         if (type != SD_BUS_MESSAGE_METHOD_RETURN && type != SD_BUS_MESSAGE_METHOD_ERROR)
-                fuzz_fail("the daemon sent client %u (%s) a message of type %u (%s.%s): a direct peer gets replies only",
+                fuzz_fail("the daemon sent client %u (%s) a message of type %u (%s.%s): a direct peer gets replies and signals only",
                           c->index, c->peer_name, type, strna(sd_bus_message_get_interface(msg)),
                           strna(sd_bus_message_get_member(msg)));
         if (sd_bus_message_get_reply_cookie(msg, &cookie) < 0)

@@ -203,17 +203,19 @@ bool list_has(sd_bus *bus, uint64_t id) {
 }
 
 static uint64_t released_ids[4096];
+static char released_reasons[4096][16];
 static size_t n_released;
 
 static int on_released(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *path;
+        const char *path, *reason;
         uint64_t id;
 
-        if (sd_bus_message_read(m, "ot", &path, &id) > 0 && n_released < ELEMENTSOF(released_ids)) {
+        if (sd_bus_message_read(m, "ots", &path, &id, &reason) > 0 && n_released < ELEMENTSOF(released_ids)) {
                 /* the path and the id must agree */
-                if (buffer_id_from_path(path) == id)
+                if (buffer_id_from_path(path) == id) {
+                        snprintf(released_reasons[n_released], sizeof(released_reasons[0]), "%s", reason);
                         released_ids[n_released++] = id;
-                else
+                } else
                         fprintf(stderr, "BufferReleased(%s, %" PRIu64 "): path and id differ\n",
                                 path, id);
         }
@@ -228,6 +230,20 @@ void released_watch(void) {
         r = sd_bus_match_signal(test_bus(), NULL, H->daemon_unique_name, BB_MANAGER_PATH,
                                 BB_MANAGER_INTERFACE, "BufferReleased", on_released, NULL);
         ck_assert_msg(r >= 0, "AddMatch BufferReleased: %s", strerror(-r));
+        /* Signals go only to holders and listeners: listen (as root: to
+         * every buffer's). Again after a restart: a new daemon knows no
+         * listener. */
+        r = sd_bus_call_method(test_bus(), BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Subscribe",
+                               NULL, NULL, "");
+        ck_assert_msg(r >= 0, "Subscribe: %s", strerror(-r));
+}
+
+const char *released_reason(uint64_t id) {
+        (void) released_seen(id);
+        for (size_t i = 0; i < n_released; i++)
+                if (released_ids[i] == id)
+                        return released_reasons[i];
+        return NULL;
 }
 
 bool released_seen(uint64_t id) {

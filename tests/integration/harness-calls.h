@@ -45,8 +45,12 @@ int call_open(sd_bus *bus, const char *token, char **ret_path, int *ret_fd,
 bool list_has(sd_bus *bus, uint64_t id);
 
 /* BufferReleased: subscribe the test's connection (synchronously, so no
- * signal is missed afterwards), then wait for a given id. */
+ * signal is missed afterwards: AddMatch, then Broker1.Subscribe, since the
+ * daemon sends signals only to listeners and holders), then wait for a
+ * given id. */
 void released_watch(void);
+/* The reason of id's BufferReleased (BB_REASON_*), NULL if none came yet. */
+const char *released_reason(uint64_t id);
 bool released_wait(uint64_t id, int timeout_ms);
 /* Was id seen already (no waiting)? */
 bool released_seen(uint64_t id);

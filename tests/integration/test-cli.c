@@ -1069,7 +1069,7 @@ END_TEST
 START_TEST(test_monitor) {
         char addr[200], want[200];
         BgProc mon;
-        uint64_t id;
+        uint64_t id, hidden;
         _cleanup_run_result_ RunResult rel = { 0 };
 
         snprintf(addr, sizeof(addr), "--address=%s", H->address);
@@ -1077,13 +1077,21 @@ START_TEST(test_monitor) {
                            (const char *[]) { harness_env("BUFBROKERCTL"), addr, "monitor", NULL }) == 0);
         ck_assert_msg(bg_wait_output(&mon, "Monitoring", scaled_ms(10000)),
                       "monitor did not start: %s", mon.out ?: "");
-        id = ctl_create(AS_ROOT, "4K", "watched", true);
-        ctl(&rel, AS_ROOT, NULL, "release", ids(id));
+        /* root's buffer first: nobody may not see it, and hears nothing of it */
+        hidden = ctl_create(AS_ROOT, "4K", "hidden", true);
+        ctl(&rel, AS_ROOT, NULL, "release", ids(hidden));
         ck_assert_run_status(&rel, 0);
-        snprintf(want, sizeof(want), "BufferReleased %s/%" PRIu64 " %" PRIu64 "\n",
+        run_result_done(&rel);
+        id = ctl_create(NOBODY_UID, "4K", "watched", true);
+        ctl(&rel, NOBODY_UID, NULL, "release", ids(id));
+        ck_assert_run_status(&rel, 0);
+        snprintf(want, sizeof(want), "BufferReleased %s/%" PRIu64 " %" PRIu64 " " BB_REASON_RELEASED "\n",
                  BB_BUFFER_PATH_PREFIX, id, id);
         ck_assert_msg(bg_wait_output(&mon, want, scaled_ms(5000)), "monitor printed:\n%s",
                       mon.out ?: "");
+        snprintf(want, sizeof(want), "%s/%" PRIu64 " ", BB_BUFFER_PATH_PREFIX, hidden);
+        ck_assert_msg(!strstr(mon.out, want), "monitor of uid %u printed root's buffer:\n%s",
+                      (unsigned) NOBODY_UID, mon.out);
         /* SIGTERM ends it cleanly */
         ck_assert_int_eq(bg_stop(&mon), 0);
         free(mon.out);

@@ -96,6 +96,8 @@ START_TEST(test_limits_property) {
                 { BB_LIMIT_MAX_TOKENS, 100 },
                 { BB_LIMIT_MAX_PRIVATE_PER_UID, 16 },
                 { BB_LIMIT_MAX_PRIVATE, 128 },
+                { BB_LIMIT_MAX_LISTENERS_PER_UID, 64 },
+                { BB_LIMIT_MAX_LISTENERS, 1024 },
         };
         bb_client *c = lib_connect();
         bb_key_value *kv = NULL;

@@ -6,8 +6,10 @@
 #            valid DocBook 4.5, and the built page formats with groff -ww
 #            without a warning
 #   api      org.bufbroker.Broker1(5) has an entry for every method, property
-#            and signal of the contract XML and every annotation it uses,
-#            every error name and option key of bufbroker-protocol.h, and the
+#            and signal of the contract XML and of change notification
+#            (ObjectManager, PropertiesChanged), every annotation the XML
+#            uses, every error name, option key and BufferReleased reason of
+#            bufbroker-protocol.h, and the
 #            generated introspection listings
 #   library  libbufbroker(3) documents every function, macro and type of
 #            bufbroker.h, and its example program compiles
@@ -155,9 +157,20 @@ api() {
         done
         [ "$n" -gt 0 ] || fail "annotations found in $PROTOCOL_XML"
 
-        # Option, info, format, limit and stats keys.
+        # The standard members the manager object serves for change
+        # notification (not in the contract XML: sd-bus provides them).
+        for t in "function GetManagedObjects()" "function InterfacesAdded" "function InterfacesRemoved" \
+                 "function PropertiesChanged"; do
+                if grep -qxF "$t" <<<"$documented"; then
+                        pass "$page documents ${t#* }"
+                else
+                        fail "$page documents ${t#* } (no term <function>${t#* }</function>)"
+                fi
+        done
+
+        # Option, info, format, limit and stats keys, and BufferReleased's reasons.
         n=0
-        for name in $(sed -n 's/^#define BB_\(OPT\|INFO\|FMT\|LIMIT\|STAT\)_[A-Z0-9_]*[[:space:]]*"\([^"]*\)".*/\2/p' "$PROTOCOL_H" | sort -u); do
+        for name in $(sed -n 's/^#define BB_\(OPT\|INFO\|FMT\|LIMIT\|STAT\|REASON\)_[A-Z0-9_]*[[:space:]]*"\([^"]*\)".*/\2/p' "$PROTOCOL_H" | sort -u); do
                 n=$((n + 1))
                 if grep -qxF "literal $name" <<<"$documented"; then
                         pass "$page documents key \"$name\""

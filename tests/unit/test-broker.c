@@ -301,10 +301,13 @@ START_TEST(test_caller_without_name) {
         ck_assert_uint_eq(broker_expire(b, T0 + USEC_PER_HOUR), USEC_INFINITY);
         ck_assert_ptr_eq(broker_find_buffer(b, buf->id), buf);
 
-        /* The owner uid releases it. */
+        /* The owner uid releases it: persistence ends (told), then it goes. */
         ck_assert_int_eq(release(buf, NULL, UID_A), 0);
         assert_stats(0, 0, 0, 0);
         ck_assert_uint_eq(rec.dropped, 1);
+        ck_assert_int_eq(rec.last_reason, BROKER_DROP_RELEASED);
+        ck_assert_uint_eq(rec.changed, 1);
+        ck_assert_str_eq(rec.last_changed, BB_PROP_PERSISTENT);
 }
 END_TEST
 
@@ -329,6 +332,7 @@ START_TEST(test_strings_are_copied) {
         vanish(":1.42");
         ck_assert_uint_eq(rec.dropped, 1);
         ck_assert_uint_eq(rec.dropped_ids[0], id);
+        ck_assert_int_eq(rec.last_reason, BROKER_DROP_HOLDERS_GONE);
 }
 END_TEST
 
@@ -447,11 +451,15 @@ START_TEST(test_open_adds_holder_release_by_holders) {
         ck_assert_uint_eq(rec.dropped, 0);
         assert_stats(1, 2 * page_size(), 1, 1);
 
-        /* The last holder lets go: dropped, once; its token dies with it. */
+        /* The last holder lets go: dropped, once; its token dies with it.
+         * Announced with that hold still there, so that the bus layer
+         * tells that holder too. */
         ck_assert_int_eq(release(buf, ":1.2", UID_B), 0);
         ck_assert_ptr_null(broker_find_buffer(b, id));
         ck_assert_uint_eq(rec.dropped, 1);
         ck_assert_uint_eq(rec.dropped_ids[0], id);
+        ck_assert_int_eq(rec.last_reason, BROKER_DROP_RELEASED);
+        ck_assert_uint_eq(rec.last_dropped_holds, 1);
         ck_assert_uint_eq(rec.removed, 2);
         ck_assert_str_eq(rec.last_removed, ":1.2");
         assert_stats(0, 0, 0, 0);
@@ -1433,6 +1441,7 @@ START_TEST(test_ttl_persistent_buffer) {
         ck_assert_ptr_null(broker_find_buffer(b, id));
         ck_assert_uint_eq(rec.dropped, 1);
         ck_assert_uint_eq(rec.dropped_ids[0], id);
+        ck_assert_int_eq(rec.last_reason, BROKER_DROP_EXPIRED);
         ck_assert_uint_eq(broker_next_deadline(b), USEC_INFINITY);
         assert_stats(0, 0, 0, 0);
         assert_usage(UID_A, 0, 0, 0);

@@ -48,6 +48,10 @@ typedef struct Recorder {
         unsigned removed;
         unsigned dropped;
         uint64_t dropped_ids[1024];
+        BrokerDropReason last_reason;
+        unsigned last_dropped_holds;    /* the holds the dropped buffer still had */
+        unsigned changed;
+        const char *last_changed;       /* the property */
         char last_removed[64];
 } Recorder;
 
@@ -77,19 +81,31 @@ static void rec_client_removed(Broker *broker, Client *c, void *userdata) {
         r->removed++;
 }
 
-static void rec_buffer_dropped(Broker *broker, Buffer *buf, void *userdata) {
+static void rec_buffer_dropped(Broker *broker, Buffer *buf, BrokerDropReason reason, void *userdata) {
         Recorder *r = userdata;
 
         ck_assert_ptr_eq(broker, b);
         ck_assert_ptr_nonnull(buf);
+        ck_assert_int_ne(reason, BROKER_DROP_NONE);
         ck_assert_uint_lt(r->dropped, ELEMENTSOF(r->dropped_ids));
         r->dropped_ids[r->dropped++] = buf->id;
+        r->last_reason = reason;
+        r->last_dropped_holds = buf->n_holds;
+}
+
+static void rec_buffer_changed(Broker *broker, Buffer *buf, const char *property, void *userdata) {
+        Recorder *r = userdata;
+
+        ck_assert_ptr_eq(broker, b);
+        r->changed++;
+        r->last_changed = property;
 }
 
 static const BrokerCallbacks rec_callbacks = {
         .client_added = rec_client_added,
         .client_removed = rec_client_removed,
         .buffer_dropped = rec_buffer_dropped,
+        .buffer_changed = rec_buffer_changed,
 };
 
 static inline uint64_t page_size(void) {
