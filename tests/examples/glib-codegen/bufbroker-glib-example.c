@@ -238,11 +238,12 @@ static int cmd_open(const char *token) {
 }
 
 static void on_buffer_released(BufbrokerBroker1 *manager, const char *path, guint64 id,
-                               gpointer userdata) {
+                               const char *reason, gpointer userdata) {
         const char *want = ((const char **) userdata)[0];
 
         (void) manager;
         (void) id;
+        (void) reason;
         if (strcmp(path, want) == 0)
                 ((const char **) userdata)[1] = "released";
 }
@@ -263,6 +264,12 @@ static int cmd_release(const char *path) {
          * signal "buffer-released"; connect before the call, so that it cannot
          * be missed. */
         g_signal_connect(manager, "buffer-released", G_CALLBACK(on_buffer_released), state);
+
+        /* Signals are not broadcast: the broker sends each copy to the
+         * buffer's holders and to listeners that may see it. This connection
+         * holds nothing, so it becomes a listener. */
+        if (!bufbroker_broker1_call_subscribe_sync(manager, NULL, &error))
+                die("Subscribe", error);
 
         /* For the owner this also ends the buffer's persistence: nobody else
          * holds it, so the daemon drops it. */

@@ -142,7 +142,7 @@ def release(bus, path):
     loop = GLib.MainLoop()
     seen = []
 
-    def on_released(released_path, released_id):
+    def on_released(released_path, released_id, reason):
         if released_path == path:
             seen.append(int(released_id))
             loop.quit()
@@ -151,6 +151,10 @@ def release(bus, path):
     bus.add_signal_receiver(
         on_released, "BufferReleased", MANAGER_INTERFACE, BUS_NAME, MANAGER_PATH
     )
+    # Signals are not broadcast: the broker sends each copy to the holders
+    # of the buffer and to listeners that may see it. This connection holds
+    # nothing, so it becomes a listener.
+    manager(bus).Subscribe()
     # For the owner this also ends the buffer's persistence: nobody else
     # holds it, so the daemon drops it.
     buffer(bus, path).Release()

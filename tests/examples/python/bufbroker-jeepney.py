@@ -153,6 +153,10 @@ def release(conn, path):
     )
     unwrap_msg(conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=TIMEOUT))
     with conn.filter(rule, bufsize=64) as signals:
+        # Signals are not broadcast: the broker sends each copy to the
+        # buffer's holders and to listeners that may see it. This connection
+        # holds nothing, so it becomes a listener.
+        call(conn, MANAGER, "Subscribe")
         # For the owner this also ends the buffer's persistence: nobody else
         # holds it, so the daemon drops it.
         call(conn, buffer(path), "Release")
