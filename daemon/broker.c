@@ -452,14 +452,17 @@ void broker_buffer_gc(Broker *b, Buffer *buf) {
         buffer_gc(b, buf);
 }
 
-/* Every description handed out is gone: each holder has released. */
+/* Every description handed out is gone: each holder has released. The
+ * kernel has just said so (lease.c), and nothing ran since: the buffer goes
+ * unless it is persistent, without asking again. */
 void broker_lease_ended(Broker *b, Buffer *buf) {
         Hold *h;
 
         while ((h = TAILQ_FIRST(&buf->holds)))
                 hold_free(b, h);
         b->generation++;
-        buffer_gc(b, buf);
+        if (!buf->persistent)
+                buffer_drop(b, buf, true);
 }
 
 bool broker_is_privileged(Broker *b, uid_t uid) {
