@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bus.h"
+#include "memfd.h"
 
 /* Arm the one-shot CLOCK_MONOTONIC timer *@s for @next (USEC_INFINITY: turn
  * it off), creating it on first use. */
@@ -79,6 +80,7 @@ int manager_init(Manager *m, const BrokerLimits *limits) {
         r = broker_new(&m->broker, limits, &bus_broker_callbacks, m);
         if (r < 0)
                 return r;
+        fd_reopen_dir_open();           /* every handout reopens a memfd */
         manager_start_leases(m);
         return 0;
 }
@@ -89,6 +91,7 @@ void manager_done(Manager *m) {
         m->lease_source = sd_event_source_disable_unref(m->lease_source);
         m->lease_timer = sd_event_source_disable_unref(m->lease_timer);
         m->broker = broker_free(m->broker);
+        fd_reopen_dir_close();
         peers_free(m);
         m->expire_timer = sd_event_source_disable_unref(m->expire_timer);
         m->idle_timer = sd_event_source_disable_unref(m->idle_timer);
