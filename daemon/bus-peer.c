@@ -724,6 +724,9 @@ int peer_filter(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
         if (take_released(m, msg))
                 return 0;               /* its turn came: sd-bus dispatches it */
         m->n_calls++;
+        /* Closes first: a buffer closed before this call was sent is gone
+         * before the call is served (and is not charged to it). */
+        manager_leases_poll(m);
         if (sd_bus_message_is_method_call(msg, "org.freedesktop.DBus.Peer", NULL))
                 return 0;
 
