@@ -352,6 +352,11 @@ int broker_leases_process(Broker *b) {
                         closed_mark(b, buf);
                         any = true;
                 }
+                /* Room for another event was left: the queue was empty. An
+                 * event queued since is read next time (the loop, or the
+                 * next call, looks again), so no read just for EAGAIN. */
+                if ((size_t) n + sizeof(struct inotify_event) <= sizeof(ev))
+                        break;
         }
         if (!any)
                 return 0;
