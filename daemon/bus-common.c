@@ -57,6 +57,20 @@ static int on_lease_events(sd_event_source *s, int fd, uint32_t revents, void *u
         return 0;
 }
 
+int manager_leases_per_call_end(Manager *m) {
+        int r;
+
+        if (!m->lease_per_call)
+                return 0;
+        r = sd_event_source_set_enabled(m->lease_source, SD_EVENT_ON);
+        if (r < 0)
+                return r;
+        m->lease_per_call = false;
+        (void) sd_event_source_set_enabled(m->lease_lazy, SD_EVENT_OFF);
+        manager_leases_process(m);
+        return 1;
+}
+
 static int on_lease_per_call_end(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
         uint64_t end = m->lease_polled_usec + LEASE_PER_CALL_USEC;
@@ -66,16 +80,13 @@ static int on_lease_per_call_end(sd_event_source *s, uint64_t usec, void *userda
         if (usec < end && sd_event_source_set_time(s, end) >= 0 &&
             sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) >= 0)
                 return 0;
-        if (sd_event_source_set_enabled(m->lease_source, SD_EVENT_ON) < 0) {
+        if (manager_leases_per_call_end(m) < 0) {
                 /* Keep looking per call, and try again later. */
                 if (sd_event_source_set_time(s, usec + LEASE_PER_CALL_USEC) < 0 ||
                     sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) < 0)
                         log_warning("Cannot watch buffers for closes between calls; a buffer closed now goes "
                                     "with the next call");
-                return 0;
         }
-        m->lease_per_call = false;
-        manager_leases_process(m);
         return 0;
 }
 

@@ -160,6 +160,11 @@ void manager_schedule_expiry(Manager *m);
 void manager_schedule_lease_recheck(Manager *m);
 /* A call came in: look at the closes first (see bus-common.c). */
 void manager_leases_poll(Manager *m);
+/* Calls stopped: closes wake the loop again, and the ones queued are looked
+ * at now (1; 0: it did already). The loop does this LEASE_PER_CALL_USEC
+ * after the last call; a harness that runs the loop itself and sees it
+ * settle does it when it would wait that long. */
+int manager_leases_per_call_end(Manager *m);
 
 typedef struct BusOption {
         const char *key;
