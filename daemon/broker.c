@@ -460,19 +460,21 @@ void broker_buffer_gc(Broker *b, Buffer *buf) {
         buffer_gc(b, buf, BROKER_DROP_LEASE);
 }
 
-/* Every description handed out is gone: each holder has released. Its
- * holds go before it does, so that only listeners hear of it: a lease ends
- * mostly because processes exited, and a message to each of their
- * connections, closing at the same time, is one per buffer for nobody
- * (with 2,000 holders killed at once it made dbus-daemon stop reading the
- * daemon, tests/hostile). */
+/* Every description handed out is gone: each holder has released. The
+ * kernel has just said so (lease.c), and nothing ran since: the buffer goes
+ * unless it is persistent, without asking again. Its holds go before it
+ * does, so that only listeners hear of it: a lease ends mostly because
+ * processes exited, and a message to each of their connections, closing at
+ * the same time, is one per buffer for nobody (with 2,000 holders killed at
+ * once it made dbus-daemon stop reading the daemon, tests/hostile). */
 void broker_lease_ended(Broker *b, Buffer *buf) {
         Hold *h;
 
         while ((h = TAILQ_FIRST(&buf->holds)))
                 hold_free(b, h);
         b->generation++;
-        buffer_gc(b, buf, BROKER_DROP_LEASE);
+        if (!buf->persistent)
+                buffer_drop(b, buf, BROKER_DROP_LEASE);
 }
 
 bool broker_is_privileged(Broker *b, uid_t uid) {

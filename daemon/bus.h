@@ -105,6 +105,9 @@ struct Manager {
         sd_event_source *expire_timer;
         sd_event_source *lease_source;  /* the broker's inotify fd (leases) */
         sd_event_source *lease_timer;   /* asking again about closed buffers */
+        sd_event_source *lease_lazy;    /* closes looked at per call: when to stop */
+        bool lease_per_call;            /* lease_source is off meanwhile */
+        uint64_t lease_polled_usec;     /* the last call that looked */
 
         /* bus-peer.c */
         void *peer_index;               /* tsearch tree by name */
@@ -181,6 +184,13 @@ int bus_map_broker_error(sd_bus_error *error, int r, const BrokerError *err);
 void manager_schedule_expiry(Manager *m);
 /* Arm the timer for the broker's next lease recheck (after every round). */
 void manager_schedule_lease_recheck(Manager *m);
+/* A call came in: look at the closes first (see bus-common.c). */
+void manager_leases_poll(Manager *m);
+/* Calls stopped: closes wake the loop again, and the ones queued are looked
+ * at now (1; 0: it did already). The loop does this LEASE_PER_CALL_USEC
+ * after the last call; a harness that runs the loop itself and sees it
+ * settle does it when it would wait that long. */
+int manager_leases_per_call_end(Manager *m);
 
 typedef struct BusOption {
         const char *key;

@@ -34,3 +34,8 @@ int memfd_freeze(int fd);
  * (O_APPEND, O_NONBLOCK) or file offset never reach another. With O_RDONLY
  * the fd cannot be mapped writable, written, truncated or sealed. */
 int fd_reopen(int fd, int flags);
+
+/* Make fd_reopen() cheaper for the life of the process: one more fd, kept
+ * until fd_reopen_dir_close(). */
+void fd_reopen_dir_open(void);
+void fd_reopen_dir_close(void);
