@@ -274,8 +274,8 @@ static void json_key_values(JsonWriter *w, const bb_key_value *kv, size_t n) {
 }
 
 /* One buffer as every command's JSON shows it: the same keys always, null
- * for what this handle does not know (holders outside 'list', planes
- * inside it, the format of a memfd). Documented in bufbrokerctl(1). */
+ * for what this handle does not know (holders outside 'list' and 'info', the format
+ * of a memfd). Documented in bufbrokerctl(1). */
 static void json_buffer(JsonWriter *w, bb_buffer *b) {
         uid_t owner = bb_buffer_owner_uid(b);
         unsigned holders;

@@ -593,7 +593,8 @@ START_TEST(test_json_status_list_info) {
                             "[(b['name'], b['owner_uid'], b['owner_user'], b['size'], b['kind'], b['persistent'], "
                             "b['frozen'], b['holders'], b['planes'], b['format'], b['path']) "
                             "for b in d if b['id'] == %" PRIu64 "] == "
-                            "[('json-mine', 0, 'root', 8192, 'memfd', True, False, 0, None, None, "
+                            "[('json-mine', 0, 'root', 8192, 'memfd', True, False, 0, "
+                            "[{'length': 8192, 'stride': 0, 'offset': 0}], None, "
                             "'" BB_BUFFER_PATH_PREFIX "/%" PRIu64 "')] and "
                             "[(b['owner_uid'], b['owner_user']) for b in d if b['id'] == %" PRIu64 "] == "
                             "[(%u, '%s')] and all(type(b['created_usec']) is int for b in d)",
@@ -606,7 +607,7 @@ START_TEST(test_json_status_list_info) {
                 ctl_json(&inf, AS_ROOT, modes[m], (const char *[]) { "info", ids(mine), NULL });
                 assert_json(inf.out, modes[m],
                             "d['id'] == %" PRIu64 " and d['name'] == 'json-mine' and d['owner_user'] == 'root' "
-                            "and d['owner_uid'] == 0 and d['size'] == 8192 and d['holders'] is None and "
+                            "and d['owner_uid'] == 0 and d['size'] == 8192 and d['holders'] == 0 and "
                             "d['planes'] == [{'length': 8192, 'stride': 0, 'offset': 0}] and d['format'] is None "
                             "and d['created_usec'] > 0", mine);
         }
@@ -689,7 +690,8 @@ START_TEST(test_json_monitor) {
         size_t n = 0;
 
         snprintf(addr, sizeof(addr), "--address=%s", H->address);
-        ck_assert(bg_spawn(&mon, NOBODY_UID, NULL,
+        /* signals go only to those who may see the buffer: root's monitor */
+        ck_assert(bg_spawn(&mon, AS_ROOT, NULL,
                            (const char *[]) { harness_env("BUFBROKERCTL"), addr, "monitor", "--json=short",
                                               NULL }) == 0);
         ck_assert_msg(bg_wait_output(&mon, "Monitoring", scaled_ms(10000)), "monitor did not start: %s",
@@ -697,7 +699,7 @@ START_TEST(test_json_monitor) {
         id = ctl_create(AS_ROOT, "4K", "watched-json", true);
         ctl(&rel, AS_ROOT, NULL, "release", ids(id));
         ck_assert_run_status(&rel, 0);
-        snprintf(want, sizeof(want), "\"id\":%" PRIu64 "}\n", id);
+        snprintf(want, sizeof(want), "\"id\":%" PRIu64 ",\"reason\":\"released\"}\n", id);
         ck_assert_msg(bg_wait_output(&mon, want, scaled_ms(5000)), "monitor printed:\n%s", mon.out ?: "");
         ck_assert_int_eq(bg_stop(&mon), 0);
 
@@ -717,7 +719,7 @@ START_TEST(test_json_monitor) {
         }
         assert_json(docs, "lines-short",
                     "d[-1] == {'signal': 'BufferReleased', 'path': '" BB_BUFFER_PATH_PREFIX "/%" PRIu64 "', "
-                    "'id': %" PRIu64 "}", id, id);
+                    "'id': %" PRIu64 ", 'reason': 'released'}", id, id);
         free(mon.out);
 }
 END_TEST
