@@ -130,9 +130,9 @@ int bb_client_new_address(bb_client **ret, const char *address);
  * so each call costs one round trip on it instead of two through the bus.
  * Its calls are those of c's uid; the buffers it creates or opens are held
  * by it and go when it closes (bb_client_unref()), as with any connection.
- * It cannot monitor (bb_client_monitor() gives -EOPNOTSUPP; monitor on
- * c), and it ends with the daemon (a restart keeps
- * buffers, not private connections). -EDQUOT past the broker's limit on
+ * bb_client_monitor() on it hears the buffers its uid may see, as on the
+ * bus. It ends with the daemon (a restart keeps buffers, not private
+ * connections). -EDQUOT past the broker's limit on
  * private connections. c stays usable and independent. */
 int bb_client_open_private(bb_client *c, bb_client **ret);
 

@@ -670,11 +670,12 @@ static int monitor_set(bb_client *c, bb_released_func callback, bb_released_reas
                 return 0;
         }
 
-        if (c->is_private)
-                return -EOPNOTSUPP;     /* not here (yet): monitor on the bus connection */
         if (!c->monitor_slot) {
-                /* Synchronous AddMatch: when this returns, no signal can be missed. */
-                r = sd_bus_match_signal(c->bus, &slot, BB_BUS_NAME, NULL, BB_MANAGER_INTERFACE,
+                /* Synchronous AddMatch: when this returns, no signal can be
+                 * missed. A private connection has no bus and no sender
+                 * names: everything on it comes from the broker. */
+                r = sd_bus_match_signal(c->bus, &slot, c->is_private ? NULL : BB_BUS_NAME, NULL,
+                                        BB_MANAGER_INTERFACE,
                                         "BufferReleased", on_buffer_released, c);
                 if (r < 0)
                         return r;

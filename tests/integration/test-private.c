@@ -78,22 +78,41 @@ START_TEST(test_private_connection_is_the_openers) {
 }
 END_TEST
 
-/* bb_client_monitor() needs the bus: BufferReleased is a bus signal. */
-static int monitor_refused(void *userdata) {
+/* A private connection monitors like a bus connection: it hears, with the
+ * reason, of its uid's buffer released on the bus connection (released,
+ * then its fd closed: it goes by the lease). */
+static void heard(const char *path, uint64_t id, const char *reason, void *userdata) {
+        char *out = userdata;
+
+        (void) path;
+        snprintf(out, 64, "%" PRIu64 " %s", id, reason);
+}
+
+static int monitor_on_private(void *userdata) {
         bb_client *c = NULL, *p = NULL;
+        bb_buffer *b = NULL;
+        char got[64] = "", want[64];
         int r;
 
+        (void) userdata;
         child_check(lib_connect(&c) == 0, "connect");
         child_check(bb_client_open_private(c, &p) == 0, "open private");
-        r = bb_client_monitor(p, (bb_released_func) abort, NULL);
-        child_check(r == -EOPNOTSUPP, "monitor on a private connection: %d, want -EOPNOTSUPP", r);
+        r = bb_client_monitor_reason(p, heard, got);
+        child_check(r == 0, "monitor on a private connection: %s", strerror(-r));
+        child_check(bb_buffer_create(c, "heard-privately", 4096, BB_CREATE_PERSISTENT, 0, &b) == 0, "create");
+        snprintf(want, sizeof(want), "%" PRIu64 " lease", bb_buffer_id(b));
+        child_check(bb_buffer_release(b) == 0, "release");
+        b = bb_buffer_unref(b);
+        for (unsigned i = 0; i < 50 && !got[0]; i++)
+                child_check(bb_client_process(p, 100 * 1000) >= 0, "process");
+        child_check(strcmp(got, want) == 0, "heard \"%s\", want \"%s\"", got, want);
         bb_client_unref(p);
         bb_client_unref(c);
         return 0;
 }
 
-START_TEST(test_private_connection_cannot_monitor) {
-        ck_assert_int_eq(run_as(AS_ROOT, monitor_refused, NULL, 20000), 0);
+START_TEST(test_private_connection_monitors) {
+        ck_assert_int_eq(run_as(NOBODY_UID, monitor_on_private, NULL, 20000), 0);
 }
 END_TEST
 
@@ -214,7 +233,7 @@ END_TEST
 /* bufbrokerctl --private: the same uid, the same output; monitor needs the
  * bus and says so. */
 START_TEST(test_ctl_private) {
-        _cleanup_run_result_ RunResult c = { 0 }, i = { 0 }, rel = { 0 }, mon = { 0 };
+        _cleanup_run_result_ RunResult c = { 0 }, i = { 0 }, rel = { 0 };
         char want[64], id[32];
         Snapshot base;
         char *end;
@@ -230,9 +249,6 @@ START_TEST(test_ctl_private) {
         ck_assert_msg(strstr(i.out, want), "info:\n%s", i.out);
         ctl(&rel, NOBODY_UID, NULL, "--private", "release", id);
         ck_assert_run_status(&rel, 0);
-        ctl(&mon, NOBODY_UID, NULL, "--private", "monitor");
-        ck_assert_run_status(&mon, 1);
-        ck_assert_msg(strstr(mon.err, "Operation not supported"), "monitor: %s", mon.err);
         assert_back_to(&base, "after bufbrokerctl --private");
 }
 END_TEST
@@ -240,7 +256,7 @@ END_TEST
 static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_ctl_private);
         tcase_add_test(tc, test_private_connection_is_the_openers);
-        tcase_add_test(tc, test_private_connection_cannot_monitor);
+        tcase_add_test(tc, test_private_connection_monitors);
         tcase_add_test(tc, test_private_connection_limit);
         tcase_add_test(tc, test_private_connection_garbage);
 }
