@@ -227,8 +227,11 @@ bool handout_refused(Manager *m, sd_bus_message *msg) {
         log_warning("the bus refused our reply to %s (uid %u): %s: %s; taking back what it handed out",
                 h->client, (unsigned) h->uid, e ? e->name : "?", e ? e->message : "?");
         p = peer_find(m, h->client);
-        if (p)
+        if (p) {
                 p->not_reading = true;
+                /* Where the check (bus-peer.c) could not tell. */
+                p->no_fds = e && sd_bus_error_has_name(e, SD_BUS_ERROR_NOT_SUPPORTED);
+        }
         handout_undo(m, h);
         handout_free(m, h);
         return true;
