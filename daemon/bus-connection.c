@@ -30,6 +30,15 @@
  * token) is taken back then, so nothing is left that nobody knows of.
  * Replies are remembered until a probe sent after them is answered: the bus
  * handles our messages in order, so a refusal, if any, came before.
+ *
+ * A connection that cannot take fds (it did not negotiate fd passing):
+ * dbus-daemon refuses our reply with NotSupported, and lets no second reply
+ * through (it dropped the caller's pending-reply record with the refused
+ * reply), so that caller waits for its own timeout; its later calls that
+ * return fds are refused at once (bus_get_fd_caller()). dbus-broker shuts
+ * that connection down instead (the caller sees it closed at once) and
+ * tells us nothing: its holds go when it closes, but a persistent buffer it
+ * created, or a single-use token it spent, stays.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -224,12 +233,16 @@ bool handout_refused(Manager *m, sd_bus_message *msg) {
         if (!h)
                 return false;
 
-        log_warning("the bus refused our reply to %s (uid %u): %s: %s; taking back what it handed out",
-                h->client, (unsigned) h->uid, e ? e->name : "?", e ? e->message : "?");
+        if (e && sd_bus_error_has_name(e, SD_BUS_ERROR_NOT_SUPPORTED))
+                log_warning("the bus refused our reply to %s (uid %u): it cannot take file descriptors (its "
+                            "connection did not negotiate fd passing; the bus said: %s); taking back what it handed out",
+                            h->client, (unsigned) h->uid, e->message ?: "");
+        else
+                log_warning("the bus refused our reply to %s (uid %u): %s: %s; taking back what it handed out",
+                            h->client, (unsigned) h->uid, e ? e->name : "?", e ? e->message : "?");
         p = peer_find(m, h->client);
         if (p) {
                 p->not_reading = true;
-                /* Where the check (bus-peer.c) could not tell. */
                 p->no_fds = e && sd_bus_error_has_name(e, SD_BUS_ERROR_NOT_SUPPORTED);
         }
         handout_undo(m, h);

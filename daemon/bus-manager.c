@@ -56,8 +56,8 @@ static int check_takes_fds(Manager *m, const Caller *caller, sd_bus_error *error
                                          caller->name);
         if (p && p->no_fds)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
-                                         "The bus cannot pass file descriptors to %s: its connection did not "
-                                         "negotiate fd passing, and the reply carries them",
+                                         "The bus cannot pass file descriptors to %s (it refused an earlier reply): "
+                                         "its connection did not negotiate fd passing, and the reply carries them",
                                          caller->name);
         if (p && p->not_reading)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,

@@ -34,20 +34,6 @@
  *
  * org.freedesktop.DBus.Peer (Ping) is not queued: sd-bus answers it itself,
  * and it shows whether the daemon is alive whatever the queues hold.
- *
- * Can the caller take fds? A connection that did not negotiate fd passing
- * cannot receive our replies to CreateMemfd, Open and the like, and the bus
- * does not say so to the caller: dbus-daemon refuses the reply (to us) and
- * lets no second reply through, so the caller waits for its timeout;
- * dbus-broker shuts the caller's connection down, and tells us nothing.
- * Neither tells whether a connection takes fds. So before the first call of
- * a connection that returns fds runs, the connection gets a call carrying
- * an fd (BB_FD_CHECK_INTERFACE, which nobody implements), followed by a
- * GetId to the bus. A bus that cannot route an fd to it answers our call
- * with an error (NotSupported from dbus-daemon, Failed from dbus-broker)
- * before it answers the GetId (it handles our messages in order); then the
- * caller gets NotSupported at once, and nothing is made for it. The
- * connection's own answer (UnknownMethod, if any) is not waited for.
  */
 #include <inttypes.h>
 #include <linux/sockios.h>
@@ -55,7 +41,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 
 #include "bus.h"
@@ -67,12 +52,6 @@
 #define OUTPUT_RECHECK_USEC 1000u
 #define CONTENTION_USEC (50 * UINT64_C(1000))
 #define FAIR_USEC (1000 * UINT64_C(1000))
-
-enum {
-        PEER_FD_CHECK_NOT_YET,
-        PEER_FD_CHECK_RUNNING,          /* its calls wait */
-        PEER_FD_CHECK_DONE,             /* (no_fds says the answer) */
-};
 
 static int peer_compare(const void *a, const void *b) {
         return strcmp(((const Peer *) a)->name, ((const Peer *) b)->name);
@@ -283,7 +262,7 @@ static void dispatch_later(Manager *m) {
 static void peer_make_ready(Manager *m, Peer *p) {
         UidQueue *uq;
 
-        if (p->uq || p->n_queued == 0 || !p->creds_known || p->fd_check == PEER_FD_CHECK_RUNNING)
+        if (p->uq || p->n_queued == 0 || !p->creds_known)
                 return;
         uq = uid_queue_get(m, p->uid);
         if (!uq)
@@ -517,92 +496,6 @@ static int peer_ask_credentials(Manager *m, Peer *p, sd_bus *bus) {
                                         on_credentials, p, "s", p->name);
 }
 
-/* ----------------------------------------------------- can it take fds --- */
-
-/* The calls whose reply carries fds. */
-static bool call_returns_fds(sd_bus_message *msg) {
-        static const char *const manager[] = {
-                "CreateMemfd", "CreateMemfds", "CreateV4L2", "Open", "OpenPrivateConnection",
-        };
-        const char *interface = sd_bus_message_get_interface(msg);
-        const char *member = sd_bus_message_get_member(msg);
-
-        if (!interface || !member)
-                return false;
-        if (strcmp(interface, BB_BUFFER_INTERFACE) == 0)
-                return strcmp(member, "OpenFds") == 0;
-        if (strcmp(interface, BB_MANAGER_INTERFACE) != 0)
-                return false;
-        for (size_t i = 0; i < ELEMENTSOF(manager); i++)
-                if (strcmp(member, manager[i]) == 0)
-                        return true;
-        return false;
-}
-
-static int on_fd_checked(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        Peer *p = userdata;
-
-        /* Whatever the barrier's answer: a refusal came before it, or none. */
-        p->fd_check_slot = sd_bus_slot_unref(p->fd_check_slot);
-        p->fd_check = PEER_FD_CHECK_DONE;
-        peer_make_ready(p->manager, p);
-        return 0;
-}
-
-static int peer_start_fd_check(Manager *m, Peer *p, sd_bus *bus) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        _cleanup_close_ int fd = -1;
-        int r;
-
-        /* Any fd will do: an eventfd needs no file, and is closed by the
-         * receiver (or by the bus, refusing it). */
-        fd = eventfd(0, EFD_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        r = sd_bus_message_new_method_call(bus, &call, p->name, "/", BB_FD_CHECK_INTERFACE, "Check");
-        if (r >= 0)
-                r = sd_bus_message_append(call, "h", fd);
-        if (r >= 0)
-                r = sd_bus_send(bus, call, &p->fd_check_cookie);
-        if (r < 0)
-                return r;
-        r = sd_bus_call_method_async(bus, &p->fd_check_slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                     "org.freedesktop.DBus", "GetId", on_fd_checked, p, "");
-        if (r < 0)
-                return r;
-        p->fd_check = PEER_FD_CHECK_RUNNING;
-        return 0;
-}
-
-/* The bus refused our check call: is that a connection without fds? Other
- * refusals (a policy that denies the call, a full queue) tell nothing. */
-static bool fd_check_refused(Manager *m, sd_bus_message *msg) {
-        const sd_bus_error *e = sd_bus_message_get_error(msg);
-        const char *sender = sd_bus_message_get_sender(msg);
-        uint64_t cookie;
-        Peer *p;
-
-        if (!sender || strcmp(sender, "org.freedesktop.DBus") != 0 ||
-            sd_bus_message_get_reply_cookie(msg, &cookie) < 0)
-                return false;
-        TAILQ_FOREACH(p, &m->peers, link) {
-                if (p->fd_check != PEER_FD_CHECK_RUNNING || p->fd_check_cookie != cookie ||
-                    sd_bus_slot_get_bus(p->fd_check_slot) != sd_bus_message_get_bus(msg))
-                        continue;
-                if (e && (sd_bus_error_has_name(e, SD_BUS_ERROR_NOT_SUPPORTED) ||
-                          sd_bus_error_has_name(e, SD_BUS_ERROR_FAILED))) {
-                        p->no_fds = true;
-                        log_warning("%s (uid %u) cannot take file descriptors (the bus said %s: %s): its "
-                                    "connection did not negotiate fd passing; its calls that return fds are refused",
-                                    p->name, (unsigned) p->uid, e->name, e->message ?: "");
-                } else
-                        log_info("the fd check of %s was refused (%s: %s); its replies will tell",
-                                 p->name, e ? e->name : "?", e && e->message ? e->message : "");
-                return true;
-        }
-        return false;
-}
-
 /* -------------------------------------------------------------- peers --- */
 
 static Peer *peer_free(Manager *m, Peer *p) {
@@ -615,7 +508,6 @@ static Peer *peer_free(Manager *m, Peer *p) {
         peer_drop_queue(m, p);
         sd_bus_close_unref(p->direct);
         sd_bus_slot_unref(p->creds_slot);
-        sd_bus_slot_unref(p->fd_check_slot);
         free(p->queue);
         free(p->groups);
         free(p->name);
@@ -724,11 +616,6 @@ void peers_forget_connection(Manager *m, sd_bus *bus) {
                         peer_drop_queue(m, p);
                 if (p->creds_slot && sd_bus_slot_get_bus(p->creds_slot) == bus)
                         p->creds_slot = sd_bus_slot_unref(p->creds_slot);
-                if (p->fd_check_slot && sd_bus_slot_get_bus(p->fd_check_slot) == bus) {
-                        /* asked again with its next call */
-                        p->fd_check_slot = sd_bus_slot_unref(p->fd_check_slot);
-                        p->fd_check = PEER_FD_CHECK_NOT_YET;
-                }
         }
         for (unsigned i = 0; i < m->n_released; i++)
                 if (sd_bus_message_get_bus(m->released[i]) == bus)
@@ -785,17 +672,7 @@ static int queue_call(Manager *m, sd_bus *bus, sd_bus_message *msg) {
                         return peer_reply_error(msg, BB_ERROR_NO_MEMORY, "Out of memory");
         }
 
-        if (p->fd_check == PEER_FD_CHECK_NOT_YET && !p->is_direct && call_returns_fds(msg)) {
-                r = peer_start_fd_check(m, p, bus);
-                if (r < 0) {
-                        /* Its replies will tell (bus-connection.c). */
-                        log_warning_errno(r, "Cannot check whether %s takes file descriptors", p->name);
-                        p->fd_check_slot = sd_bus_slot_unref(p->fd_check_slot);
-                        p->fd_check = PEER_FD_CHECK_DONE;
-                }
-        }
-
-        if (p->creds_known && p->fd_check != PEER_FD_CHECK_RUNNING && may_run_now(m, p, bus))
+        if (p->creds_known && may_run_now(m, p, bus))
                 return 0;
 
         weight = message_weight(msg);
@@ -841,7 +718,7 @@ int peer_filter(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
         if (sd_bus_message_get_type(msg, &type) < 0)
                 return 0;
         if (type == SD_BUS_MESSAGE_METHOD_ERROR)
-                return fd_check_refused(m, msg) || handout_refused(m, msg);
+                return handout_refused(m, msg);
         if (type != SD_BUS_MESSAGE_METHOD_CALL)
                 return 0;
         if (take_released(m, msg))

@@ -61,11 +61,8 @@ struct Peer {
         sd_bus_slot *creds_slot;        /* GetConnectionCredentials in flight */
         bool not_reading;               /* the bus refused a reply to it: it does not
                                          * read them; no more fds for it */
-        bool no_fds;                    /* it cannot take fds (it did not negotiate
-                                         * fd passing): calls returning fds are refused */
-        uint8_t fd_check;               /* PEER_FD_CHECK_* (bus-peer.c) */
-        uint64_t fd_check_cookie;       /* of the call carrying an fd to it */
-        sd_bus_slot *fd_check_slot;     /* the barrier after it */
+        bool no_fds;                    /* the bus refused a reply with fds to it as
+                                         * one it cannot take (NotSupported) */
 
         TAILQ_ENTRY(Peer) link;         /* in Manager.peers */
 
