@@ -536,3 +536,45 @@ _public_ int bb_buffer_get_holders(bb_buffer *buf, unsigned *ret) {
         *ret = buf->holders;
         return 0;
 }
+
+/* ---------------------------------------------------------- revocation --- */
+
+_public_ int bb_buffer_revoke_token(bb_buffer *buf, const char *token) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        if (!buf || !token)
+                return -EINVAL;
+        client_clear_error(buf->client);
+
+        r = client_new_method_call(buf->client, buf->path, BB_BUFFER_INTERFACE, "RevokeToken", &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "s", token);
+        if (r < 0)
+                return r;
+        return client_call(buf->client, m, true, NULL);
+}
+
+_public_ int bb_buffer_revoke_tokens(bb_buffer *buf, unsigned *ret_count) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        uint32_t count;
+        int r;
+
+        if (!buf)
+                return -EINVAL;
+        client_clear_error(buf->client);
+
+        r = client_new_method_call(buf->client, buf->path, BB_BUFFER_INTERFACE, "RevokeTokens", &m);
+        if (r < 0)
+                return r;
+        r = client_call(buf->client, m, true, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "u", &count);
+        if (r < 0)
+                return r;
+        if (ret_count)
+                *ret_count = count;
+        return 0;
+}

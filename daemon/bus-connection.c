@@ -250,6 +250,15 @@ bool handout_refused(Manager *m, sd_bus_message *msg) {
         return true;
 }
 
+void handouts_token_revoked(Manager *m, uint64_t buffer_id, const char *token) {
+        Handout *h;
+
+        TAILQ_FOREACH(h, &m->handouts, link)
+                if (h->restore_token && h->n_ids > 0 && h->ids[0] == buffer_id &&
+                    (!token || strcmp(h->token, token) == 0))
+                        h->restore_token = false;
+}
+
 static void handouts_forget_connection(Manager *m, sd_bus *bus) {
         Handout *h, *next;
 

@@ -251,6 +251,9 @@ int bus_send_reply(Manager *m, sd_bus_message *reply, const Handout *h);
 /* An error in reply to one of our replies, from the bus: take back what
  * that reply handed out. Returns true if @msg was such an error. */
 bool handout_refused(Manager *m, sd_bus_message *msg);
+/* Token @token (NULL: every token) of buffer @buffer_id was revoked: an
+ * Open that spent it is not to give it back when its reply is refused. */
+void handouts_token_revoked(Manager *m, uint64_t buffer_id, const char *token);
 
 /* bus-manager.c */
 /* bus_get_caller() for calls whose reply carries fds: refused (before they
