@@ -58,6 +58,7 @@ static char *arg_v4l2 = NULL;
 static uint32_t arg_width = 0, arg_height = 0, arg_fourcc = 0;
 static const char *arg_type = NULL;
 static unsigned arg_count = 0;
+static bool arg_all = false;
 
 /* Which command options were given, so a command can refuse the ones that
  * mean nothing to it instead of ignoring them silently. */
@@ -75,6 +76,7 @@ enum {
         OPT_FORMAT      = 1U << 10,
         OPT_TYPE        = 1U << 11,
         OPT_COUNT       = 1U << 12,
+        OPT_ALL         = 1U << 13,
 };
 static unsigned arg_seen = 0;
 
@@ -95,6 +97,7 @@ static const struct {
         { OPT_FORMAT, "--format" },
         { OPT_TYPE, "--type" },
         { OPT_COUNT, "--count" },
+        { OPT_ALL, "--all" },
 };
 
 /* ------------------------------------------------------------ output --- */
@@ -187,6 +190,9 @@ static void help(void) {
                "                               Share a buffer, print the token\n"
                "  release ID...                Release buffers (ends persistence), all or none\n"
                "  freeze ID                    Seal a buffer's contents against writes\n"
+               "  revoke ID TOKEN... | revoke ID --all\n"
+               "                               Revoke tokens of a buffer (--all: every one,\n"
+               "                               print how many were valid)\n"
                "  cat ID|TOKEN                 Write a buffer's contents (every plane) to stdout\n"
                "  write ID|TOKEN               Copy stdin into a buffer (plane after plane)\n"
                "  exec [--size SIZE | --open TOKEN] [--name NAME] -- CMD...\n"
@@ -560,6 +566,34 @@ static int verb_freeze(bb_client *c, int argc, char **argv) {
         return 0;
 }
 
+/* revoke ID TOKEN... (each in turn; a failure does not stop the others)
+ * or revoke ID --all. find_verb() checked the syntax. */
+static int verb_revoke(bb_client *c, int argc, char **argv) {
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        unsigned count;
+        int r, ret = 0;
+
+        r = buffer_get_by_id_arg(c, "revoke", argv[1], &buf);
+        if (r < 0)
+                return r;
+        if (arg_all) {
+                r = bb_buffer_revoke_tokens(buf, &count);
+                if (r < 0)
+                        return log_bus_error(c, r, "revoke %s --all", argv[1]);
+                printf("%u\n", count);
+                return 0;
+        }
+        for (int i = 2; i < argc; i++) {
+                r = bb_buffer_revoke_token(buf, argv[i]);
+                if (r < 0) {
+                        (void) log_bus_error(c, r, "revoke %s %s", argv[1], argv[i]);
+                        if (ret == 0)
+                                ret = r;
+                }
+        }
+        return ret;
+}
+
 static int write_all(int fd, const void *p, size_t n) {
         const char *q = p;
 
@@ -915,6 +949,7 @@ typedef enum VerbArgs {
         ARGS_IDS,       /* one or more of them */
         ARGS_REF,       /* one buffer id or token */
         ARGS_CMD,       /* a command line */
+        ARGS_ID_TOKENS, /* one buffer id, then tokens (or --all) */
 } VerbArgs;
 
 typedef struct Verb {
@@ -933,6 +968,7 @@ static const Verb verbs[] = {
         { "share",   ARGS_ID,   OPT_READ_ONLY | OPT_UID | OPT_SINGLE_USE | OPT_TTL, verb_share },
         { "release", ARGS_IDS,  0,                                              verb_release },
         { "freeze",  ARGS_ID,   0,                                              verb_freeze },
+        { "revoke",  ARGS_ID_TOKENS, OPT_ALL,                                   verb_revoke },
         { "cat",     ARGS_REF,  0,                                              verb_cat },
         { "write",   ARGS_REF,  0,                                              verb_write },
         { "exec",    ARGS_CMD,  OPT_SIZE | OPT_OPEN | OPT_NAME,                 verb_exec },
@@ -961,6 +997,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_FORMAT,
                 ARG_TYPE,
                 ARG_COUNT,
+                ARG_ALL,
         };
         static const struct option options[] = {
                 { "help",       no_argument,       NULL, 'h' },
@@ -982,6 +1019,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "format",     required_argument, NULL, ARG_FORMAT },
                 { "type",       required_argument, NULL, ARG_TYPE },
                 { "count",      required_argument, NULL, ARG_COUNT },
+                { "all",        no_argument,       NULL, ARG_ALL },
                 {}
         };
         int c, r;
@@ -1091,6 +1129,10 @@ static int parse_argv(int argc, char *argv[]) {
                                                  r == -ERANGE ? " (too large)" : " (a positive number)");
                         arg_seen |= OPT_COUNT;
                         break;
+                case ARG_ALL:
+                        arg_all = true;
+                        arg_seen |= OPT_ALL;
+                        break;
                 case '?':
                         if (optopt >= 0x100)
                                 return log_usage(strchr(argv[optind - 1], '=') ?
@@ -1181,6 +1223,26 @@ static const Verb *find_verb(int argc, char **argv) {
                 for (int i = 1; i < argc; i++)
                         if (parse_buffer_id(argv[i], &id) < 0) {
                                 log_usage("%s: '%s' is not a buffer id", v->name, argv[i]);
+                                return NULL;
+                        }
+                break;
+        case ARGS_ID_TOKENS:
+                if (argc < 2) {
+                        log_usage("%s: missing buffer id", v->name);
+                        return NULL;
+                }
+                if (parse_buffer_id(argv[1], &id) < 0) {
+                        log_usage("%s: '%s' is not a buffer id", v->name, argv[1]);
+                        return NULL;
+                }
+                if (arg_all == (argc > 2)) {
+                        log_usage("%s: give the tokens to revoke, or --all (not both)", v->name);
+                        return NULL;
+                }
+                for (int i = 2; i < argc; i++)
+                        if (!token_is_valid(argv[i])) {
+                                log_usage("%s: '%s' is not a token (%d lower-case hex digits)", v->name, argv[i],
+                                          BB_TOKEN_LEN);
                                 return NULL;
                         }
                 break;
