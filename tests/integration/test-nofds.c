@@ -13,6 +13,9 @@
  *   daemon nothing: the client's holds go when it closes, but a persistent
  *   buffer it created and a single-use token it spent stay (a known gap,
  *   asserted so that a fix has to update this test).
+ *
+ * And libbufbroker refuses such a connection itself (-EOPNOTSUPP), against
+ * a stand-in bus that does not agree to fd passing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,8 +23,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+#include <systemd/sd-id128.h>
 
+#include "bufbroker.h"
 #include "harness.h"
 
 #define SIZE 4096
@@ -303,6 +310,76 @@ START_TEST(test_quick_exit_keeps) {
 }
 END_TEST
 
+/* ---- the library refuses a connection without fd passing ------------- */
+
+/* A stand-in for a bus that cannot pass fds (as over TCP): one sd-bus
+ * server connection that does not agree to fd passing and answers Hello. */
+static int on_hello(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return sd_bus_reply_method_return(m, "s", ":1.1");
+}
+
+static const sd_bus_vtable fake_bus_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD("Hello", NULL, "s", on_hello, 0),
+        SD_BUS_VTABLE_END
+};
+
+static int serve_without_fds(void *userdata) {
+        int listener = *(int *) userdata, fd;
+        sd_bus *bus = NULL;
+        sd_id128_t id;
+        int r;
+
+        fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+        child_check(fd >= 0, "accept: %m");
+        child_check(sd_id128_randomize(&id) >= 0, "id");
+        child_check(sd_bus_new(&bus) >= 0 && sd_bus_set_fd(bus, fd, fd) >= 0 && sd_bus_set_server(bus, 1, id) >= 0 &&
+                    sd_bus_negotiate_fds(bus, 0) >= 0 && sd_bus_start(bus) >= 0, "server setup");
+        child_check(sd_bus_add_object_vtable(bus, NULL, "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                             fake_bus_vtable, NULL) >= 0, "vtable");
+        for (unsigned i = 0; i < 200; i++) {
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        break;          /* the client went */
+                if (r == 0 && sd_bus_wait(bus, 50 * 1000) < 0)
+                        break;
+        }
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+static int connect_library(void *userdata) {
+        bb_client *c = NULL;
+        int r = bb_client_new_address(&c, userdata);
+
+        child_check(r == -EOPNOTSUPP, "bb_client_new_address on a bus without fd passing: %d (%s), want -EOPNOTSUPP",
+                    r, strerror(-r));
+        child_check(!c, "a client was made");
+        return 0;
+}
+
+START_TEST(test_library_refuses_without_fds) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char address[sizeof(sa.sun_path) + 16];
+        int listener;
+        pid_t server;
+
+        if (H->kind != BUS_DBUS_DAEMON)
+                return;         /* no bus involved: once is enough */
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/nofds", H->dir);
+        listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(listener, 0);
+        ck_assert_int_eq(bind(listener, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        ck_assert_int_eq(listen(listener, 1), 0);
+        snprintf(address, sizeof(address), "unix:path=%s", sa.sun_path);
+
+        server = fork_as(AS_ROOT, serve_without_fds, &listener);
+        ck_assert_int_eq(run_as(AS_ROOT, connect_library, address, scaled_ms(10000)), 0);
+        ck_assert_int_eq(wait_child(server, scaled_ms(15000)), 0);
+        close(listener);
+}
+END_TEST
+
 static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_create);
         tcase_add_test(tc, test_create_persistent);
@@ -311,6 +388,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_open_token_single_use);
         tcase_add_test(tc, test_open_fds);
         tcase_add_test(tc, test_quick_exit_keeps);
+        tcase_add_test(tc, test_library_refuses_without_fds);
 }
 
 int main(void) {
