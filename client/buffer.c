@@ -198,8 +198,18 @@ _public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, uns
          * the dup, ENOMEM), release it, or a persistent one would outlive
          * everything with an id nobody knows. */
         r = created_handle(c, name, flags, path, fd, real_size, ret);
-        if (r < 0)
+        if (r < 0) {
+                _cleanup_free_ char *copy = strdup(path);
+
+                /* The reply's fd goes first: at the fd limit, the release's
+                 * answer may come behind a message with an fd (the daemon's
+                 * check whether we take fds), which needs a free slot. */
+                if (copy) {
+                        reply = sd_bus_message_unref(reply);
+                        path = copy;
+                }
                 buffer_release_path_quietly(c, path);
+        }
         return r;
 }
 
@@ -235,16 +245,27 @@ _public_ int bb_buffer_create_many(bb_client *c, const char *name, uint64_t size
         if (r >= 0)
                 return 0;
 
-        /* All or none, here too: release every buffer of the reply. */
+        /* All or none, here too: release every buffer of the reply, once
+         * its fds are closed (see bb_buffer_create()). */
         for (unsigned i = 0; i < n; i++)
                 ret[i] = bb_buffer_unref(ret[i]);
         if (sd_bus_message_rewind(reply, true) >= 0 && sd_bus_message_enter_container(reply, 'a', "(oht)") >= 0) {
+                char *paths[BB_CREATE_BATCH_MAX];
+                unsigned n_paths = 0;
                 const char *path;
                 uint64_t real_size;
                 int fd;
 
-                while (sd_bus_message_read(reply, "(oht)", &path, &fd, &real_size) > 0)
-                        buffer_release_path_quietly(c, path);
+                while (n_paths < BB_CREATE_BATCH_MAX && sd_bus_message_read(reply, "(oht)", &path, &fd, &real_size) > 0)
+                        if ((paths[n_paths] = strdup(path)))
+                                n_paths++;
+                        else
+                                buffer_release_path_quietly(c, path);
+                reply = sd_bus_message_unref(reply);
+                for (unsigned i = 0; i < n_paths; i++) {
+                        buffer_release_path_quietly(c, paths[i]);
+                        free(paths[i]);
+                }
         }
         return r;
 }

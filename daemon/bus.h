@@ -63,6 +63,7 @@ struct Peer {
                                          * read them; no more fds for it */
         bool no_fds;                    /* the bus refused a reply with fds to it as
                                          * one it cannot take (NotSupported) */
+        bool takes_fds;                 /* it surely received a reply with fds */
 
         TAILQ_ENTRY(Peer) link;         /* in Manager.peers */
 
@@ -240,6 +241,7 @@ struct Handout {
         uid_t token_owner;
         ShareOptions token_opts;
         uint64_t token_expire_usec;
+        uint64_t check_cookie;  /* our fd check call that followed the reply (0: none) */
         TAILQ_ENTRY(Handout) link;
 };
 
