@@ -352,6 +352,17 @@ int bb_buffer_release(bb_buffer *buf);
  * writable mappings exist (unmap yours first), -EALREADY when frozen. */
 int bb_buffer_freeze(bb_buffer *buf);
 
+/* Revoke a token of the buffer (owner uid or root only, else -EPERM):
+ * opening it fails from now on with -ENOKEY, as for a token that never
+ * was. -ENOKEY if it is not this buffer's (unknown, expired, used up,
+ * revoked, another buffer's), -EINVAL if malformed. Fds already opened
+ * with it stay open: an fd cannot be taken back. Since LIBBUFBROKER_1.2. */
+int bb_buffer_revoke_token(bb_buffer *buf, const char *token);
+
+/* Revoke every token of the buffer (owner uid or root only, else -EPERM);
+ * *ret_count (may be NULL): how many were valid. Since LIBBUFBROKER_1.2. */
+int bb_buffer_revoke_tokens(bb_buffer *buf, unsigned *ret_count);
+
 /* The fd the handle owns (plane 0). It stays owned by the handle: do not
  * close it; dup it to keep it beyond bb_buffer_unref(). -ENODATA when the
  * handle has no fd (bb_buffer_get(), bb_client_list_buffers()). */

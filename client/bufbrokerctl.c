@@ -55,6 +55,7 @@ static bool arg_persistent = false;
 static uint64_t arg_ttl_usec = 0;
 static bool arg_read_only = false;
 static bool arg_single_use = false;
+static bool arg_all = false;
 static bool arg_uid_set = false;
 static uid_t arg_uid = 0;
 static const char *arg_open = NULL;
@@ -80,6 +81,7 @@ enum {
         OPT_TYPE        = 1U << 11,
         OPT_COUNT       = 1U << 12,
         OPT_NO_LEGEND   = 1U << 13,
+        OPT_ALL         = 1U << 14,
 
         /* What every command that prints data takes. */
         OPT_OUTPUT      = OPT_JSON | OPT_NO_LEGEND,
@@ -105,6 +107,7 @@ static const struct {
         { OPT_FORMAT,     "--format",     "--format FORMAT",   "The V4L2 frame size and pixel format" },
         { OPT_TYPE,       "--type",       "--type TYPE",       "The V4L2 queue" },
         { OPT_OPEN,       "--open",       "--open TOKEN",      "Open TOKEN's buffer instead of creating one" },
+        { OPT_ALL,        "--all",        "--all",             "Every token of the buffer" },
         { OPT_JSON,       "--json",       "--json=MODE",       "Print JSON: pretty (indented), short (one line\n"
                                                                "per document) or off (text, the default);\n"
                                                                "--json alone is --json=pretty" },
@@ -659,6 +662,34 @@ static int verb_freeze(bb_client *c, int argc, char **argv) {
         return 0;
 }
 
+/* revoke ID TOKEN... (each in turn; a failure does not stop the others)
+ * or revoke ID --all, which prints how many went. */
+static int verb_revoke(bb_client *c, int argc, char **argv) {
+        _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        unsigned count;
+        int r, ret = 0;
+
+        r = buffer_get_by_id_arg(c, "revoke", argv[1], &buf);
+        if (r < 0)
+                return r;
+        if (arg_all) {
+                r = bb_buffer_revoke_tokens(buf, &count);
+                if (r < 0)
+                        return log_bus_error(c, r, "revoke %s --all", argv[1]);
+                printf("%u\n", count);
+                return 0;
+        }
+        for (int i = 2; i < argc; i++) {
+                r = bb_buffer_revoke_token(buf, argv[i]);
+                if (r < 0) {
+                        (void) log_bus_error(c, r, "revoke %s %s", argv[1], argv[i]);
+                        if (ret == 0)
+                                ret = r;
+                }
+        }
+        return ret;
+}
+
 static int write_all(int fd, const void *p, size_t n) {
         const char *q = p;
 
@@ -1029,6 +1060,7 @@ typedef enum VerbArgs {
         ARGS_NONE,
         ARGS_ID,        /* one buffer id (or object path) */
         ARGS_IDS,       /* one or more of them */
+        ARGS_ID_TOKENS, /* one buffer id, then tokens (or --all) */
         ARGS_REF,       /* one buffer id or token */
         ARGS_CMD,       /* a command line */
         ARGS_VERB,      /* at most one command name (help) */
@@ -1120,6 +1152,17 @@ static const Verb verbs[] = {
                 .args = ARGS_ID,
                 .options = 0,
                 .run = verb_freeze,
+        }, {
+                .name = "revoke",
+                .synopsis = "ID TOKEN...\n"
+                            "ID --all",
+                .summary = "Revoke tokens of a buffer",
+                .description = "Revoke the given tokens of the buffer, or with --all every one of them, and\n"
+                               "print how many went. A revoked token opens nothing; fds opened with it stay\n"
+                               "open. Owner uid and root only.",
+                .args = ARGS_ID_TOKENS,
+                .options = OPT_ALL,
+                .run = verb_revoke,
         }, {
                 .name = "cat",
                 .synopsis = "ID|TOKEN",
@@ -1346,10 +1389,12 @@ static void help_verb(const Verb *v) {
         if (!v->local)
                 printf("\nThe bus options (--system, --user, --address, --private) apply as well;\n"
                        "see '%s --help'.\n", program_name);
-        if ((v->options & (OPT_SIZE | OPT_TTL | OPT_FORMAT | OPT_TYPE)) || v->args == ARGS_ID ||
-            v->args == ARGS_IDS || v->args == ARGS_REF) {
+        bool takes_ids = v->args == ARGS_ID || v->args == ARGS_IDS || v->args == ARGS_REF ||
+                         v->args == ARGS_ID_TOKENS;
+
+        if ((v->options & (OPT_SIZE | OPT_TTL | OPT_FORMAT | OPT_TYPE)) || takes_ids) {
                 putchar('\n');
-                print_value_syntax(v->options, v->args == ARGS_ID || v->args == ARGS_IDS || v->args == ARGS_REF);
+                print_value_syntax(v->options, takes_ids);
         }
 }
 
@@ -1391,6 +1436,7 @@ enum {
         ARG_FORMAT,
         ARG_TYPE,
         ARG_COUNT,
+        ARG_ALL,
 };
 
 static _printf_(1, 2) void usage_error_set(const char *fmt, ...) {
@@ -1520,6 +1566,10 @@ static void parse_option(int c, const char *arg, char *const *argv) {
                                                r == -ERANGE ? " (too large)" : " (a positive number)");
                 arg_seen |= OPT_COUNT;
                 break;
+        case ARG_ALL:
+                arg_all = true;
+                arg_seen |= OPT_ALL;
+                break;
         case '?': {
                 const char *bad = argv[optind - 1];
 
@@ -1565,6 +1615,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "format",     required_argument, NULL, ARG_FORMAT },
                 { "type",       required_argument, NULL, ARG_TYPE },
                 { "count",      required_argument, NULL, ARG_COUNT },
+                { "all",        no_argument,       NULL, ARG_ALL },
                 {}
         };
         int c;
@@ -1689,6 +1740,26 @@ static const Verb *find_verb(int argc, char **argv) {
                 for (int i = 1; i < argc; i++)
                         if (parse_buffer_id(argv[i], &id) < 0) {
                                 log_usage("%s: '%s' is not a buffer id", v->name, argv[i]);
+                                return NULL;
+                        }
+                break;
+        case ARGS_ID_TOKENS:
+                if (argc < 2) {
+                        log_usage("%s: missing buffer id", v->name);
+                        return NULL;
+                }
+                if (parse_buffer_id(argv[1], &id) < 0) {
+                        log_usage("%s: '%s' is not a buffer id", v->name, argv[1]);
+                        return NULL;
+                }
+                if (arg_all == (argc > 2)) {
+                        log_usage("%s: give the tokens to revoke, or --all (not both)", v->name);
+                        return NULL;
+                }
+                for (int i = 2; i < argc; i++)
+                        if (!token_is_valid(argv[i])) {
+                                log_usage("%s: '%s' is not a token (%d lower-case hex digits)", v->name, argv[i],
+                                          BB_TOKEN_LEN);
                                 return NULL;
                         }
                 break;

@@ -222,13 +222,17 @@ static int created_handle(bb_client *c, const char *name, unsigned flags, const 
         return 0;
 }
 
-static int create_reply_read(bb_client *c, const char *name, unsigned flags, sd_bus_message *reply, bool async,
+/* A blocking release drops the reply first (*reply, which the caller
+ * owns then): at the fd limit, the release's answer may come behind a
+ * message with an fd (the daemon's check whether we take fds), which needs
+ * a free slot. A reply handler (async) neither owns nor drops it. */
+static int create_reply_read(bb_client *c, const char *name, unsigned flags, sd_bus_message **reply, bool async,
                              bb_buffer **ret) {
         const char *path;
         uint64_t real_size;
         int fd, r;
 
-        r = sd_bus_message_read(reply, "oht", &path, &fd, &real_size);
+        r = sd_bus_message_read(*reply, "oht", &path, &fd, &real_size);
         if (r < 0)
                 return r;
 
@@ -236,8 +240,15 @@ static int create_reply_read(bb_client *c, const char *name, unsigned flags, sd_
          * the dup, ENOMEM), release it, or a persistent one would outlive
          * everything with an id nobody knows. */
         r = created_handle(c, name, flags, path, fd, real_size, ret);
-        if (r < 0)
+        if (r < 0) {
+                _cleanup_free_ char *copy = async ? NULL : strdup(path);
+
+                if (copy) {
+                        *reply = sd_bus_message_unref(*reply);
+                        path = copy;
+                }
                 release_path(c, path, async);
+        }
         return r;
 }
 
@@ -255,11 +266,11 @@ _public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, uns
         r = create_call(c, name, size, 0, flags, ttl_usec, &reply);
         if (r < 0)
                 return r;
-        return create_reply_read(c, name, flags, reply, false, ret);
+        return create_reply_read(c, name, flags, &reply, false, ret);
 }
 
 static int create_many_reply_read(bb_client *c, const char *name, unsigned flags, unsigned count,
-                                  sd_bus_message *reply, bool async, bb_buffer **ret);
+                                  sd_bus_message **reply, bool async, bb_buffer **ret);
 
 _public_ int bb_buffer_create_many(bb_client *c, const char *name, uint64_t size, unsigned flags,
                                    uint64_t ttl_usec, unsigned count, bb_buffer **ret) {
@@ -275,23 +286,24 @@ _public_ int bb_buffer_create_many(bb_client *c, const char *name, uint64_t size
         r = create_call(c, name, size, count, flags, ttl_usec, &reply);
         if (r < 0)
                 return r;
-        return create_many_reply_read(c, name, flags, count, reply, false, ret);
+        return create_many_reply_read(c, name, flags, count, &reply, false, ret);
 }
 
 /* Every buffer of a CreateMemfds reply into ret (room for count), or none:
- * on failure all are released. */
+ * on failure all are released (the reply dropped first when blocking, as in
+ * create_reply_read()). */
 static int create_many_reply_read(bb_client *c, const char *name, unsigned flags, unsigned count,
-                                  sd_bus_message *reply, bool async, bb_buffer **ret) {
+                                  sd_bus_message **reply, bool async, bb_buffer **ret) {
         unsigned n = 0;
         int r;
 
-        r = sd_bus_message_enter_container(reply, 'a', "(oht)");
+        r = sd_bus_message_enter_container(*reply, 'a', "(oht)");
         while (r >= 0 && n < count) {
                 const char *path;
                 uint64_t real_size;
                 int fd;
 
-                r = sd_bus_message_read(reply, "(oht)", &path, &fd, &real_size);
+                r = sd_bus_message_read(*reply, "(oht)", &path, &fd, &real_size);
                 if (r == 0)
                         r = -EBADMSG;   /* fewer than asked */
                 if (r > 0)
@@ -302,16 +314,28 @@ static int create_many_reply_read(bb_client *c, const char *name, unsigned flags
         if (r >= 0)
                 return 0;
 
-        /* All or none, here too: release every buffer of the reply. */
+        /* All or none, here too: release every buffer of the reply, once
+         * its fds are closed (see bb_buffer_create()). */
         for (unsigned i = 0; i < n; i++)
                 ret[i] = bb_buffer_unref(ret[i]);
-        if (sd_bus_message_rewind(reply, true) >= 0 && sd_bus_message_enter_container(reply, 'a', "(oht)") >= 0) {
+        if (sd_bus_message_rewind(*reply, true) >= 0 && sd_bus_message_enter_container(*reply, 'a', "(oht)") >= 0) {
+                char *paths[BB_CREATE_BATCH_MAX];
+                unsigned n_paths = 0;
                 const char *path;
                 uint64_t real_size;
                 int fd;
 
-                while (sd_bus_message_read(reply, "(oht)", &path, &fd, &real_size) > 0)
-                        release_path(c, path, async);
+                while (sd_bus_message_read(*reply, "(oht)", &path, &fd, &real_size) > 0)
+                        if (!async && n_paths < BB_CREATE_BATCH_MAX && (paths[n_paths] = strdup(path)))
+                                n_paths++;
+                        else
+                                release_path(c, path, async);
+                if (n_paths > 0)
+                        *reply = sd_bus_message_unref(*reply);
+                for (unsigned i = 0; i < n_paths; i++) {
+                        release_path(c, paths[i], false);
+                        free(paths[i]);
+                }
         }
         return r;
 }
@@ -661,7 +685,7 @@ static void create_finish(bb_call *call, int error, const char *error_name, cons
         bb_buffer *buf = NULL;
 
         if (error >= 0)
-                error = create_reply_read(call->client, call->name, call->flags, reply, true, &buf);
+                error = create_reply_read(call->client, call->name, call->flags, &reply, true, &buf);
         deliver_buffer(call, error, error_name, error_message, buf);
 }
 
@@ -716,7 +740,7 @@ static void buffers_finish(bb_call *call, int error, const char *error_name, con
         bb_buffer *bufs[BB_CREATE_BATCH_MAX] = { NULL };
 
         if (error >= 0)
-                error = create_many_reply_read(call->client, call->name, call->flags, call->count, reply, true,
+                error = create_many_reply_read(call->client, call->name, call->flags, call->count, &reply, true,
                                                bufs);
         if (call->callback)
                 ((bb_buffers_done_func) call->callback)(call->client, error, error_name, error_message,
@@ -932,5 +956,47 @@ _public_ int bb_buffer_get_holders(bb_buffer *buf, unsigned *ret) {
         if (!buf->have_holders)
                 return -ENODATA;
         *ret = buf->holders;
+        return 0;
+}
+
+/* ---------------------------------------------------------- revocation --- */
+
+_public_ int bb_buffer_revoke_token(bb_buffer *buf, const char *token) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        if (!buf || !token)
+                return -EINVAL;
+        client_clear_error(buf->client);
+
+        r = client_new_method_call(buf->client, buf->path, BB_BUFFER_INTERFACE, "RevokeToken", &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "s", token);
+        if (r < 0)
+                return r;
+        return client_call(buf->client, m, true, NULL);
+}
+
+_public_ int bb_buffer_revoke_tokens(bb_buffer *buf, unsigned *ret_count) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        uint32_t count;
+        int r;
+
+        if (!buf)
+                return -EINVAL;
+        client_clear_error(buf->client);
+
+        r = client_new_method_call(buf->client, buf->path, BB_BUFFER_INTERFACE, "RevokeTokens", &m);
+        if (r < 0)
+                return r;
+        r = client_call(buf->client, m, true, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "u", &count);
+        if (r < 0)
+                return r;
+        if (ret_count)
+                *ret_count = count;
         return 0;
 }

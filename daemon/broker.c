@@ -1001,7 +1001,7 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
                 t = NULL;
         }
         if (!t)
-                return refuse(err, -ENOKEY, "No token %s: unknown, expired, used up, or its buffer was released",
+                return refuse(err, -ENOKEY, "No token %s: unknown, expired, used up, revoked, or its buffer was released",
                             token);
 
         if (t->bound_uid != UID_INVALID && t->bound_uid != caller->uid)
@@ -1044,6 +1044,42 @@ int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOption
                 return r;
 
         *ret_token = t->id;
+        return 0;
+}
+
+int broker_revoke_buffer_token(Broker *b, const Caller *caller, Buffer *buf, const char *token, uint64_t now,
+                               BrokerError *err) {
+        Token *t;
+
+        /* Ownership first: whoever may not revoke learns nothing of tokens. */
+        if (!may_manage(b, caller, buf))
+                return refuse(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; only its owner or root may revoke its tokens",
+                              buf->id, (unsigned) buf->owner_uid);
+        if (!token_well_formed(token))
+                return refuse(err, -EINVAL, "Token '%.*s' is malformed: expected %u lower-case hex digits",
+                              (int) utf8_prefix_len(token, 64), token, BB_TOKEN_LEN);
+
+        t = find_token(b, token);
+        if (!t || t->buffer != buf || t->expire_usec <= now)
+                return refuse(err, -ENOKEY, "Buffer %" PRIu64 " has no token %s: unknown, expired, used up or revoked",
+                              buf->id, token);
+        token_free(b, t);
+        return 0;
+}
+
+int broker_revoke_buffer_tokens(Broker *b, const Caller *caller, Buffer *buf, uint64_t now, BrokerError *err,
+                                unsigned *ret_count) {
+        unsigned n = 0;
+        Token *t;
+
+        if (!may_manage(b, caller, buf))
+                return refuse(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; only its owner or root may revoke its tokens",
+                              buf->id, (unsigned) buf->owner_uid);
+        while ((t = TAILQ_FIRST(&buf->tokens))) {
+                n += t->expire_usec > now;
+                token_free(b, t);
+        }
+        *ret_count = n;
         return 0;
 }
 

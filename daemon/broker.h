@@ -294,6 +294,16 @@ int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BB_PLANES_MAX]);
 
 int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOptions *opts,
                  uint64_t now, BrokerError *err, const char **ret_token);
+/* Revoke token @token of @buf (owner or root only): Open() with it fails
+ * from now on as with a token that never was. A token that is not @buf's
+ * (unknown, expired, another buffer's) is -ENOKEY alike. Fds opened with it
+ * stay open: an fd cannot be taken back. */
+int broker_revoke_buffer_token(Broker *b, const Caller *caller, Buffer *buf, const char *token, uint64_t now,
+                               BrokerError *err);
+/* Revoke every token of @buf (owner or root only); *ret_count: how many
+ * were valid at @now. */
+int broker_revoke_buffer_tokens(Broker *b, const Caller *caller, Buffer *buf, uint64_t now, BrokerError *err,
+                                unsigned *ret_count);
 int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *err);
 /* Release each of @n distinct buffers as broker_release() does: all, or
  * (when the caller may not release one of them) none. */

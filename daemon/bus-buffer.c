@@ -186,6 +186,51 @@ static int method_share(sd_bus_message *msg, void *userdata, sd_bus_error *error
         return r;
 }
 
+static int method_revoke_token(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Buffer *buf = userdata;
+        Manager *m = buf->broker->userdata;
+        BrokerError err = {};
+        const char *token;
+        Caller caller;
+        uint64_t id = buf->id;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &token);
+        if (r < 0)
+                return r;
+        r = get_caller(msg, buf, &caller, error);
+        if (r < 0)
+                return r;
+
+        r = broker_revoke_buffer_token(m->broker, &caller, buf, token, now_usec(), &err);
+        /* A single-use token spent by an Open whose reply may still be
+         * refused must not come back when that Open is undone. */
+        if (r >= 0 || r == -ENOKEY)
+                handouts_token_revoked(m, id, token);
+        if (r < 0)
+                return bus_map_broker_error(error, r, &err);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_revoke_tokens(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Buffer *buf = userdata;
+        Manager *m = buf->broker->userdata;
+        BrokerError err = {};
+        unsigned count = 0;
+        Caller caller;
+        int r;
+
+        r = get_caller(msg, buf, &caller, error);
+        if (r < 0)
+                return r;
+
+        r = broker_revoke_buffer_tokens(m->broker, &caller, buf, now_usec(), &err, &count);
+        if (r < 0)
+                return bus_map_broker_error(error, r, &err);
+        handouts_token_revoked(m, buf->id, NULL);
+        return sd_bus_reply_method_return(msg, "u", count);
+}
+
 static int method_open_fds(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(close_fds) int fds[BB_PLANES_MAX] = FD_ARRAY_INIT;
@@ -361,6 +406,16 @@ const sd_bus_vtable buffer_vtable[] = {
                                 SD_BUS_ARGS("a{sv}", options),
                                 SD_BUS_RESULT("ah", fds, "a{sv}", info),
                                 method_open_fds,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RevokeToken",
+                                SD_BUS_ARGS("s", token),
+                                SD_BUS_NO_RESULT,
+                                method_revoke_token,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RevokeTokens",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("u", count),
+                                method_revoke_tokens,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };

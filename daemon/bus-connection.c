@@ -30,10 +30,28 @@
  * token) is taken back then, so nothing is left that nobody knows of.
  * Replies are remembered until a probe sent after them is answered: the bus
  * handles our messages in order, so a refusal, if any, came before.
+ *
+ * A connection that cannot take fds (it did not negotiate fd passing):
+ * dbus-daemon refuses our reply with NotSupported, and lets no second reply
+ * through (it dropped the caller's pending-reply record with the refused
+ * reply), so that caller waits for its own timeout; its later calls that
+ * return fds are refused at once (bus_get_fd_caller()). dbus-broker shuts
+ * that connection down instead (the caller sees it closed at once) and
+ * tells us nothing; its holds go when it closes, but a persistent buffer it
+ * created, or a single-use token it spent, would stay. So a reply that
+ * hands out what outlives its caller, to a connection not yet known to
+ * take fds, is followed by a check: a call carrying an fd to that
+ * connection (BB_FD_CHECK_INTERFACE, which nobody implements). A bus that
+ * cannot pass it an fd refuses the call (dbus-broker: Failed, dbus-daemon:
+ * NotSupported) before it answers the probe that follows; then the reply
+ * is taken back as a refused one is. The connection's own answer to the
+ * check is not waited for. Once a probe proves such a reply routed and its
+ * check not refused, the connection takes fds and is not checked again.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <linux/sockios.h>
@@ -94,6 +112,7 @@ static void handout_undo(Manager *m, const Handout *h) {
  * by now). One is in flight at a time; whoever needs one waits for it. */
 
 static void probe_schedule(Manager *m, uint64_t usec);
+static int probe_send(Manager *m);
 
 static int on_probe(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Manager *m = userdata;
@@ -106,8 +125,13 @@ static int on_probe(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
 
         for (h = TAILQ_FIRST(&m->handouts); h; h = next) {
                 next = TAILQ_NEXT(h, link);
-                if (h->bus == bus && h->cookie < m->probe_cookie)
+                if (h->bus == bus && h->cookie < m->probe_cookie) {
+                        Peer *p = h->check_cookie ? peer_find(m, h->client) : NULL;
+
+                        if (p)
+                                p->takes_fds = true;
                         handout_free(m, h);
+                }
         }
         /* The bus reads us: look at the output afresh. */
         m->stall_since = 0;
@@ -168,6 +192,40 @@ static void probe_schedule(Manager *m, uint64_t usec) {
         (void) sd_event_source_set_enabled(m->probe_timer, SD_EVENT_ONESHOT);
 }
 
+/* Does what @h hands out outlive its client (a persistent buffer, a spent
+ * single-use token), so that its loss would go unnoticed? */
+static bool handout_outlives_client(Manager *m, const Handout *h) {
+        if (h->restore_token)
+                return true;
+        if (!h->drop_buffers)
+                return false;
+        for (unsigned i = 0; i < h->n_ids; i++) {
+                Buffer *buf = broker_find_buffer(m->broker, h->ids[i]);
+
+                if (buf && buf->persistent)
+                        return true;
+        }
+        return false;
+}
+
+/* The fd check after a reply to @client (see the top of this file). */
+static int fd_check_send(sd_bus *bus, const char *client, uint64_t *ret_cookie) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        /* Any fd will do: an eventfd needs no file. */
+        fd = eventfd(0, EFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = sd_bus_message_new_method_call(bus, &call, client, "/", BB_FD_CHECK_INTERFACE, "Check");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "h", fd);
+        if (r >= 0)
+                r = sd_bus_send(bus, call, ret_cookie);
+        return r;
+}
+
 int bus_send_reply(Manager *m, sd_bus_message *reply, const Handout *h) {
         sd_bus_message *call = sd_bus_get_current_message(sd_bus_message_get_bus(reply));
         uint64_t cookie;
@@ -202,7 +260,23 @@ int bus_send_reply(Manager *m, sd_bus_message *reply, const Handout *h) {
         }
         TAILQ_INSERT_TAIL(&m->handouts, copy, link);
         m->n_handouts++;
-        probe_schedule(m, BARRIER_DELAY_USEC);
+        if (handout_outlives_client(m, copy)) {
+                Peer *p = peer_find(m, copy->client);
+
+                if (!p || !p->takes_fds) {
+                        r = fd_check_send(copy->bus, copy->client, &copy->check_cookie);
+                        if (r < 0)
+                                log_warning_errno(r, "Cannot check whether %s takes file descriptors", copy->client);
+                }
+        }
+        if (copy->check_cookie) {
+                /* A probe in flight was sent before the check: on_probe()
+                 * schedules the next. */
+                r = probe_send(m);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to send a probe to the bus");
+        } else
+                probe_schedule(m, BARRIER_DELAY_USEC);
         return 1;
 }
 
@@ -219,19 +293,58 @@ bool handout_refused(Manager *m, sd_bus_message *msg) {
         if (sd_bus_message_get_reply_cookie(msg, &serial) < 0)
                 return false;
         TAILQ_FOREACH(h, &m->handouts, link)
-                if (h->bus == bus && h->cookie == serial)
+                if (h->bus == bus && (h->cookie == serial || (h->check_cookie && h->check_cookie == serial)))
                         break;
         if (!h)
                 return false;
+        if (h->cookie != serial) {
+                /* The check: only a refusal to pass fds says the reply was
+                 * lost (a policy or a full queue says nothing of it). */
+                if (!e || (!sd_bus_error_has_name(e, SD_BUS_ERROR_NOT_SUPPORTED) &&
+                           !sd_bus_error_has_name(e, SD_BUS_ERROR_FAILED))) {
+                        log_info("the fd check of %s was refused (%s); it tells nothing", h->client,
+                                 e ? e->name : "?");
+                        h->check_cookie = 0;
+                        return true;
+                }
+                log_warning("%s (uid %u) cannot take file descriptors (its connection did not negotiate fd "
+                            "passing): the bus refused the check after our reply (%s: %s), and disconnects it "
+                            "instead of delivering the reply; taking back what the reply handed out",
+                            h->client, (unsigned) h->uid, e->name, e->message ?: "");
+                p = peer_find(m, h->client);
+                if (p) {
+                        p->not_reading = true;
+                        p->no_fds = true;
+                }
+                handout_undo(m, h);
+                handout_free(m, h);
+                return true;
+        }
 
-        log_warning("the bus refused our reply to %s (uid %u): %s: %s; taking back what it handed out",
-                h->client, (unsigned) h->uid, e ? e->name : "?", e ? e->message : "?");
+        if (e && sd_bus_error_has_name(e, SD_BUS_ERROR_NOT_SUPPORTED))
+                log_warning("the bus refused our reply to %s (uid %u): it cannot take file descriptors (its "
+                            "connection did not negotiate fd passing; the bus said: %s); taking back what it handed out",
+                            h->client, (unsigned) h->uid, e->message ?: "");
+        else
+                log_warning("the bus refused our reply to %s (uid %u): %s: %s; taking back what it handed out",
+                            h->client, (unsigned) h->uid, e ? e->name : "?", e ? e->message : "?");
         p = peer_find(m, h->client);
-        if (p)
+        if (p) {
                 p->not_reading = true;
+                p->no_fds = e && sd_bus_error_has_name(e, SD_BUS_ERROR_NOT_SUPPORTED);
+        }
         handout_undo(m, h);
         handout_free(m, h);
         return true;
+}
+
+void handouts_token_revoked(Manager *m, uint64_t buffer_id, const char *token) {
+        Handout *h;
+
+        TAILQ_FOREACH(h, &m->handouts, link)
+                if (h->restore_token && h->n_ids > 0 && h->ids[0] == buffer_id &&
+                    (!token || strcmp(h->token, token) == 0))
+                        h->restore_token = false;
 }
 
 static void handouts_forget_connection(Manager *m, sd_bus *bus) {

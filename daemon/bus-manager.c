@@ -58,6 +58,11 @@ static int check_takes_fds(Manager *m, const Caller *caller, sd_bus_error *error
                 return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
                                          "The connection of %s does not pass file descriptors, and the reply carries them",
                                          caller->name);
+        if (p && p->no_fds)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                         "The bus cannot pass file descriptors to %s (it refused an earlier reply): "
+                                         "its connection did not negotiate fd passing, and the reply carries them",
+                                         caller->name);
         if (p && p->not_reading)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
                                          "The bus could not deliver earlier replies with file descriptors to %s "

@@ -72,6 +72,9 @@ struct Peer {
                                          * read them; no more fds for it */
         bool listening;                 /* bus-notify.c: told of changes */
         TAILQ_ENTRY(Peer) listener_link;        /* in Manager.listeners, while listening */
+        bool no_fds;                    /* the bus refused a reply with fds to it as
+                                         * one it cannot take (NotSupported) */
+        bool takes_fds;                 /* it surely received a reply with fds */
 
         TAILQ_ENTRY(Peer) link;         /* in Manager.peers */
 
@@ -274,6 +277,7 @@ struct Handout {
         uid_t token_owner;
         ShareOptions token_opts;
         uint64_t token_expire_usec;
+        uint64_t check_cookie;  /* our fd check call that followed the reply (0: none) */
         TAILQ_ENTRY(Handout) link;
 };
 
@@ -285,6 +289,9 @@ int bus_send_reply(Manager *m, sd_bus_message *reply, const Handout *h);
 /* An error in reply to one of our replies, from the bus: take back what
  * that reply handed out. Returns true if @msg was such an error. */
 bool handout_refused(Manager *m, sd_bus_message *msg);
+/* Token @token (NULL: every token) of buffer @buffer_id was revoked: an
+ * Open that spent it is not to give it back when its reply is refused. */
+void handouts_token_revoked(Manager *m, uint64_t buffer_id, const char *token);
 
 /* bus-manager.c */
 /* bus_get_caller() for calls whose reply carries fds: refused (before they

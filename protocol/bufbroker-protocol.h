@@ -20,6 +20,10 @@
 #define BB_MANAGER_INTERFACE    "org.bufbroker.Broker1"
 #define BB_BUFFER_PATH_PREFIX   "/org/bufbroker/Broker1/buffer"
 #define BB_BUFFER_INTERFACE     "org.bufbroker.Buffer1"
+/* The daemon calls Check(h) of this interface, which nobody implements, on
+ * a client after a reply whose loss would go unnoticed: the bus refuses it
+ * when the client cannot take fds. Clients need not answer. */
+#define BB_FD_CHECK_INTERFACE   "org.bufbroker.FdCheck"
 
 /* The path of buffer ID is BB_BUFFER_PATH_PREFIX "/ID": ID in decimal, no
  * sign, no leading zero, 1 to UINT64_MAX, so each buffer has one path. */

@@ -504,6 +504,64 @@ START_TEST(test_killed_daemon_comes_back) {
 }
 END_TEST
 
+static int call_revoke_token(const char *path, const char *token, sd_bus_error *error) {
+        return sd_bus_call_method(test_bus(), BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "RevokeToken", error, NULL, "s",
+                                  token);
+}
+
+/* Revoked tokens stay revoked across a SIGKILL and a restart from the
+ * store; the others come back; an fd opened before the revocation stays. */
+START_TEST(test_revocation_survives_restart) {
+        _cleanup_created_ Created x = {}, y = {};
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        char *t[4] = {}, path[108], got[8] = "";
+        uint32_t count = 0;
+        int fd = -1;
+        Keeper k;
+
+        keeper_start(&k, path);
+        harness_daemon_spawn = (PbusSpawn) { .notify_socket = path };
+        harness_restart_daemon(NULL);
+
+        create_memfd(NULL, "revoked", 4096, true, 0, &x);
+        create_memfd(NULL, "all-revoked", 4096, true, 0, &y);
+        ck_assert_int_eq(pwrite(x.fd, "kept", 4, 0), 4);
+        for (unsigned i = 0; i < 3; i++)
+                ck_assert_int_ge(call_share(NULL, x.path, false, (uid_t) -1, false, 0, &t[i], NULL), 0);
+        ck_assert_int_ge(call_share(NULL, y.path, false, (uid_t) -1, false, 0, &t[3], NULL), 0);
+        ck_assert_int_ge(call_open(NULL, t[0], NULL, &fd, NULL, NULL), 0);
+        ck_assert_int_ge(call_revoke_token(x.path, t[0], &error), 0);
+        ck_assert_int_ge(call_revoke_token(x.path, t[1], &error), 0);
+        ck_assert_int_ge(sd_bus_call_method(test_bus(), BB_BUS_NAME, y.path, BB_BUFFER_INTERFACE, "RevokeTokens",
+                                            &error, &reply, ""), 0);
+        ck_assert_int_ge(sd_bus_message_read(reply, "u", &count), 0);
+        ck_assert_uint_eq(count, 1);
+        reply = sd_bus_message_unref(reply);
+
+        kill_and_restart(&k, path, SIGKILL);
+
+        for (unsigned i = 0; i < 4; i++) {
+                int r = call_open(NULL, t[i], NULL, NULL, NULL, &error);
+
+                if (i == 2)
+                        ck_assert_msg(r >= 0, "the token not revoked: %s", error.message);
+                else
+                        assert_bus_error(&error, r, BB_ERROR_NO_SUCH_TOKEN, NULL, "a revoked token after a restart");
+                sd_bus_error_free(&error);
+        }
+        ck_assert_uint_eq(stats_get(BB_STAT_TOKENS), 1);
+        /* Opened before the revocation: an fd cannot be taken back. */
+        ck_assert_int_eq(pread(fd, got, 4, 0), 4);
+        ck_assert_str_eq(got, "kept");
+        close(fd);
+        for (unsigned i = 0; i < 4; i++)
+                free(t[i]);
+        keeper_pause(&k);
+        keeper_done(&k);
+}
+END_TEST
+
 static void setup_bus_only(BusKind kind) {
         harness_daemon_spawn = (PbusSpawn) {};
         harness_start(kind, false, NULL);
@@ -524,6 +582,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_fd_budget_fits_the_store);
         tcase_add_test(tc, test_unwritable_state_leaks_no_fd);
         tcase_add_test(tc, test_killed_daemon_comes_back);
+        tcase_add_test(tc, test_revocation_survives_restart);
 }
 
 int main(void) {

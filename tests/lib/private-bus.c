@@ -471,6 +471,12 @@ pid_t pbus_spawn_daemon(const char *address, const char *const *argv, const Pbus
                 pbus_child_die_with_parent(parent);
                 if (devnull < 0 || dup2(devnull, 0) < 0)
                         _exit(126);
+                if (opts->log_path) {
+                        int log = open(opts->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+                        if (log < 0 || dup2(log, 2) < 0)
+                                _exit(126);
+                }
                 /* The fds to hand over go to 3, 4, ... as systemd passes
                  * them; first out of the way of each other. */
                 for (unsigned i = 0; i < opts->n_listen_fds; i++) {

@@ -87,6 +87,8 @@ typedef struct PbusSpawn {
         /* $LD_PRELOAD: a fault-injection shim (and ASan told to accept it
          * ahead of its runtime), or NULL */
         const char *preload;
+        /* Its stderr (the log) appended to this file, or NULL: ours. */
+        const char *log_path;
 } PbusSpawn;
 
 /* Fork and exec argv (argv[0] searched in PATH) as a system-bus service on

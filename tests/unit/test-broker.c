@@ -4,6 +4,7 @@
  * registry, holders, share tokens, quotas, expiry and fd hygiene. One Suite per
  * concern; the memfd properties are in test-memfd.c.
  */
+#include <ctype.h>
 #include "memfd.h"
 #include "test-helpers.h"
 
@@ -1033,6 +1034,116 @@ START_TEST(test_share_permissions) {
 }
 END_TEST
 
+START_TEST(test_revoke_token) {
+        ShareOptions o = share_opts();
+        char tok[BB_TOKEN_LEN + 1], kept[BB_TOKEN_LEN + 1];
+        BrokerError err = {};
+        Buffer *buf;
+
+        buf = create_ok(":1.1", UID_A, "revoke", 1, false, 0);
+        share_ok(buf, ":1.1", UID_A, &o, T0, tok);
+        share_ok(buf, ":1.1", UID_A, &o, T0, kept);
+        ck_assert_ptr_eq(open_ok(":1.2", UID_B, tok, T0, NULL), buf);
+        assert_stats(1, page_size(), 2, 2);
+
+        ck_assert_int_eq(broker_revoke_buffer_token(b, CALLER(":1.1", UID_A), buf, tok, T0, &err), 0);
+        assert_stats(1, page_size(), 2, 1);
+        assert_usage(UID_A, 1, page_size(), 1);
+        /* Revoked: as unknown to Open, and to a second revocation. */
+        ck_assert_int_eq(open_token(":1.3", UID_C, tok, T0, NULL, NULL, NULL), -ENOKEY);
+        ck_assert_ptr_null(broker_find_client(b, ":1.3"));
+        assert_fails(broker_revoke_buffer_token(b, CALLER(":1.1", UID_A), buf, tok, T0, &err), ENOKEY, err);
+        ck_assert_str_eq(err.name, BB_ERROR_NO_SUCH_TOKEN);
+        /* Whoever opened it still holds the buffer; the other token works. */
+        ck_assert_uint_eq(buf->n_holds, 2);
+        ck_assert_ptr_eq(open_ok(":1.3", UID_C, kept, T0, NULL), buf);
+
+        /* Root may revoke too. */
+        ck_assert_int_eq(broker_revoke_buffer_token(b, CALLER(":1.0", 0), buf, kept, T0, &err), 0);
+        assert_stats(1, page_size(), 3, 0);
+}
+END_TEST
+
+START_TEST(test_revoke_token_refusals) {
+        ShareOptions o = share_opts();
+        char tok[BB_TOKEN_LEN + 1], other_tok[BB_TOKEN_LEN + 1], expiring[BB_TOKEN_LEN + 1];
+        char unknown[BB_TOKEN_LEN + 1];
+        BrokerError err = {};
+        Buffer *buf, *other;
+
+        buf = create_ok(":1.1", UID_A, "mine", 1, false, 0);
+        other = create_ok(":1.2", UID_B, "theirs", 1, false, 0);
+        share_ok(buf, ":1.1", UID_A, &o, T0, tok);
+        share_ok(other, ":1.2", UID_B, &o, T0, other_tok);
+        o.ttl_usec = 10;
+        share_ok(buf, ":1.1", UID_A, &o, T0, expiring);
+        memset(unknown, 'a', BB_TOKEN_LEN);
+        unknown[BB_TOKEN_LEN] = 0;
+        assert_stats(2, 2 * page_size(), 2, 3);
+
+        /* Not the owner: refused before the token is looked at, the same
+         * for a real token, an unknown and a malformed one (no oracle). */
+        for (int i = 0; i < 2; i++) {
+                const Caller *stranger = i == 0 ? CALLER(":1.2", UID_B) : CALLER(":1.3", UID_C);
+
+                assert_fails(broker_revoke_buffer_token(b, stranger, buf, tok, T0, &err), EPERM, err);
+                ck_assert_str_eq(err.name, BB_ERROR_NOT_OWNER);
+                assert_fails(broker_revoke_buffer_token(b, stranger, buf, unknown, T0, &err), EPERM, err);
+                assert_fails(broker_revoke_buffer_token(b, stranger, buf, "x", T0, &err), EPERM, err);
+                assert_fails(broker_revoke_buffer_tokens(b, stranger, buf, T0, &err, &(unsigned) { 0 }), EPERM, err);
+        }
+        /* The owner: malformed, unknown, another buffer's, expired. */
+        assert_fails(broker_revoke_buffer_token(b, CALLER(":1.1", UID_A), buf, "", T0, &err), EINVAL, err);
+        assert_fails(broker_revoke_buffer_token(b, CALLER(":1.1", UID_A), buf, "ABCDEF", T0, &err), EINVAL, err);
+        tok[0] = tok[0] == 'a' ? 'B' : 'A';       /* upper case: malformed */
+        assert_fails(broker_revoke_buffer_token(b, CALLER(":1.1", UID_A), buf, tok, T0, &err), EINVAL, err);
+        tok[0] = tolower((unsigned char) tok[0]);
+        assert_fails(broker_revoke_buffer_token(b, CALLER(":1.1", UID_A), buf, unknown, T0, &err), ENOKEY, err);
+        assert_fails(broker_revoke_buffer_token(b, CALLER(":1.1", UID_A), buf, other_tok, T0, &err), ENOKEY, err);
+        /* the same message as for an unknown one, but for the token itself */
+        ck_assert_ptr_null(strstr(err.message, "theirs"));
+        assert_fails(broker_revoke_buffer_token(b, CALLER(":1.1", UID_A), buf, expiring, T0 + 10, &err), ENOKEY,
+                     err);
+        /* Nothing of it changed anything. */
+        assert_stats(2, 2 * page_size(), 2, 3);
+        ck_assert_ptr_eq(open_ok(":1.4", UID_C, other_tok, T0, NULL), other);
+}
+END_TEST
+
+START_TEST(test_revoke_all_tokens) {
+        ShareOptions o = share_opts();
+        char t1[BB_TOKEN_LEN + 1], t2[BB_TOKEN_LEN + 1], t3[BB_TOKEN_LEN + 1], other_tok[BB_TOKEN_LEN + 1];
+        BrokerError err = {};
+        Buffer *buf, *other;
+        unsigned n = 99;
+
+        buf = create_ok(":1.1", UID_A, "all", 1, false, 0);
+        other = create_ok(":1.1", UID_A, "other", 1, false, 0);
+        ck_assert_int_eq(broker_revoke_buffer_tokens(b, CALLER(":1.1", UID_A), buf, T0, &err, &n), 0);
+        ck_assert_uint_eq(n, 0);
+
+        share_ok(buf, ":1.1", UID_A, &o, T0, t1);
+        share_ok(buf, ":1.1", UID_A, &o, T0, t2);
+        share_ok(other, ":1.1", UID_A, &o, T0, other_tok);
+        o.ttl_usec = 10;
+        share_ok(buf, ":1.1", UID_A, &o, T0, t3);
+        assert_stats(2, 2 * page_size(), 1, 4);
+
+        /* The expired one goes too, but is not counted as valid. */
+        ck_assert_int_eq(broker_revoke_buffer_tokens(b, CALLER(":1.9", UID_A), buf, T0 + 10, &err, &n), 0);
+        ck_assert_uint_eq(n, 2);
+        assert_stats(2, 2 * page_size(), 1, 1);
+        assert_usage(UID_A, 2, 2 * page_size(), 1);
+        ck_assert_int_eq(open_token(":1.3", UID_C, t1, T0, NULL, NULL, NULL), -ENOKEY);
+        ck_assert_int_eq(open_token(":1.3", UID_C, t2, T0, NULL, NULL, NULL), -ENOKEY);
+        /* Another buffer's tokens stay. */
+        ck_assert_ptr_eq(open_ok(":1.3", UID_C, other_tok, T0, NULL), other);
+        ck_assert_int_eq(broker_revoke_buffer_tokens(b, CALLER(":1.0", 0), other, T0, &err, &n), 0);
+        ck_assert_uint_eq(n, 1);
+        assert_stats(2, 2 * page_size(), 2, 0);
+}
+END_TEST
+
 static Suite *suite_tokens(void) {
         Suite *s = suite_create("tokens");
         TCase *tc = tcase_new("tokens");
@@ -1048,6 +1159,9 @@ static Suite *suite_tokens(void) {
         tcase_add_test(tc, test_read_only_token);
         tcase_add_test(tc, test_tokens_die_with_buffer);
         tcase_add_test(tc, test_share_permissions);
+        tcase_add_test(tc, test_revoke_token);
+        tcase_add_test(tc, test_revoke_token_refusals);
+        tcase_add_test(tc, test_revoke_all_tokens);
         suite_add_tcase(s, tc);
         return s;
 }

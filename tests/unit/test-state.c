@@ -667,6 +667,60 @@ START_TEST(test_journal_replay_every_kind) {
 }
 END_TEST
 
+/* Revoked tokens (one, and all of a buffer; some from the snapshot, some
+ * from the journal) are gone after a restart; the others are back. */
+START_TEST(test_journal_revocation) {
+        _cleanup_free_ char *journal = NULL, *snapshot = NULL, *from_journal = NULL;
+        const ShareOptions any = { .bound_uid = UID_ANY };
+        char old_kept[BB_TOKEN_LEN + 1], old_revoked[BB_TOKEN_LEN + 1], kept[BB_TOKEN_LEN + 1];
+        char revoked[BB_TOKEN_LEN + 1], all1[BB_TOKEN_LEN + 1], all2[BB_TOKEN_LEN + 1];
+        BrokerError err = {};
+        Buffer *x, *y;
+        BrokerJournal *j;
+        unsigned n;
+        Store s = {};
+        Broker *nb;
+        int fd;
+
+        x = create_ok(":1.1", UID_A, "x", page_size(), true, 0);
+        y = create_ok(":1.1", UID_A, "y", page_size(), true, 0);
+        share_ok(x, ":1.1", UID_A, &any, T0, old_kept);
+        share_ok(x, ":1.1", UID_A, &any, T0, old_revoked);
+        share_ok(y, ":1.1", UID_A, &any, T0, all1);
+        j = journal_start(&fd);
+
+        share_ok(x, ":1.1", UID_A, &any, T0, kept);
+        share_ok(x, ":1.1", UID_A, &any, T0, revoked);
+        share_ok(y, ":1.1", UID_A, &any, T0, all2);
+        ck_assert_int_eq(broker_revoke_buffer_token(b, CALLER(":1.1", UID_A), x, old_revoked, T0, &err), 0);
+        ck_assert_int_eq(broker_revoke_buffer_token(b, CALLER(":1.1", UID_A), x, revoked, T0, &err), 0);
+        ck_assert_int_eq(broker_revoke_buffer_tokens(b, CALLER(":1.1", UID_A), y, T0, &err, &n), 0);
+        ck_assert_uint_eq(n, 2);
+
+        journal = fd_text(fd);
+        snapshot = state_text(b);
+        ck_assert_uint_eq(count_lines_starting(journal, "-token "), 4);
+        from_journal = restored_text(journal);
+        ck_assert_str_eq(from_journal, snapshot);
+
+        /* And in a restored broker: revoked ones are unknown, the rest open. */
+        nb = new_broker(NULL);
+        store_buffers_of(&s, b);
+        ck_assert_int_eq(restore_text(nb, journal, &s), 0);
+        ck_assert_ptr_nonnull(broker_find_token(nb, old_kept, T0));
+        ck_assert_ptr_nonnull(broker_find_token(nb, kept, T0));
+        ck_assert_ptr_null(broker_find_token(nb, old_revoked, T0));
+        ck_assert_ptr_null(broker_find_token(nb, revoked, T0));
+        ck_assert_ptr_null(broker_find_token(nb, all1, T0));
+        ck_assert_ptr_null(broker_find_token(nb, all2, T0));
+        broker_free(nb);
+        store_done(&s);
+
+        broker_journal_free(j);
+        close(fd);
+}
+END_TEST
+
 /* A record cut short by a crash (no newline) is not read; what came
  * before it is. */
 START_TEST(test_journal_torn_record) {
@@ -970,6 +1024,7 @@ static Suite *suite_state(void) {
 
         tc = tcase_new("journal");
         tcase_add_test(tc, test_journal_replay_every_kind);
+        tcase_add_test(tc, test_journal_revocation);
         tcase_add_test(tc, test_journal_torn_record);
         tcase_add_test(tc, test_journal_compaction);
         tcase_add_test(tc, test_journal_write_failure);
