@@ -707,25 +707,28 @@ static void open_fds_finish(bb_call *call, int error, const char *error_name, co
         deliver_buffer(call, error, error_name, error_message, buf);
 }
 
-_public_ int bb_buffer_create_async(bb_client *c, const char *name, uint64_t size, unsigned flags,
-                                    uint64_t ttl_usec, bb_buffer_done_func callback, void *userdata,
-                                    bb_call **ret_call) {
+/* CreateMemfd (count 0) or CreateMemfds (count buffers), asynchronously. A
+ * cancelled persistent create is undone even when the client closes. */
+static int create_async(bb_client *c, const char *name, uint64_t size, unsigned count, unsigned flags,
+                        uint64_t ttl_usec, call_finish_func finish, call_undo_func undo, void (*callback)(void),
+                        void *userdata, bb_call **ret_call) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         bb_call *call;
         int r;
 
-        if (!c || !callback || (flags & ~BB_CREATE_PERSISTENT))
+        if (!c || (flags & ~BB_CREATE_PERSISTENT))
                 return -EINVAL;
         if (!name)
                 name = "";
-        r = create_message(c, name, size, 0, flags, ttl_usec, &m);
+        r = create_message(c, name, size, count, flags, ttl_usec, &m);
         if (r < 0)
                 return r;
-        r = client_call_new(c, create_finish, CALLBACK(callback), userdata, &call);
+        r = client_call_new(c, finish, callback, userdata, &call);
         if (r < 0)
                 return r;
         call->flags = flags;
-        call->undo = undo_create;
+        call->count = count;
+        call->undo = undo;
         call->undo_on_close = flags & BB_CREATE_PERSISTENT;
         call->name = strdup(name);
         if (!call->name) {
@@ -733,6 +736,15 @@ _public_ int bb_buffer_create_async(bb_client *c, const char *name, uint64_t siz
                 return -ENOMEM;
         }
         return send_call(call, m, ret_call);
+}
+
+_public_ int bb_buffer_create_async(bb_client *c, const char *name, uint64_t size, unsigned flags,
+                                    uint64_t ttl_usec, bb_buffer_done_func callback, void *userdata,
+                                    bb_call **ret_call) {
+        if (!callback)
+                return -EINVAL;
+        return create_async(c, name, size, 0, flags, ttl_usec, create_finish, undo_create, CALLBACK(callback),
+                            userdata, ret_call);
 }
 
 static void buffers_finish(bb_call *call, int error, const char *error_name, const char *error_message,
@@ -754,30 +766,10 @@ static void buffers_finish(bb_call *call, int error, const char *error_name, con
 _public_ int bb_buffer_create_many_async(bb_client *c, const char *name, uint64_t size, unsigned flags,
                                          uint64_t ttl_usec, unsigned count, bb_buffers_done_func callback,
                                          void *userdata, bb_call **ret_call) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        bb_call *call;
-        int r;
-
-        if (!c || !callback || (flags & ~BB_CREATE_PERSISTENT) || count == 0 || count > BB_CREATE_BATCH_MAX)
+        if (!callback || count == 0 || count > BB_CREATE_BATCH_MAX)
                 return -EINVAL;
-        if (!name)
-                name = "";
-        r = create_message(c, name, size, count, flags, ttl_usec, &m);
-        if (r < 0)
-                return r;
-        r = client_call_new(c, buffers_finish, CALLBACK(callback), userdata, &call);
-        if (r < 0)
-                return r;
-        call->flags = flags;
-        call->count = count;
-        call->undo = undo_create_many;
-        call->undo_on_close = flags & BB_CREATE_PERSISTENT;
-        call->name = strdup(name);
-        if (!call->name) {
-                call_unref_internal(call);
-                return -ENOMEM;
-        }
-        return send_call(call, m, ret_call);
+        return create_async(c, name, size, count, flags, ttl_usec, buffers_finish, undo_create_many,
+                            CALLBACK(callback), userdata, ret_call);
 }
 
 _public_ int bb_buffer_open_async(bb_client *c, const char *token, bb_buffer_done_func callback, void *userdata,

@@ -134,6 +134,28 @@ int bus_method_unsubscribe(sd_bus_message *msg, void *userdata, sd_bus_error *er
 
 /* --------------------------------------------------- GetManagedObjects --- */
 
+/* A buffer as the ObjectManager shows it (GetManagedObjects' entries and
+ * InterfacesAdded's arguments): its path, then its one interface with its
+ * properties, "oa{sa{sv}}". */
+static int append_object(sd_bus_message *m, Buffer *buf) {
+        int r;
+
+        r = sd_bus_message_append(m, "o", buf->path);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sa{sv}}");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'e', "sa{sv}");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", BB_BUFFER_INTERFACE);
+        if (r >= 0)
+                r = bus_append_buffer_properties(m, buf);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
 /* sd-bus serves org.freedesktop.DBus.ObjectManager itself and takes no
  * vtable for it; an object callback runs before its own answer. Ours makes
  * the caller a listener first, so that after the reply no change is missed,
@@ -174,19 +196,7 @@ static int on_manager_object(sd_bus_message *msg, void *userdata, sd_bus_error *
                         continue;
                 r = sd_bus_message_open_container(reply, 'e', "oa{sa{sv}}");
                 if (r >= 0)
-                        r = sd_bus_message_append(reply, "o", buf->path);
-                if (r >= 0)
-                        r = sd_bus_message_open_container(reply, 'a', "{sa{sv}}");
-                if (r >= 0)
-                        r = sd_bus_message_open_container(reply, 'e', "sa{sv}");
-                if (r >= 0)
-                        r = sd_bus_message_append(reply, "s", BB_BUFFER_INTERFACE);
-                if (r >= 0)
-                        r = bus_append_buffer_properties(reply, buf);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
-                if (r >= 0)
-                        r = sd_bus_message_close_container(reply);
+                        r = append_object(reply, buf);
                 if (r >= 0)
                         r = sd_bus_message_close_container(reply);
         }
@@ -278,22 +288,7 @@ static void notify(Manager *m, Buffer *buf, const Signal *sig) {
 }
 
 static int append_interfaces_added(sd_bus_message *s, Buffer *buf, const void *data) {
-        int r;
-
-        r = sd_bus_message_append(s, "o", buf->path);
-        if (r >= 0)
-                r = sd_bus_message_open_container(s, 'a', "{sa{sv}}");
-        if (r >= 0)
-                r = sd_bus_message_open_container(s, 'e', "sa{sv}");
-        if (r >= 0)
-                r = sd_bus_message_append(s, "s", BB_BUFFER_INTERFACE);
-        if (r >= 0)
-                r = bus_append_buffer_properties(s, buf);
-        if (r >= 0)
-                r = sd_bus_message_close_container(s);
-        if (r >= 0)
-                r = sd_bus_message_close_container(s);
-        return r;
+        return append_object(s, buf);
 }
 
 static int append_interfaces_removed(sd_bus_message *s, Buffer *buf, const void *data) {
