@@ -2,13 +2,15 @@
 /*
  * Runs one worked example of tests/examples/ against the real bufbrokerd on a
  * private dbus-daemon and on a private dbus-broker (the integration harness),
- * and checks what it did through the test's own connection:
+ * and checks what it did through the test's own connection. The example runs
+ * on the bus that DBUS_SYSTEM_BUS_ADDRESS names, as every example's default
+ * (the system bus) allows. Examples come in two shapes (README.md here):
  *
  *   test-example [--no-fds] COMMAND [ARG...]
  *
- * COMMAND [ARG...] is the example (a program, or an interpreter and a
- * script). Every example speaks the same small command line, on the bus that
- * DBUS_SYSTEM_BUS_ADDRESS names:
+ * COMMAND [ARG...] (a program, or an interpreter and a script) speaks the
+ * three-step command line of the examples that use the D-Bus contract
+ * directly:
  *
  *   share          as root: create a persistent memfd buffer, write the
  *                  message "Hello from a bufbroker example" (the same in
@@ -22,18 +24,27 @@
  *   release PATH   as root: release (ending persistence), wait for
  *                  BufferReleased; exit 0
  *
- * and on any failure prints the D-Bus error name and exits non-zero. With
- * --no-fds the example also has
+ * and on any failure prints the D-Bus error name and exits 1. With --no-fds
+ * the example also has
  *
  *   no-fds         as nobody: call CreateMemfd on a connection that did not
  *                  negotiate fd passing, print "without fd passing: ..."
  *                  when no reply (or an error) came; exit 0
  *
- * and the daemon must have taken back what the refused reply handed out. The
- * cases check that each step did what it says (the daemon's Stats, fds and
- * ListBuffers back at the baseline after the flow) and that the example fails
- * when the flow does: a token that no longer exists, a malformed one, a
- * buffer whose contents are not the message.
+ * and the daemon must have taken back what the refused reply handed out.
+ *
+ *   test-example --whole EXPECTED-LINE COMMAND [ARG...]
+ *
+ * COMMAND does the whole flow in one process, as the event-loop examples of
+ * libbufbroker do (create, share, open on a second connection, release),
+ * and prints EXPECTED-LINE (what the second connection read) and "released";
+ * it runs as root and as nobody, and exits 1 when a step fails.
+ *
+ * Either way the cases check that the example did what it says and left the
+ * daemon as it found it (Stats, fds and ListBuffers back at the baseline),
+ * and that it fails when the flow does: no bus at all, and for the steps a
+ * token that no longer exists, a malformed one, a buffer whose contents are
+ * not the message.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,15 +58,17 @@
 static char **example;          /* COMMAND [ARG...] */
 static int example_argc;
 static bool with_no_fds;
+static const char *whole_expected;      /* --whole: the line the flow prints */
 
-/* Run the example with args (NULL-terminated) as uid on the fixture's bus. */
-static void run_example(RunResult *r, uid_t uid, const char *const *args) {
+/* Run the example with args (NULL-terminated) as uid on the bus at address
+ * (NULL: the fixture's). */
+static void run_example_on(RunResult *r, uid_t uid, const char *address, const char *const *args) {
         const char *argv[16];
         char env_address[160];
         const char *env[] = { env_address, NULL };
         int n = 0;
 
-        snprintf(env_address, sizeof env_address, "DBUS_SYSTEM_BUS_ADDRESS=%s", H->address);
+        snprintf(env_address, sizeof env_address, "DBUS_SYSTEM_BUS_ADDRESS=%s", address ? address : H->address);
         for (int i = 0; i < example_argc; i++)
                 argv[n++] = example[i];
         for (int i = 0; args[i]; i++)
@@ -63,18 +76,42 @@ static void run_example(RunResult *r, uid_t uid, const char *const *args) {
         argv[n] = NULL;
         ck_assert_int_eq(run_argv(r, uid, NULL, 0, env, argv), 0);
 }
-#define example_run(r, uid, ...) run_example((r), (uid), (const char *[]) { __VA_ARGS__, NULL })
+#define example_run(r, uid, ...) \
+        run_example_on((r), (uid), NULL, (const char *[]) { __VA_ARGS__, NULL })
 
-/* "KEY VALUE" line of out. */
+/* The value of out's "KEY VALUE" line, or NULL. */
 static char *output_value(const RunResult *r, const char *key) {
         size_t n = strlen(key);
 
         for (const char *l = r->out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
                 if (strncmp(l, key, n) == 0 && l[n] == ' ')
                         return strndup(l + n + 1, strcspn(l + n + 1, "\n"));
-        run_result_dump("example", r);
-        ck_abort_msg("the example printed no \"%s\" line", key);
         return NULL;
+}
+
+static char *assert_output_value(const RunResult *r, const char *key) {
+        char *value = output_value(r, key);
+
+        if (!value)
+                run_result_dump("example", r);
+        ck_assert_msg(value, "the example printed no \"%s\" line", key);
+        return value;
+}
+
+/* Does out have line as a whole line? */
+static bool output_has_line(const RunResult *r, const char *line) {
+        size_t n = strlen(line);
+
+        for (const char *l = r->out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+                if (strncmp(l, line, n) == 0 && (l[n] == '\n' || l[n] == '\0'))
+                        return true;
+        return false;
+}
+
+static void assert_output_has_line(const RunResult *r, const char *line) {
+        if (!output_has_line(r, line))
+                run_result_dump("example", r);
+        ck_assert_msg(output_has_line(r, line), "the example's stdout lacks the line \"%s\"", line);
 }
 
 /* text is r's out or err, named what */
@@ -85,14 +122,16 @@ static void assert_output_has(const RunResult *r, const char *text, const char *
         ck_assert_msg(strstr(text, needle), "the example's %s lacks \"%s\"", what, needle);
 }
 
+/* ------------------------------------------------ the three-step examples --- */
+
 /* share as root: the buffer exists, persistent, owned by root. */
 static void share(char **ret_path, char **ret_token) {
         _cleanup_run_result_ RunResult r = { 0 };
 
         example_run(&r, AS_ROOT, "share");
         ck_assert_run_status(&r, 0);
-        *ret_path = output_value(&r, "buffer");
-        *ret_token = output_value(&r, "token");
+        *ret_path = assert_output_value(&r, "buffer");
+        *ret_token = assert_output_value(&r, "token");
         ck_assert_msg(strlen(*ret_token) == 32, "token \"%s\"", *ret_token);
         ck_assert_msg(list_has(test_bus(), buffer_id_from_path(*ret_path)),
                       "%s is not listed after share (not persistent?)", *ret_path);
@@ -110,7 +149,7 @@ static void release(const char *path) {
 }
 
 /* share -> open as nobody -> release, and nothing is left behind. */
-START_TEST(test_flow) {
+START_TEST(test_steps) {
         _cleanup_run_result_ RunResult r = { 0 };
         Snapshot base;
         char *path, *token;
@@ -177,7 +216,8 @@ START_TEST(test_open_checks_contents) {
         sd_bus_message_unref(reply);
 
         example_run(&r, NOBODY_UID, "open", token);
-        ck_assert_msg(r.status != 0, "open of a buffer without the message passed:\n%s", r.out);
+        ck_assert_msg(r.status == 1, "open of a buffer without the message: exit %d, want 1:\n%s",
+                      r.status, r.out);
         release(path);
         free(path);
         free(token);
@@ -198,12 +238,67 @@ START_TEST(test_no_fds) {
 }
 END_TEST
 
+/* -------------------------------------------- the whole flow in one process --- */
+
+static void run_whole(uid_t uid) {
+        _cleanup_run_result_ RunResult r = { 0 };
+        Snapshot base;
+
+        baseline_after_warmup(&base);
+        run_example_on(&r, uid, NULL, (const char *[]) { NULL });
+        ck_assert_run_status(&r, 0);
+        assert_output_has_line(&r, whole_expected);
+        assert_output_has_line(&r, "released");
+        assert_back_to(&base, "after the example");
+}
+
+START_TEST(test_whole_as_root) {
+        run_whole(AS_ROOT);
+}
+END_TEST
+
+START_TEST(test_whole_as_nobody) {
+        run_whole(NOBODY_UID);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ both --- */
+
+/* Pointed at a bus that is not there, the example fails, and says so. */
+START_TEST(test_fails_without_bus) {
+        _cleanup_run_result_ RunResult r = { 0 };
+        char address[160];
+        char *token;
+        bool shared;
+
+        snprintf(address, sizeof(address), "unix:path=%s/no-such-socket", H->dir);
+        if (whole_expected) {
+                run_example_on(&r, AS_ROOT, address, (const char *[]) { NULL });
+                ck_assert_msg(!output_has_line(&r, whole_expected), "read something without a bus:\n%s", r.out);
+        } else {
+                run_example_on(&r, AS_ROOT, address, (const char *[]) { "share", NULL });
+                token = output_value(&r, "token");
+                shared = token;
+                free(token);
+                ck_assert_msg(!shared, "shared something without a bus:\n%s", r.out);
+        }
+        ck_assert_msg(r.status == 1, "without a bus: exit %d, want 1", r.status);
+        ck_assert_msg(r.err && *r.err, "without a bus: nothing on stderr");
+}
+END_TEST
+
 static void add_tests(TCase *tc) {
-        tcase_add_test(tc, test_flow);
-        tcase_add_test(tc, test_open_gone_token_fails);
-        tcase_add_test(tc, test_open_checks_contents);
-        if (with_no_fds)
-                tcase_add_test(tc, test_no_fds);
+        if (whole_expected) {
+                tcase_add_test(tc, test_whole_as_root);
+                tcase_add_test(tc, test_whole_as_nobody);
+        } else {
+                tcase_add_test(tc, test_steps);
+                tcase_add_test(tc, test_open_gone_token_fails);
+                tcase_add_test(tc, test_open_checks_contents);
+                if (with_no_fds)
+                        tcase_add_test(tc, test_no_fds);
+        }
+        tcase_add_test(tc, test_fails_without_bus);
 }
 
 int main(int argc, char **argv) {
@@ -213,9 +308,14 @@ int main(int argc, char **argv) {
                 with_no_fds = true;
                 argv++;
                 argc--;
+        } else if (argc > 2 && strcmp(argv[1], "--whole") == 0) {
+                whole_expected = argv[2];
+                argv += 2;
+                argc -= 2;
         }
         if (argc < 2 || argc > 8) {
-                fprintf(stderr, "usage: test-example [--no-fds] COMMAND [ARG...]\n");
+                fprintf(stderr, "usage: test-example [--no-fds] COMMAND [ARG...]\n"
+                                "       test-example --whole EXPECTED-LINE COMMAND [ARG...]\n");
                 return 2;
         }
         example = argv + 1;

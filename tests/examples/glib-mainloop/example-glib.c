@@ -15,11 +15,13 @@
  *
  *   cc example-glib.c $(pkg-config --cflags --libs bufbroker glib-2.0)
  *
- * Run: example-glib [BUS-ADDRESS]   (default: the system bus)
+ * Run: example-glib [--session]   (default: the system bus, or the one
+ *      DBUS_SYSTEM_BUS_ADDRESS names)
  * Exit status 0 when the second connection read what the first wrote.
  */
 #include <bufbroker.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <glib.h>
 #include <stdio.h>
 #include <string.h>
@@ -225,20 +227,25 @@ static void on_created(bb_client *c, int error, const char *error_name, const ch
                 fail(app, "share", r, NULL);
 }
 
-static int connect_to(const char *address, bb_client **ret) {
-        return address ? bb_client_new_address(ret, address) : bb_client_new(ret);
+static int connect_to(bool session, bb_client **ret) {
+        return session ? bb_client_new_user(ret) : bb_client_new(ret);
 }
 
 int main(int argc, char *argv[]) {
-        const char *address = argc > 1 ? argv[1] : NULL;
+        bool session = argc == 2 && strcmp(argv[1], "--session") == 0;
         GSource *owner_source, *reader_source;
         App app = { 0 };
         int r;
 
+        if (argc > 2 || (argc == 2 && !session)) {
+                fprintf(stderr, "usage: %s [--session]\n", argv[0]);
+                return 2;
+        }
+
         app.status = 1;
-        r = connect_to(address, &app.owner);
+        r = connect_to(session, &app.owner);
         if (r >= 0)
-                r = connect_to(address, &app.reader);
+                r = connect_to(session, &app.reader);
         if (r < 0) {
                 fprintf(stderr, "connecting: %s\n", strerror(-r));
                 return 1;
