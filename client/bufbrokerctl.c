@@ -48,6 +48,8 @@ static bool arg_json = false;
 static uint64_t arg_size = 0;
 static const char *arg_name = NULL;
 static bool arg_persistent = false;
+static bool arg_hugetlb = false;
+static bool arg_prefault = false;
 static uint64_t arg_ttl_usec = 0;
 static bool arg_read_only = false;
 static bool arg_single_use = false;
@@ -75,6 +77,8 @@ enum {
         OPT_FORMAT      = 1U << 10,
         OPT_TYPE        = 1U << 11,
         OPT_COUNT       = 1U << 12,
+        OPT_HUGETLB     = 1U << 13,
+        OPT_PREFAULT    = 1U << 14,
 };
 static unsigned arg_seen = 0;
 
@@ -95,6 +99,8 @@ static const struct {
         { OPT_FORMAT, "--format" },
         { OPT_TYPE, "--type" },
         { OPT_COUNT, "--count" },
+        { OPT_HUGETLB, "--hugetlb" },
+        { OPT_PREFAULT, "--prefault" },
 };
 
 /* ------------------------------------------------------------ output --- */
@@ -176,8 +182,10 @@ static void help(void) {
                "  status                       Show the broker's version, stats and limits\n"
                "  list [--json]                List the buffers you may see\n"
                "  create --size SIZE [--count N] [--name NAME] [--persistent] [--ttl TTL]\n"
+               "         [--hugetlb] [--prefault]\n"
                "                               Create a memfd buffer (N of them in one call,\n"
-               "                               N up to 16), print the ids, one per line\n"
+               "                               N up to 16; of huge pages; its pages allocated\n"
+               "                               now), print the ids, one per line\n"
                "  create --v4l2 DEVICE --count N [--format FORMAT] [--type TYPE]\n"
                "         [--persistent] [--ttl TTL] [--read-only]\n"
                "                               Create N dma-buf buffers on a V4L2 device,\n"
@@ -424,6 +432,8 @@ static int create_v4l2(bb_client *c) {
 
 static int verb_create(bb_client *c, int argc, char **argv) {
         _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
+        unsigned flags = (arg_persistent ? BB_CREATE_PERSISTENT : 0) | (arg_hugetlb ? BB_CREATE_HUGETLB : 0) |
+                         (arg_prefault ? BB_CREATE_PREFAULT : 0);
         int r;
 
         if (arg_v4l2)
@@ -432,8 +442,7 @@ static int verb_create(bb_client *c, int argc, char **argv) {
         if (arg_count > 1) {
                 bb_buffer *bufs[BB_CREATE_BATCH_MAX];
 
-                r = bb_buffer_create_many(c, arg_name, arg_size, arg_persistent ? BB_CREATE_PERSISTENT : 0,
-                                          arg_ttl_usec, arg_count, bufs);
+                r = bb_buffer_create_many(c, arg_name, arg_size, flags, arg_ttl_usec, arg_count, bufs);
                 if (r < 0)
                         return log_bus_error(c, r, "create");
                 for (unsigned i = 0; i < arg_count; i++) {
@@ -441,8 +450,7 @@ static int verb_create(bb_client *c, int argc, char **argv) {
                         bb_buffer_unref(bufs[i]);
                 }
         } else {
-                r = bb_buffer_create(c, arg_name, arg_size, arg_persistent ? BB_CREATE_PERSISTENT : 0,
-                                     arg_ttl_usec, &buf);
+                r = bb_buffer_create(c, arg_name, arg_size, flags, arg_ttl_usec, &buf);
                 if (r < 0)
                         return log_bus_error(c, r, "create");
                 printf("%" PRIu64 "\n", bb_buffer_id(buf));
@@ -491,6 +499,8 @@ static int verb_info(bb_client *c, int argc, char **argv) {
         printf("OwnerUid:   %u\n", (unsigned) bb_buffer_owner_uid(buf));
         printf("Persistent: %s\n", bb_buffer_is_persistent(buf) ? "yes" : "no");
         printf("Frozen:     %s\n", bb_buffer_is_frozen(buf) ? "yes" : "no");
+        printf("PageSize:   %" PRIu64 "\n", bb_buffer_page_size(buf));
+        printf("Prefaulted: %s\n", bb_buffer_is_prefaulted(buf) ? "yes" : "no");
         printf("Created:    %s\n", format_timestamp(ts, bb_buffer_created_usec(buf)));
 
         /* Planes and format are properties (Planes, Format), read above
@@ -928,7 +938,7 @@ static const Verb verbs[] = {
         { "status",  ARGS_NONE, 0,                                              verb_status },
         { "list",    ARGS_NONE, OPT_JSON,                                       verb_list },
         { "create",  ARGS_NONE, OPT_SIZE | OPT_NAME | OPT_PERSISTENT | OPT_TTL | OPT_READ_ONLY |
-                                OPT_V4L2 | OPT_FORMAT | OPT_TYPE | OPT_COUNT,   verb_create },
+                                OPT_V4L2 | OPT_FORMAT | OPT_TYPE | OPT_COUNT | OPT_HUGETLB | OPT_PREFAULT,   verb_create },
         { "info",    ARGS_ID,   0,                                              verb_info },
         { "share",   ARGS_ID,   OPT_READ_ONLY | OPT_UID | OPT_SINGLE_USE | OPT_TTL, verb_share },
         { "release", ARGS_IDS,  0,                                              verb_release },
@@ -961,6 +971,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_FORMAT,
                 ARG_TYPE,
                 ARG_COUNT,
+                ARG_HUGETLB,
+                ARG_PREFAULT,
         };
         static const struct option options[] = {
                 { "help",       no_argument,       NULL, 'h' },
@@ -982,6 +994,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "format",     required_argument, NULL, ARG_FORMAT },
                 { "type",       required_argument, NULL, ARG_TYPE },
                 { "count",      required_argument, NULL, ARG_COUNT },
+                { "hugetlb",    no_argument,       NULL, ARG_HUGETLB },
+                { "prefault",   no_argument,       NULL, ARG_PREFAULT },
                 {}
         };
         int c, r;
@@ -1032,6 +1046,14 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_PERSISTENT:
                         arg_persistent = true;
                         arg_seen |= OPT_PERSISTENT;
+                        break;
+                case ARG_HUGETLB:
+                        arg_hugetlb = true;
+                        arg_seen |= OPT_HUGETLB;
+                        break;
+                case ARG_PREFAULT:
+                        arg_prefault = true;
+                        arg_seen |= OPT_PREFAULT;
                         break;
                 case ARG_TTL:
                         r = parse_ttl_arg(optarg, &arg_ttl_usec);
@@ -1205,6 +1227,11 @@ static const Verb *find_verb(int argc, char **argv) {
                                 log_usage("create: %s only applies to --v4l2 buffers", option_name(v4l2_only[i]));
                                 return NULL;
                         }
+                if ((arg_seen & OPT_V4L2) && (arg_seen & (OPT_HUGETLB | OPT_PREFAULT))) {
+                        log_usage("create: %s does not apply to --v4l2 buffers (the driver allocates them)",
+                                  option_name(arg_seen & OPT_HUGETLB ? OPT_HUGETLB : OPT_PREFAULT));
+                        return NULL;
+                }
                 if ((arg_seen & OPT_V4L2) && (arg_seen & OPT_NAME)) {
                         log_usage("create: --name does not apply to --v4l2 buffers (they are named after the "
                                   "device and their index)");
