@@ -24,115 +24,9 @@
 #include "harness.h"
 
 #define M (UINT64_C(1) << 20)
-#define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
-
 static const char *const daemon_args[] = { "--max-bytes-per-uid=12M", NULL };
 
-static char saved_nr[32];               /* "" until read */
 static uint64_t huge;                   /* the kernel's huge page size */
-
-/* --------------------------------------------------------- the pool --- */
-
-static void restore_nr_hugepages(void) {
-        int fd;
-
-        if (!saved_nr[0])
-                return;
-        fd = open(NR_HUGEPAGES, O_WRONLY | O_CLOEXEC);
-        if (fd >= 0) {
-                (void) !write(fd, saved_nr, strlen(saved_nr));
-                close(fd);
-        }
-}
-
-static void restore_and_die(int sig) {
-        restore_nr_hugepages();
-        signal(sig, SIG_DFL);
-        raise(sig);
-}
-
-/* A "Key: value" of /proc/meminfo (kB values in kB); -1 if absent. */
-static int64_t meminfo(const char *key) {
-        char line[256];
-        size_t len = strlen(key);
-        int64_t v = -1;
-        FILE *f = fopen("/proc/meminfo", "re");
-
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (strncmp(line, key, len) == 0 && line[len] == ':') {
-                        v = strtoll(line + len + 1, NULL, 10);
-                        break;
-                }
-        fclose(f);
-        return v;
-}
-
-/* Pages come back when the last description of the file goes, which may be
- * a moment after BufferReleased (the fd store's copy, a closing reply). */
-static void assert_meminfo_becomes(const char *key, int64_t want) {
-        int64_t v = -1;
-
-        for (int waited = 0; waited < scaled_ms(3000); waited += 20) {
-                v = meminfo(key);
-                if (v == want)
-                        return;
-                msleep(20);
-        }
-        ck_abort_msg("%s is %" PRId64 ", want %" PRId64, key, v, want);
-}
-
-static void set_huge_pages(unsigned n) {
-        char s[16];
-        int fd = open(NR_HUGEPAGES, O_WRONLY | O_CLOEXEC);
-
-        ck_assert_msg(fd >= 0, "open %s: %s", NR_HUGEPAGES, strerror(errno));
-        snprintf(s, sizeof(s), "%u", n);
-        ck_assert_int_eq(write(fd, s, strlen(s)), (ssize_t) strlen(s));
-        close(fd);
-        ck_assert_msg(meminfo("HugePages_Total") == n,
-                      "the kernel gave %" PRId64 " huge pages of the %u asked (memory fragmented?)",
-                      meminfo("HugePages_Total"), n);
-}
-
-/* 77 with the reason when this kernel or machine cannot run the test. */
-static void require_huge_pages(void) {
-        int fd = open(NR_HUGEPAGES, O_RDONLY | O_CLOEXEC);
-        ssize_t n;
-        int64_t kb = meminfo("Hugepagesize");
-        int mfd;
-
-        if (fd < 0 || kb <= 0) {
-                fprintf(stderr, "SKIP: this kernel has no huge pages (%s, Hugepagesize in /proc/meminfo)\n",
-                        NR_HUGEPAGES);
-                exit(77);
-        }
-        n = read(fd, saved_nr, sizeof(saved_nr) - 1);
-        close(fd);
-        if (n <= 0) {
-                saved_nr[0] = 0;
-                fprintf(stderr, "SKIP: cannot read %s\n", NR_HUGEPAGES);
-                exit(77);
-        }
-        saved_nr[n] = 0;
-        mfd = memfd_create("probe", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
-        if (mfd < 0) {
-                fprintf(stderr, "SKIP: memfd_create(MFD_HUGETLB|MFD_ALLOW_SEALING): %s\n", strerror(errno));
-                exit(77);
-        }
-        close(mfd);
-        fd = open(NR_HUGEPAGES, O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, saved_nr, strlen(saved_nr)) < 0) {
-                fprintf(stderr, "SKIP: cannot write %s: %s\n", NR_HUGEPAGES, strerror(errno));
-                exit(77);
-        }
-        close(fd);
-        huge = (uint64_t) kb * 1024;
-        atexit(restore_nr_hugepages);
-        signal(SIGTERM, restore_and_die);
-        signal(SIGINT, restore_and_die);
-}
 
 /* ------------------------------------------------------------ calls --- */
 
@@ -282,14 +176,14 @@ START_TEST(test_create_share_open_release) {
         char *token = NULL, *p;
         Snapshot base;
 
-        set_huge_pages(2);
+        huge_pages_set(2);
         baseline_after_warmup(&base);
         released_watch();
         c = create_ok(true, false, 1);
         ck_assert_uint_eq(c.size, huge);
         /* Reserved for the buffer, not allocated yet: nobody faults. */
-        ck_assert_int_eq(meminfo("HugePages_Rsvd"), 1);
-        ck_assert_int_eq(meminfo("HugePages_Free"), 2);
+        ck_assert_int_eq(meminfo_value("HugePages_Rsvd"), 1);
+        ck_assert_int_eq(meminfo_value("HugePages_Free"), 2);
         ck_assert_uint_eq(allocated(c.fd), 0);
         ck_assert_uint_eq(property_t(c.path, BB_PROP_PAGE_SIZE), huge);
         ck_assert(!property_b(c.path, BB_PROP_PREFAULTED));
@@ -299,7 +193,7 @@ START_TEST(test_create_share_open_release) {
         ck_assert_msg(p != MAP_FAILED, "mmap: %s", strerror(errno));
         memcpy(p, "huge", 4);
         p[huge - 1] = 'z';
-        ck_assert_int_eq(meminfo("HugePages_Free"), 1);
+        ck_assert_int_eq(meminfo_value("HugePages_Free"), 1);
 
         ck_assert_msg(call_share(NULL, c.path, false, NOBODY_UID, false, 0, &token, &error) >= 0, "Share: %s",
                       error.message);
@@ -328,7 +222,7 @@ START_TEST(test_size_rounding) {
         uint64_t sizes[2];
         int fds[2], r;
 
-        set_huge_pages(4);
+        huge_pages_set(4);
         baseline_after_warmup(&base);
         released_watch();
         for (size_t i = 0; i < ELEMENTSOF(asked); i++) {
@@ -349,7 +243,7 @@ START_TEST(test_size_rounding) {
                                              &sizes[1]), 0);
         ck_assert_uint_eq(sizes[0], 2 * huge);
         ck_assert_uint_eq(sizes[1], 2 * huge);
-        ck_assert_int_eq(meminfo("HugePages_Rsvd"), 4);
+        ck_assert_int_eq(meminfo_value("HugePages_Rsvd"), 4);
         for (unsigned i = 0; i < 2; i++)
                 ck_assert_int_ge(call_release(NULL, paths[i], &error), 0);
         sd_bus_message_unref(reply);
@@ -370,7 +264,7 @@ START_TEST(test_no_free_huge_pages) {
         Snapshot base;
         int r;
 
-        set_huge_pages(0);
+        huge_pages_set(0);
         baseline_after_warmup(&base);
         r = create_with(true, false, false, 1, &c, &error);
         assert_bus_error(&error, r, BB_ERROR_NO_SPACE, "huge pages", "hugetlb, no pool");
@@ -387,14 +281,14 @@ START_TEST(test_no_free_huge_pages) {
         assert_back_to(&base, "no huge pages");
 
         /* Two free, three asked: none. */
-        set_huge_pages(2);
+        huge_pages_set(2);
         r = sd_bus_call_method(H->bus, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfds", &error,
                                &reply, "stua{sv}", "batch", huge, 3, 1, BB_OPT_HUGETLB, "b", true);
         assert_bus_error(&error, r, BB_ERROR_NO_SPACE, "huge pages", "batch over the pool");
         sd_bus_error_free(&error);
         assert_back_to(&base, "batch over the pool");
-        ck_assert_int_eq(meminfo("HugePages_Rsvd"), 0);
-        ck_assert_int_eq(meminfo("HugePages_Free"), 2);
+        ck_assert_int_eq(meminfo_value("HugePages_Rsvd"), 0);
+        ck_assert_int_eq(meminfo_value("HugePages_Free"), 2);
 }
 END_TEST
 
@@ -407,7 +301,7 @@ START_TEST(test_quota_counts_huge_pages) {
         Snapshot base;
         int r;
 
-        set_huge_pages(2);
+        huge_pages_set(2);
         baseline_after_warmup(&base);
         released_watch();
         c = create_ok(true, false, 1);
@@ -418,7 +312,7 @@ START_TEST(test_quota_counts_huge_pages) {
         r = create_with(true, false, false, 1, &c, &error);
         assert_bus_error(&error, r, BB_ERROR_QUOTA_EXCEEDED, NULL, "a huge page over the quota");
         sd_bus_error_free(&error);
-        ck_assert_int_eq(meminfo("HugePages_Rsvd"), 0);
+        ck_assert_int_eq(meminfo_value("HugePages_Rsvd"), 0);
         /* What is left still takes small pages. */
         small = create_ok(false, false, 1);
         release_and_wait(&small);
@@ -436,7 +330,7 @@ START_TEST(test_hostile_options) {
         Snapshot base;
         int r;
 
-        set_huge_pages(0);
+        huge_pages_set(0);
         baseline_after_warmup(&base);
         for (size_t k = 0; k < ELEMENTSOF(keys); k++) {
                 char want[64];
@@ -518,18 +412,18 @@ START_TEST(test_prefault_hugetlb) {
         Snapshot base;
         int r;
 
-        set_huge_pages(2);
+        huge_pages_set(2);
         baseline_after_warmup(&base);
         released_watch();
         c = create_ok(true, true, 1);
-        ck_assert_int_eq(meminfo("HugePages_Free"), 1);
+        ck_assert_int_eq(meminfo_value("HugePages_Free"), 1);
         ck_assert_uint_eq(allocated(c.fd), huge);
         ck_assert(property_b(c.path, BB_PROP_PREFAULTED));
 
         r = create_with(true, true, false, huge + 1, &over, &error);
         assert_bus_error(&error, r, BB_ERROR_NO_SPACE, "huge pages", "prefault over the pool");
         sd_bus_error_free(&error);
-        ck_assert_int_eq(meminfo("HugePages_Free"), 1);
+        ck_assert_int_eq(meminfo_value("HugePages_Free"), 1);
         release_and_wait(&c);
         assert_meminfo_becomes("HugePages_Free", 2);
         assert_back_to(&base, "prefaulted hugetlb released");
@@ -548,7 +442,7 @@ START_TEST(test_lease_on_huge_pages) {
         int fd, r;
         void *p;
 
-        set_huge_pages(1);
+        huge_pages_set(1);
         baseline_after_warmup(&base);
         released_watch();
         ck_assert_int_ge(bus_connect(&other), 0);
@@ -577,13 +471,13 @@ START_TEST(test_cli) {
         char want[64];
         Snapshot base;
 
-        set_huge_pages(1);
+        huge_pages_set(1);
         baseline_after_warmup(&base);
         ctl(&cr, AS_ROOT, NULL, "--address", H->address, "create", "--size", "1", "--hugetlb", "--prefault",
             "--persistent");
         ck_assert_run_status(&cr, 0);
         cr.out[strcspn(cr.out, "\n")] = 0;
-        ck_assert_int_eq(meminfo("HugePages_Free"), 0);
+        ck_assert_int_eq(meminfo_value("HugePages_Free"), 0);
         ctl(&info, AS_ROOT, NULL, "--address", H->address, "info", cr.out);
         ck_assert_run_status(&info, 0);
         snprintf(want, sizeof(want), "PageSize:   %" PRIu64 "\n", huge);
@@ -627,7 +521,7 @@ static int nobody_creates(void *userdata) {
 START_TEST(test_unprivileged_caller) {
         Snapshot base;
 
-        set_huge_pages(1);
+        huge_pages_set(1);
         baseline_after_warmup(&base);
         ck_assert_int_eq(run_as(NOBODY_UID, nobody_creates, NULL, scaled_ms(10000)), 0);
         assert_back_to(&base, "nobody's buffer released");
@@ -663,11 +557,18 @@ int main(void) {
         Suite *s = suite_create("hugetlb and prefault");
         int r;
 
-        if (geteuid() == 0)
-                require_huge_pages();
+        if (geteuid() == 0) {
+                char reason[256];
+
+                huge = huge_pages_prepare(reason, sizeof(reason));
+                if (huge == 0) {
+                        fprintf(stderr, "SKIP: %s; nothing was tested.\n", reason);
+                        return 77;
+                }
+        }
         harness_add_tcase(s, "dbus-daemon", setup_daemon, add_tests);
         harness_add_tcase(s, "dbus-broker", setup_broker, add_tests);
         r = harness_main(s);
-        restore_nr_hugepages();
+        huge_pages_restore();
         return r;
 }
