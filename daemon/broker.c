@@ -766,9 +766,11 @@ int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req
         if (req->hugetlb) {
                 int64_t huge = memfd_huge_page_size();
 
-                if (huge < 0)
+                if (huge == -EOPNOTSUPP)
                         return refuse(err, -EOPNOTSUPP,
                                       "Huge pages are not available: the kernel has no hugetlbfs, or cannot seal its files");
+                if (huge < 0)
+                        return fail(err, (int) huge, "Failed to learn the huge page size: %s", strerror((int) -huge));
                 page = (uint64_t) huge;
         }
         if (size > UINT64_MAX - (page - 1))

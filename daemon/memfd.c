@@ -49,8 +49,15 @@ int64_t memfd_huge_page_size(void) {
         /* The block size of a hugetlbfs file is its huge page size: the
          * one a hugetlb memfd gets, whatever the boot options chose. */
         fd = memfd_create("bufbroker:huge-page-size", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
-        if (fd < 0)
-                return cached = hugetlb_errno(errno);
+        if (fd < 0) {
+                int r = hugetlb_errno(errno);
+
+                /* What the kernel cannot do it will not do later; EMFILE
+                 * or ENOMEM may pass. */
+                if (r == -EOPNOTSUPP)
+                        cached = r;
+                return r;
+        }
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (st.st_blksize <= 0 || (st.st_blksize & (st.st_blksize - 1)))
