@@ -62,6 +62,8 @@ typedef struct bb_key_value {
 /* Flags of bb_buffer_create() and bb_buffer_create_v4l2(). */
 #define BB_CREATE_PERSISTENT    (1U << 0)  /* outlive this connection until released or expired */
 #define BB_CREATE_READ_ONLY     (1U << 1)  /* V4L2 only: exported O_RDONLY, nobody gets a writable fd */
+#define BB_CREATE_HUGETLB       (1U << 2)  /* memfd only: huge pages, all reserved by the broker */
+#define BB_CREATE_PREFAULT      (1U << 3)  /* memfd only: every page allocated by the broker */
 
 /* Flags of bb_buffer_open_fds(). */
 #define BB_OPEN_READ_ONLY       (1U << 0)  /* O_RDONLY fds, even for the owner */
@@ -253,8 +255,12 @@ bb_buffer **bb_buffer_list_free(bb_buffer **list, size_t n);
 /* ------------------------------------------------------------ buffer --- */
 
 /* Create a sealed memfd buffer of at least size bytes (the broker rounds up
- * to the page size; bb_buffer_size() is the real size). name may be NULL (an
- * empty name). flags: BB_CREATE_PERSISTENT. ttl_usec: lifetime in
+ * to the page size, or with BB_CREATE_HUGETLB to the huge page size;
+ * bb_buffer_size() is the real size). name may be NULL (an empty name).
+ * flags: BB_CREATE_PERSISTENT, BB_CREATE_HUGETLB (-ENOSPC when there are not
+ * enough free huge pages, -EOPNOTSUPP when the kernel has none),
+ * BB_CREATE_PREFAULT (the broker allocates every page before it replies;
+ * -ENOSPC when the memory is not there). ttl_usec: lifetime in
  * microseconds, 0 for none. The connection becomes a holder; the handle owns
  * the buffer's fd. */
 int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned flags,
@@ -447,6 +453,15 @@ int bb_buffer_is_frozen(bb_buffer *buf);
 /* 1 when bb_buffer_map() maps writable: the handle has an fd, that fd is not
  * read-only and the buffer is not frozen; else 0. */
 int bb_buffer_is_writable(bb_buffer *buf);
+
+/* The size of the buffer's pages in bytes: a hugetlb memfd's huge page
+ * size, else the system's page size; from the fd when the handle has one,
+ * else as last known (0: not known). */
+uint64_t bb_buffer_page_size(bb_buffer *buf);
+
+/* 1 when the broker allocated the buffer's pages when it created it
+ * (BB_CREATE_PREFAULT), as last known; else 0. */
+int bb_buffer_is_prefaulted(bb_buffer *buf);
 
 /* When the buffer was created, CLOCK_REALTIME microseconds; 0 when not known
  * (see bb_buffer_open()). */

@@ -56,6 +56,8 @@ static uint64_t arg_ttl_usec = 0;
 static bool arg_read_only = false;
 static bool arg_single_use = false;
 static bool arg_all = false;
+static bool arg_hugetlb = false;
+static bool arg_prefault = false;
 static bool arg_uid_set = false;
 static uid_t arg_uid = 0;
 static const char *arg_open = NULL;
@@ -82,6 +84,8 @@ enum {
         OPT_COUNT       = 1U << 12,
         OPT_NO_LEGEND   = 1U << 13,
         OPT_ALL         = 1U << 14,
+        OPT_HUGETLB     = 1U << 15,
+        OPT_PREFAULT    = 1U << 16,
 
         /* What every command that prints data takes. */
         OPT_OUTPUT      = OPT_JSON | OPT_NO_LEGEND,
@@ -98,6 +102,8 @@ static const struct {
         { OPT_SIZE,       "--size",       "--size SIZE",       "The new buffer's size" },
         { OPT_COUNT,      "--count",      "--count N",         "How many (memfd: 1 to 16; V4L2: required)" },
         { OPT_NAME,       "--name",       "--name NAME",       "The new buffer's name" },
+        { OPT_HUGETLB,    "--hugetlb",    "--hugetlb",         "Of huge pages (the size rounded up to them)" },
+        { OPT_PREFAULT,   "--prefault",   "--prefault",        "Allocate the pages now (no SIGBUS later)" },
         { OPT_PERSISTENT, "--persistent", "--persistent",      "Keep the buffers after bufbrokerctl exits" },
         { OPT_TTL,        "--ttl",        "--ttl TTL",         "Expiry of the buffer (create) or token (share)" },
         { OPT_READ_ONLY,  "--read-only",  "--read-only",       "Hand out read-only file descriptors only" },
@@ -505,17 +511,17 @@ static int create_v4l2(bb_client *c) {
 static int verb_create(bb_client *c, int argc, char **argv) {
         bb_buffer *bufs[BB_CREATE_BATCH_MAX];
         size_t n = arg_count > 1 ? arg_count : 1;
+        unsigned flags = (arg_persistent ? BB_CREATE_PERSISTENT : 0) | (arg_hugetlb ? BB_CREATE_HUGETLB : 0) |
+                         (arg_prefault ? BB_CREATE_PREFAULT : 0);
         int r;
 
         if (arg_v4l2)
                 return create_v4l2(c);
 
         if (n > 1)
-                r = bb_buffer_create_many(c, arg_name, arg_size, arg_persistent ? BB_CREATE_PERSISTENT : 0,
-                                          arg_ttl_usec, arg_count, bufs);
+                r = bb_buffer_create_many(c, arg_name, arg_size, flags, arg_ttl_usec, arg_count, bufs);
         else
-                r = bb_buffer_create(c, arg_name, arg_size, arg_persistent ? BB_CREATE_PERSISTENT : 0,
-                                     arg_ttl_usec, &bufs[0]);
+                r = bb_buffer_create(c, arg_name, arg_size, flags, arg_ttl_usec, &bufs[0]);
         if (r < 0)
                 return log_bus_error(c, r, "create");
         /* JSON is always an array, however many were asked for. */
@@ -581,6 +587,8 @@ static int verb_info(bb_client *c, int argc, char **argv) {
                 printf("OwnerUser:  %s\n", uid_to_user_name(bb_buffer_owner_uid(buf)));
         printf("Persistent: %s\n", bb_buffer_is_persistent(buf) ? "yes" : "no");
         printf("Frozen:     %s\n", bb_buffer_is_frozen(buf) ? "yes" : "no");
+        printf("PageSize:   %" PRIu64 "\n", bb_buffer_page_size(buf));
+        printf("Prefaulted: %s\n", bb_buffer_is_prefaulted(buf) ? "yes" : "no");
         printf("Created:    %s\n", format_timestamp(ts, bb_buffer_created_usec(buf)));
 
         /* Planes and format are properties (Planes, Format), read above
@@ -1102,17 +1110,18 @@ static const Verb verbs[] = {
                 .run = verb_list,
         }, {
                 .name = "create",
-                .synopsis = "--size SIZE [--count N] [--name NAME] [--persistent] [--ttl TTL]\n"
+                .synopsis = "--size SIZE [--count N] [--name NAME] [--persistent] [--ttl TTL] [--hugetlb] [--prefault]\n"
                             "--v4l2 DEVICE --count N [--format FORMAT] [--type TYPE] [--persistent] [--ttl TTL] "
                             "[--read-only]",
                 .summary = "Create memfd or V4L2 buffers, print their ids",
                 .description = "Create a memfd buffer of at least SIZE bytes (N of them, up to 16, with\n"
                                "--count), or N dma-buf buffers on the V4L2 device DEVICE, and print their\n"
                                "ids, one per line. Without --persistent they are released as soon as\n"
-                               "bufbrokerctl exits.",
+                               "bufbrokerctl exits. A memfd may be of huge pages (--hugetlb) and have its\n"
+                               "pages allocated at once (--prefault).",
                 .args = ARGS_NONE,
                 .options = OPT_SIZE | OPT_NAME | OPT_PERSISTENT | OPT_TTL | OPT_READ_ONLY | OPT_V4L2 |
-                           OPT_FORMAT | OPT_TYPE | OPT_COUNT | OPT_OUTPUT,
+                           OPT_FORMAT | OPT_TYPE | OPT_COUNT | OPT_HUGETLB | OPT_PREFAULT | OPT_OUTPUT,
                 .run = verb_create,
         }, {
                 .name = "info",
@@ -1437,6 +1446,8 @@ enum {
         ARG_TYPE,
         ARG_COUNT,
         ARG_ALL,
+        ARG_HUGETLB,
+        ARG_PREFAULT,
 };
 
 static _printf_(1, 2) void usage_error_set(const char *fmt, ...) {
@@ -1570,6 +1581,14 @@ static void parse_option(int c, const char *arg, char *const *argv) {
                 arg_all = true;
                 arg_seen |= OPT_ALL;
                 break;
+        case ARG_HUGETLB:
+                arg_hugetlb = true;
+                arg_seen |= OPT_HUGETLB;
+                break;
+        case ARG_PREFAULT:
+                arg_prefault = true;
+                arg_seen |= OPT_PREFAULT;
+                break;
         case '?': {
                 const char *bad = argv[optind - 1];
 
@@ -1616,6 +1635,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "type",       required_argument, NULL, ARG_TYPE },
                 { "count",      required_argument, NULL, ARG_COUNT },
                 { "all",        no_argument,       NULL, ARG_ALL },
+                { "hugetlb",    no_argument,       NULL, ARG_HUGETLB },
+                { "prefault",   no_argument,       NULL, ARG_PREFAULT },
                 {}
         };
         int c;
@@ -1794,6 +1815,11 @@ static const Verb *find_verb(int argc, char **argv) {
                                 log_usage("create: %s only applies to --v4l2 buffers", option_name(v4l2_only[i]));
                                 return NULL;
                         }
+                if ((arg_seen & OPT_V4L2) && (arg_seen & (OPT_HUGETLB | OPT_PREFAULT))) {
+                        log_usage("create: %s does not apply to --v4l2 buffers (the driver allocates them)",
+                                  option_name(arg_seen & OPT_HUGETLB ? OPT_HUGETLB : OPT_PREFAULT));
+                        return NULL;
+                }
                 if ((arg_seen & OPT_V4L2) && (arg_seen & OPT_NAME)) {
                         log_usage("create: --name does not apply to --v4l2 buffers (they are named after the "
                                   "device and their index)");

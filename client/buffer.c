@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
@@ -158,6 +159,8 @@ static void release_path(bb_client *c, const char *path, bool async) {
                 buffer_release_path_quietly(c, path);
 }
 
+#define MEMFD_CREATE_FLAGS (BB_CREATE_PERSISTENT | BB_CREATE_HUGETLB | BB_CREATE_PREFAULT)
+
 /* CreateMemfd (count 0) or CreateMemfds (count buffers), options as set. */
 static int create_message(bb_client *c, const char *name, uint64_t size, unsigned count, unsigned flags,
                           uint64_t ttl_usec, sd_bus_message **ret) {
@@ -180,6 +183,10 @@ static int create_message(bb_client *c, const char *name, uint64_t size, unsigne
                 r = buffer_append_bool_option(m, BB_OPT_PERSISTENT);
         if (r >= 0 && ttl_usec > 0)
                 r = buffer_append_uint64_option(m, BB_OPT_TTL_USEC, ttl_usec);
+        if (r >= 0 && (flags & BB_CREATE_HUGETLB))
+                r = buffer_append_bool_option(m, BB_OPT_HUGETLB);
+        if (r >= 0 && (flags & BB_CREATE_PREFAULT))
+                r = buffer_append_bool_option(m, BB_OPT_PREFAULT);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r < 0)
@@ -216,6 +223,7 @@ static int created_handle(bb_client *c, const char *name, unsigned flags, const 
         buf->n_planes = 1;
         buf->planes[0].length = real_size;
         buf->persistent = flags & BB_CREATE_PERSISTENT;
+        buf->prefaulted = flags & BB_CREATE_PREFAULT;
         /* The broker charges the uid the bus vouches for: the effective one. */
         buf->owner_uid = geteuid();
         *ret = TAKE_PTR(buf);
@@ -257,7 +265,7 @@ _public_ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, uns
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
-        if (!c || !ret || (flags & ~BB_CREATE_PERSISTENT))
+        if (!c || !ret || (flags & ~MEMFD_CREATE_FLAGS))
                 return -EINVAL;
         if (!name)
                 name = "";
@@ -277,7 +285,7 @@ _public_ int bb_buffer_create_many(bb_client *c, const char *name, uint64_t size
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
-        if (!c || !ret || (flags & ~BB_CREATE_PERSISTENT) || count == 0 || count > BB_CREATE_BATCH_MAX)
+        if (!c || !ret || (flags & ~MEMFD_CREATE_FLAGS) || count == 0 || count > BB_CREATE_BATCH_MAX)
                 return -EINVAL;
         if (!name)
                 name = "";
@@ -716,7 +724,7 @@ static int create_async(bb_client *c, const char *name, uint64_t size, unsigned 
         bb_call *call;
         int r;
 
-        if (!c || (flags & ~BB_CREATE_PERSISTENT))
+        if (!c || (flags & ~MEMFD_CREATE_FLAGS))
                 return -EINVAL;
         if (!name)
                 name = "";
@@ -936,6 +944,22 @@ _public_ int bb_buffer_is_read_only(bb_buffer *buf) {
 
 _public_ int bb_buffer_is_persistent(bb_buffer *buf) {
         return buf ? buf->persistent : 0;
+}
+
+_public_ uint64_t bb_buffer_page_size(bb_buffer *buf) {
+        struct stat st;
+
+        if (!buf)
+                return 0;
+        /* A hugetlbfs file's block size is its huge page size. */
+        if (buf->n_fds > 0 && buf->kind && strcmp(buf->kind, BB_KIND_MEMFD) == 0 &&
+            fstat(buf->planes[0].fd, &st) >= 0 && st.st_blksize > 0)
+                return (uint64_t) st.st_blksize;
+        return buf->page_size;
+}
+
+_public_ int bb_buffer_is_prefaulted(bb_buffer *buf) {
+        return buf ? buf->prefaulted : 0;
 }
 
 _public_ uint64_t bb_buffer_created_usec(bb_buffer *buf) {

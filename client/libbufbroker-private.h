@@ -82,6 +82,8 @@ struct bb_buffer {
         bool read_only;
         bool persistent;
         bool frozen;
+        bool prefaulted;
+        uint64_t page_size;
         uint64_t created_usec;
         bool have_holders;
         unsigned holders;

@@ -3,10 +3,10 @@
  * The state is text, one record a line, so that it can be read with `cat`
  * when debugging a restart:
  *
- *   bufbroker-state 3 <next-id> <seq>
+ *   bufbroker-state 4 <next-id> <seq>
  *   queue <tag> <type> <width> <height> <fourcc> <field> <count> <planes> (<bytesperline> <sizeimage>)... <hex path>
  *   buffer <id> <owner-uid> <persistent> <frozen> <read-only> <expire-usec> <created-usec> <queue-tag> <index>
- *          <planes> (<length> <bytesperline> <offset>)... <hex name>
+ *          <planes> (<length> <bytesperline> <offset>)... <prefaulted> <hex name>
  *   hold <buffer-id> <uid> <unique-name>
  *   token <buffer-id> <token> <owner-uid> <bound-uid> <read-only> <single-use> <expire-usec>
  *
@@ -15,7 +15,11 @@
  * holds and tokens after their buffer. The journal of changes that follows
  * (broker-state.h) adds "-buffer", "-hold" and "-token" records; reading
  * replays it first, into the snapshot it amounts to, and restores that.
- * Version 2 is the same snapshot without <seq> and without a journal.
+ * Version 3 is the same without a buffer's <prefaulted> (0 then: a memfd
+ * prefaulted before version 4 is shown as not). Version 2 is the snapshot
+ * of version 3 without <seq> and without a journal. A buffer's page size is
+ * not kept: it is its file's block size (a hugetlbfs file's is its huge
+ * page size).
  *
  * The stored fds that go with it (broker_state_*_fdname()): "buf-<id>-<plane>"
  * (and "-ro" for V4L2's read-only exports), and for V4L2 "queue-<tag>", the
@@ -82,7 +86,7 @@ static void write_buffer_line(FILE *f, const Buffer *buf) {
         for (unsigned i = 0; i < buf->n_planes; i++)
                 fprintf(f, " %" PRIu64 " %u %u", buf->planes[i].length,
                         buf->planes[i].bytesperline, buf->planes[i].offset);
-        fputc(' ', f);
+        fprintf(f, " %d ", buf->prefaulted);
         write_hex(f, buf->name);
         fputc('\n', f);
 }
@@ -252,6 +256,7 @@ uint64_t broker_journal_seq(const BrokerJournal *j) {
 typedef struct Restore {
         Broker *b;
         const BrokerStateSource *src;
+        unsigned version;               /* of the state read */
         uint64_t next_id;
         unsigned n_queues;
         V4L2Queue *queues[RESTORE_QUEUES_MAX];
@@ -410,10 +415,12 @@ bad:
 }
 
 /* buffer <id> <uid> <persistent> <frozen> <read-only> <expire> <created> <tag> <index> <planes>
- *        (<length> <bpl> <offset>)... <hex name> */
+ *        (<length> <bpl> <offset>)... <prefaulted> <hex name>
+ * (versions 2 and 3: no <prefaulted>) */
 static void restore_buffer(Restore *rs, char **f, unsigned n) {
         RestoredBuffer rb = {};
         char name[BB_NAME_MAX + 1], fdname[BROKER_STATE_FDNAME_MAX];
+        unsigned extra = rs->version >= 4;
         uint64_t tag;
         Buffer *buf;
 
@@ -424,7 +431,8 @@ static void restore_buffer(Restore *rs, char **f, unsigned n) {
             !parse_flag(f[3], &rb.persistent) || !parse_flag(f[4], &rb.frozen) || !parse_flag(f[5], &rb.read_only) ||
             !parse_u64(f[6], &rb.expire_usec) || !parse_u64(f[7], &rb.created_usec) || !parse_u64(f[8], &tag) ||
             !parse_u32(f[9], &rb.v4l2_index) || !parse_u32(f[10], &rb.n_planes) ||
-            rb.n_planes == 0 || rb.n_planes > BB_PLANES_MAX || n != 12 + 3 * rb.n_planes)
+            rb.n_planes == 0 || rb.n_planes > BB_PLANES_MAX || n != 12 + extra + 3 * rb.n_planes ||
+            (extra && !parse_flag(f[n - 2], &rb.prefaulted)))
                 goto drop;
         for (unsigned i = 0; i < rb.n_planes; i++)
                 if (!parse_u64(f[11 + 3 * i], &rb.planes[i].length) ||
@@ -517,7 +525,7 @@ static void restore_line(Restore *rs, char *line) {
 }
 
 /* The first line: 0, -EPROTO (a version we do not know) or -EINVAL (not
- * a state: a version 3 header also needs its newline, as we write it). */
+ * a state: a version 3 or 4 header also needs its newline, as we write it). */
 static int parse_header(char *line, unsigned *ret_version, uint64_t *ret_next_id, uint64_t *ret_seq) {
         size_t len = strlen(line);
         bool whole = len > 0 && line[len - 1] == '\n';
@@ -530,7 +538,7 @@ static int parse_header(char *line, unsigned *ret_version, uint64_t *ret_next_id
         if (version == BROKER_STATE_VERSION_SNAPSHOT) {
                 if (n != 3 || !parse_u64(f[2], &next_id))
                         return -EINVAL;
-        } else if (version == BROKER_STATE_VERSION) {
+        } else if (version == BROKER_STATE_VERSION || version == BROKER_STATE_VERSION_JOURNAL) {
                 if (!whole || n != 4 || !parse_u64(f[2], &next_id) || !parse_u64(f[3], &seq))
                         return -EINVAL;
         } else
@@ -839,12 +847,13 @@ static int replay_journal(Restore *rs, FILE *f) {
 int broker_state_read(Broker *b, FILE *f, const BrokerStateSource *src) {
         Restore rs = { .b = b, .src = src, .next_id = 1 };
         uint64_t restored;
-        unsigned version;
+        unsigned version = 0;
         uint64_t seq;
         int r = 0;
 
         if (f) {
                 r = read_header(f, &version, &rs.next_id, &seq);
+                rs.version = version;
                 if (r < 0) {
                         /* A format we do not know is not guessed at: the
                          * whole state is dropped. */

@@ -16,9 +16,11 @@
 #include "broker.h"
 
 /* The format we write: a snapshot, then a journal of changes appended to
- * it (below). Version 2 (a snapshot alone, as written before the journal)
- * is still read: a daemon upgraded across a restart gets its state back. */
-#define BROKER_STATE_VERSION 3
+ * it (below). Version 3 (the same, without a buffer's <prefaulted>) and
+ * version 2 (a snapshot alone, as written before the journal) are still
+ * read: a daemon upgraded across a restart gets its state back. */
+#define BROKER_STATE_VERSION 4
+#define BROKER_STATE_VERSION_JOURNAL 3
 #define BROKER_STATE_VERSION_SNAPSHOT 2
 
 /* Names of the stored fds: every plane of a buffer ("-ro": the read-only
@@ -54,7 +56,7 @@ int broker_state_write(Broker *b, uint64_t seq, FILE *f);
  * stops the journal (the ones after it are not written either: a gap
  * would restore something wrong) and makes it full.
  *
- * The header of the state is "bufbroker-state 3 <next-id> <seq>": the
+ * The header of the state is "bufbroker-state 4 <next-id> <seq>": the
  * service manager keeps two (the new one is stored before the old one is
  * removed), and the valid one with the higher <seq> is the one to read. */
 #define BROKER_JOURNAL_SLACK (64 * 1024)

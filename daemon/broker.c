@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "broker.h"
@@ -649,6 +650,7 @@ static int buffer_new(Broker *b, uid_t owner, const char *kind, const char *name
         buf->persistent = persistent;
         buf->expire_usec = ttl_usec > 0 ? usec_add(now, ttl_usec) : USEC_INFINITY;
         buf->created_usec = realtime_usec();
+        buf->page_size = page_size();
         for (unsigned i = 0; i < BB_PLANES_MAX; i++)
                 buf->planes[i] = (BufferPlane) { .fd = -1, .ro_fd = -1 };
         buf->lease_wd = -1;
@@ -776,8 +778,19 @@ int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req
         if (!req->persistent && !caller->name)
                 return refuse(err, -EINVAL, "A buffer without a holder must be persistent");
 
+        if (req->hugetlb) {
+                int64_t huge = memfd_huge_page_size();
+
+                if (huge == -EOPNOTSUPP)
+                        return refuse(err, -EOPNOTSUPP,
+                                      "Huge pages are not available: the kernel has no hugetlbfs, or cannot seal its files");
+                if (huge < 0)
+                        return fail(err, (int) huge, "Failed to learn the huge page size: %s", strerror((int) -huge));
+                page = (uint64_t) huge;
+        }
         if (size > UINT64_MAX - (page - 1))
                 return refuse(err, -EDQUOT, "Buffer size %" PRIu64 " cannot be rounded up to a page", size);
+        /* What is charged is what the kernel allocates: whole (huge) pages. */
         size = (size + page - 1) / page * page;
         if (size > b->limits.max_buffer_size)
                 return refuse(err, -EDQUOT, "Buffer size %" PRIu64 " (page-aligned) exceeds the limit of %" PRIu64 " bytes",
@@ -801,7 +814,24 @@ int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req
                 bufs[i]->n_fds = 1;
                 bufs[i]->n_planes = 1;
                 bufs[i]->planes[0].length = size;
+                bufs[i]->page_size = page;
+                bufs[i]->prefaulted = req->prefault;
                 r = memfd_new_sealed(&alloc, &bufs[i]->planes[0].fd);
+                if (r == -ENOSPC && req->hugetlb) {
+                        r = refuse(err, r, "Not enough free huge pages for %u buffer(s) of %" PRIu64 " bytes (%" PRIu64
+                                   " pages of %" PRIu64 " bytes each; see HugePages_Free in /proc/meminfo)",
+                                   n, size, size / page, page);
+                        goto fail;
+                }
+                if (r == -ENOSPC) {
+                        r = refuse(err, r, "Not enough memory to prefault %u buffer(s) of %" PRIu64 " bytes",
+                                   n, size);
+                        goto fail;
+                }
+                if (r == -EOPNOTSUPP) {
+                        r = refuse(err, r, "Huge pages are not available: the kernel cannot seal hugetlbfs files");
+                        goto fail;
+                }
                 if (r < 0) {
                         r = fail(err, r, "Failed to create a memfd of %" PRIu64 " bytes: %s", size, strerror(-r));
                         goto fail;
@@ -1260,7 +1290,16 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         buf->n_planes = rb->n_planes;
         buf->queue = v4l2_queue_ref(rb->queue);
         buf->v4l2_index = rb->v4l2_index;
+        buf->prefaulted = rb->prefaulted;
         memcpy(buf->planes, rb->planes, rb->n_planes * sizeof(BufferPlane));
+        if (!rb->queue) {
+                struct stat st;
+
+                /* A hugetlbfs file's block size is its huge page size: a
+                 * fact of the file, nothing to keep in the state. */
+                if (fstat(rb->planes[0].fd, &st) >= 0 && st.st_blksize > 0)
+                        buf->page_size = (uint64_t) st.st_blksize;
+        }
         for (unsigned i = 0; i < rb->n_planes; i++) {
                 if (__builtin_add_overflow(buf->size, rb->planes[i].length, &buf->size)) {
                         buf->n_planes = 0;      /* the fds stay the caller's */

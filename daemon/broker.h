@@ -187,6 +187,8 @@ struct Buffer {
         uint64_t expire_usec;           /* monotonic; USEC_INFINITY: never */
         uint64_t created_usec;          /* CLOCK_REALTIME */
         bool read_only;                 /* even the owner gets read-only fds */
+        uint64_t page_size;             /* bytes: the system's, or a memfd's huge pages */
+        bool prefaulted;                /* memfd: pages allocated at creation */
         unsigned n_planes;
         BufferPlane planes[BB_PLANES_MAX];
         unsigned n_fds;                 /* fds kept: planes, read-only exports, and
@@ -386,6 +388,7 @@ typedef struct RestoredBuffer {
         BufferPlane planes[BB_PLANES_MAX];
         V4L2Queue *queue;               /* V4L2 buffers: their queue (a new ref is taken) */
         uint32_t v4l2_index;
+        bool prefaulted;
 } RestoredBuffer;
 int broker_restore_buffer(Broker *b, const RestoredBuffer *r, Buffer **ret);
 int broker_restore_hold(Broker *b, Buffer *buf, const Caller *holder);

@@ -90,6 +90,8 @@ static int create_memfds(sd_bus_message *msg, Manager *m, bool batch, sd_bus_err
         BusOption options[] = {
                 { BB_OPT_PERSISTENT, 'b', &req.persistent },
                 { BB_OPT_TTL_USEC, 't', &req.ttl_usec },
+                { BB_OPT_HUGETLB, 'b', &req.hugetlb },
+                { BB_OPT_PREFAULT, 'b', &req.prefault },
                 {}
         };
         BrokerError err = {};
@@ -306,14 +308,16 @@ static int append_info(sd_bus_message *reply, Buffer *buf, bool read_only) {
         r = sd_bus_message_open_container(reply, 'a', "{sv}");
         if (r < 0)
                 return r;
-        r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
+        r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
                                   BB_INFO_ID, "t", buf->id,
                                   BB_INFO_KIND, "s", buf->kind,
                                   BB_INFO_SIZE, "t", buf->size,
                                   BB_INFO_NAME, "s", buf->name,
                                   BB_INFO_READ_ONLY, "b", read_only,
                                   BB_INFO_OWNER_UID, "u", (uint32_t) buf->owner_uid,
-                                  BB_INFO_FROZEN, "b", buf->frozen);
+                                  BB_INFO_FROZEN, "b", buf->frozen,
+                                  BB_INFO_PAGE_SIZE, "t", buf->page_size,
+                                  BB_INFO_PREFAULTED, "b", buf->prefaulted);
         if (r < 0)
                 return r;
 

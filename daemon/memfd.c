@@ -4,8 +4,19 @@
  * F_SEAL_SHRINK no holder can truncate the file under another holder's
  * mapping (which would SIGBUS the victim on access), with F_SEAL_GROW no
  * holder can make the daemon account for less than it hands out.
+ *
+ * Huge pages (MFD_HUGETLB) take the same seals (hugetlbfs supports them
+ * since Linux 4.16; before that memfd_create() refuses the combination, and
+ * so do we: an unsealed buffer is never handed out). A hugetlbfs file gets
+ * its pages at fault time, and a fault with no free huge page is SIGBUS:
+ * so the daemon maps the whole file once, shared, which makes the kernel
+ * reserve every page for the inode (the reservation outlives the mapping
+ * and goes with the file, HugePages_Rsvd in /proc/meminfo), and refuses
+ * when the pages are not there. A prefault allocates the pages instead
+ * (fallocate(2)): on shmem they are charged to the daemon's memory cgroup.
  */
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -22,9 +33,53 @@
 /* memfd_create() accepts names up to 249 bytes (NAME_MAX minus "memfd:"). */
 #define MEMFD_NAME_MAX 249
 
+/* What memfd_create(MFD_HUGETLB) says when the kernel cannot: no
+ * hugetlbfs (ENOSYS), or no sealing on it (EINVAL, before 4.16). */
+static int hugetlb_errno(int error) {
+        return error == EINVAL || error == ENOSYS || error == ENODEV || error == ENOENT ? -EOPNOTSUPP : -error;
+}
+
+int64_t memfd_huge_page_size(void) {
+        static int64_t cached = 0;
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        if (cached != 0)
+                return cached;
+        /* The block size of a hugetlbfs file is its huge page size: the
+         * one a hugetlb memfd gets, whatever the boot options chose. */
+        fd = memfd_create("bufbroker:huge-page-size", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB);
+        if (fd < 0) {
+                int r = hugetlb_errno(errno);
+
+                /* What the kernel cannot do it will not do later; EMFILE
+                 * or ENOMEM may pass. */
+                if (r == -EOPNOTSUPP)
+                        cached = r;
+                return r;
+        }
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (st.st_blksize <= 0 || (st.st_blksize & (st.st_blksize - 1)))
+                return cached = -EOPNOTSUPP;
+        return cached = st.st_blksize;
+}
+
+/* Reserve (or allocate) every huge page of @fd now: -ENOSPC when there are
+ * not enough free ones. */
+static int hugetlb_reserve(int fd, uint64_t size) {
+        void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+
+        if (p == MAP_FAILED)
+                return errno == ENOMEM ? -ENOSPC : negative_errno();
+        (void) munmap(p, size);
+        return 0;
+}
+
 int memfd_new_sealed(const MemfdRequest *req, int *ret_fd) {
         _cleanup_close_ int fd = -1;
         char full[MEMFD_NAME_MAX + 1];
+        unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (req->hugetlb ? MFD_HUGETLB : 0);
         int reopened;
         uint64_t size = req->size;
 
@@ -33,12 +88,12 @@ int memfd_new_sealed(const MemfdRequest *req, int *ret_fd) {
 
         snprintf(full, sizeof(full), "bufbroker:%s", req->name);
 
-        fd = memfd_create(full, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
+        fd = memfd_create(full, flags | MFD_NOEXEC_SEAL);
         if (fd < 0 && errno == EINVAL)
                 /* Kernels before 6.3 do not know MFD_NOEXEC_SEAL. */
-                fd = memfd_create(full, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+                fd = memfd_create(full, flags);
         if (fd < 0)
-                return negative_errno();
+                return req->hugetlb ? hugetlb_errno(errno) : negative_errno();
 
         /* memfds start out mode 0777 (0666 with MFD_NOEXEC_SEAL). Anyone who
          * has an fd can reopen /proc/self/fd/N with the inode's permissions,
@@ -49,6 +104,16 @@ int memfd_new_sealed(const MemfdRequest *req, int *ret_fd) {
 
         if (ftruncate(fd, (off_t) size) < 0)
                 return negative_errno();
+
+        /* ENOMEM (shmem: the cgroup's limit) or ENOSPC (no free huge
+         * pages): the memory is not there. */
+        if (req->prefault && fallocate(fd, 0, 0, (off_t) size) < 0)
+                return errno == ENOMEM || errno == ENOSPC ? -ENOSPC : negative_errno();
+        if (req->hugetlb && !req->prefault) {
+                int r = hugetlb_reserve(fd, size);
+                if (r < 0)
+                        return r;
+        }
 
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
                 return negative_errno();

@@ -17,12 +17,22 @@ typedef struct MemfdRequest {
         uint64_t ttl_usec;              /* 0: no expiry */
         unsigned count;                 /* buffers alike, all or none (0: 1);
                                          * at most BB_CREATE_BATCH_MAX */
+        bool hugetlb;                   /* huge pages (hugetlbfs), size a multiple
+                                         * of memfd_huge_page_size() */
+        bool prefault;                  /* every page allocated before the reply */
 } MemfdRequest;
+
+/* The size of the huge pages a hugetlb memfd gets (the kernel's default
+ * huge page size), as the kernel tells it; -EOPNOTSUPP when it has none. */
+int64_t memfd_huge_page_size(void);
 
 /* A memfd of exactly @req->size bytes named "bufbroker:@req->name"
  * (truncated to what memfd_create() takes), O_RDWR|O_CLOEXEC,
  * non-executable where the kernel supports MFD_NOEXEC_SEAL, sealed against
- * shrinking and growing. */
+ * shrinking and growing. With @req->hugetlb its huge pages are reserved (and
+ * with @req->prefault allocated) before it is returned: -ENOSPC when there
+ * are not enough of them (or, prefaulting, not enough memory); -EOPNOTSUPP
+ * when the kernel has no huge pages or cannot seal them. */
 int memfd_new_sealed(const MemfdRequest *req, int *ret_fd);
 
 /* Seal against writes: -EBUSY while writable shared mappings exist (or a

@@ -75,6 +75,8 @@ static inline const char *bb_buffer_path_from_id(uint64_t id, char buf[static BB
 #define BB_PROP_PERSISTENT      "Persistent"    /* b */
 #define BB_PROP_FROZEN          "Frozen"        /* b */
 #define BB_PROP_CREATED_USEC    "CreatedUsec"   /* t */
+#define BB_PROP_PAGE_SIZE       "PageSize"      /* t: bytes; a hugetlb memfd's huge pages */
+#define BB_PROP_PREFAULTED      "Prefaulted"    /* b */
 #define BB_PROP_PLANES          "Planes"        /* a(tuu): as BB_INFO_PLANES */
 #define BB_PROP_FORMAT          "Format"        /* a{sv}: the BB_FMT_* keys of a V4L2
                                                  * buffer (not count) and BB_INFO_INDEX;
@@ -99,6 +101,8 @@ static inline const char *bb_buffer_path_from_id(uint64_t id, char buf[static BB
 #define BB_ERROR_BUSY           "org.bufbroker.Error.Busy"
 #define BB_ERROR_DEVICE_NOT_SUPPORTED "org.bufbroker.Error.DeviceNotSupported"
 #define BB_ERROR_DEVICE_BUSY    "org.bufbroker.Error.DeviceBusy"
+#define BB_ERROR_NO_SPACE       "org.bufbroker.Error.NoSpace"  /* no free huge pages,
+                                                                 * or no memory to prefault */
 
 /* Standard D-Bus error names the protocol uses (spelled here for the parts
  * that do not include sd-bus). */
@@ -126,11 +130,14 @@ struct bb_error_errno {
                 { BB_ERROR_BUSY, ETXTBSY },                     \
                 { BB_ERROR_DEVICE_NOT_SUPPORTED, ENODEV },      \
                 { BB_ERROR_DEVICE_BUSY, EBUSY },                \
+                { BB_ERROR_NO_SPACE, ENOSPC },                  \
         }
 
 /* Option keys of CreateMemfd's a{sv}. */
 #define BB_OPT_PERSISTENT       "persistent"    /* b */
 #define BB_OPT_TTL_USEC         "ttl-usec"      /* t */
+#define BB_OPT_HUGETLB          "hugetlb"       /* b: huge pages, reserved at creation */
+#define BB_OPT_PREFAULT         "prefault"      /* b: pages allocated at creation */
 
 /* Option keys of Buffer1.Share's a{sv}. */
 #define BB_OPT_READ_ONLY        "read-only"     /* b */
@@ -146,6 +153,8 @@ struct bb_error_errno {
 #define BB_INFO_READ_ONLY       "read-only"     /* b */
 #define BB_INFO_OWNER_UID       "owner-uid"     /* u */
 #define BB_INFO_FROZEN          "frozen"        /* b */
+#define BB_INFO_PAGE_SIZE       "page-size"     /* t */
+#define BB_INFO_PREFAULTED      "prefaulted"    /* b */
 #define BB_INFO_PLANES          "planes"        /* a(tuu): length, bytesperline, offset per fd;
                                                  * offset: where the data starts at allocation
                                                  * (V4L2 drivers may move it per frame) */

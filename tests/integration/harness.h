@@ -16,6 +16,7 @@
  *   harness-proc.c   processes: commands and C functions as another uid
  *   harness-state.c  the daemon's state: Stats and fd-count snapshots
  *   harness-calls.c  calls on the test's connection, BufferReleased
+ *   harness-hugepages.c  the huge page pool, put back as it was
  *
  * Environment: BUFBROKERD, BUFBROKERCTL (paths, set by meson), DBUS_POLICY_CONF
  * (the policy file to include), PROTOCOL_XML; BUFBROKER_TEST_DAEMON_WRAPPER
@@ -110,3 +111,4 @@ bool daemon_alive(void);
 #include "harness-proc.h"
 #include "harness-state.h"
 #include "harness-calls.h"
+#include "harness-hugepages.h"

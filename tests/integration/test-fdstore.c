@@ -134,7 +134,7 @@ START_TEST(test_unknown_state_format_is_dropped) {
         _cleanup_created_ Created next = {};
         int fds[2], r;
 
-        start_with_state("bufbroker-state 4 10 1", "state-a", fds);
+        start_with_state("bufbroker-state 5 10 1", "state-a", fds);
         ck_assert_uint_eq(stats_get(BB_STAT_BUFFERS), 0);
         ck_assert(!list_has(NULL, 5));
         r = call_open(NULL, TOKEN, NULL, NULL, NULL, &error);
@@ -562,6 +562,76 @@ START_TEST(test_revocation_survives_restart) {
 }
 END_TEST
 
+static uint64_t huge;                   /* 0: no huge pages here */
+
+/* A persistent, prefaulted buffer (of huge pages with @hugetlb). */
+static char *create_kind(bool hugetlb) {
+        sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *path;
+        uint64_t size;
+        char *ret;
+        int fd, r;
+
+        r = sd_bus_call_method(H->bus, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfd", &error,
+                               &reply, "sta{sv}", "kind", UINT64_C(1), 3, BB_OPT_PERSISTENT, "b", true,
+                               BB_OPT_PREFAULT, "b", true, BB_OPT_HUGETLB, "b", hugetlb);
+        ck_assert_msg(r >= 0, "CreateMemfd: %s", error.message);
+        ck_assert_int_ge(sd_bus_message_read(reply, "oht", &path, &fd, &size), 0);
+        ret = strdup(path);
+        sd_bus_message_unref(reply);
+        return ret;
+}
+
+static void assert_kind(const char *path, uint64_t page_size) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint64_t got_page_size = 0;
+        int prefaulted = 0;
+
+        ck_assert_int_ge(sd_bus_get_property_trivial(H->bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE,
+                                                     BB_PROP_PAGE_SIZE, &error, 't', &got_page_size), 0);
+        ck_assert_int_ge(sd_bus_get_property_trivial(H->bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE,
+                                                     BB_PROP_PREFAULTED, &error, 'b', &prefaulted), 0);
+        ck_assert_uint_eq(got_page_size, page_size);
+        ck_assert(prefaulted);
+}
+
+/* A restarted daemon shows a huge-page buffer's page size (its file's) and
+ * that it was prefaulted (the state keeps it), and the huge page it has is
+ * the one it had: none freed, none taken. */
+START_TEST(test_huge_pages_and_prefault_come_back) {
+        char path[108], *shm, *hp = NULL;
+        Keeper k;
+
+        keeper_start(&k, path);
+        harness_daemon_spawn = (PbusSpawn) { .notify_socket = path };
+        harness_restart_daemon(NULL);
+
+        shm = create_kind(false);
+        if (huge > 0) {
+                huge_pages_set(1);
+                hp = create_kind(true);
+                ck_assert_int_eq(meminfo_value("HugePages_Free"), 0);
+        } else
+                fprintf(stderr, "note: no huge pages here, only prefault on shmem is tested\n");
+
+        kill_and_restart(&k, path, SIGKILL);
+
+        assert_kind(shm, (uint64_t) sysconf(_SC_PAGESIZE));
+        ck_assert_int_ge(call_release(NULL, shm, NULL), 0);
+        if (hp) {
+                assert_kind(hp, huge);
+                ck_assert_int_eq(meminfo_value("HugePages_Free"), 0);
+                ck_assert_int_ge(call_release(NULL, hp, NULL), 0);
+                assert_meminfo_becomes("HugePages_Free", 1);
+        }
+        free(shm);
+        free(hp);
+        keeper_pause(&k);
+        keeper_done(&k);
+}
+END_TEST
+
 static void setup_bus_only(BusKind kind) {
         harness_daemon_spawn = (PbusSpawn) {};
         harness_start(kind, false, NULL);
@@ -583,12 +653,19 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_unwritable_state_leaks_no_fd);
         tcase_add_test(tc, test_killed_daemon_comes_back);
         tcase_add_test(tc, test_revocation_survives_restart);
+        tcase_add_test(tc, test_huge_pages_and_prefault_come_back);
 }
 
 int main(void) {
         Suite *s = suite_create("fdstore");
+        char reason[256];
+        int r;
+
+        huge = huge_pages_prepare(reason, sizeof(reason));
 
         harness_add_tcase(s, "fd store: dbus-daemon", setup_dbus_daemon_only, add_tests);
         harness_add_tcase(s, "fd store: dbus-broker", setup_dbus_broker_only, add_tests);
-        return harness_main(s);
+        r = harness_main(s);
+        huge_pages_restore();
+        return r;
 }

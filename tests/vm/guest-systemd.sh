@@ -225,6 +225,46 @@ out=$(as_nobody "$PROBE" call "$BUS_NAME" "$OBJ" "$BUS_NAME" ListBuffers 2>&1)
 echo "# uid 65534 ListBuffers without an fd: $out"
 check "the same call without the fd is answered (control)" grep -q '^reply a' <<<"$out"
 
+# ------------------------------------------------ huge pages, prefault ---
+section huge pages and prefault
+# The guest's own pool: the host's is not touched.
+if [ -w /proc/sys/vm/nr_hugepages ] && grep -q '^Hugepagesize:' /proc/meminfo; then
+        huge=$(($(awk '/^Hugepagesize:/ { print $2 }' /proc/meminfo) * 1024))
+        echo 1 >/proc/sys/vm/nr_hugepages
+        HB=$(as_nobody "$CTL" create --size 1 --hugetlb --prefault --persistent 2>/dev/null)
+        if [ -n "$HB" ]; then
+                info=$(as_nobody "$CTL" info "$HB" 2>&1)
+                echo "$info" | comment
+                check "uid 65534 got a buffer of huge pages from the hardened service: PageSize $huge" \
+                        grep -qx "PageSize:   $huge" <<<"$info"
+                check "its size is one huge page" grep -q "^Size:       $huge " <<<"$info"
+                check "and it is prefaulted" grep -qx 'Prefaulted: yes' <<<"$info"
+                check "its huge page is taken from the pool (HugePages_Free 0)" \
+                        grep -Eq '^HugePages_Free: +0$' /proc/meminfo
+                out=$(as_nobody "$CTL" create --size 1 --hugetlb --persistent 2>&1) && HB2=$out
+                echo "# with the pool empty: $out"
+                check "with the pool empty: refused, naming the huge pages" grep -q 'huge pages' <<<"$out"
+                [ -z "${HB2:-}" ] || as_nobody "$CTL" release "$HB2"
+                check "uid 65534 releases it" as_nobody "$CTL" release "$HB"
+                check "the huge page goes back to the pool" \
+                        wait_until 10 grep -Eq '^HugePages_Free: +1$' /proc/meminfo
+        else
+                not_ok "uid 65534 creates a buffer of huge pages (bufbrokerctl create --hugetlb --prefault)"
+        fi
+        echo 0 >/proc/sys/vm/nr_hugepages
+else
+        skip "buffers of huge pages" "the guest kernel has no huge pages"
+fi
+PB=$(as_nobody "$CTL" create --size 1M --prefault --persistent 2>/dev/null)
+if [ -n "$PB" ]; then
+        info=$(as_nobody "$CTL" info "$PB" 2>&1)
+        check "uid 65534 got a prefaulted memfd (Prefaulted: yes)" grep -qx 'Prefaulted: yes' <<<"$info"
+        check "of the system's page size" grep -qx "PageSize:   $(getconf PAGESIZE)" <<<"$info"
+        check "uid 65534 releases it" as_nobody "$CTL" release "$PB"
+else
+        not_ok "uid 65534 creates a prefaulted memfd (bufbrokerctl create --prefault)"
+fi
+
 # -------------------------------------------- restart, keeping buffers ---
 section restart
 # A persistent buffer with known contents and a token, owned by uid 65534.
