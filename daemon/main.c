@@ -278,6 +278,7 @@ static int on_signal_keep(sd_event_source *s, const struct signalfd_siginfo *si,
  * a timer sends the state as it is then, so the last one is always told.
  * Without a service manager (no $NOTIFY_SOCKET) there is no one to tell. */
 #define STATUS_INTERVAL_USEC (100 * UINT64_C(1000))
+#define STATUS_ACCURACY_USEC (10 * UINT64_C(1000))     /* not sd-event's default 250 ms */
 
 static void status_send(Manager *m) {
         const BrokerStats *st = &m->broker->stats;
@@ -317,7 +318,8 @@ static void status_update(Manager *m) {
                 (void) sd_event_source_set_enabled(m->status_timer, SD_EVENT_ONESHOT);
                 return;
         }
-        r = sd_event_add_time(m->event, &m->status_timer, CLOCK_MONOTONIC, due, 0, on_status_timer, m);
+        r = sd_event_add_time(m->event, &m->status_timer, CLOCK_MONOTONIC, due, STATUS_ACCURACY_USEC,
+                              on_status_timer, m);
         if (r < 0) {
                 log_error_errno(r, "cannot arm the status timer");
                 status_send(m);         /* better too often than stale */
