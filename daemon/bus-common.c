@@ -168,6 +168,7 @@ void manager_done(Manager *m) {
         peers_free(m);
         m->expire_timer = sd_event_source_disable_unref(m->expire_timer);
         m->idle_timer = sd_event_source_disable_unref(m->idle_timer);
+        m->status_timer = sd_event_source_disable_unref(m->status_timer);
         m->post = sd_event_source_disable_unref(m->post);
         bus_connection_close(m);
         m->event = sd_event_unref(m->event);

@@ -153,7 +153,10 @@ struct Manager {
         /* Under systemd: the fd store, the STATUS= line, exit when idle. */
         bool fdstore;
         uint64_t saved_generation;
-        uint64_t status_generation;
+        uint64_t status_generation;     /* of the last STATUS= sent */
+        bool status_notify;             /* a service manager listens */
+        uint64_t status_sent_usec;
+        sd_event_source *status_timer;  /* the next STATUS=, when they come fast */
         uint64_t exit_idle_usec;        /* 0: never */
         uint64_t idle_calls;            /* n_calls when idle time started */
         bool exiting;                   /* the name is being given back */

@@ -271,13 +271,67 @@ static int on_signal_keep(sd_event_source *s, const struct signalfd_siginfo *si,
         return 0;
 }
 
+/* The STATUS= line is for people (systemctl status), not a record of each
+ * change: sent after every change it would be a datagram to the service
+ * manager per create and per drop, and ~3,000 instructions of formatting
+ * per round. At most one per STATUS_INTERVAL_USEC; when changes come faster,
+ * a timer sends the state as it is then, so the last one is always told.
+ * Without a service manager (no $NOTIFY_SOCKET) there is no one to tell. */
+#define STATUS_INTERVAL_USEC (100 * UINT64_C(1000))
+#define STATUS_ACCURACY_USEC (10 * UINT64_C(1000))     /* not sd-event's default 250 ms */
+
+static void status_send(Manager *m) {
+        const BrokerStats *st = &m->broker->stats;
+
+        m->status_generation = m->broker->generation;
+        m->status_sent_usec = now_usec();
+        (void) sd_notifyf(false, "STATUS=%" PRIu64 " buffers (%" PRIu64 " bytes), %" PRIu64 " clients, %" PRIu64 " tokens",
+                          st->buffers, st->bytes, st->clients, st->tokens);
+}
+
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->status_generation != m->broker->generation)
+                status_send(m);
+        return 0;
+}
+
+static void status_update(Manager *m) {
+        uint64_t due;
+        int r;
+
+        if (!m->status_notify || m->status_generation == m->broker->generation)
+                return;
+        due = m->status_sent_usec + STATUS_INTERVAL_USEC;
+        if (m->status_sent_usec == 0 || now_usec() >= due) {
+                status_send(m);
+                return;
+        }
+        if (m->status_timer) {
+                int enabled = SD_EVENT_OFF;
+
+                (void) sd_event_source_get_enabled(m->status_timer, &enabled);
+                if (enabled != SD_EVENT_OFF)
+                        return;         /* already due */
+                (void) sd_event_source_set_time(m->status_timer, due);
+                (void) sd_event_source_set_enabled(m->status_timer, SD_EVENT_ONESHOT);
+                return;
+        }
+        r = sd_event_add_time(m->event, &m->status_timer, CLOCK_MONOTONIC, due, STATUS_ACCURACY_USEC,
+                              on_status_timer, m);
+        if (r < 0) {
+                log_error_errno(r, "cannot arm the status timer");
+                status_send(m);         /* better too often than stale */
+        }
+}
+
 /* After each round of events: tell systemd how we are, save the state for a
  * restart, watch our bus output, arm the lease rechecks (broker.h), and
  * start or stop counting idle time. One
  * place, once per round, however many things changed in it. */
 static int on_post(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
-        const BrokerStats *st = &m->broker->stats;
         uint64_t now;
         int r;
 
@@ -285,11 +339,7 @@ static int on_post(sd_event_source *s, void *userdata) {
         bus_connection_check_output(m);
         manager_schedule_lease_recheck(m);
 
-        if (m->status_generation != m->broker->generation) {
-                m->status_generation = m->broker->generation;
-                (void) sd_notifyf(false, "STATUS=%" PRIu64 " buffers (%" PRIu64 " bytes), %" PRIu64 " clients, %" PRIu64 " tokens",
-                                  st->buffers, st->bytes, st->clients, st->tokens);
-        }
+        status_update(m);
 
         if (m->exiting) {
                 manager_check_exit(m);
@@ -392,6 +442,7 @@ static int run(int argc, char *argv[]) {
                 return r;
 
         (void) sd_notify(false, "READY=1\nSTATUS=Serving " BB_BUS_NAME);
+        m.status_notify = fdstore_enabled();
 
         r = sd_event_loop(m.event);
         if (r < 0)

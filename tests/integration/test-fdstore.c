@@ -254,6 +254,8 @@ typedef struct Keeper {
         int fds[KEEP_MAX];
         char names[KEEP_MAX][64];
         bool overflow;
+        char status[128];               /* the last STATUS= line */
+        unsigned n_status;
 } Keeper;
 
 static void keeper_remove(Keeper *k, const char *name) {
@@ -293,6 +295,10 @@ static bool keeper_take(Keeper *k, int flags) {
                         remove = true;
                 else if (strncmp(line, "FDNAME=", 7) == 0)
                         snprintf(name, sizeof(name), "%s", line + 7);
+                else if (strncmp(line, "STATUS=", 7) == 0) {
+                        snprintf(k->status, sizeof(k->status), "%s", line + 7);
+                        k->n_status++;
+                }
         }
         if (remove)
                 keeper_remove(k, name);
@@ -632,6 +638,54 @@ START_TEST(test_huge_pages_and_prefault_come_back) {
 }
 END_TEST
 
+#define STATUS_CHURN 30
+#define STATUS_INTERVAL_MS 100          /* daemon/main.c */
+
+/* systemctl status shows the STATUS= line: it is told at most every
+ * 100 ms however fast buffers come and go (not a datagram to the service
+ * manager per change), and the last one is the state as it is. */
+START_TEST(test_status_line_is_paced_and_ends_current) {
+        Created c[STATUS_CHURN] = {};
+        uint64_t t0, elapsed_ms;
+        char path[108], want[64];
+        Keeper k;
+
+        keeper_start(&k, path);
+        harness_daemon_spawn = (PbusSpawn) { .notify_socket = path };
+        harness_restart_daemon(NULL);
+
+        t0 = now_usec();
+        for (unsigned i = 0; i < STATUS_CHURN; i++)
+                create_memfd(NULL, "status", 4096, false, 0, &c[i]);
+        for (unsigned i = 3; i < STATUS_CHURN; i++) {
+                ck_assert_int_ge(call_release(NULL, c[i].path, NULL), 0);
+                created_done(&c[i]);    /* its fd is a lease too */
+        }
+        elapsed_ms = (now_usec() - t0) / 1000;
+
+        /* The last state comes by the timer, an interval later at most
+         * (waited for longer: the machine may be busy). */
+        snprintf(want, sizeof(want), "3 buffers (%u bytes), ", 3 * 4096);
+        for (unsigned tries = 0;; tries++) {
+                keeper_pause(&k);
+                if (strncmp(k.status, want, strlen(want)) == 0)
+                        break;
+                ck_assert_msg(tries < 250, "the last STATUS= is \"%s\", not \"%s…\"", k.status, want);
+                keeper_resume(&k);
+                msleep(20);
+        }
+        /* 57 changes: "Serving" at start, then one line at once, at most
+         * one per interval, and the last one after the changes stopped. */
+        ck_assert_msg(k.n_status <= 3 + elapsed_ms / STATUS_INTERVAL_MS,
+                      "%u STATUS= lines for %d changes in %" PRIu64 " ms", k.n_status,
+                      2 * STATUS_CHURN - 3, elapsed_ms);
+        for (unsigned i = 0; i < STATUS_CHURN; i++)
+                created_done(&c[i]);
+        /* The daemon is stopped by the fixture; its store goes with us. */
+        keeper_done(&k);
+}
+END_TEST
+
 static void setup_bus_only(BusKind kind) {
         harness_daemon_spawn = (PbusSpawn) {};
         harness_start(kind, false, NULL);
@@ -654,6 +708,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_killed_daemon_comes_back);
         tcase_add_test(tc, test_revocation_survives_restart);
         tcase_add_test(tc, test_huge_pages_and_prefault_come_back);
+        tcase_add_test(tc, test_status_line_is_paced_and_ends_current);
 }
 
 int main(void) {
