@@ -229,6 +229,21 @@ static int daemon_stop(Daemon *d) {
         return status;
 }
 
+/* A /proc/meminfo field, KiB (-1: none). */
+static long meminfo(const char *field) {
+        char line[256], name[64];
+        long value = -1, v;
+        FILE *f = fopen("/proc/meminfo", "re");
+
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "%63[^:]: %ld", name, &v) == 2 && strcmp(name, field) == 0)
+                        value = v;
+        fclose(f);
+        return value;
+}
+
 /* VmRSS and RssAnon of pid, KiB. */
 static void proc_rss(pid_t pid, long *ret_rss, long *ret_anon) {
         char path[64], line[256];
@@ -301,6 +316,7 @@ static uint64_t proc_cpu_ns(pid_t pid) {
 static double cycle_us(Daemon *d, double *ret_cpu_us) {
         static double samples[SCALE_CYCLES];
         uint64_t cpu0 = proc_cpu_ns(d->pid);
+        unsigned errors = 0;
 
         for (unsigned i = 0; i < SCALE_CYCLES; i++) {
                 sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -318,10 +334,15 @@ static double cycle_us(Daemon *d, double *ret_cpu_us) {
                         r = sd_bus_call_method(d->bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "Release", &error,
                                                NULL, "");
                 if (r < 0) {
-                        diag("%s: create+release %u: %s", d->name, i, error.message ?: strerror(-r));
+                        /* As in on_created(): a move to a fresh connection. */
+                        diag("%s: create+release %u: %s%s", d->name, i, error.message ?: strerror(-r),
+                             errors < 10 ? "; again" : "");
                         sd_bus_error_free(&error);
                         sd_bus_message_unref(reply);
-                        return -1;
+                        if (++errors > 10)
+                                return -1;
+                        i--;
+                        continue;
                 }
                 sd_bus_message_unref(reply);
                 samples[i] = (double) (pbus_now_usec() - t0);
@@ -334,15 +355,28 @@ static double cycle_us(Daemon *d, double *ret_cpu_us) {
 
 /* ---- the live buffers ------------------------------------------------------- */
 
-#define LIVE_WINDOW 16
+/* Calls in flight: their replies' fds (16 each) must stay under the 64
+ * that dbus-daemon lets wait for a client, or it stops reading the daemon
+ * (and the daemon, after 250 ms, moves to a fresh connection). */
+#define LIVE_WINDOW 2
+#define LIVE_RETRIES_MAX 50
 
-typedef struct Live {
+typedef struct Live Live;
+
+typedef struct LiveCall {
+        Live *live;
+        unsigned count;
+        bool busy;
+} LiveCall;
+
+struct Live {
         sd_bus *bus;                    /* the holder's connection */
         char **paths;
         int *fds;
-        unsigned n, target, in_flight;
+        unsigned n, target, in_flight, asked, retries;
+        LiveCall calls[LIVE_WINDOW];
         int error;
-} Live;
+};
 
 /* A CreateMemfds reply: its buffers' paths and (dup'ed) fds into l. */
 static int live_take(Live *l, sd_bus_message *reply) {
@@ -373,11 +407,24 @@ static int live_take(Live *l, sd_bus_message *reply) {
         return r;
 }
 
+/* A call that failed is asked again: on this emulated machine the daemon
+ * may move to a fresh bus connection (it takes a bus that is not scheduled
+ * for 250 ms for one that stopped reading), and calls in flight then end
+ * in an error; what they made was taken back. Stats are checked after. */
 static int on_created(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        Live *l = userdata;
-        int r = live_take(l, reply);
+        LiveCall *call = userdata;
+        Live *l = call->live;
+        int r;
 
+        call->busy = false;
         l->in_flight--;
+        if (sd_bus_message_is_method_error(reply, NULL) && l->retries < LIVE_RETRIES_MAX) {
+                diag("CreateMemfds with %u live: %s; asking again", l->n, sd_bus_message_get_error(reply)->message);
+                l->retries++;
+                l->asked -= call->count;
+                return 0;
+        }
+        r = live_take(l, reply);
         if (r < 0 && l->error == 0)
                 l->error = r;
         return 0;
@@ -387,7 +434,7 @@ static int on_created(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
  * connection): the emulated machine's round trips do not add up. */
 static int live_build(Daemon *d, Live *l, unsigned target) {
         uint64_t t0 = pbus_now_usec();
-        unsigned asked = 0, next_report = 10000;
+        unsigned next_report = 10000;
         int r = pbus_connect(d->address, &l->bus);
 
         if (r < 0)
@@ -397,17 +444,22 @@ static int live_build(Daemon *d, Live *l, unsigned target) {
         l->fds = calloc(target, sizeof(int));
         if (!l->paths || !l->fds)
                 return -ENOMEM;
-        while (l->error == 0 && (asked < target || l->in_flight > 0)) {
-                while (asked < target && l->in_flight < LIVE_WINDOW) {
-                        uint32_t count = MIN(target - asked, (unsigned) BB_CREATE_BATCH_MAX);
+        while (l->error == 0 && (l->asked < target || l->in_flight > 0)) {
+                while (l->asked < target && l->in_flight < LIVE_WINDOW) {
+                        uint32_t count = MIN(target - l->asked, (unsigned) BB_CREATE_BATCH_MAX);
+                        LiveCall *call = NULL;
 
+                        for (unsigned i = 0; !call && i < LIVE_WINDOW; i++)
+                                if (!l->calls[i].busy)
+                                        call = &l->calls[i];
+                        *call = (LiveCall) { .live = l, .count = count, .busy = true };
                         r = sd_bus_call_method_async(l->bus, NULL, BB_BUS_NAME, BB_MANAGER_PATH,
-                                                     BB_MANAGER_INTERFACE, "CreateMemfds", on_created, l,
+                                                     BB_MANAGER_INTERFACE, "CreateMemfds", on_created, call,
                                                      "stua{sv}", "scale-live", (uint64_t) SCALE_BUFFER_SIZE, count,
                                                      0);
                         if (r < 0)
                                 return r;
-                        asked += count;
+                        l->asked += count;
                         l->in_flight++;
                 }
                 r = sd_bus_process(l->bus, NULL);
@@ -498,7 +550,7 @@ int main(int argc, char *argv[]) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         double us_empty[SCALE_ROUNDS], us_loaded[SCALE_ROUNDS], ratio;
         double cpu_empty[SCALE_ROUNDS], cpu_loaded[SCALE_ROUNDS], cpu_ratio;
-        long rss0, anon0, rss1, anon1, rss2, anon2;
+        long rss0, anon0, rss1, anon1, rss2, anon2, slab0, avail0;
         uint64_t t0, fds_before, max_fds;
         Live live = {};
         rlim_t nofile = 0;
@@ -547,13 +599,15 @@ int main(int argc, char *argv[]) {
         r = snapshot_read(loaded.bus, loaded.pid, &base, &error);
         proc_rss(loaded.pid, &rss0, &anon0);
         fds_before = loaded.store->fds;
+        slab0 = meminfo("Slab");
+        avail0 = meminfo("MemAvailable");
         if (!check(r >= 0, "baseline of the loaded daemon read"))
                 goto finish;
 
         t0 = pbus_now_usec();
         r = live_build(&loaded, &live, SCALE_LIVE);
-        diag("scale: %u buffers made in %.1f s (CreateMemfds, %u a call)", live.n,
-             (double) (pbus_now_usec() - t0) / 1e6, BB_CREATE_BATCH_MAX);
+        diag("scale: %u buffers made in %.1f s (CreateMemfds, %u a call, %u in flight, %u asked again)", live.n,
+             (double) (pbus_now_usec() - t0) / 1e6, BB_CREATE_BATCH_MAX, LIVE_WINDOW, live.retries);
         if (!check(r >= 0 && live.n == SCALE_LIVE, "%u live buffers made without an error (%u made)", SCALE_LIVE,
                    live.n))
                 goto release;
@@ -569,6 +623,10 @@ int main(int argc, char *argv[]) {
               "the fd store got every buffer's fd (%" PRIu64 " fds in %" PRIu64 " messages since the start)",
               loaded.store->fds - fds_before, loaded.store->messages);
         proc_rss(loaded.pid, &rss1, &anon1);
+        diag("scale: the kernel: Slab %ld -> %ld KiB (%.0f B per live buffer), MemAvailable %ld -> %ld KiB "
+             "(%.0f B per live buffer, every process and the kernel)", slab0, meminfo("Slab"),
+             (double) (meminfo("Slab") - slab0) * 1024 / SCALE_LIVE, avail0, meminfo("MemAvailable"),
+             (double) (avail0 - meminfo("MemAvailable")) * 1024 / SCALE_LIVE);
         diag("scale: daemon VmRSS %ld -> %ld KiB, RssAnon %ld -> %ld KiB: %.0f B VmRSS, %.0f B RssAnon per live buffer",
              rss0, rss1, anon0, anon1, (double) (rss1 - rss0) * 1024 / SCALE_LIVE,
              (double) (anon1 - anon0) * 1024 / SCALE_LIVE);
