@@ -191,6 +191,8 @@ static int daemon_start(Daemon *d, const char *name, const char *binary, const c
         r = pbus_connect(d->address, &d->bus);
         if (r < 0)
                 return r;
+        /* The emulated machine on a busy host: calls may wait long. */
+        (void) sd_bus_set_method_call_timeout(d->bus, 120 * UINT64_C(1000000));
         for (unsigned i = 0; i < 600; i++) {
                 sd_bus_message *reply = NULL;
                 int has = 0;
@@ -215,7 +217,7 @@ static int daemon_stop(Daemon *d) {
         d->bus = sd_bus_flush_close_unref(d->bus);
         if (d->pid > 0) {
                 kill(d->pid, SIGTERM);
-                status = pbus_wait_child(d->pid, 60000);
+                status = pbus_wait_child(d->pid, 300000);      /* the emulated machine, 100,000 buffers */
         }
         if (d->store_pid > 0) {
                 kill(d->store_pid, SIGKILL);
@@ -359,7 +361,7 @@ static double cycle_us(Daemon *d, double *ret_cpu_us) {
  * that dbus-daemon lets wait for a client, or it stops reading the daemon
  * (and the daemon, after 250 ms, moves to a fresh connection). */
 #define LIVE_WINDOW 2
-#define LIVE_RETRIES_MAX 50
+#define LIVE_RETRIES_MAX 1000
 
 typedef struct Live Live;
 
@@ -439,6 +441,7 @@ static int live_build(Daemon *d, Live *l, unsigned target) {
 
         if (r < 0)
                 return r;
+        (void) sd_bus_set_method_call_timeout(l->bus, 120 * UINT64_C(1000000));
         l->target = target;
         l->paths = calloc(target, sizeof(char *));
         l->fds = calloc(target, sizeof(int));
@@ -546,11 +549,11 @@ int main(int argc, char *argv[]) {
         const char *build = getenv("BB_BUILD_DIR"), *src = getenv("BB_SOURCE_DIR"), *out = getenv("BB_VM_OUT");
         char binary[512], policy[512], log_path[512];
         Daemon empty = {}, loaded = {};
-        Snapshot base, peak, after;
+        Snapshot base = {}, peak = {}, after = {};
         sd_bus_error error = SD_BUS_ERROR_NULL;
         double us_empty[SCALE_ROUNDS], us_loaded[SCALE_ROUNDS], ratio;
         double cpu_empty[SCALE_ROUNDS], cpu_loaded[SCALE_ROUNDS], cpu_ratio;
-        long rss0, anon0, rss1, anon1, rss2, anon2, slab0, avail0;
+        long rss0 = -1, anon0 = -1, rss1 = -1, anon1 = -1, rss2, anon2, slab0, avail0;
         uint64_t t0, fds_before, max_fds;
         Live live = {};
         rlim_t nofile = 0;
@@ -657,7 +660,15 @@ release:
         t0 = pbus_now_usec();
         r = live_release(&live);
         check(r >= 0, "ReleaseBuffers of all of them, %u a call", BB_RELEASE_BATCH_MAX);
-        r = snapshot_wait(loaded.bus, loaded.pid, &base, 240000, 500, daemon_alive, &loaded, &after, &error);
+        /* The daemon may take longer than a call's timeout to work through
+         * 100,000 closes on the emulated machine: a timed-out read is asked
+         * again, within the wait. */
+        for (uint64_t end = pbus_now_usec() + 600 * UINT64_C(1000000);;) {
+                sd_bus_error_free(&error);
+                r = snapshot_wait(loaded.bus, loaded.pid, &base, 240000, 500, daemon_alive, &loaded, &after, &error);
+                if (r != -ETIMEDOUT || pbus_now_usec() > end)
+                        break;
+        }
         if (r < 0)
                 diag("reading the daemon's state: %s", error.message ?: strerror(-r));
         diag("scale: released in %.1f s", (double) (pbus_now_usec() - t0) / 1e6);
@@ -671,9 +682,10 @@ release:
         proc_rss(loaded.pid, &rss2, &anon2);
         diag("scale: after release VmRSS %ld KiB, RssAnon %ld KiB (%ld, %ld at the start, %ld, %ld with %u live)",
              rss2, anon2, rss0, anon0, rss1, anon1, SCALE_LIVE);
-        check(rss2 > 0 && rss2 - rss0 <= (rss1 - rss0) / 4,
-              "the daemon gave most of that memory back after the release (VmRSS %ld KiB over the start, "
-              "%ld KiB at the peak)", rss2 - rss0, rss1 - rss0);
+        if (rss1 > 0)
+                check(rss2 > 0 && rss2 - rss0 <= (rss1 - rss0) / 4,
+                      "the daemon gave most of that memory back after the release (VmRSS %ld KiB over the start, "
+                      "%ld KiB at the peak)", rss2 - rss0, rss1 - rss0);
 
 finish:
         sd_bus_error_free(&error);
