@@ -19,7 +19,7 @@
 static bool arg_user = false;
 static uint64_t arg_exit_idle_usec = 0;
 static uint64_t arg_fdstore_max = 0;
-static uint64_t arg_max_fds = 0;        /* 0: as many as RLIMIT_NOFILE and the store allow */
+static uint64_t arg_max_fds = UINT64_MAX;       /* as many as RLIMIT_NOFILE and the store allow */
 static BrokerLimits arg_limits;
 
 /* fds that are not buffers': the bus connections (two while reconnecting),
@@ -209,9 +209,9 @@ static void fit_fd_budget(bool fdstore) {
                 why = "the file descriptor store";
         }
 
-        if (arg_max_fds > 0 && arg_max_fds <= budget)
+        if (arg_max_fds <= budget)
                 budget = arg_max_fds;
-        else if (arg_max_fds > 0)
+        else if (arg_max_fds != UINT64_MAX)
                 log_notice("--max-fds=%" PRIu64 " is more than %s allows: keeping at most %" PRIu64 " fds for buffers",
                            arg_max_fds, why, budget);
         else if (why)
