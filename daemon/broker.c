@@ -7,6 +7,7 @@
  * Lifetime: a buffer lives while a client holds it or while it is persistent,
  * and never past its TTL. A client is known while it holds something.
  */
+#include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -113,7 +114,7 @@ void broker_limits_default(BrokerLimits *ret) {
                 .max_buffers = 16384,
                 .max_bytes = UINT64_C(64) << 30,                /* 64 GiB */
                 .max_tokens = 16384,
-                .max_fds = 65536,       /* main.c fits it to RLIMIT_NOFILE and the fd store */
+                .max_fds = UINT64_MAX,  /* main.c fits it to RLIMIT_NOFILE, the fd store, --max-fds */
         };
 }
 
@@ -636,12 +637,14 @@ static int token_register(Broker *b, Buffer *buf, const char *id, uid_t owner_ui
         return 0;
 }
 
-/* A new buffer, not registered yet: freeing it undoes everything. */
-static int buffer_new(Broker *b, uid_t owner, const char *kind, const char *name, bool persistent,
-                      uint64_t ttl_usec, uint64_t now, Buffer **ret) {
+/* A new buffer of @n_planes planes (fds -1), not registered yet: freeing it
+ * undoes everything. */
+static int buffer_new(Broker *b, uid_t owner, const char *kind, const char *name, unsigned n_planes,
+                      bool persistent, uint64_t ttl_usec, uint64_t now, Buffer **ret) {
         _cleanup_(buffer_freep) Buffer *buf = NULL;
 
-        buf = calloc(1, sizeof(*buf));
+        assert(n_planes > 0 && n_planes <= BB_PLANES_MAX);
+        buf = calloc(1, sizeof(*buf) + n_planes * sizeof(BufferPlane));
         if (!buf)
                 return -ENOMEM;
         buf->broker = b;
@@ -651,7 +654,8 @@ static int buffer_new(Broker *b, uid_t owner, const char *kind, const char *name
         buf->expire_usec = ttl_usec > 0 ? usec_add(now, ttl_usec) : USEC_INFINITY;
         buf->created_usec = realtime_usec();
         buf->page_size = page_size();
-        for (unsigned i = 0; i < BB_PLANES_MAX; i++)
+        buf->n_planes = n_planes;
+        for (unsigned i = 0; i < n_planes; i++)
                 buf->planes[i] = (BufferPlane) { .fd = -1, .ro_fd = -1 };
         buf->lease_wd = -1;
         TAILQ_INIT(&buf->holds);
@@ -804,7 +808,7 @@ int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req
 
         alloc.size = size;
         for (i = 0; i < n; i++) {
-                r = buffer_new(b, caller->uid, BB_KIND_MEMFD, req->name, req->persistent, req->ttl_usec, now,
+                r = buffer_new(b, caller->uid, BB_KIND_MEMFD, req->name, 1, req->persistent, req->ttl_usec, now,
                                &bufs[i]);
                 if (r < 0) {
                         r = fail(err, r, "Out of memory");
@@ -812,7 +816,6 @@ int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req
                 }
                 bufs[i]->size = size;
                 bufs[i]->n_fds = 1;
-                bufs[i]->n_planes = 1;
                 bufs[i]->planes[0].length = size;
                 bufs[i]->page_size = page;
                 bufs[i]->prefaulted = req->prefault;
@@ -909,7 +912,8 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const V4L2Request *req, 
                 Buffer *buf;
 
                 snprintf(bufname, sizeof(bufname), "%s%u", req->name, i);
-                r = buffer_new(b, caller->uid, BB_KIND_V4L2, bufname, req->persistent, req->ttl_usec, now, &buf);
+                r = buffer_new(b, caller->uid, BB_KIND_V4L2, bufname, fmt->n_planes, req->persistent, req->ttl_usec,
+                               now, &buf);
                 if (r < 0) {
                         (void) fail(err, r, "Out of memory");
                         goto fail;
@@ -918,7 +922,6 @@ int broker_create_v4l2(Broker *b, const Caller *caller, const V4L2Request *req, 
                 buf->queue = v4l2_queue_ref(q);
                 buf->v4l2_index = i;
                 buf->read_only = read_only;
-                buf->n_planes = fmt->n_planes;
                 buf->n_fds = fds_per_buffer;
                 total_fds += fds_per_buffer;
 
@@ -1279,7 +1282,8 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         if (r < 0)
                 return r;
 
-        r = buffer_new(b, rb->owner, rb->queue ? BB_KIND_V4L2 : BB_KIND_MEMFD, rb->name, rb->persistent, 0, 0, &buf);
+        r = buffer_new(b, rb->owner, rb->queue ? BB_KIND_V4L2 : BB_KIND_MEMFD, rb->name, rb->n_planes, rb->persistent,
+                       0, 0, &buf);
         if (r < 0)
                 return r;
         buf->id = rb->id;
@@ -1287,7 +1291,6 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         buf->read_only = rb->read_only;
         buf->expire_usec = rb->expire_usec;
         buf->created_usec = rb->created_usec;
-        buf->n_planes = rb->n_planes;
         buf->queue = v4l2_queue_ref(rb->queue);
         buf->v4l2_index = rb->v4l2_index;
         buf->prefaulted = rb->prefaulted;

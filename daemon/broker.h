@@ -174,6 +174,9 @@ typedef struct BufferPlane {
         uint32_t offset;                /* where the data starts in the fd */
 } BufferPlane;
 
+/* One per live buffer: keep it small (bufbrokerd(8) says what a buffer
+ * costs). Pointers and 64-bit fields first, the small ones packed after
+ * them; the planes are allocated to n_planes (one for a memfd). */
 struct Buffer {
         Broker *broker;
         uint64_t id;
@@ -181,35 +184,35 @@ struct Buffer {
         const char *kind;               /* BB_KIND_* */
         char *path;                     /* D-Bus object path */
         uint64_t size;                  /* bytes charged, sum of plane lengths */
-        uid_t owner_uid;
-        bool persistent;
-        bool frozen;
         uint64_t expire_usec;           /* monotonic; USEC_INFINITY: never */
         uint64_t created_usec;          /* CLOCK_REALTIME */
-        bool read_only;                 /* even the owner gets read-only fds */
         uint64_t page_size;             /* bytes: the system's, or a memfd's huge pages */
-        bool prefaulted;                /* memfd: pages allocated at creation */
-        unsigned n_planes;
-        BufferPlane planes[BB_PLANES_MAX];
+        V4L2Queue *queue;               /* kind "v4l2": the device queue, shared */
+        TAILQ_HEAD(, Hold) holds;
+        TAILQ_HEAD(, Token) tokens;
+        TAILQ_ENTRY(Buffer) link;
+        uid_t owner_uid;
+        uint32_t v4l2_index;            /* kind "v4l2": the buffer's index in the queue */
+        unsigned n_holds;
         unsigned n_fds;                 /* fds kept: planes, read-only exports, and
                                          * the queue's device fd for its first buffer */
-        V4L2Queue *queue;               /* kind "v4l2": the device queue, shared */
-        uint32_t v4l2_index;            /* and the buffer's index in it */
-        unsigned n_holds;
+        bool persistent;
+        bool frozen;
+        bool read_only;                 /* even the owner gets read-only fds */
+        bool prefaulted;                /* memfd: pages allocated at creation */
         /* The lease (lease.c), memfds only: the inotify watch on the memfd's
          * inode (-1: none, only explicit holds keep the buffer), and whether
          * a description of it closed since the last look. */
-        int lease_wd;
         bool lease_closed;
+        int lease_wd;
         TAILQ_ENTRY(Buffer) closed_link;        /* in Broker.closed, while set */
         /* Ask again at lease_recheck_usec (CLOCK_MONOTONIC; 0: no need), the
          * lease_rechecks-th time: see lease.c on the race with close. */
         uint64_t lease_recheck_usec;
-        unsigned lease_rechecks;
         TAILQ_ENTRY(Buffer) recheck_link;       /* in Broker.rechecks, while set */
-        TAILQ_HEAD(, Hold) holds;
-        TAILQ_HEAD(, Token) tokens;
-        TAILQ_ENTRY(Buffer) link;
+        unsigned lease_rechecks;
+        unsigned n_planes;
+        BufferPlane planes[];
 };
 
 struct UidUsage {

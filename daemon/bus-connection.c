@@ -400,10 +400,11 @@ static int on_direct_disconnected(sd_bus_message *msg, void *userdata, sd_bus_er
         sd_event_source *s;
         Peer *p;
 
+        /* Direct peers are first in the list (peer_add_direct()). */
         TAILQ_FOREACH(p, &m->peers, link)
-                if (p->direct == bus)
+                if (!p->is_direct || p->direct == bus)
                         break;
-        if (!p)
+        if (!p || p->direct != bus)
                 return 0;
         p->direct = NULL;       /* ours to free now */
         /* Calls handed back to sd-bus but not run yet die with it: forget
@@ -473,9 +474,13 @@ static bool private_connection_allowed(Manager *m, uid_t uid, uint64_t *ret_have
         uint64_t total = 0, have = 0, n_uids = 0;
         Peer *p, *q;
 
+        /* Private connections are direct ones, first in the list
+         * (peer_add_direct()): the bus's clients are never walked. */
         TAILQ_FOREACH(p, &m->peers, link) {
                 bool first = true;
 
+                if (!p->is_direct)
+                        break;
                 if (!p->is_private || !p->direct)
                         continue;
                 total++;

@@ -82,12 +82,15 @@ Peer *peer_find(Manager *m, const char *name) {
 static Peer *peer_find_direct(Manager *m, sd_bus *bus) {
         Peer *p;
 
-        /* Direct connections are few: no index of their own. */
-        if (m->n_direct == 0)
-                return NULL;
-        TAILQ_FOREACH(p, &m->peers, link)
+        /* Direct connections are few, and first in the list
+         * (peer_add_direct()): the walk never reaches the bus's clients,
+         * however many there are. */
+        TAILQ_FOREACH(p, &m->peers, link) {
+                if (!p->is_direct)
+                        break;
                 if (p->direct == bus)
                         return p;
+        }
         return NULL;
 }
 
@@ -571,6 +574,9 @@ int peer_add_direct(Manager *m, sd_bus *bus, const Caller *as, Peer **ret) {
         r = peer_new(m, name, &p);
         if (r < 0)
                 return r;
+        /* Direct peers go first: peer_find_direct() walks only them. */
+        TAILQ_REMOVE(&m->peers, p, link);
+        TAILQ_INSERT_HEAD(&m->peers, p, link);
         p->direct = bus;
         p->is_direct = true;
         p->is_private = as != NULL;

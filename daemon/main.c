@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 static bool arg_user = false;
 static uint64_t arg_exit_idle_usec = 0;
 static uint64_t arg_fdstore_max = 0;
+static uint64_t arg_max_fds = UINT64_MAX;       /* as many as RLIMIT_NOFILE and the store allow */
 static BrokerLimits arg_limits;
 
 /* fds that are not buffers': the bus connections (two while reconnecting),
@@ -44,6 +46,8 @@ static void help(void) {
                "     --max-buffers=N           Buffers in all (default %" PRIu64 ")\n"
                "     --max-bytes=SIZE          Bytes in all (default %" PRIu64 ")\n"
                "     --max-tokens=N            Tokens in all (default %" PRIu64 ")\n"
+               "     --max-fds=N               File descriptors kept for buffers (default:\n"
+               "                               all that RLIMIT_NOFILE and the fd store allow)\n"
                "     --fdstore-max=N           FileDescriptorStoreMax= of the unit: keep no\n"
                "                               more fds than the store takes (default:\n"
                "                               $FDSTORE, else no limit from the store)\n"
@@ -68,6 +72,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_BUFFERS,
                 ARG_MAX_BYTES,
                 ARG_MAX_TOKENS,
+                ARG_MAX_FDS,
                 ARG_FDSTORE_MAX,
         };
         static const struct option options[] = {
@@ -83,6 +88,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-buffers",         required_argument, NULL, ARG_MAX_BUFFERS },
                 { "max-bytes",           required_argument, NULL, ARG_MAX_BYTES },
                 { "max-tokens",          required_argument, NULL, ARG_MAX_TOKENS },
+                { "max-fds",             required_argument, NULL, ARG_MAX_FDS },
                 { "fdstore-max",         required_argument, NULL, ARG_FDSTORE_MAX },
                 {}
         };
@@ -134,6 +140,9 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_MAX_TOKENS:
                         limit = &arg_limits.max_tokens;
                         break;
+                case ARG_MAX_FDS:
+                        limit = &arg_max_fds;
+                        break;
                 case ARG_FDSTORE_MAX:
                         limit = &arg_fdstore_max;
                         break;
@@ -170,32 +179,43 @@ static int parse_argv(int argc, char *argv[]) {
 
 /* Buffers keep fds: one per memfd, one or two per V4L2 plane. Take all the
  * fds we are allowed, and budget for buffers what the other uses leave
- * (FD_RESERVE) and what the fd store can keep (all of a buffer's fds, plus
- * the state: two of it while a new snapshot replaces the old). The budget is a limit like the others (BrokerLimits.max_fds,
- * shared fairly), so a full table is QuotaExceeded, never EMFILE halfway
- * through a call or a buffer lost at the next restart. */
+ * (FD_RESERVE), what the fd store can keep (all of a buffer's fds, plus the
+ * state: two of it while a new snapshot replaces the old), and no more than
+ * --max-fds. No other cap: the rlimit is the administrator's word on how
+ * many fds we may have (LimitNOFILE= in the unit). The budget is a limit
+ * like the others (BrokerLimits.max_fds, shared fairly), so a full table is
+ * QuotaExceeded, never EMFILE halfway through a call or a buffer lost at the
+ * next restart. */
 static void fit_fd_budget(bool fdstore) {
-        uint64_t budget = arg_limits.max_fds;
-        const char *e;
+        uint64_t budget = UINT64_MAX;
+        const char *why = NULL, *e;
         struct rlimit rl;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) >= 0) {
                 rl.rlim_cur = rl.rlim_max;
                 (void) setrlimit(RLIMIT_NOFILE, &rl);
-                if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur != RLIM_INFINITY)
-                        budget = MIN(budget, rl.rlim_cur > 2 * FD_RESERVE ? (uint64_t) rl.rlim_cur - FD_RESERVE
-                                                                         : (uint64_t) rl.rlim_cur / 2);
+                if (getrlimit(RLIMIT_NOFILE, &rl) >= 0 && rl.rlim_cur != RLIM_INFINITY) {
+                        budget = rl.rlim_cur > 2 * FD_RESERVE ? (uint64_t) rl.rlim_cur - FD_RESERVE
+                                                              : (uint64_t) rl.rlim_cur / 2;
+                        why = "RLIMIT_NOFILE";
+                }
         }
 
         e = getenv("FDSTORE");          /* systemd >= 254 tells FileDescriptorStoreMax= */
         if (fdstore && arg_fdstore_max == 0 && e)
                 (void) parse_uint64(e, &arg_fdstore_max);
-        if (fdstore && arg_fdstore_max > 0)
-                budget = MIN(budget, arg_fdstore_max > 2 ? arg_fdstore_max - 2 : 0);
+        if (fdstore && arg_fdstore_max > 0 && arg_fdstore_max - MIN(arg_fdstore_max, 2) < budget) {
+                budget = arg_fdstore_max - MIN(arg_fdstore_max, 2);
+                why = "the file descriptor store";
+        }
 
-        if (budget < arg_limits.max_fds)
-                log_info("keeping at most %" PRIu64 " fds for buffers (RLIMIT_NOFILE %llu, fd store %" PRIu64 ")",
-                        budget, (unsigned long long) rl.rlim_cur, arg_fdstore_max);
+        if (arg_max_fds <= budget)
+                budget = arg_max_fds;
+        else if (arg_max_fds != UINT64_MAX)
+                log_notice("--max-fds=%" PRIu64 " is more than %s allows: keeping at most %" PRIu64 " fds for buffers",
+                           arg_max_fds, why, budget);
+        else if (why)
+                log_info("keeping at most %" PRIu64 " fds for buffers (all that %s allows)", budget, why);
         arg_limits.max_fds = budget;
 }
 
@@ -326,6 +346,26 @@ static void status_update(Manager *m) {
         }
 }
 
+/* Give the memory of dropped buffers back to the kernel once many are
+ * gone: glibc keeps freed small chunks in its heap, so a daemon that once
+ * held 100,000 buffers would keep their RSS for good. Amortized: a trim
+ * (a walk over the free heap) at most once per TRIM_AFTER_DROPPED buffers
+ * dropped, and only when at least half of the peak is gone. */
+#define TRIM_AFTER_DROPPED 4096
+
+static void trim_after_drops(uint64_t buffers) {
+        static uint64_t peak;
+
+        if (buffers > peak) {
+                peak = buffers;
+                return;
+        }
+        if (peak - buffers < TRIM_AFTER_DROPPED || buffers > peak / 2)
+                return;
+        (void) malloc_trim(0);
+        peak = buffers;
+}
+
 /* After each round of events: tell systemd how we are, save the state for a
  * restart, watch our bus output, arm the lease rechecks (broker.h), and
  * start or stop counting idle time. One
@@ -338,6 +378,7 @@ static int on_post(sd_event_source *s, void *userdata) {
         fdstore_flush(m);
         bus_connection_check_output(m);
         manager_schedule_lease_recheck(m);
+        trim_after_drops(st->buffers);
 
         status_update(m);
 

@@ -47,7 +47,7 @@ START_TEST(test_help_and_version) {
         for (const char *const *o = (const char *const[]) {
                         "--system", "--user", "--exit-idle-time", "--max-buffer-size", "--max-buffers-per-uid",
                         "--max-bytes-per-uid", "--max-tokens-per-uid", "--max-buffers", "--max-bytes",
-                        "--max-tokens", BB_BUS_NAME, NULL }; *o; o++)
+                        "--max-tokens", "--max-fds", "--fdstore-max", BB_BUS_NAME, NULL }; *o; o++)
                 ck_assert_msg(strstr(help.out, *o), "--help does not mention %s:\n%s", *o, help.out);
 
         ck_assert_int_eq(run_argv(&version, AS_ROOT, NULL, 0, NULL, (const char *[]) { bin, "--version", NULL }), 0);
@@ -66,6 +66,7 @@ START_TEST(test_bad_command_lines) {
                 { "--max-buffers-per-uid=-1", "-1" },
                 { "--max-tokens=99999999999999999999", "99999999999999999999" },
                 { "--exit-idle-time=soon", "soon" },
+                { "--max-fds=many", "many" },
                 { "--max-buffer-size=300T", "256T" },
                 { "stray-argument", "stray-argument" },
         };
@@ -103,6 +104,70 @@ START_TEST(test_fd_limit_raised) {
         ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
         ck_assert_msg(H->wrapped || soft >= (unsigned long long) rl.rlim_cur,
                       "daemon's limit %llu is below ours %llu", soft, (unsigned long long) rl.rlim_cur);
+}
+END_TEST
+
+static uint64_t max_fds_limit(void) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        uint64_t limit = 0;
+        int r;
+
+        ck_assert(sd_bus_get_property(test_bus(), BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Limits",
+                                      &error, &reply, "a{sv}") >= 0);
+        ck_assert(sd_bus_message_enter_container(reply, 'a', "{sv}") > 0);
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *key;
+                uint64_t v;
+
+                ck_assert(sd_bus_message_read(reply, "s", &key) > 0);
+                ck_assert(sd_bus_message_read(reply, "v", "t", &v) > 0);
+                if (strcmp(key, BB_LIMIT_MAX_FDS) == 0)
+                        limit = v;
+                ck_assert(sd_bus_message_exit_container(reply) >= 0);
+        }
+        ck_assert_int_ge(r, 0);
+        sd_bus_message_unref(reply);
+        return limit;
+}
+
+/* --max-fds: a budget below the rlimit is taken as given (and one uid gets
+ * its fair half of it); one above is lowered to what the rlimit allows,
+ * never a cap of its own below it. */
+START_TEST(test_max_fds) {
+        static const char *const small[] = { "--max-fds=4", NULL };
+        static const char *const huge[] = { "--max-fds=1000000000", NULL };
+        _cleanup_created_ Created c1 = {}, c2 = {};
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint64_t unlimited;
+        struct rlimit rl;
+        int r;
+
+        unlimited = max_fds_limit();
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        ck_assert_uint_gt(unlimited, 0);
+        ck_assert_uint_lt(unlimited, rl.rlim_max);
+        ck_assert_msg(H->wrapped || unlimited + 1024 >= rl.rlim_max,
+                      "fd budget %" PRIu64 " is far below the hard RLIMIT_NOFILE %llu", unlimited,
+                      (unsigned long long) rl.rlim_max);
+
+        ck_assert_int_eq(kill(H->daemon_pid, SIGTERM), 0);
+        ck_assert_int_eq(wait_daemon_exit(scaled_ms(10000)), 0);
+        harness_restart_daemon(small);
+        ck_assert_uint_eq(max_fds_limit(), 4);
+        create_memfd(NULL, "fd-1", 4096, false, 0, &c1);
+        create_memfd(NULL, "fd-2", 4096, false, 0, &c2);
+        r = sd_bus_call_method(test_bus(), BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "CreateMemfd",
+                               &error, NULL, "sta{sv}", "fd-3", (uint64_t) 4096, 0);
+        assert_bus_error(&error, r, BB_ERROR_QUOTA_EXCEEDED, "file descriptors", "create over --max-fds");
+        sd_bus_error_free(&error);
+        created_done(&c1);
+        created_done(&c2);
+
+        ck_assert_int_eq(kill(H->daemon_pid, SIGTERM), 0);
+        ck_assert_int_eq(wait_daemon_exit(scaled_ms(10000)), 0);
+        harness_restart_daemon(huge);
+        ck_assert_uint_eq(max_fds_limit(), unlimited);
 }
 END_TEST
 
@@ -204,6 +269,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_help_and_version);
         tcase_add_test(tc, test_bad_command_lines);
         tcase_add_test(tc, test_fd_limit_raised);
+        tcase_add_test(tc, test_max_fds);
         tcase_add_test(tc, test_sigterm_exits_cleanly);
         tcase_add_test(tc, test_sigint_exits_cleanly);
         tcase_add_test(tc, test_second_instance_refused);
