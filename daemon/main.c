@@ -378,7 +378,7 @@ static int on_post(sd_event_source *s, void *userdata) {
         fdstore_flush(m);
         bus_connection_check_output(m);
         manager_schedule_lease_recheck(m);
-        trim_after_drops(st->buffers);
+        trim_after_drops(m->broker->stats.buffers);
 
         status_update(m);
 
