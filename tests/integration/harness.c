@@ -11,8 +11,10 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -292,11 +294,12 @@ static void stop_daemon(Harness *h) {
                       status, status == -1 ? "; it did not exit in time" : "");
 }
 
+/* wait_child() SIGKILLs and reaps a child that does not exit in time: its
+ * pid is free after it, not ours to signal again. */
 static void kill_and_reap(pid_t *pid) {
         if (*pid > 0) {
                 kill(*pid, SIGTERM);
-                if (wait_child(*pid, 5000) < 0)
-                        kill(*pid, SIGKILL);
+                (void) wait_child(*pid, 5000);
                 *pid = -1;
         }
 }
@@ -306,22 +309,21 @@ static void kill_and_reap(pid_t *pid) {
  * it logs to the journal socket while exiting, so the drainer goes last. */
 static void stop_bus(Harness *h) {
         pid_t broker = h->bus_pid > 0 ? pbus_first_child_of(h->bus_pid) : -1;
+        /* A pidfd, not the pid: whoever reaps the broker (the launcher, or
+         * we once it is ours), a signal through it never reaches a process
+         * that got its pid later. */
+        int broker_fd = broker > 0 ? (int) syscall(SYS_pidfd_open, broker, 0) : -1;
 
         kill_and_reap(&h->bus_pid);
-        if (broker > 0) {
-                uint64_t deadline = now_usec() + 5000000u;
+        if (broker_fd >= 0) {
+                struct pollfd p = { .fd = broker_fd, .events = POLLIN };
 
-                for (;;) {
-                        pid_t r = waitpid(broker, NULL, WNOHANG);
-
-                        if (r == broker || (r < 0 && kill(broker, 0) < 0))
-                                break;
-                        if (now_usec() > deadline) {
-                                kill(broker, SIGKILL);
-                                deadline = UINT64_MAX;
-                        }
-                        msleep(2);
+                if (poll(&p, 1, 5000) == 0) {
+                        (void) syscall(SYS_pidfd_send_signal, broker_fd, SIGKILL, NULL, 0);
+                        (void) poll(&p, 1, 5000);
                 }
+                (void) waitpid(broker, NULL, WNOHANG);  /* ours if the launcher went first */
+                close(broker_fd);
         }
         kill_and_reap(&h->journal_pid);
 }

@@ -663,8 +663,11 @@ static void on_buffer_order(bb_client *c, int error, const char *name, const cha
         order[strlen(order)] = 'c';
 }
 
-static void on_released_order(const char *path, uint64_t id, void *userdata) {
-        order[strlen(order)] = 'r';
+/* Not the undone cancelled create's: when its signal comes, after the
+ * undo's Release, depends on timing. */
+static void on_released_order(const char *path, uint64_t id, const char *reason, void *userdata) {
+        if (strcmp(reason, BB_REASON_UNDONE) != 0)
+                order[strlen(order)] = 'r';
 }
 
 static size_t n_deferred(bb_client *c, char *kinds) {
@@ -692,7 +695,7 @@ START_TEST(test_callbacks_held_back) {
         Snapshot base;
 
         baseline_after_warmup(&base);
-        ck_assert_int_eq(bb_client_monitor(c, on_released_order, NULL), 0);
+        ck_assert_int_eq(bb_client_monitor_reason(c, on_released_order, NULL), 0);
         ck_assert_int_eq(bb_buffer_create(other, "released", 4096, 0, 0, &buf), 0);
         memset(order, 0, sizeof(order));
 
