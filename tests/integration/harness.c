@@ -377,7 +377,18 @@ void harness_start(BusKind kind, bool with_daemon, const char *const *daemon_arg
 }
 
 void harness_restart_daemon(const char *const *daemon_args) {
+        char owner[256];
+        uint64_t deadline = now_usec() + (uint64_t) scaled_ms(10000) * 1000u;
+
         ck_assert_msg(!daemon_alive(), "bufbrokerd still runs");
+        /* The bus may not have seen the old daemon's connection close yet
+         * (dbus-broker, busy): until it has, the name still names the dead
+         * connection, and waiting for an owner would find that one. */
+        while (get_name_owner(H->bus, BB_BUS_NAME, owner, sizeof(owner)) >= 0 &&
+               strcmp(owner, H->daemon_unique_name) == 0) {
+                ck_assert_msg(now_usec() < deadline, "the bus kept the exited bufbrokerd's name (%s)", owner);
+                msleep(10);
+        }
         H->daemon_status = -1;
         start_daemon(H, daemon_args);
 }
