@@ -54,7 +54,10 @@ if [ $quick = 0 ]; then
                 run_step "AddressSanitizer + UBSan" build-sanitize run-sanitize \
                 --suite unit --suite api --suite integration --suite hostile
 
-        vg="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no"
+        # --vgdb=no: otherwise every valgrind makes /tmp/vgdb-pipe-*-<pid>-by-???-on-???,
+        # left behind when a test SIGKILLs it; a daemon run as another user whose pid
+        # matches such a leftover cannot create its own and exits at start.
+        vg="valgrind --quiet --vgdb=no --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no"
         BUFBROKER_TEST_DAEMON_WRAPPER="$vg" \
                 run_step "valgrind" build run-valgrind --suite unit --suite integration --wrapper "$vg" \
                 --timeout-multiplier 4
