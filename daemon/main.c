@@ -460,7 +460,6 @@ static int on_post(sd_event_source *s, void *userdata) {
  * connection was lost (sd-bus ends the loop so), for systemd to restart us. */
 static int run(int argc, char *argv[]) {
         _cleanup_(manager_done) Manager m = MANAGER_INIT(m);
-        _cleanup_close_ int file_dir_fd = -1;
         static const int kept_signals[] = { SIGHUP, SIGUSR1, SIGUSR2 };
         sigset_t mask;
         int r;
@@ -472,7 +471,6 @@ static int run(int argc, char *argv[]) {
 
         m.fdstore = fdstore_enabled();
         fit_fd_budget(m.fdstore);
-        file_dir_fd = open_file_dir();
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -490,6 +488,7 @@ static int run(int argc, char *argv[]) {
          * and SysV segments that are part of them (RemoveIPC= of the unit
          * removes them when the service stops for good). */
         m.broker->keep_objects = m.fdstore;
+        m.broker->file_dir_fd = open_file_dir();
         r = sd_event_add_signal(m.event, NULL, SIGTERM, NULL, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(m.event, NULL, SIGINT, NULL, NULL);
