@@ -826,7 +826,7 @@ static int file_allocate(Broker *b, Buffer *buf, const CreateRequest *req, Broke
 static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, BrokerError *err) {
         int r;
 
-        if (buf->kind == (const char *) BB_KIND_FILE)
+        if (strcmp(buf->kind, BB_KIND_FILE) == 0)
                 return file_allocate(b, buf, req, err);
         if (buf->kind != (const char *) BB_KIND_MEMFD)
                 return refuse(err, -EOPNOTSUPP, "Kind '%s' is not available yet", buf->kind);
