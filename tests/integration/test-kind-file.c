@@ -119,7 +119,7 @@ static void setup(BusKind kind) {
         harness_daemon_spawn = (PbusSpawn) { .log_path = log_path };
 
         ck_assert_msg(unshare(CLONE_NEWNS) == 0, "unshare: %s", strerror(errno));
-        ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL), 0);
+        ck_assert_int_eq(mount("none", "/", "none", MS_REC | MS_SLAVE, NULL), 0);
         snprintf(file_dir, sizeof(file_dir), "%s/files", H->dir);
         make_dir_of_daemon(file_dir);
         snprintf(opts, sizeof(opts), "size=%" PRIu64 ",mode=0700,uid=%u,gid=%u", FS_SIZE, (unsigned) daemon_uid,

@@ -403,7 +403,7 @@ static int private_mount(const char *fstype, const char *opts, const char **why)
                 *why = "not root: cannot mount a filesystem of our own";
                 return 77;
         }
-        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0) {
                 snprintf(msg, sizeof(msg), "no private mount namespace: %s", strerror(errno));
                 *why = msg;
                 return 77;
