@@ -448,13 +448,17 @@ START_TEST(test_mapping_is_the_lease) {
 END_TEST
 
 /* Twice the machine's RAM, sparse, on the disk filesystem of /tmp: the
- * limits decide, not the memory. Only its size: nothing is written. */
+ * limits decide, not the memory. Only its size: nothing is written. And
+ * leases on that filesystem. */
 START_TEST(test_larger_than_ram) {
         char disk[160], arg_dir[200], arg_size[64], arg_uid[64], arg_all[64];
         int64_t mem_kib = meminfo_value("MemTotal");
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus *other = NULL;
         uint64_t size;
         struct stat st;
         Created c;
+        void *p;
 
         ck_assert_int_gt(mem_kib, 0);
         size = 2 * (uint64_t) mem_kib * 1024;
@@ -474,6 +478,23 @@ START_TEST(test_larger_than_ram) {
         ck_assert_uint_eq(allocated_bytes(c.path), 0);
         ck_assert_uint_eq(stats_get(BB_STAT_BYTES), c.size);
         release_and_wait(&c);
+
+        /* On the disk's filesystem too, the fd is the lease: a read-only
+         * mapping of its last page (nothing allocated) keeps the buffer
+         * after its creator's connection is gone. */
+        ck_assert_int_ge(bus_connect(&other), 0);
+        ck_assert_msg(create_file_with(other, "lease-on-disk", size, (FileOptions) {}, &c, &error) >= 0,
+                      "Create: %s", error.message);
+        p = mmap(NULL, (size_t) page, PROT_READ, MAP_SHARED, c.fd, (off_t) (c.size - (uint64_t) page));
+        ck_assert_msg(p != MAP_FAILED, "mmap: %s", strerror(errno));
+        c.fd = safe_close(c.fd);
+        sd_bus_flush_close_unref(other);
+        msleep((unsigned) scaled_ms(300));
+        ck_assert_msg(!released_seen(c.id), "released while mapped");
+        ck_assert_int_eq(munmap(p, (size_t) page), 0);
+        ck_assert_msg(released_wait(c.id, scaled_ms(5000)), "not released once unmapped");
+        ck_assert_str_eq(released_reason(c.id), BB_REASON_LEASE);
+        created_done(&c);
 }
 END_TEST
 

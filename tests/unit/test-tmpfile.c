@@ -166,6 +166,25 @@ START_TEST(test_never_linkable) {
 }
 END_TEST
 
+/* Not sealable: a writable holder can allocate blocks past the end
+ * without changing the size (FALLOC_FL_KEEP_SIZE). A truncate to the same
+ * size gives them back, which is what a size guard can do about it. */
+START_TEST(test_blocks_past_end_given_back_by_truncate) {
+        const uint64_t size = 64 * 1024;
+        struct stat st;
+        int fd = new_file(size, true);
+        uint64_t before = allocated(fd);
+
+        ck_assert_int_eq(fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t) size, (off_t) MiB), 0);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        ck_assert_int_eq(st.st_size, size);
+        ck_assert_uint_ge(allocated(fd), before + MiB);
+        ck_assert_int_eq(ftruncate(fd, (off_t) size), 0);
+        ck_assert_uint_eq(allocated(fd), before);
+        close(fd);
+}
+END_TEST
+
 /* The daemon's umask takes bits from the mode asked for; the file still
  * is 0600: the daemon itself must be able to reopen it. */
 START_TEST(test_mode_despite_umask) {
@@ -444,6 +463,7 @@ static void add_default(Suite *s) {
         tcase_add_test(tc, test_allocated_with_prefault);
         tcase_add_test(tc, test_reopen_rw_and_read_only);
         tcase_add_test(tc, test_never_linkable);
+        tcase_add_test(tc, test_blocks_past_end_given_back_by_truncate);
         tcase_add_test(tc, test_mode_despite_umask);
         tcase_add_test(tc, test_size_too_large);
         tcase_add_test(tc, test_bad_dir_fd);
@@ -464,6 +484,7 @@ static void add_private_tmpfs(Suite *s) {
         tcase_add_test(tc, test_space_freed_on_last_close);
         tcase_add_test(tc, test_prefault_no_space);
         tcase_add_test(tc, test_sparse_larger_than_filesystem);
+        tcase_add_test(tc, test_blocks_past_end_given_back_by_truncate);
         tcase_add_test(tc, test_dir_of_another_uid_refused);
         suite_add_tcase(s, tc);
 }
