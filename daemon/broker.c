@@ -21,6 +21,7 @@
 
 #include "broker.h"
 #include "memfd.h"
+#include "tmpfile.h"
 #include "parse-util.h"
 #include "utf8-util.h"
 
@@ -791,13 +792,42 @@ static int register_all(Broker *b, Buffer **bufs, unsigned n, const Caller *call
         return 0;
 }
 
+/* A file buffer: an unnamed file in the directory of --file-dir
+ * (tmpfile.h). It needs no destroy_object: its blocks go with its last
+ * description. */
+static int file_allocate(Broker *b, Buffer *buf, const CreateRequest *req, BrokerError *err) {
+        int r;
+
+        if (b->file_dir_fd < 0)
+                return refuse(err, -EOPNOTSUPP,
+                              "No directory for file buffers: start bufbrokerd with --file-dir= (a directory of its own "
+                              "uid, not writable by others, on a filesystem with O_TMPFILE; its log says why one "
+                              "was refused)");
+        r = tmpfile_new(b->file_dir_fd, buf->size, req->prefault, &buf->planes[0].fd);
+        if (r == -ENOSPC && req->prefault)
+                return refuse(err, r, "Not enough room on the filesystem of the file directory to prefault a buffer "
+                              "of %" PRIu64 " bytes", buf->size);
+        if (r == -ENOSPC)
+                return refuse(err, r, "The filesystem of the file directory has no room for another file (no inode left)");
+        if (r == -EFBIG)
+                return refuse(err, -ENOSPC, "A buffer of %" PRIu64 " bytes is larger than a file on the filesystem of "
+                              "the file directory can be", buf->size);
+        if (r == -EOPNOTSUPP)
+                return refuse(err, r, req->prefault ? "The filesystem of the file directory cannot allocate ahead (fallocate)"
+                                                    : "The filesystem of the file directory makes no unnamed files (O_TMPFILE)");
+        if (r < 0)
+                return fail(err, r, "Failed to create a file buffer of %" PRIu64 " bytes: %s", buf->size, strerror(-r));
+        return 0;
+}
+
 /* Make the kernel object of a new @buf (not registered yet) of
  * @req->kind and @buf->size bytes: each kind's allocator, and its
  * refusals. */
 static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, BrokerError *err) {
         int r;
 
-        (void) b;
+        if (strcmp(buf->kind, BB_KIND_FILE) == 0)
+                return file_allocate(b, buf, req, err);
         if (strcmp(buf->kind, BB_KIND_MEMFD) != 0)
                 return refuse(err, -EOPNOTSUPP, "Kind '%s' is not available yet", buf->kind);
 
@@ -1430,6 +1460,7 @@ int broker_new(Broker **ret, const BrokerLimits *limits, const BrokerCallbacks *
         b->self_uid = geteuid();
         b->next_id = 1;
         b->lease_fd = -1;
+        b->file_dir_fd = -1;
         TAILQ_INIT(&b->buffers);
         TAILQ_INIT(&b->rechecks);
         TAILQ_INIT(&b->closed);
@@ -1453,6 +1484,7 @@ Broker *broker_free(Broker *b) {
         while ((buf = TAILQ_FIRST(&b->buffers)))
                 buffer_drop(b, buf, BROKER_DROP_NONE);
         broker_leases_free(b);
+        safe_close(b->file_dir_fd);
 
         free(b);
         return NULL;

@@ -239,6 +239,9 @@ struct Broker {
          * SysV segments) stay at teardown: the fd store keeps the state for
          * the next start. False: broker_free() removes them. */
         bool keep_objects;
+        /* The directory of file buffers (--file-dir), owned; -1: none, and
+         * Create refuses kind "file". */
+        int file_dir_fd;
         uint64_t next_id;
         uint64_t generation;            /* bumped by every change of state */
         /* Told of every change of the saved state (NULL: nobody). */

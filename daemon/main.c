@@ -15,12 +15,14 @@
 #include "config.h"
 #include "fdstore.h"
 #include "parse-util.h"
+#include "tmpfile.h"
 
 static bool arg_user = false;
 static uint64_t arg_exit_idle_usec = 0;
 static uint64_t arg_fdstore_max = 0;
 static uint64_t arg_max_fds = UINT64_MAX;       /* as many as RLIMIT_NOFILE and the store allow */
 static BrokerLimits arg_limits;
+static const char *arg_file_dir = NULL;        /* NULL: the default; "": none */
 
 /* fds that are not buffers': the bus connections (two while reconnecting),
  * the private connections, the ones a call opens for its reply, a V4L2
@@ -51,6 +53,9 @@ static void help(void) {
                "     --fdstore-max=N           FileDescriptorStoreMax= of the unit: keep no\n"
                "                               more fds than the store takes (default:\n"
                "                               $FDSTORE, else no limit from the store)\n"
+               "     --file-dir=DIR            Make file buffers (kind \"file\") in DIR\n"
+               "                               (default: $STATE_DIRECTORY/files; empty:\n"
+               "                               no file buffers)\n"
                "\nSIZE takes K, M, G, T suffixes (powers of 1024). See bufbrokerd(8).\n",
                BB_BUS_NAME,
                arg_limits.max_buffer_size, arg_limits.max_buffers_per_uid,
@@ -74,6 +79,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_TOKENS,
                 ARG_MAX_FDS,
                 ARG_FDSTORE_MAX,
+                ARG_FILE_DIR,
         };
         static const struct option options[] = {
                 { "help",                no_argument,       NULL, 'h' },
@@ -90,6 +96,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-tokens",          required_argument, NULL, ARG_MAX_TOKENS },
                 { "max-fds",             required_argument, NULL, ARG_MAX_FDS },
                 { "fdstore-max",         required_argument, NULL, ARG_FDSTORE_MAX },
+                { "file-dir",            required_argument, NULL, ARG_FILE_DIR },
                 {}
         };
         int c, r;
@@ -118,6 +125,9 @@ static int parse_argv(int argc, char *argv[]) {
                                         optarg, strerror(-r));
                                 return r;
                         }
+                        continue;
+                case ARG_FILE_DIR:
+                        arg_file_dir = optarg;
                         continue;
                 case ARG_MAX_BUFFER_SIZE:
                         limit = &arg_limits.max_buffer_size, is_size = true;
@@ -217,6 +227,35 @@ static void fit_fd_budget(bool fdstore) {
         else if (why)
                 log_info("keeping at most %" PRIu64 " fds for buffers (all that %s allows)", budget, why);
         arg_limits.max_fds = budget;
+}
+
+/* The directory of file buffers: --file-dir, else "files" in the state
+ * directory systemd made for us (StateDirectory=, the first one if there
+ * are several), made 0700 when missing. Without either, or when it is not
+ * fit (tmpfile_dir_open() logs why), the daemon serves every other kind and
+ * refuses file buffers: returns -1 then. */
+static int open_file_dir(void) {
+        _cleanup_free_ char *path = NULL;
+        const char *state;
+        int fd;
+
+        if (arg_file_dir && !arg_file_dir[0])
+                return -1;
+        if (arg_file_dir) {
+                fd = tmpfile_dir_open(arg_file_dir, false);
+                return fd < 0 ? -1 : fd;
+        }
+        state = getenv("STATE_DIRECTORY");
+        if (!state || !state[0]) {
+                log_info("no --file-dir and no $STATE_DIRECTORY: file buffers are off");
+                return -1;
+        }
+        if (asprintf(&path, "%.*s/files", (int) strcspn(state, ":"), state) < 0) {
+                log_error("out of memory");
+                return -1;
+        }
+        fd = tmpfile_dir_open(path, true);
+        return fd < 0 ? -1 : fd;
 }
 
 static bool manager_is_idle(Manager *m) {
@@ -449,6 +488,7 @@ static int run(int argc, char *argv[]) {
          * and SysV segments that are part of them (RemoveIPC= of the unit
          * removes them when the service stops for good). */
         m.broker->keep_objects = m.fdstore;
+        m.broker->file_dir_fd = open_file_dir();
         r = sd_event_add_signal(m.event, NULL, SIGTERM, NULL, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(m.event, NULL, SIGINT, NULL, NULL);
