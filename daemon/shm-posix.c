@@ -293,6 +293,21 @@ int shm_posix_granted(int fd, uid_t uid) {
         return 0;
 }
 
+int shm_posix_names_fd(const char *name, int fd) {
+        struct stat by_name, by_fd;
+        char path[sizeof("/dev/shm") + SHM_POSIX_NAME_LEN];
+
+        if (!shm_posix_name_valid(name))
+                return -EINVAL;
+        if (fstat(fd, &by_fd) < 0)
+                return negative_errno();
+        /* Where glibc's shm_open() looks; stat, not open: no lease break. */
+        snprintf(path, sizeof(path), "/dev/shm%s", name);
+        if (stat(path, &by_name) < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        return by_name.st_dev == by_fd.st_dev && by_name.st_ino == by_fd.st_ino;
+}
+
 int shm_posix_unlink(const char *name) {
         if (!shm_posix_name_valid(name))
                 return -EINVAL;

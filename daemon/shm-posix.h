@@ -40,6 +40,12 @@ int shm_posix_grant(int fd, uid_t uid, bool writable);
  * and/or W_OK (for tests and logging; the owner's own uid is not listed). */
 int shm_posix_granted(int fd, uid_t uid);
 
+/* Does @name still name the file of @fd (1), or another file or none (0)?
+ * Across a restart the name may have been removed (RemoveIPC=, an admin)
+ * and even made again by someone who knew it: the daemon then keeps the
+ * fd but neither hands the name out nor unlinks it. */
+int shm_posix_names_fd(const char *name, int fd);
+
 /* Remove @name from /dev/shm (the memory goes when its last descriptor and
  * mapping do). -EINVAL for a name shm_posix_new() would not make; -ENOENT
  * when it is gone already. */

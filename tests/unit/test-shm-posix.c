@@ -77,6 +77,33 @@ typedef struct Shm {
         int fd;
 } Shm;
 
+/* The names the tests made and have not unlinked yet, in memory shared
+ * with main(): a failed check ends its test's process at once (_exit), and
+ * main() unlinks what it left, so that a failure leaves nothing in
+ * /dev/shm either. */
+#define MADE_MAX 128
+static char (*made)[SHM_POSIX_NAME_LEN + 1];
+
+static void made_add(const char *name) {
+        for (unsigned i = 0; i < MADE_MAX; i++)
+                if (!made[i][0]) {
+                        snprintf(made[i], sizeof(made[i]), "%s", name);
+                        return;
+                }
+}
+
+static void made_remove(const char *name) {
+        for (unsigned i = 0; i < MADE_MAX; i++)
+                if (strcmp(made[i], name) == 0)
+                        made[i][0] = 0;
+}
+
+static void made_unlink_all(void) {
+        for (unsigned i = 0; i < MADE_MAX; i++)
+                if (made[i][0])
+                        (void) shm_posix_unlink(made[i]);
+}
+
 #define new_ok(size, prefault) new_ok_at(__LINE__, (size), (prefault))
 static Shm new_ok_at(int line, uint64_t size, bool prefault) {
         Shm s = { .fd = -1 };
@@ -85,13 +112,16 @@ static Shm new_ok_at(int line, uint64_t size, bool prefault) {
         r = shm_posix_new(size, prefault, &s.name, &s.fd);
         ck_assert_msg(r == 0, "line %d: shm_posix_new(%" PRIu64 ") = %s", line, size, strerror(-r));
         ck_assert_ptr_nonnull(s.name);
+        made_add(s.name);
         ck_assert_int_ge(s.fd, 0);
         return s;
 }
 
 static void shm_done(Shm *s) {
-        if (s->name)
+        if (s->name) {
                 (void) shm_posix_unlink(s->name);
+                made_remove(s->name);
+        }
         free(s->name);
         s->name = NULL;
         s->fd = safe_close(s->fd);
@@ -267,6 +297,7 @@ START_TEST(test_unlink_removes_entry) {
         ck_assert_int_eq(fstat(s.fd, &st), 0);
         ck_assert_int_eq(st.st_nlink, 0);
         munmap(p, 8192);
+        made_remove(s.name);
         free(s.name);
         s.name = NULL;
         shm_done(&s);
@@ -546,6 +577,7 @@ START_TEST(test_unlinked_name_opens_nothing) {
         ck_assert_int_eq(open_as(UID_NOBODY, s.name, O_RDWR, NULL), 0);
         ck_assert_int_eq(shm_posix_unlink(s.name), 0);
         ck_assert_int_eq(open_as(UID_NOBODY, s.name, O_RDWR, NULL), ENOENT);
+        made_remove(s.name);
         free(s.name);
         s.name = NULL;
         shm_done(&s);
@@ -626,6 +658,11 @@ int main(int argc, char *argv[]) {
         SRunner *sr;
         int failed;
 
+        made = mmap(NULL, MADE_MAX * sizeof(*made), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (made == MAP_FAILED) {
+                perror("mmap");
+                return EXIT_FAILURE;
+        }
         if (argc == 2 && strcmp(argv[1], "acl") == 0) {
                 const char *why = "";
                 int r = acl_precondition(&why);
@@ -648,5 +685,6 @@ int main(int argc, char *argv[]) {
         srunner_run_all(sr, CK_NORMAL);
         failed = srunner_ntests_failed(sr);
         srunner_free(sr);
+        made_unlink_all();
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
