@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -934,6 +935,53 @@ START_TEST(test_prefault) {
 }
 END_TEST
 
+/* More than /dev/shm holds, with limits that allow it: prefault says
+ * NoSpace and leaves nothing; without prefault it is a sparse file. */
+START_TEST(test_prefault_no_space) {
+        _cleanup_posix_ Posix sparse = {};
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char size_arg[64], bytes_arg[64];
+        struct statvfs vfs;
+        unsigned before;
+        uint64_t size;
+        Snapshot base;
+        Posix p;
+        int r;
+
+        ck_assert_int_eq(statvfs("/dev/shm", &vfs), 0);
+        size = ((uint64_t) vfs.f_blocks * vfs.f_frsize + M) / (4 * K) * (4 * K);
+        snprintf(size_arg, sizeof(size_arg), "--max-buffer-size=%" PRIu64, 2 * size);
+        snprintf(bytes_arg, sizeof(bytes_arg), "--max-bytes-per-uid=%" PRIu64, 2 * size);
+        {
+                const char *const args[] = { size_arg, bytes_arg, NULL };
+
+                ck_assert_int_eq(kill(H->daemon_pid, SIGTERM), 0);
+                while (daemon_alive())
+                        msleep(5);
+                harness_restart_daemon(args);
+        }
+        baseline_after_warmup(&base);
+        released_watch();
+        before = shm_entries(NULL, NULL);
+
+        {
+                sd_bus_message *m = create_call(test_bus(), BB_KIND_POSIX, size);
+
+                ck_assert_int_ge(sd_bus_message_append(m, "{sv}", BB_OPT_PREFAULT, "b", 1), 0);
+                r = create_finish(test_bus(), m, &p, &error);
+                assert_bus_error(&error, r, BB_ERROR_NO_SPACE, "/dev/shm", "prefault beyond /dev/shm");
+                sd_bus_error_free(&error);
+        }
+        ck_assert_uint_eq(shm_entries(NULL, NULL), before);
+        assert_back_to(&base, "no space");
+
+        create_posix(NULL, size, false, false, &sparse);
+        ck_assert_uint_eq(st_allocated(sparse.c.fd), 0);
+        release_and_wait(&sparse, "sparse, larger than /dev/shm");
+        assert_clean(&base, "prefault without space");
+}
+END_TEST
+
 /* Create("posix") with what it must refuse: each a clear error naming
  * what was wrong, and nothing left (no buffer, no fd, no /dev/shm entry). */
 START_TEST(test_hostile_options) {
@@ -1295,6 +1343,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_size_guard);
         tcase_add_test(tc, test_quota_counts_posix);
         tcase_add_test(tc, test_prefault);
+        tcase_add_test(tc, test_prefault_no_space);
         tcase_add_test(tc, test_hostile_options);
         tcase_add_test(tc, test_restart_keeps_the_name);
         tcase_add_test(tc, test_exit_without_store_unlinks);
