@@ -429,7 +429,7 @@ DEFINE_POINTER_CLEANUP(Buffer, buffer_free);
 
 void buffer_destroy_object(Broker *b, Buffer *buf) {
         (void) b;
-        if (buf->kind == (const char *) BB_KIND_POSIX && buf->shm_name) {
+        if (strcmp(buf->kind, BB_KIND_POSIX) == 0 && buf->shm_name) {
                 /* Who has it open or mapped keeps the memory; nobody can
                  * open the name again. */
                 int r = shm_posix_unlink(buf->shm_name);
@@ -804,7 +804,7 @@ static int register_all(Broker *b, Buffer **bufs, unsigned n, const Caller *call
 static int buffer_grant(Buffer *buf, uid_t uid, bool writable, BrokerError *err) {
         int r;
 
-        if (buf->kind != (const char *) BB_KIND_POSIX)
+        if (strcmp(buf->kind, BB_KIND_POSIX) != 0)
                 return 0;
         r = shm_posix_grant(buf->planes[0].fd, uid, writable);
         if (r == -EOPNOTSUPP)
@@ -838,9 +838,9 @@ static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, Bro
         int r;
 
         (void) b;
-        if (buf->kind == (const char *) BB_KIND_POSIX)
+        if (strcmp(buf->kind, BB_KIND_POSIX) == 0)
                 return allocate_posix(buf, req, err);
-        if (buf->kind != (const char *) BB_KIND_MEMFD)
+        if (strcmp(buf->kind, BB_KIND_MEMFD) != 0)
                 return refuse(err, -EOPNOTSUPP, "Kind '%s' is not available yet", buf->kind);
 
         r = memfd_new_sealed(req, &buf->planes[0].fd);
@@ -884,7 +884,7 @@ int broker_create(Broker *b, const Caller *caller, const CreateRequest *req, uin
                 return r;
         if (!kind)
                 return refuse(err, -EINVAL, "Unknown buffer kind '%s': memfd, posix, sysv or file", req->kind);
-        if (req->hugetlb && kind != (const char *) BB_KIND_MEMFD)
+        if (req->hugetlb && strcmp(kind, BB_KIND_MEMFD) != 0)
                 return refuse(err, -EOPNOTSUPP, "Option 'hugetlb' is for memfd buffers, not for kind %s", kind);
         if (n > BB_CREATE_BATCH_MAX)
                 return refuse(err, -EINVAL, "%u buffers asked in one call; at most %u", n, BB_CREATE_BATCH_MAX);
@@ -1390,14 +1390,14 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         r = buffer_new(b, rb->owner, kind, rb->name, rb->n_planes, rb->persistent, 0, 0, &buf);
         if (r < 0)
                 return r;
-        if (kind == (const char *) BB_KIND_POSIX) {
+        if (strcmp(kind, BB_KIND_POSIX) == 0) {
                 /* Only a name the daemon makes: it is unlinked one day. */
                 if (!shm_posix_name_valid(rb->handle))
                         return -EINVAL;
                 buf->shm_name = strdup(rb->handle);
                 if (!buf->shm_name)
                         return -ENOMEM;
-        } else if (kind == (const char *) BB_KIND_SYSV) {
+        } else if (strcmp(kind, BB_KIND_SYSV) == 0) {
                 uint64_t id;
 
                 if (!rb->handle || parse_uint64(rb->handle, &id) < 0 || id > INT_MAX)
