@@ -489,13 +489,13 @@ static int creator(void *userdata) {
                 munmap(p, 8192);
         snprintf(line, sizeof(line), "%s %s\n", name, path);
         child_check(write(a->ready_fd, line, strlen(line)) == (ssize_t) strlen(line), "ready: %s", strerror(errno));
-        sd_bus_message_unref(reply);
         if (a->go_fd < 0)
                 for (;;)
                         pause();
         child_check(read(a->go_fd, &c, 1) == 1, "go: %s", strerror(errno));
         r = sd_bus_call_method(bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "Release", &error, NULL, "");
         child_check(r >= 0, "Release: %s", error.message);
+        sd_bus_message_unref(reply);    /* path points into it */
         sd_bus_flush_close_unref(bus);
         return 0;
 }
