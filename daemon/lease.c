@@ -244,7 +244,9 @@ static void watch(Broker *b, Buffer *buf, bool lease) {
         uint32_t mask = (lease ? LEASE_EVENTS : 0) | (size_guarded(buf) ? IN_MODIFY : 0);
         int wd;
 
-        if (b->lease_fd < 0 || buf->queue || buf->n_planes != 1 || buf->lease_wd >= 0 || mask == 0)
+        /* No fd (sysv): nothing to watch; its attachments are its lease. */
+        if (b->lease_fd < 0 || buf->queue || buf->n_planes != 1 || buf->planes[0].fd < 0 || buf->lease_wd >= 0 ||
+            mask == 0)
                 return;
 
         snprintf(path, sizeof(path), "/proc/self/fd/%i", buf->planes[0].fd);
