@@ -935,6 +935,31 @@ START_TEST(test_prefault) {
 }
 END_TEST
 
+/* A time to live ends a posix buffer as any other, persistent or not:
+ * BufferReleased says "expired", and the name is unlinked. */
+START_TEST(test_ttl_expires) {
+        _cleanup_posix_ Posix p = {};
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *m;
+        Snapshot base;
+        int r;
+
+        baseline_after_warmup(&base);
+        released_watch();
+        m = create_call(test_bus(), BB_KIND_POSIX, 4096);
+        ck_assert_int_ge(sd_bus_message_append(m, "{sv}", BB_OPT_PERSISTENT, "b", 1), 0);
+        ck_assert_int_ge(sd_bus_message_append(m, "{sv}", BB_OPT_TTL_USEC, "t", UINT64_C(200000)), 0);
+        r = create_finish(test_bus(), m, &p, &error);
+        ck_assert_msg(r >= 0, "Create with a ttl: %s", error.message);
+        posix_done(&p);                 /* no description keeps it past its ttl either */
+        ck_assert(shm_exists(p.name));
+        ck_assert_msg(released_wait(p.c.id, scaled_ms(5000)), "not expired");
+        ck_assert_str_eq(released_reason(p.c.id), BB_REASON_EXPIRED);
+        assert_shm_gone(p.name, "expired");
+        assert_clean(&base, "ttl");
+}
+END_TEST
+
 /* More than /dev/shm holds, with limits that allow it: prefault says
  * NoSpace and leaves nothing; without prefault it is a sparse file. */
 START_TEST(test_prefault_no_space) {
@@ -1344,6 +1369,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_quota_counts_posix);
         tcase_add_test(tc, test_prefault);
         tcase_add_test(tc, test_prefault_no_space);
+        tcase_add_test(tc, test_ttl_expires);
         tcase_add_test(tc, test_hostile_options);
         tcase_add_test(tc, test_restart_keeps_the_name);
         tcase_add_test(tc, test_exit_without_store_unlinks);
