@@ -20,8 +20,10 @@
 #include <time.h>
 
 #include "broker.h"
+#include "log.h"
 #include "memfd.h"
 #include "tmpfile.h"
+#include "shm-posix.h"
 #include "parse-util.h"
 #include "utf8-util.h"
 
@@ -428,7 +430,26 @@ DEFINE_POINTER_CLEANUP(Buffer, buffer_free);
 
 void buffer_destroy_object(Broker *b, Buffer *buf) {
         (void) b;
-        (void) buf;
+        if (strcmp(buf->kind, BB_KIND_POSIX) == 0 && buf->shm_name) {
+                /* Who has it open or mapped keeps the memory; nobody can
+                 * open the name again. */
+                int r = shm_posix_unlink(buf->shm_name);
+                struct stat st;
+
+                if (r < 0 && r != -ENOENT)
+                        log_warning_errno(r, "Failed to unlink %s of buffer %" PRIu64, buf->shm_name, buf->id);
+                /* A read-write grantee may have hard-linked the file
+                 * elsewhere in /dev/shm: that link would keep its memory,
+                 * the daemon's uid's and nobody's quota, past the buffer.
+                 * Empty the file then (a link cannot be made once no name
+                 * is left: the check cannot be raced). */
+                if (buf->planes[0].fd >= 0 && fstat(buf->planes[0].fd, &st) >= 0 && st.st_nlink > 0) {
+                        log_warning("buffer %" PRIu64 " (%s) was linked elsewhere by a holder; emptying it",
+                                    buf->id, buf->shm_name);
+                        if (ftruncate(buf->planes[0].fd, 0) < 0)
+                                log_warning_errno(-errno, "Failed to empty buffer %" PRIu64, buf->id);
+                }
+        }
 }
 
 uint64_t buffer_allocated_bytes(const Buffer *buf) {
@@ -820,6 +841,37 @@ static int file_allocate(Broker *b, Buffer *buf, const CreateRequest *req, Broke
         return 0;
 }
 
+/* Let @uid open @buf's name: posix buffers only (the others have none). */
+static int buffer_grant(Buffer *buf, uid_t uid, bool writable, BrokerError *err) {
+        int r;
+
+        if (strcmp(buf->kind, BB_KIND_POSIX) != 0)
+                return 0;
+        r = shm_posix_grant(buf->planes[0].fd, uid, writable);
+        if (r == -EOPNOTSUPP)
+                return refuse(err, r, "POSIX shared memory buffers are not available here: /dev/shm takes no POSIX ACLs, "
+                              "so the daemon cannot let uid %u open %s", (unsigned) uid, buf->shm_name);
+        if (r < 0)
+                return fail(err, r, "Failed to let uid %u open %s (its ACL): %s", (unsigned) uid, buf->shm_name,
+                            strerror(-r));
+        return 0;
+}
+
+/* A POSIX shm object (shm-posix.h) that its owner may open by name. On
+ * failure the caller's buffer_destroy() unlinks a name already made. */
+static int allocate_posix(Buffer *buf, const CreateRequest *req, BrokerError *err) {
+        int r;
+
+        r = shm_posix_new(buf->size, req->prefault, &buf->shm_name, &buf->planes[0].fd);
+        if (r == -ENOSPC)
+                return refuse(err, r, "Not enough memory (or room in /dev/shm) to prefault a buffer of %" PRIu64 " bytes",
+                              buf->size);
+        if (r < 0)
+                return fail(err, r, "Failed to create a POSIX shared memory object of %" PRIu64 " bytes: %s", buf->size,
+                            strerror(-r));
+        return buffer_grant(buf, buf->owner_uid, !buf->read_only, err);
+}
+
 /* Make the kernel object of a new @buf (not registered yet) of
  * @req->kind and @buf->size bytes: each kind's allocator, and its
  * refusals. */
@@ -828,6 +880,8 @@ static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, Bro
 
         if (strcmp(buf->kind, BB_KIND_FILE) == 0)
                 return file_allocate(b, buf, req, err);
+        if (strcmp(buf->kind, BB_KIND_POSIX) == 0)
+                return allocate_posix(buf, req, err);
         if (strcmp(buf->kind, BB_KIND_MEMFD) != 0)
                 return refuse(err, -EOPNOTSUPP, "Kind '%s' is not available yet", buf->kind);
 
@@ -1086,6 +1140,12 @@ int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BB_PLANES_MAX]) {
 static int open_and_hold(Broker *b, const Caller *caller, Buffer *buf, bool read_only, BrokerError *err,
                          int ret_fds[BB_PLANES_MAX]) {
         int r;
+
+        /* Whoever gets an fd may open the name too, with the same rights.
+         * Kept if what follows fails: the caller was entitled to it. */
+        r = buffer_grant(buf, caller->uid, !(read_only || buf->read_only), err);
+        if (r < 0)
+                return r;
 
         r = buffer_open_fds(buf, read_only, ret_fds);
         if (r < 0)
@@ -1373,7 +1433,8 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         if (r < 0)
                 return r;
         if (strcmp(kind, BB_KIND_POSIX) == 0) {
-                if (!rb->handle || rb->handle[0] != '/')
+                /* Only a name the daemon makes: it is unlinked one day. */
+                if (!shm_posix_name_valid(rb->handle))
                         return -EINVAL;
                 buf->shm_name = strdup(rb->handle);
                 if (!buf->shm_name)
@@ -1394,6 +1455,15 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         buf->v4l2_index = rb->v4l2_index;
         buf->prefaulted = rb->prefaulted;
         memcpy(buf->planes, rb->planes, rb->n_planes * sizeof(BufferPlane));
+        if (buf->shm_name && shm_posix_names_fd(buf->shm_name, buf->planes[0].fd) <= 0) {
+                /* Removed while no daemon ran (RemoveIPC=, an admin), and
+                 * maybe made again by someone who knew it: never hand out or
+                 * unlink a name that is not this buffer's file. */
+                log_warning("Buffer %" PRIu64 ": %s no longer names its file; it is reachable by fd only", rb->id,
+                            buf->shm_name);
+                free(buf->shm_name);
+                buf->shm_name = NULL;
+        }
         if (!rb->queue) {
                 struct stat st;
 
@@ -1419,6 +1489,8 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
                         buf->planes[i] = (BufferPlane) { .fd = -1, .ro_fd = -1 };
                 return r;
         }
+        /* No lease (see broker.h), but posix and file sizes stay guarded. */
+        lease_watch_size_only(b, buf);
         *ret = TAKE_PTR(buf);
         return 0;
 }

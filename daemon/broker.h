@@ -204,8 +204,11 @@ struct Buffer {
         bool prefaulted;                /* memfd: pages allocated at creation */
         /* The lease (lease.c), memfds only: the inotify watch on the memfd's
          * inode (-1: none, only explicit holds keep the buffer), and whether
-         * a description of it closed since the last look. */
+         * a description of it closed since the last look. Posix and file
+         * buffers too, whose watch also serves the size guard; a restored
+         * one's watch serves only that (lease_guard_only). */
         bool lease_closed;
+        bool lease_guard_only;
         int lease_wd;
         TAILQ_ENTRY(Buffer) closed_link;        /* in Broker.closed, while set */
         /* Ask again at lease_recheck_usec (CLOCK_MONOTONIC; 0: no need), the
@@ -387,6 +390,7 @@ void broker_leases_recheck(Broker *b);
 void broker_leases_free(Broker *b);
 /* For broker.c: */
 void lease_watch(Broker *b, Buffer *buf);
+void lease_watch_size_only(Broker *b, Buffer *buf);     /* restored: the size guard, no lease */
 void lease_unwatch(Broker *b, Buffer *buf);
 bool lease_keeps(Broker *b, Buffer *buf);       /* a description but the daemon's is alive */
 void broker_lease_ended(Broker *b, Buffer *buf);     /* drop all holds, and the buffer if nothing keeps it */

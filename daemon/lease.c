@@ -63,6 +63,18 @@
  * "count:", the references to its description (fds, mappings, children),
  * an exact answer for an fd the daemon keeps. Not measured on later kernels.
  *
+ * The size guard. Only memfds take seals: a posix or file buffer's holder
+ * with write access can resize the file (ftruncate, a write past its end)
+ * or allocate beyond its end (fallocate with FALLOC_FL_KEEP_SIZE), and the
+ * daemon would charge less than there is. So their watch also asks for
+ * IN_MODIFY, which every write, truncate and fallocate queues, and on it
+ * the daemon puts the file back to its size (truncating to the size it
+ * already has frees what lies beyond it). Events do not say who: the log
+ * names the buffer. A shrink cannot be undone, only its size: what was cut
+ * off comes back as zeros, and a holder touching it meanwhile got SIGBUS.
+ * Restored buffers get a watch for this alone (no lease). Writes through a
+ * mapping queue nothing, and need none: they cannot change the size.
+ *
  * The self-test in broker_leases_enable() checks these kernel facts on a
  * scratch memfd; where they do not hold (leases disabled by fs.leases-enable,
  * a kernel that counts otherwise), leases stay off: buffers are held only
@@ -76,6 +88,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,6 +98,11 @@
 
 #define LEASE_EVENTS (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)
 #define LEASE_RECHECKS 6                /* 1 ms, then 4 times longer each */
+
+/* Kinds whose file cannot be sealed against resizing (see the size guard). */
+static bool size_guarded(const Buffer *buf) {
+        return strcmp(buf->kind, BB_KIND_POSIX) == 0 || strcmp(buf->kind, BB_KIND_FILE) == 0;
+}
 
 static uint64_t monotonic_usec(void) {
         struct timespec ts;
@@ -221,16 +239,19 @@ int broker_leases_fd(Broker *b) {
         return b->lease_fd;
 }
 
-void lease_watch(Broker *b, Buffer *buf) {
+static void watch(Broker *b, Buffer *buf, bool lease) {
         char path[sizeof("/proc/self/fd/") + 12];
+        uint32_t mask = (lease ? LEASE_EVENTS : 0) | (size_guarded(buf) ? IN_MODIFY : 0);
         int wd;
 
-        if (b->lease_fd < 0 || buf->queue || buf->n_planes != 1 || buf->lease_wd >= 0)
+        /* No fd (sysv): nothing to watch; its attachments are its lease. */
+        if (b->lease_fd < 0 || buf->queue || buf->n_planes != 1 || buf->planes[0].fd < 0 || buf->lease_wd >= 0 ||
+            mask == 0)
                 return;
 
         snprintf(path, sizeof(path), "/proc/self/fd/%i", buf->planes[0].fd);
         /* IN_MASK_CREATE: a new memfd is a new inode; never take over a watch. */
-        wd = inotify_add_watch(b->lease_fd, path, LEASE_EVENTS | IN_MASK_CREATE);
+        wd = inotify_add_watch(b->lease_fd, path, mask | IN_MASK_CREATE);
         if (wd < 0) {
                 int r = negative_errno();
 
@@ -248,12 +269,49 @@ void lease_watch(Broker *b, Buffer *buf) {
 
         buf->lease_wd = wd;
         buf->lease_closed = false;
+        buf->lease_guard_only = !lease;
         if (!tsearch(buf, &b->lease_index, wd_compare)) {
                 (void) inotify_rm_watch(b->lease_fd, wd);
                 buf->lease_wd = -1;
                 log_warning("Out of memory: buffer %" PRIu64 " is held until released or its holders disconnect",
                             buf->id);
         }
+}
+
+void lease_watch(Broker *b, Buffer *buf) {
+        watch(b, buf, true);
+}
+
+void lease_watch_size_only(Broker *b, Buffer *buf) {
+        watch(b, buf, false);
+}
+
+/* Put @buf's file back to its size, and free what was allocated beyond it
+ * (see the size guard). */
+static void size_guard_check(Buffer *buf) {
+        const BufferPlane *p = &buf->planes[0];
+        struct stat st, after;
+
+        if (fstat(p->fd, &st) < 0) {
+                log_warning_errno(negative_errno(), "Cannot check the size of buffer %" PRIu64, buf->id);
+                return;
+        }
+        if ((uint64_t) st.st_size == p->length && (uint64_t) st.st_blocks * 512 <= p->length)
+                return;
+        if (ftruncate(p->fd, (off_t) p->length) < 0) {
+                log_warning_errno(negative_errno(), "Failed to put buffer %" PRIu64 " back to its %" PRIu64 " bytes",
+                                  buf->id, p->length);
+                return;
+        }
+        if ((uint64_t) st.st_size != p->length)
+                log_warning("Buffer %" PRIu64 " (%s) was resized to %" PRIu64 " bytes by a holder; set back to %" PRIu64
+                            " bytes%s", buf->id, buf->kind, (uint64_t) st.st_size, p->length,
+                            (uint64_t) st.st_size < p->length ? " (what was cut off reads as zeros now)" : "");
+        else if (fstat(p->fd, &after) >= 0 && after.st_blocks < st.st_blocks)
+                /* Not every block past the size is a holder's: a file
+                 * system's own metadata counts too, and stays. */
+                log_warning("Buffer %" PRIu64 " (%s) had %" PRIu64 " bytes allocated beyond its end by a holder; freed",
+                            buf->id, buf->kind, (uint64_t) (st.st_blocks - after.st_blocks) * 512);
 }
 
 void lease_unwatch(Broker *b, Buffer *buf) {
@@ -293,7 +351,7 @@ static bool lease_alive(Broker *b, Buffer *buf, bool restart) {
 bool lease_keeps(Broker *b, Buffer *buf) {
         int r;
 
-        if (buf->lease_wd < 0)
+        if (buf->lease_wd < 0 || buf->lease_guard_only)
                 return false;
         r = only_description(buf->planes[0].fd);
         if (r < 0)
@@ -304,9 +362,14 @@ bool lease_keeps(Broker *b, Buffer *buf) {
 static void lease_check_all(Broker *b) {
         Buffer *buf;
 
-        BROKER_FOREACH_BUFFER(buf, b)
-                if (buf->lease_wd >= 0)
+        BROKER_FOREACH_BUFFER(buf, b) {
+                if (buf->lease_wd < 0)
+                        continue;
+                if (size_guarded(buf))
+                        size_guard_check(buf);
+                if (!buf->lease_guard_only)
                         closed_mark(b, buf);
+        }
 }
 
 int broker_leases_process(Broker *b) {
@@ -344,18 +407,32 @@ int broker_leases_process(Broker *b) {
                         if (!buf)
                                 continue;       /* a watch removed since */
                         if (e->mask & IN_IGNORED) {
+                                bool guard_only = buf->lease_guard_only;
+
                                 /* The kernel dropped the watch (it does not
                                  * while the daemon keeps the inode open). */
                                 tdelete(buf, &b->lease_index, wd_compare);
                                 buf->lease_wd = -1;
+                                buf->lease_guard_only = false;
                                 closed_clear(b, buf);
                                 recheck_clear(b, buf);
+                                if (guard_only) {
+                                        log_warning("Buffer %" PRIu64 " lost its inotify watch; its size is no "
+                                                    "longer guarded", buf->id);
+                                        continue;
+                                }
                                 log_warning("Buffer %" PRIu64 " lost its inotify watch; it is held until "
                                             "released or its holders disconnect", buf->id);
                                 /* Only the lease may have kept it. */
                                 broker_buffer_gc(b, buf);
                                 continue;
                         }
+                        /* Resized (or just written) by a holder: at once,
+                         * it cannot drop the buffer. */
+                        if (e->mask & IN_MODIFY)
+                                size_guard_check(buf);
+                        if (!(e->mask & LEASE_EVENTS))
+                                continue;
                         closed_mark(b, buf);
                         any = true;
                 }

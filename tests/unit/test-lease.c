@@ -5,9 +5,12 @@
  * own; a buffer nobody holds stays, charged, while one is. Driven here
  * without an event loop: broker_leases_process() is called by hand after
  * the fds and mappings changed, as the loop would when the inotify fd is
- * readable.
+ * readable. And the size guard of posix buffers, whose watch also asks
+ * for IN_MODIFY.
  */
+#include <linux/falloc.h>
 #include <stdlib.h>
+#include <sys/inotify.h>
 
 #include "test-helpers.h"
 
@@ -238,6 +241,108 @@ START_TEST(test_leases_off) {
 }
 END_TEST
 
+/* A posix buffer of :1.1 (uid A), leases on; *ret_fd its creator's
+ * description. */
+static Buffer *posix_leased(uint64_t *ret_id, int *ret_fd) {
+        BrokerError err = {};
+        Buffer *buf = NULL;
+
+        leases_on();
+        ck_assert_msg(broker_create(b, CALLER(":1.1", UID_A),
+                                    &(CreateRequest) { .kind = BB_KIND_POSIX, .name = "p", .size = 4096 }, T0, &err,
+                                    &buf) == 0, "create: %s", err.message);
+        ck_assert_str_eq(buf->kind, BB_KIND_POSIX);
+        ck_assert_ptr_nonnull(buf->shm_name);
+        ck_assert_int_ge(buf->lease_wd, 0);
+        *ret_id = buf->id;
+        *ret_fd = handout(buf, false);
+        return buf;
+}
+
+static uint64_t file_size(int fd) {
+        struct stat st;
+
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        return (uint64_t) st.st_size;
+}
+
+static uint64_t file_allocated(int fd) {
+        struct stat st;
+
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        return (uint64_t) st.st_blocks * 512;
+}
+
+/* The size guard: a posix buffer put back to its size after a holder's
+ * ftruncate (either way), write past the end, or fallocate beyond it;
+ * charged the same all along; and still leased. */
+START_TEST(test_size_guard_posix) {
+        char path[96];
+        Buffer *buf;
+        uint64_t id;
+        int fd;
+
+        buf = posix_leased(&id, &fd);
+        snprintf(path, sizeof(path), "/dev/shm%s", buf->shm_name);
+
+        ck_assert_int_eq(ftruncate(fd, 5 * 4096), 0);
+        process();
+        ck_assert_uint_eq(file_size(fd), 4096);
+        ck_assert_int_eq(ftruncate(fd, 0), 0);
+        process();
+        ck_assert_uint_eq(file_size(fd), 4096);
+        ck_assert_int_eq(pwrite(fd, "x", 1, 1 << 20), 1);
+        process();
+        ck_assert_uint_eq(file_size(fd), 4096);
+        ck_assert_int_eq(fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 1 << 20), 0);
+        ck_assert_uint_gt(file_allocated(fd), 4096);
+        process();
+        ck_assert_uint_eq(file_size(fd), 4096);
+        ck_assert_uint_le(file_allocated(fd), 4096);
+        /* Plain writes inside change nothing. */
+        ck_assert_int_eq(pwrite(fd, "kept", 4, 0), 4);
+        process();
+        ck_assert_uint_eq(file_size(fd), 4096);
+        assert_stats(1, 4096, 1, 0);
+        ck_assert_ptr_eq(broker_find_buffer(b, id), buf);
+
+        /* The lease still works: its last description closes, it goes, and
+         * its name with it. */
+        close(fd);
+        process();
+        ck_assert_ptr_null(broker_find_buffer(b, id));
+        ck_assert_int_eq(access(path, F_OK), -1);
+        assert_stats(0, 0, 0, 0);
+}
+END_TEST
+
+/* A memfd's watch asks for no IN_MODIFY: writes wake nobody. */
+START_TEST(test_no_size_guard_for_memfd) {
+        char line[256];
+        Buffer *buf;
+        uint64_t id;
+        bool found = false;
+        FILE *f;
+        int fd;
+
+        buf = leased(false, &id, &fd);
+        snprintf(line, sizeof(line), "/proc/self/fdinfo/%d", broker_leases_fd(b));
+        f = fopen(line, "re");
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f)) {
+                unsigned wd, mask;
+
+                if (sscanf(line, "inotify wd:%x %*s %*s mask:%x", &wd, &mask) == 2 && (int) wd == buf->lease_wd) {
+                        found = true;
+                        ck_assert_uint_eq(mask & IN_MODIFY, 0);
+                }
+        }
+        fclose(f);
+        ck_assert(found);
+        close(fd);
+}
+END_TEST
+
 static Suite *suite_lease(void) {
         Suite *s = suite_create("lease");
         TCase *tc = tcase_new("lease");         /* a fresh broker per test */
@@ -251,6 +356,8 @@ static Suite *suite_lease(void) {
         tcase_add_test(tc, test_held_without_description);
         tcase_add_test(tc, test_recheck);
         tcase_add_test(tc, test_leases_off);
+        tcase_add_test(tc, test_size_guard_posix);
+        tcase_add_test(tc, test_no_size_guard_for_memfd);
         suite_add_tcase(s, tc);
         return s;
 }

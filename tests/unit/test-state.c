@@ -13,6 +13,7 @@
  * names the restore asks to unstore.
  */
 #include "broker-state.h"
+#include "shm-posix.h"
 #include "memfd.h"
 #include "test-helpers.h"
 
@@ -482,6 +483,9 @@ START_TEST(test_prefaulted_by_version) {
 }
 END_TEST
 
+/* "/bufbroker-0123456789abcdef0123456789abcdef" in hex. */
+#define POSIX_NAME_HEX "2f62756662726f6b65722d" "3031323334353637383961626364656630313233343536373839616263646566"
+
 /* Version 5 keeps a buffer's <kind> <handle> before its name: a posix
  * buffer comes back with its name; a kind or handle that does not fit is
  * dropped (an unknown kind, v4l2 without a queue, posix without a name). */
@@ -492,7 +496,12 @@ START_TEST(test_kind_by_version) {
                 const char *shm_name;
         } cases[] = {
                 { HEADER_V5 BUFFER_7_V5 "memfd - 6b\n", BB_KIND_MEMFD, NULL },
-                { HEADER_V5 BUFFER_7_V5 "posix 2f62 6b\n", BB_KIND_POSIX, "/b" },
+                /* A name of the right form that is not the stored file's
+                 * (a memfd here): restored, the name never handed out. */
+                { HEADER_V5 BUFFER_7_V5 "posix " POSIX_NAME_HEX " 6b\n", BB_KIND_POSIX, NULL },
+                /* Not a name the daemon makes: it would unlink it one day. */
+                { HEADER_V5 BUFFER_7_V5 "posix 2f62 6b\n", NULL, NULL },
+                { HEADER_V5 BUFFER_7_V5 "posix 2f6574632f706173737764 6b\n", NULL, NULL },
                 { HEADER_V5 BUFFER_7_V5 "posix - 6b\n", NULL, NULL },
                 { HEADER_V5 BUFFER_7_V5 "posix 62 6b\n", NULL, NULL },
                 { HEADER_V5 BUFFER_7_V5 "posix 2fz 6b\n", NULL, NULL },
@@ -525,6 +534,50 @@ START_TEST(test_kind_by_version) {
                         nb->keep_objects = true;
                 }
                 broker_free(nb);
+                store_done(&s);
+        }
+}
+END_TEST
+
+/* A posix buffer whose name still names its file comes back with it; the
+ * teardown keeps the name when the objects are kept (the fd store), and
+ * unlinks it when not; a release unlinks it. */
+START_TEST(test_posix_restored_with_its_name) {
+        for (unsigned round = 0; round < 3; round++) {
+                _cleanup_free_ char *name = NULL, *text = NULL, *hex = NULL;
+                char fdname[BROKER_STATE_FDNAME_MAX], path[96];
+                struct stat st;
+                Store s = {};
+                Buffer *buf;
+                Broker *nb;
+                int fd = -1, r;
+
+                ck_assert_int_eq(shm_posix_new(page_size(), false, &name, &fd), 0);
+                hex = calloc(2 * strlen(name) + 1, 1);
+                ck_assert_ptr_nonnull(hex);
+                for (size_t i = 0; name[i]; i++)
+                        sprintf(hex + 2 * i, "%02x", (unsigned char) name[i]);
+                ck_assert_int_ge(asprintf(&text, HEADER_V5 BUFFER_7_V5 "posix %s 6b\n", hex), 0);
+                broker_state_plane_fdname(fdname, 7, 0, false);
+                store_add(&s, fd, fdname);
+
+                nb = new_broker(NULL);
+                r = restore_text(nb, text, &s);
+                ck_assert_int_eq(r, 0);
+                buf = broker_find_buffer(nb, 7);
+                ck_assert_ptr_nonnull(buf);
+                ck_assert_str_eq(buf->kind, BB_KIND_POSIX);
+                ck_assert_str_eq(buf->shm_name, name);
+                snprintf(path, sizeof(path), "/dev/shm%s", name);
+                if (round == 2) {
+                        ck_assert_int_eq(broker_release(nb, CALLER(NULL, 1000), buf, &(BrokerError) {}), 0);
+                        ck_assert_ptr_null(broker_find_buffer(nb, 7));
+                        ck_assert_int_eq(stat(path, &st), -1);
+                }
+                nb->keep_objects = round == 0;
+                broker_free(nb);
+                ck_assert_int_eq(stat(path, &st) == 0, round == 0);
+                (void) shm_posix_unlink(name);
                 store_done(&s);
         }
 }
@@ -1147,6 +1200,7 @@ static Suite *suite_state(void) {
         tcase_add_test(tc, test_unknown_version_stops);
         tcase_add_test(tc, test_prefaulted_by_version);
         tcase_add_test(tc, test_kind_by_version);
+        tcase_add_test(tc, test_posix_restored_with_its_name);
         tcase_add_test(tc, test_huge_lines_and_longest_names);
         tcase_add_test(tc, test_stale_and_missing_fds);
         suite_add_tcase(s, tc);
