@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <linux/falloc.h>
 #include <poll.h>
@@ -686,6 +687,65 @@ START_TEST(test_other_uid_by_token_then_name) {
         free(t_rw);
         free(t_ro);
         assert_clean(&base, "shared by token");
+}
+END_TEST
+
+/* A read-write grantee hard-links the file elsewhere in /dev/shm (the ACL
+ * lets it: protected_hardlinks asks only for read and write access). That
+ * link must not keep the memory past the buffer, uncharged: the daemon
+ * empties the file when the buffer goes. */
+typedef struct Linker {
+        const char *token;
+        const char *name;
+        const char *link;
+} Linker;
+
+static int open_and_link(void *userdata) {
+        const Linker *l = userdata;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus *bus = NULL;
+        char from[PATH_MAX];
+        int r;
+
+        r = bus_connect(&bus);
+        child_check(r >= 0, "connect: %s", strerror(-r));
+        r = sd_bus_call_method(bus, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Open", &error, &reply,
+                               "sa{sv}", l->token, 0);
+        child_check(r >= 0, "Open: %s", error.message);
+        snprintf(from, sizeof(from), "/dev/shm%s", l->name);
+        child_check(link(from, l->link) == 0, "link %s %s: %s", from, l->link, strerror(errno));
+        sd_bus_message_unref(reply);
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+START_TEST(test_hard_link_is_emptied) {
+        _cleanup_posix_ Posix p = {};
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *token = NULL, link_path[64];
+        struct stat st;
+        Snapshot base;
+        Linker l;
+
+        baseline_after_warmup(&base);
+        released_watch();
+        create_posix(NULL, 1 << 20, false, true, &p);
+        ck_assert_msg(call_share(NULL, p.c.path, false, NOBODY_UID, false, 0, &token, &error) >= 0, "Share: %s",
+                      error.message);
+        snprintf(link_path, sizeof(link_path), "/dev/shm/bb-test-link-%d", (int) getpid());
+        l = (Linker) { .token = token, .name = p.name, .link = link_path };
+        ck_assert_int_eq(run_as(NOBODY_UID, open_and_link, &l, scaled_ms(10000)), 0);
+        ck_assert_int_eq(stat(link_path, &st), 0);
+        ck_assert_uint_ge((uint64_t) st.st_blocks * 512, 1 << 20);      /* prefaulted: the memory is there */
+
+        release_and_wait(&p, "linked buffer released");
+        ck_assert_int_eq(stat(link_path, &st), 0);
+        ck_assert_msg(st.st_size == 0 && st.st_blocks == 0, "the link keeps %jd bytes (%jd blocks) past the buffer",
+                      (intmax_t) st.st_size, (intmax_t) st.st_blocks);
+        ck_assert_int_eq(unlink(link_path), 0);
+        free(token);
+        assert_clean(&base, "a hard link made by a holder");
 }
 END_TEST
 
@@ -1362,6 +1422,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_create_attach_by_name_and_fd);
         tcase_add_test(tc, test_unprivileged_owner_by_name);
         tcase_add_test(tc, test_other_uid_by_token_then_name);
+        tcase_add_test(tc, test_hard_link_is_emptied);
         tcase_add_test(tc, test_busctl);
         tcase_add_test(tc, test_lease_counts_a_description_by_name);
         tcase_add_test(tc, test_holder_killed);
