@@ -496,9 +496,10 @@ static void buffer_unregister(Broker *b, Buffer *buf, BrokerDropReason reason) {
 /* Unregister and free a registered buffer, and its kernel object unless
  * it is the teardown's (BROKER_DROP_NONE) and the objects are kept. */
 static void buffer_drop(Broker *b, Buffer *buf, BrokerDropReason reason) {
-        buffer_unregister(b, buf, reason);
+        /* The object first: who hears BufferReleased finds it gone. */
         if (reason != BROKER_DROP_NONE || !b->keep_objects)
                 buffer_destroy_object(b, buf);
+        buffer_unregister(b, buf, reason);
         buffer_free(buf);
 }
 
