@@ -213,6 +213,10 @@ struct Buffer {
         uint64_t lease_recheck_usec;
         TAILQ_ENTRY(Buffer) recheck_link;       /* in Broker.rechecks, while set */
         unsigned lease_rechecks;
+        /* kind "sysv": nobody holds it, and attachments keep it (in
+         * Broker.attached, while set). */
+        bool attach_waiting;
+        TAILQ_ENTRY(Buffer) attached_link;
         unsigned n_planes;
         BufferPlane planes[];
 };
@@ -259,6 +263,10 @@ struct Broker {
         unsigned n_lease_rechecks;      /* buffers with lease_recheck_usec set */
         TAILQ_HEAD(, Buffer) rechecks;  /* those buffers: never a walk over all */
         TAILQ_HEAD(, Buffer) closed;    /* buffers with lease_closed set */
+        /* sysv buffers kept only by attachments, and when they were last
+         * asked about (CLOCK_MONOTONIC usec). */
+        TAILQ_HEAD(, Buffer) attached;
+        uint64_t attached_checked_usec;
 };
 
 typedef struct ShareOptions {
@@ -312,6 +320,9 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
 /* New fds for every plane of @buf, each its own open file description
  * (O_RDONLY ones if asked); the caller closes them. */
 int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BB_PLANES_MAX]);
+/* Whether @buf is handed out as fds (one per plane): all but sysv, which
+ * is attached by its shmid and has none. */
+bool buffer_has_fds(const Buffer *buf);
 
 int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOptions *opts,
                  uint64_t now, BrokerError *err, const char **ret_token);
@@ -388,6 +399,16 @@ void lease_unwatch(Broker *b, Buffer *buf);
 bool lease_keeps(Broker *b, Buffer *buf);       /* a description but the daemon's is alive */
 void broker_lease_ended(Broker *b, Buffer *buf);     /* drop all holds, and the buffer if nothing keeps it */
 void broker_buffer_gc(Broker *b, Buffer *buf);       /* drop it if nothing keeps it */
+
+/* The lease of a sysv buffer: its attachments (shm_nattch). A sysv buffer
+ * nobody holds any more stays, and stays charged, while a process is
+ * attached to its segment; the daemon asks when its last hold goes, then
+ * on each call (broker_attachments_check()) and at
+ * broker_attachments_next_check() while it waits, and drops it (reason
+ * lease) once nothing is attached. Holders who detach do not lose their
+ * holds: a sysv buffer has no fds to tell them apart. */
+uint64_t broker_attachments_next_check(Broker *b);
+void broker_attachments_check(Broker *b);
 
 /* Rebuilding the state saved before a restart (broker-state.c), through
  * the same registration as new buffers and tokens. Quotas are not checked:

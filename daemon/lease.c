@@ -225,7 +225,8 @@ void lease_watch(Broker *b, Buffer *buf) {
         char path[sizeof("/proc/self/fd/") + 12];
         int wd;
 
-        if (b->lease_fd < 0 || buf->queue || buf->n_planes != 1 || buf->lease_wd >= 0)
+        /* No fd (sysv): its attachments are its lease (broker.c). */
+        if (b->lease_fd < 0 || buf->queue || buf->n_planes != 1 || buf->planes[0].fd < 0 || buf->lease_wd >= 0)
                 return;
 
         snprintf(path, sizeof(path), "/proc/self/fd/%i", buf->planes[0].fd);
