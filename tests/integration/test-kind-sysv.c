@@ -676,6 +676,55 @@ START_TEST(test_hostile) {
 }
 END_TEST
 
+static uint64_t meminfo_bytes(const char *field) {
+        FILE *f = fopen("/proc/meminfo", "re");
+        unsigned long long v = 0;
+        char line[256];
+        size_t n = strlen(field);
+
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, field, n) == 0 && line[n] == ':')
+                        ck_assert_int_eq(sscanf(line + n + 1, "%llu", &v), 1);
+        fclose(f);
+        return (uint64_t) v * 1024;
+}
+
+/* More than the kernel will commit (limits that let it through): NoSpace
+ * saying so, nothing left. Not with vm.overcommit_memory=1, where the
+ * kernel promises anything. */
+START_TEST(test_no_space) {
+        static const char *const args[] = { "--max-buffer-size=4T", "--max-bytes-per-uid=4T", "--max-bytes=8T", NULL };
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint64_t size = 2 * (meminfo_bytes("MemTotal") + meminfo_bytes("SwapTotal"));
+        int overcommit = -1, r;
+        Snapshot base;
+        Reply c;
+        FILE *f;
+
+        f = fopen("/proc/sys/vm/overcommit_memory", "re");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(fscanf(f, "%d", &overcommit), 1);
+        fclose(f);
+        if (overcommit == 1) {
+                fprintf(stderr, "vm.overcommit_memory=1: no NoSpace to see\n");
+                return;
+        }
+        note_daemon();
+        ck_assert_int_eq(kill(H->daemon_pid, SIGTERM), 0);
+        while (daemon_alive())
+                msleep(5);
+        harness_restart_daemon(args);
+        note_daemon();
+        baseline_after_warmup(&base);
+        r = create_sysv(test_bus(), "too-large", size, false, false, &c, &error);
+        assert_bus_error(&error, r, BB_ERROR_NO_SPACE, "not enough memory", "larger than memory");
+        ck_assert_msg(strstr(error.message, "SysV segment"), "%s", error.message);
+        sd_bus_error_free(&error);
+        assert_nothing_left(&base, "a segment larger than memory");
+}
+END_TEST
+
 /* A client whose connection takes no fds may have sysv buffers: there are
  * none in the replies. */
 START_TEST(test_client_without_fd_passing) {
@@ -917,6 +966,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_prefault);
         tcase_add_test(tc, test_hostile);
         tcase_add_test(tc, test_client_without_fd_passing);
+        tcase_add_test(tc, test_no_space);
         tcase_add_test(tc, test_exit_removes_segments);
         tcase_add_test(tc, test_restart_keeps_it);
 }

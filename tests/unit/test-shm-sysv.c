@@ -21,7 +21,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "macro.h"
+#include "memfd.h"
 #include "shm-sysv.h"
 
 /* The daemon's situation: an unprivileged uid with no capabilities. */
@@ -546,6 +548,47 @@ START_TEST(test_limits_named) {
 }
 END_TEST
 
+/* The broker's sysv branch says which limit, as NoSpace. */
+START_TEST(test_broker_names_the_limit) {
+        const Caller caller = { .name = ":1.1", .uid = UID_A };
+        BrokerLimits limits;
+        BrokerError err = {};
+        Buffer *buf = NULL;
+        Broker *b = NULL;
+
+        ck_assert_int_eq(unshare(CLONE_NEWIPC), 0);
+        write_sysctl("shmmax", page());
+        broker_limits_default(&limits);
+        ck_assert_int_eq(broker_new(&b, &limits, NULL, NULL), 0);
+        ck_assert_int_eq(broker_create(b, &caller,
+                                       &(CreateRequest) { .kind = "sysv", .name = "big", .size = 2 * page() },
+                                       1, &err, &buf),
+                         -ENOSPC);
+        ck_assert_ptr_null(buf);
+        ck_assert_str_eq(err.name, BB_ERROR_NO_SPACE);
+        ck_assert_msg(strstr(err.message, "kernel.shmmax") && strstr(err.message, "SysV segment"), "%s",
+                      err.message);
+        ck_assert_uint_eq(b->stats.buffers, 0);
+        ck_assert_uint_eq(b->stats.bytes, 0);
+
+        ck_assert_int_eq(broker_create(b, &caller,
+                                       &(CreateRequest) { .kind = "sysv", .name = "fits", .size = page() },
+                                       1, &err, &buf),
+                         0);
+        ck_assert_int_ge(buf->shmid, 0);
+        ck_assert_uint_eq(buf->n_fds, 0);
+        write_sysctl("shmmni", 1);
+        buf = NULL;
+        ck_assert_int_eq(broker_create(b, &caller,
+                                       &(CreateRequest) { .kind = "sysv", .name = "one-more", .size = page() },
+                                       1, &err, &buf),
+                         -ENOSPC);
+        ck_assert_msg(strstr(err.message, "kernel.shmmni"), "%s", err.message);
+        ck_assert_uint_eq(b->stats.buffers, 1);
+        b = broker_free(b);
+}
+END_TEST
+
 static Suite *suite_sysv(void) {
         Suite *s = suite_create("sysv");
         TCase *tc = tcase_create("allocator");
@@ -575,6 +618,7 @@ static Suite *suite_sysv_uids(void) {
         tcase_add_test(tc, test_verify_rejects_foreign);
         tcase_add_test(tc, test_owner_takes_daemon_read_permission);
         tcase_add_test(tc, test_limits_named);
+        tcase_add_test(tc, test_broker_names_the_limit);
         suite_add_tcase(s, tc);
         return s;
 }
