@@ -929,7 +929,7 @@ static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, Bro
         (void) b;
         if (is_sysv(buf))
                 return allocate_sysv(buf, req, err);
-        if (buf->kind != (const char *) BB_KIND_MEMFD)
+        if (strcmp(buf->kind, BB_KIND_MEMFD) != 0)
                 return refuse(err, -EOPNOTSUPP, "Kind '%s' is not available yet", buf->kind);
 
         r = memfd_new_sealed(req, &buf->planes[0].fd);
@@ -973,7 +973,7 @@ int broker_create(Broker *b, const Caller *caller, const CreateRequest *req, uin
                 return r;
         if (!kind)
                 return refuse(err, -EINVAL, "Unknown buffer kind '%s': memfd, posix, sysv or file", req->kind);
-        if (req->hugetlb && kind != (const char *) BB_KIND_MEMFD)
+        if (req->hugetlb && strcmp(kind, BB_KIND_MEMFD) != 0)
                 return refuse(err, -EOPNOTSUPP, "Option 'hugetlb' is for memfd buffers, not for kind %s", kind);
         if (n > BB_CREATE_BATCH_MAX)
                 return refuse(err, -EINVAL, "%u buffers asked in one call; at most %u", n, BB_CREATE_BATCH_MAX);
@@ -1006,7 +1006,7 @@ int broker_create(Broker *b, const Caller *caller, const CreateRequest *req, uin
                 return refuse(err, -EDQUOT, "%u buffers of %" PRIu64 " bytes exceed any limit", n, size);
 
         /* A sysv buffer keeps no fd: nothing of the fd budget. */
-        r = check_buffer_quota(b, caller->uid, n, total, kind == (const char *) BB_KIND_SYSV ? 0 : n, err);
+        r = check_buffer_quota(b, caller->uid, n, total, strcmp(kind, BB_KIND_SYSV) == 0 ? 0 : n, err);
         if (r < 0)
                 return r;
 
@@ -1494,13 +1494,13 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         r = buffer_new(b, rb->owner, kind, rb->name, rb->n_planes, rb->persistent, 0, 0, &buf);
         if (r < 0)
                 return r;
-        if (kind == (const char *) BB_KIND_POSIX) {
+        if (strcmp(kind, BB_KIND_POSIX) == 0) {
                 if (!rb->handle || rb->handle[0] != '/')
                         return -EINVAL;
                 buf->shm_name = strdup(rb->handle);
                 if (!buf->shm_name)
                         return -ENOMEM;
-        } else if (kind == (const char *) BB_KIND_SYSV) {
+        } else if (strcmp(kind, BB_KIND_SYSV) == 0) {
                 uint64_t id;
 
                 if (!rb->handle || parse_uint64(rb->handle, &id) < 0 || id > INT_MAX || rb->n_planes != 1)
