@@ -509,7 +509,8 @@ START_TEST(test_holder_killed) {
 
                 snprintf(s->text, sizeof(s->text), "%s", attached ? "attached" : "not attached");
                 pid = fork_as(NOBODY_UID, nobody_creates_and_waits, s);
-                for (unsigned i = 0; i < 1000 && !__atomic_load_n(&s->error_r, __ATOMIC_SEQ_CST); i++)
+                for (uint64_t end = now_usec() + (uint64_t) scaled_ms(10000) * 1000u;
+                     now_usec() < end && !__atomic_load_n(&s->error_r, __ATOMIC_SEQ_CST);)
                         msleep(10);
                 ck_assert_msg(s->error_r == 1, "the child did not create");
                 ck_assert(segment_exists(s->reply.shmid));
