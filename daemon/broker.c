@@ -456,7 +456,7 @@ uint64_t buffer_allocated_bytes(const Buffer *buf) {
         struct stat st;
 
         if (is_sysv(buf))
-                return buf->shmid >= 0 ? shm_sysv_resident_bytes(buf->shmid) : 0;
+                return buf->shmid >= 0 ? shm_sysv_resident_bytes_cached(buf->shmid) : 0;
         if (buf->n_planes == 0 || buf->planes[0].fd < 0 || buf->queue)
                 return buf->queue ? buf->size : 0;
         if (fstat(buf->planes[0].fd, &st) < 0)
@@ -578,6 +578,8 @@ static void buffer_gc(Broker *b, Buffer *buf, BrokerDropReason reason) {
 void broker_attachments_check(Broker *b) {
         Buffer *buf, *next;
 
+        /* Each call sees the resident bytes of its own time. */
+        shm_sysv_resident_forget();
         if (TAILQ_EMPTY(&b->attached))
                 return;
         b->attached_checked_usec = monotonic_usec();
@@ -1622,6 +1624,7 @@ Broker *broker_free(Broker *b) {
         while ((buf = TAILQ_FIRST(&b->buffers)))
                 buffer_drop(b, buf, BROKER_DROP_NONE);
         broker_leases_free(b);
+        shm_sysv_resident_forget();
 
         free(b);
         return NULL;

@@ -406,7 +406,9 @@ void broker_buffer_gc(Broker *b, Buffer *buf);       /* drop it if nothing keeps
  * on each call (broker_attachments_check()) and at
  * broker_attachments_next_check() while it waits, and drops it (reason
  * lease) once nothing is attached. Holders who detach do not lose their
- * holds: a sysv buffer has no fds to tell them apart. */
+ * holds: a sysv buffer has no fds to tell them apart. Each check also
+ * forgets the resident bytes read for AllocatedBytes: one read of
+ * /proc/sysvipc/shm serves a call, however many buffers it lists. */
 uint64_t broker_attachments_next_check(Broker *b);
 void broker_attachments_check(Broker *b);
 

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
@@ -48,29 +49,50 @@ typedef struct ShmRow {
         uint64_t rss;                   /* bytes */
 } ShmRow;
 
+/* One data line of /proc/sysvipc/shm: its shmid and the columns we read. */
+static int proc_parse(const char *line, int *ret_id, ShmRow *ret) {
+        unsigned long long size, nattch, rss;
+        unsigned uid, gid, cuid;
+        unsigned perms, cpid, lpid;
+        int key;
+
+        if (sscanf(line, "%d %d %o %llu %u %u %llu %u %u %u %*s %*s %*s %*s %llu", &key, ret_id, &perms, &size,
+                   &cpid, &lpid, &nattch, &uid, &gid, &cuid, &rss) != 11)
+                return -EIO;
+        *ret = (ShmRow) { .size = size, .nattch = nattch, .uid = uid, .cuid = cuid, .rss = rss };
+        return 0;
+}
+
+static FILE *proc_open(void) {
+        char line[512];
+        FILE *f;
+
+        f = fopen("/proc/sysvipc/shm", "re");
+        if (!f)
+                return NULL;
+        /* The first line is the header. */
+        if (!fgets(line, sizeof(line), f)) {
+                fclose(f);
+                errno = EIO;
+                return NULL;
+        }
+        return f;
+}
+
 static int proc_row(int shmid, ShmRow *ret) {
         _cleanup_(fclosep) FILE *f = NULL;
         char line[512];
 
-        f = fopen("/proc/sysvipc/shm", "re");
+        f = proc_open();
         if (!f)
                 return negative_errno();
-        /* The first line is the header. */
-        if (!fgets(line, sizeof(line), f))
-                return -EIO;
         while (fgets(line, sizeof(line), f)) {
-                unsigned long long size, nattch, rss;
-                unsigned uid, gid, cuid;
-                unsigned perms, cpid, lpid;
-                int key, id;
+                int id;
 
-                if (sscanf(line, "%d %d %o %llu %u %u %llu %u %u %u %*s %*s %*s %*s %llu", &key, &id, &perms,
-                           &size, &cpid, &lpid, &nattch, &uid, &gid, &cuid, &rss) != 11)
+                if (proc_parse(line, &id, ret) < 0)
                         return -EIO;
-                if (id != shmid)
-                        continue;
-                *ret = (ShmRow) { .size = size, .nattch = nattch, .uid = uid, .cuid = cuid, .rss = rss };
-                return 0;
+                if (id == shmid)
+                        return 0;
         }
         return -EIDRM;
 }
@@ -141,6 +163,8 @@ int shm_sysv_new(const ShmSysvRequest *req, int *ret_shmid, const char **ret_why
         shmid = shmget(IPC_PRIVATE, (size_t) req->size, IPC_CREAT | IPC_EXCL | 0600);
         if (shmid < 0)
                 return new_errno(errno, ret_why);
+        /* A copy read before would not have it. */
+        shm_sysv_resident_forget();
 
         /* Before the owner changes: mode 0400 would refuse the daemon's own
          * read-write attachment. */
@@ -241,4 +265,67 @@ uint64_t shm_sysv_resident_bytes(int shmid) {
         if (proc_row(shmid, &row) < 0)
                 return 0;
         return row.rss;
+}
+
+/* The rss column of every segment, by shmid, as one read of
+ * /proc/sysvipc/shm found it (NULL: not read since it was forgotten). */
+typedef struct Resident {
+        int shmid;
+        uint64_t rss;
+} Resident;
+static Resident *resident;
+static size_t n_resident;
+
+static int resident_compare(const void *a, const void *b) {
+        int x = ((const Resident *) a)->shmid, y = ((const Resident *) b)->shmid;
+        return x < y ? -1 : x > y;
+}
+
+static int resident_read(void) {
+        _cleanup_(fclosep) FILE *f = NULL;
+        size_t allocated = 0;
+        char line[512];
+
+        f = proc_open();
+        if (!f)
+                return negative_errno();
+        while (fgets(line, sizeof(line), f)) {
+                ShmRow row;
+                int id;
+
+                if (proc_parse(line, &id, &row) < 0)
+                        return -EIO;
+                if (n_resident == allocated) {
+                        size_t more = allocated ? 2 * allocated : 64;
+                        Resident *r = reallocarray(resident, more, sizeof(Resident));
+
+                        if (!r)
+                                return -ENOMEM;
+                        resident = r;
+                        allocated = more;
+                }
+                resident[n_resident++] = (Resident) { .shmid = id, .rss = row.rss };
+        }
+        qsort(resident, n_resident, sizeof(Resident), resident_compare);
+        return 0;
+}
+
+uint64_t shm_sysv_resident_bytes_cached(int shmid) {
+        Resident key = { .shmid = shmid }, *found;
+
+        if (!resident) {
+                n_resident = 0;
+                if (resident_read() < 0) {
+                        shm_sysv_resident_forget();
+                        return 0;
+                }
+        }
+        found = n_resident ? bsearch(&key, resident, n_resident, sizeof(Resident), resident_compare) : NULL;
+        return found ? found->rss : 0;
+}
+
+void shm_sysv_resident_forget(void) {
+        free(resident);
+        resident = NULL;
+        n_resident = 0;
 }

@@ -53,3 +53,10 @@ int shm_sysv_remove(int shmid);
 /* The segment's resident bytes now (the rss column of /proc/sysvipc/shm);
  * 0 when it cannot be read. */
 uint64_t shm_sysv_resident_bytes(int shmid);
+
+/* The same from one read of /proc/sysvipc/shm for all segments, kept until
+ * shm_sysv_resident_forget() (or a new segment): a file that lists every
+ * segment of the system is read once for a listing of many buffers, not
+ * once for each. */
+uint64_t shm_sysv_resident_bytes_cached(int shmid);
+void shm_sysv_resident_forget(void);

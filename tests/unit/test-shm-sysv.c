@@ -201,6 +201,30 @@ START_TEST(test_prefault_makes_resident) {
 }
 END_TEST
 
+/* One read serves many lookups until forgotten; a new segment forgets. */
+START_TEST(test_resident_cached) {
+        uint64_t size = 8 * page();
+        int a, c;
+
+        a = new_ok(.size = size, .owner_uid = UID_A);
+        ck_assert_uint_eq(shm_sysv_resident_bytes_cached(a), 0);
+        ck_assert_int_eq(shm_sysv_prefault(a, size), 0);
+        ck_assert_uint_eq(shm_sysv_resident_bytes_cached(a), 0);       /* the copy */
+        ck_assert_uint_eq(shm_sysv_resident_bytes(a), size);           /* the file */
+        shm_sysv_resident_forget();
+        ck_assert_uint_eq(shm_sysv_resident_bytes_cached(a), size);
+
+        c = new_ok(.size = size, .owner_uid = UID_A, .prefault = true);
+        ck_assert_uint_eq(shm_sysv_resident_bytes_cached(c), size);
+        ck_assert_uint_eq(shm_sysv_resident_bytes_cached(a), size);
+        ck_assert_uint_eq(shm_sysv_resident_bytes_cached(-1), 0);
+        ck_assert_int_eq(shm_sysv_remove(c), 0);
+        shm_sysv_resident_forget();
+        ck_assert_uint_eq(shm_sysv_resident_bytes_cached(c), 0);
+        shm_sysv_resident_forget();
+}
+END_TEST
+
 START_TEST(test_attachments_count) {
         void *p, *q;
         int shmid;
@@ -599,6 +623,7 @@ static Suite *suite_sysv(void) {
         tcase_add_test(tc, test_new_read_only_mode);
         tcase_add_test(tc, test_new_bad_sizes);
         tcase_add_test(tc, test_prefault_makes_resident);
+        tcase_add_test(tc, test_resident_cached);
         tcase_add_test(tc, test_attachments_count);
         tcase_add_test(tc, test_remove_keeps_mapping);
         tcase_add_test(tc, test_verify);
