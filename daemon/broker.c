@@ -948,8 +948,8 @@ static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, Bro
         return 0;
 }
 
-/* The BB_KIND_* constant for a kind Create takes (NULL: memfd), so that
- * buf->kind can be compared by address; NULL for any other string. */
+/* The BB_KIND_* constant (static storage: buf->kind points to it) for a
+ * kind Create takes (NULL: memfd); NULL for any other string. */
 static const char *create_kind(const char *kind) {
         static const char *const kinds[] = { BB_KIND_MEMFD, BB_KIND_POSIX, BB_KIND_SYSV, BB_KIND_FILE };
 
