@@ -407,6 +407,16 @@ START_TEST(test_owner_attaches_others_cannot) {
         ck_assert_uint_eq(s->reply.id, c.id);
         ck_assert(!s->reply.read_only);
 
+        /* Root attaches any segment: a share bound to it, and its Open,
+         * are allowed (its hold is released with the buffer). */
+        ck_assert_msg(call_share(NULL, c.path, false, AS_ROOT, false, 0, &token, &error) >= 0,
+                      "Share bound to root: %s", error.message);
+        memcpy(s->token, token, BB_TOKEN_LEN);
+        free(token);
+        ck_assert_msg(open_token(test_bus(), s->token, &s->reply, &error) >= 0, "Open as root: %s", error.message);
+        ck_assert_int_eq(s->reply.shmid, c.shmid);
+        ck_assert_uint_eq(s->reply.n_fds, 0);
+
         /* Nobody attached: Release takes the segment with the buffer. */
         release_as_root(&c, BB_REASON_RELEASED);
         shared_free(s);
