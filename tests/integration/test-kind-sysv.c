@@ -208,6 +208,15 @@ static bool segment_exists(int shmid) {
         return false;
 }
 
+/* Every daemon of the run, kept where the runner sees it: a failed test
+ * ends at once (no teardown), and segments outlive the daemons, so the
+ * runner removes whatever they left when all tests are done. */
+typedef struct AllDaemons {
+        unsigned n;
+        pid_t pids[256];
+} AllDaemons;
+static AllDaemons *all_daemons;
+
 /* The pids of the daemons this test started (one per restart): a segment
  * with one of them as its creator pid is the daemon's. */
 static pid_t daemon_pids[16];
@@ -219,6 +228,8 @@ static void note_daemon(void) {
                         return;
         ck_assert_uint_lt(n_daemon_pids, ELEMENTSOF(daemon_pids));
         daemon_pids[n_daemon_pids++] = H->daemon_pid;
+        if (all_daemons->n < ELEMENTSOF(all_daemons->pids))
+                all_daemons->pids[all_daemons->n++] = H->daemon_pid;
 }
 
 /* Segments made by our daemons still in /proc/sysvipc/shm (other tests of
@@ -242,6 +253,29 @@ static unsigned daemon_segments(void) {
         }
         fclose(f);
         return n;
+}
+
+static void remove_daemon_segments(void) {
+        FILE *f = fopen("/proc/sysvipc/shm", "re");
+        char line[512];
+
+        if (!f || !fgets(line, sizeof(line), f)) {
+                if (f)
+                        fclose(f);
+                return;
+        }
+        while (fgets(line, sizeof(line), f)) {
+                int key, id, cpid;
+                unsigned perms;
+                unsigned long long size;
+
+                if (sscanf(line, "%d %d %o %llu %d", &key, &id, &perms, &size, &cpid) != 5)
+                        continue;
+                for (unsigned i = 0; i < all_daemons->n; i++)
+                        if (cpid == all_daemons->pids[i])
+                                (void) shmctl(id, IPC_RMID, NULL);
+        }
+        fclose(f);
 }
 
 static void assert_nothing_left(const Snapshot *base, const char *context) {
@@ -984,8 +1018,15 @@ static void add_tests(TCase *tc) {
 
 int main(void) {
         Suite *s = suite_create("sysv buffers");
+        int r;
 
+        all_daemons = mmap(NULL, sizeof(AllDaemons), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (all_daemons == MAP_FAILED)
+                return EXIT_FAILURE;
+        all_daemons->n = 0;
         harness_add_tcase(s, "dbus-daemon", setup_daemon, add_tests);
         harness_add_tcase(s, "dbus-broker", setup_broker, add_tests);
-        return harness_main(s);
+        r = harness_main(s);
+        remove_daemon_segments();
+        return r;
 }
