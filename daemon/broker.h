@@ -206,17 +206,20 @@ struct Buffer {
          * inode (-1: none, only explicit holds keep the buffer), and whether
          * a description of it closed since the last look. */
         bool lease_closed;
+        bool attach_waiting;            /* sysv: see attached_link */
         int lease_wd;
         TAILQ_ENTRY(Buffer) closed_link;        /* in Broker.closed, while set */
         /* Ask again at lease_recheck_usec (CLOCK_MONOTONIC; 0: no need), the
          * lease_rechecks-th time: see lease.c on the race with close. */
         uint64_t lease_recheck_usec;
-        TAILQ_ENTRY(Buffer) recheck_link;       /* in Broker.rechecks, while set */
+        union {
+                TAILQ_ENTRY(Buffer) recheck_link;       /* in Broker.rechecks, while set */
+                /* kind "sysv" (no lease, no recheck): nobody holds it, and
+                 * attachments keep it; in Broker.attached while
+                 * attach_waiting is set. */
+                TAILQ_ENTRY(Buffer) attached_link;
+        };
         unsigned lease_rechecks;
-        /* kind "sysv": nobody holds it, and attachments keep it (in
-         * Broker.attached, while set). */
-        bool attach_waiting;
-        TAILQ_ENTRY(Buffer) attached_link;
         unsigned n_planes;
         BufferPlane planes[];
 };
