@@ -470,7 +470,9 @@ static void restore_buffer(Restore *rs, char **f, unsigned n) {
                 if (!rb.queue)
                         goto drop;
         }
-        for (unsigned i = 0; i < rb.n_planes; i++) {
+        /* A sysv buffer has no fd: its segment outlives the daemon by
+         * itself, and broker_restore_buffer() checks it still is its. */
+        for (unsigned i = 0; i < rb.n_planes && !(rb.kind && strcmp(rb.kind, BB_KIND_SYSV) == 0); i++) {
                 broker_state_plane_fdname(fdname, rb.id, i, false);
                 rb.planes[i].fd = take_fd(rs, fdname);
                 if (rb.planes[i].fd < 0)

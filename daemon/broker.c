@@ -25,9 +25,13 @@
 #include "tmpfile.h"
 #include "shm-posix.h"
 #include "parse-util.h"
+#include "shm-sysv.h"
 #include "utf8-util.h"
 
 #define UID_INVALID ((uid_t) -1)
+
+/* Why a sysv buffer is not shared across uids (Share, Open). */
+#define SYSV_ONE_UID "a SysV segment has one owner uid; share a posix or memfd buffer across users"
 
 /* Drop a multi-byte UTF-8 character that truncation cut short at the end
  * of @s. Messages quote what callers sent (paths, names: valid UTF-8, the
@@ -428,6 +432,14 @@ static Buffer *buffer_free(Buffer *buf) {
 }
 DEFINE_POINTER_CLEANUP(Buffer, buffer_free);
 
+static bool is_sysv(const Buffer *buf) {
+        return strcmp(buf->kind, BB_KIND_SYSV) == 0;
+}
+
+bool buffer_has_fds(const Buffer *buf) {
+        return !is_sysv(buf);
+}
+
 void buffer_destroy_object(Broker *b, Buffer *buf) {
         (void) b;
         if (strcmp(buf->kind, BB_KIND_POSIX) == 0 && buf->shm_name) {
@@ -450,11 +462,23 @@ void buffer_destroy_object(Broker *b, Buffer *buf) {
                                 log_warning_errno(-errno, "Failed to empty buffer %" PRIu64, buf->id);
                 }
         }
+        if (is_sysv(buf) && buf->shmid >= 0) {
+                /* Processes still attached keep their mapping: the
+                 * kernel frees the segment when the last one detaches. */
+                int r = shm_sysv_remove(buf->shmid);
+
+                if (r < 0)
+                        log_warning_errno(r, "Cannot remove the SysV segment %d of buffer %" PRIu64, buf->shmid,
+                                          buf->id);
+                buf->shmid = -1;
+        }
 }
 
 uint64_t buffer_allocated_bytes(const Buffer *buf) {
         struct stat st;
 
+        if (is_sysv(buf))
+                return buf->shmid >= 0 ? shm_sysv_resident_bytes_cached(buf->shmid) : 0;
         if (buf->n_planes == 0 || buf->planes[0].fd < 0 || buf->queue)
                 return buf->queue ? buf->size : 0;
         if (fstat(buf->planes[0].fd, &st) < 0)
@@ -469,6 +493,65 @@ static void buffer_destroy(Broker *b, Buffer *buf) {
                 return;
         buffer_destroy_object(b, buf);
         buffer_free(buf);
+}
+
+/* ------------------------------------------- sysv: attachments as lease --- */
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static void attach_wait(Broker *b, Buffer *buf) {
+        if (buf->attach_waiting)
+                return;
+        /* The first one starts the period: asked again a second from now. */
+        if (TAILQ_EMPTY(&b->attached))
+                b->attached_checked_usec = monotonic_usec();
+        buf->attach_waiting = true;
+        TAILQ_INSERT_TAIL(&b->attached, buf, attached_link);
+}
+
+static void attach_unwait(Broker *b, Buffer *buf) {
+        if (!buf->attach_waiting)
+                return;
+        buf->attach_waiting = false;
+        TAILQ_REMOVE(&b->attached, buf, attached_link);
+}
+
+/* Is a process attached to @buf's segment? Not known is no: as without
+ * leases, the buffer is then held only explicitly. */
+static bool sysv_attached(Buffer *buf) {
+        int n;
+
+        if (!is_sysv(buf) || buf->shmid < 0)
+                return false;
+        n = shm_sysv_attachments(buf->shmid);
+        if (n == -EIDRM)
+                /* Its owner removed it (IPC_RMID, its right) and the
+                 * last process detached since: nothing is left to keep. */
+                return false;
+        if (n < 0)
+                log_warning_errno(n, "Cannot tell whether a process is attached to buffer %" PRIu64 " (SysV segment %d)",
+                                  buf->id, buf->shmid);
+        return n > 0;
+}
+
+/* Does the kernel keep @buf alive for someone who holds it no more: an open
+ * description of its file (lease.c), or an attachment to its segment (which
+ * then waits in Broker.attached)? */
+static bool kernel_keeps(Broker *b, Buffer *buf) {
+        if (sysv_attached(buf)) {
+                attach_wait(b, buf);
+                return true;
+        }
+        return lease_keeps(b, buf);
+}
+
+uint64_t broker_attachments_next_check(Broker *b) {
+        return TAILQ_EMPTY(&b->attached) ? USEC_INFINITY : b->attached_checked_usec + 1000000u;
 }
 
 /* Unregister a registered buffer, with its tokens and holds; the caller
@@ -487,6 +570,7 @@ static void buffer_unregister(Broker *b, Buffer *buf, BrokerDropReason reason) {
                 hold_free(b, h);
 
         lease_unwatch(b, buf);
+        attach_unwait(b, buf);
         tdelete(buf, &b->buffer_index, buffer_compare);
         TAILQ_REMOVE(&b->buffers, buf, link);
         usage_remove_buffer(b, buf);
@@ -494,9 +578,12 @@ static void buffer_unregister(Broker *b, Buffer *buf, BrokerDropReason reason) {
 }
 
 /* Unregister and free a registered buffer, and its kernel object unless
- * it is the teardown's (BROKER_DROP_NONE) and the objects are kept. */
+ * it is the teardown's (BROKER_DROP_NONE) and the objects are kept. The
+ * object goes first: whoever hears of the drop (BufferReleased) finds the
+ * name unlinked, the segment removed; and a crash in between leaves a
+ * journal that names an object the restore finds gone, not an object
+ * nobody names. */
 static void buffer_drop(Broker *b, Buffer *buf, BrokerDropReason reason) {
-        /* The object first: who hears BufferReleased finds it gone. */
         if (reason != BROKER_DROP_NONE || !b->keep_objects)
                 buffer_destroy_object(b, buf);
         buffer_unregister(b, buf, reason);
@@ -506,8 +593,30 @@ static void buffer_drop(Broker *b, Buffer *buf, BrokerDropReason reason) {
 /* Drop a buffer that nobody keeps alive any more: no holder, not
  * persistent, and no description of it alive (lease.c), if that is known. */
 static void buffer_gc(Broker *b, Buffer *buf, BrokerDropReason reason) {
-        if (buf->n_holds == 0 && !buf->persistent && !lease_keeps(b, buf))
+        if (buf->n_holds == 0 && !buf->persistent && !kernel_keeps(b, buf))
                 buffer_drop(b, buf, reason);
+}
+
+void broker_attachments_check(Broker *b) {
+        Buffer *buf, *next;
+
+        /* Each call sees the resident bytes of its own time. */
+        shm_sysv_resident_forget();
+        if (TAILQ_EMPTY(&b->attached))
+                return;
+        b->attached_checked_usec = monotonic_usec();
+        /* Dropping one frees only that buffer: next stays valid. */
+        for (buf = TAILQ_FIRST(&b->attached); buf; buf = next) {
+                next = TAILQ_NEXT(buf, attached_link);
+                if (buf->n_holds > 0 || buf->persistent) {
+                        /* Held again (a token opened), or made
+                         * persistent: not waiting for the attachments. */
+                        attach_unwait(b, buf);
+                        continue;
+                }
+                if (!sysv_attached(buf))
+                        buffer_drop(b, buf, BROKER_DROP_LEASE);
+        }
 }
 
 void broker_buffer_gc(Broker *b, Buffer *buf) {
@@ -858,6 +967,27 @@ static int buffer_grant(Buffer *buf, uid_t uid, bool writable, BrokerError *err)
         return 0;
 }
 
+/* A SysV segment for @buf, its owner's; no fd. */
+static int allocate_sysv(Buffer *buf, const CreateRequest *req, BrokerError *err) {
+        const char *why = NULL;
+        int r;
+
+        r = shm_sysv_new(&(ShmSysvRequest) {
+                                 .size = buf->size,
+                                 .owner_uid = buf->owner_uid,
+                                 .read_only = buf->read_only,
+                                 .prefault = req->prefault,
+                         },
+                         &buf->shmid, &why);
+        if (r == -ENOSPC)
+                return refuse(err, r, "Cannot create a SysV segment of %" PRIu64 " bytes: %s", buf->size,
+                              why ?: "no room");
+        if (r < 0)
+                return fail(err, r, "Failed to create a SysV segment of %" PRIu64 " bytes: %s", buf->size,
+                            strerror(-r));
+        return 0;
+}
+
 /* A POSIX shm object (shm-posix.h) that its owner may open by name. On
  * failure the caller's buffer_destroy() unlinks a name already made. */
 static int allocate_posix(Buffer *buf, const CreateRequest *req, BrokerError *err) {
@@ -883,6 +1013,8 @@ static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, Bro
                 return file_allocate(b, buf, req, err);
         if (strcmp(buf->kind, BB_KIND_POSIX) == 0)
                 return allocate_posix(buf, req, err);
+        if (is_sysv(buf))
+                return allocate_sysv(buf, req, err);
         if (strcmp(buf->kind, BB_KIND_MEMFD) != 0)
                 return refuse(err, -EOPNOTSUPP, "Kind '%s' is not available yet", buf->kind);
 
@@ -959,7 +1091,8 @@ int broker_create(Broker *b, const Caller *caller, const CreateRequest *req, uin
         if (__builtin_mul_overflow(size, (uint64_t) n, &total))
                 return refuse(err, -EDQUOT, "%u buffers of %" PRIu64 " bytes exceed any limit", n, size);
 
-        r = check_buffer_quota(b, caller->uid, n, total, n, err);
+        /* A sysv buffer keeps no fd: nothing of the fd budget. */
+        r = check_buffer_quota(b, caller->uid, n, total, strcmp(kind, BB_KIND_SYSV) == 0 ? 0 : n, err);
         if (r < 0)
                 return r;
 
@@ -971,7 +1104,7 @@ int broker_create(Broker *b, const Caller *caller, const CreateRequest *req, uin
                         goto fail;
                 }
                 bufs[i]->size = size;
-                bufs[i]->n_fds = 1;
+                bufs[i]->n_fds = is_sysv(bufs[i]) ? 0 : 1;
                 bufs[i]->planes[0].length = size;
                 bufs[i]->page_size = page;
                 bufs[i]->prefaulted = req->prefault;
@@ -1116,6 +1249,12 @@ int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BB_PLANES_MAX]) {
         int fd;
 
         read_only = read_only || buf->read_only;
+        if (is_sysv(buf)) {
+                /* Attached by its shmid: there is no fd to give. */
+                for (i = 0; i < buf->n_planes; i++)
+                        ret_fds[i] = -1;
+                return 0;
+        }
         for (i = 0; i < buf->n_planes; i++) {
                 const BufferPlane *p = &buf->planes[i];
 
@@ -1187,6 +1326,9 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
                             (unsigned) t->bound_uid, (unsigned) caller->uid);
 
         buf = t->buffer;
+        if (is_sysv(buf) && caller->uid != buf->owner_uid && !broker_is_privileged(b, caller->uid))
+                return refuse(err, -EOPNOTSUPP, "Buffer %" PRIu64 " is a SysV segment of uid %u, caller is uid %u: "
+                              SYSV_ONE_UID, buf->id, (unsigned) buf->owner_uid, (unsigned) caller->uid);
         r = open_and_hold(b, caller, buf, t->read_only, err, ret_fds);
         if (r < 0)
                 return r;
@@ -1203,6 +1345,9 @@ int broker_open_fds(Broker *b, const Caller *caller, Buffer *buf, bool read_only
         if (!may_manage(b, caller, buf))
                 return refuse(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; others open it with a token",
                             buf->id, (unsigned) buf->owner_uid);
+        if (is_sysv(buf) && read_only && !buf->read_only)
+                return refuse(err, -EOPNOTSUPP, "Buffer %" PRIu64 " is a SysV segment: it has no fds, and its owner "
+                              "uid may attach it read-write; attach it with SHM_RDONLY instead", buf->id);
 
         return open_and_hold(b, caller, buf, read_only, err, ret_fds);
 }
@@ -1216,6 +1361,14 @@ int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOption
                 return refuse(err, -EPERM, "Buffer %" PRIu64 " belongs to uid %u; only its owner or root may share it",
                               buf->id, (unsigned) buf->owner_uid);
 
+        if (is_sysv(buf) && opts->bound_uid != UID_INVALID && opts->bound_uid != buf->owner_uid &&
+            !broker_is_privileged(b, opts->bound_uid))
+                return refuse(err, -EOPNOTSUPP, "Buffer %" PRIu64 " is a SysV segment of uid %u, not shared with uid %u: "
+                              SYSV_ONE_UID, buf->id, (unsigned) buf->owner_uid, (unsigned) opts->bound_uid);
+        if (is_sysv(buf) && opts->read_only && !buf->read_only)
+                return refuse(err, -EOPNOTSUPP, "Buffer %" PRIu64 " is a SysV segment: whoever opens a share of it is "
+                              "its owner uid, who may attach it read-write anyway; share a memfd or posix buffer "
+                              "read-only", buf->id);
         r = token_register(b, buf, NULL, caller->uid, opts,
                            opts->ttl_usec > 0 ? usec_add(now, opts->ttl_usec) : USEC_INFINITY, err, &t);
         if (r < 0)
@@ -1278,7 +1431,7 @@ int broker_release(Broker *b, const Caller *caller, Buffer *buf, BrokerError *er
         b->generation++;
         /* A buffer that goes with this hold goes with the hold still there,
          * so that the releaser, a holder until now, hears why too. */
-        if (buf->n_holds == (h ? 1u : 0u) && !buf->persistent && !lease_keeps(b, buf)) {
+        if (buf->n_holds == (h ? 1u : 0u) && !buf->persistent && !kernel_keeps(b, buf)) {
                 buffer_drop(b, buf, BROKER_DROP_RELEASED);
                 return 0;
         }
@@ -1443,8 +1596,19 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         } else if (strcmp(kind, BB_KIND_SYSV) == 0) {
                 uint64_t id;
 
-                if (!rb->handle || parse_uint64(rb->handle, &id) < 0 || id > INT_MAX)
+                if (!rb->handle || parse_uint64(rb->handle, &id) < 0 || id > INT_MAX || rb->n_planes != 1)
                         return -EINVAL;
+                /* The id may name another segment by now (the old one
+                 * removed by its owner, the id reused): only one the
+                 * daemon made, for this owner, of this size, is this
+                 * buffer's. Anything else is not the daemon's to keep,
+                 * nor to remove. */
+                r = shm_sysv_verify((int) id, rb->owner, rb->planes[0].length);
+                if (r < 0)
+                        return log_warning_errno(r == -EIDRM ? -ENOENT : r,
+                                                 "Buffer %" PRIu64 ": SysV segment %d is %s, dropping the buffer",
+                                                 rb->id, (int) id,
+                                                 r == -EIDRM ? "gone" : "no longer the one the daemon made for it");
                 buf->shmid = (int) id;
         }
         buf->id = rb->id;
@@ -1465,7 +1629,7 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
                 free(buf->shm_name);
                 buf->shm_name = NULL;
         }
-        if (!rb->queue) {
+        if (!rb->queue && rb->planes[0].fd >= 0) {
                 struct stat st;
 
                 /* A hugetlbfs file's block size is its huge page size: a
@@ -1478,13 +1642,18 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
                         buf->n_planes = 0;      /* the fds stay the caller's */
                         return -EINVAL;
                 }
-                buf->n_fds += 1 + (rb->planes[i].ro_fd >= 0);
+                if (rb->planes[i].fd >= 0)
+                        buf->n_fds += 1 + (rb->planes[i].ro_fd >= 0);
         }
         if (rb->queue)
                 buf->n_fds++;           /* as broker_create_v4l2() charges it */
 
         r = buffer_register(b, buf, NULL, true, NULL);
         if (r < 0) {
+                /* A segment found to be this buffer's goes with it: nobody
+                 * else would remove it. */
+                if (buf->shmid >= 0 && is_sysv(buf))
+                        buffer_destroy_object(b, buf);
                 /* The fds are taken on success only. */
                 for (unsigned i = 0; i < rb->n_planes; i++)
                         buf->planes[i] = (BufferPlane) { .fd = -1, .ro_fd = -1 };
@@ -1537,6 +1706,7 @@ int broker_new(Broker **ret, const BrokerLimits *limits, const BrokerCallbacks *
         TAILQ_INIT(&b->buffers);
         TAILQ_INIT(&b->rechecks);
         TAILQ_INIT(&b->closed);
+        TAILQ_INIT(&b->attached);
         TAILQ_INIT(&b->tokens);
         TAILQ_INIT(&b->clients);
         TAILQ_INIT(&b->usage);
@@ -1558,6 +1728,7 @@ Broker *broker_free(Broker *b) {
                 buffer_drop(b, buf, BROKER_DROP_NONE);
         broker_leases_free(b);
         safe_close(b->file_dir_fd);
+        shm_sysv_resident_forget();
 
         free(b);
         return NULL;

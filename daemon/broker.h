@@ -209,12 +209,19 @@ struct Buffer {
          * one's watch serves only that (lease_guard_only). */
         bool lease_closed;
         bool lease_guard_only;
+        bool attach_waiting;            /* sysv: see attached_link */
         int lease_wd;
         TAILQ_ENTRY(Buffer) closed_link;        /* in Broker.closed, while set */
         /* Ask again at lease_recheck_usec (CLOCK_MONOTONIC; 0: no need), the
          * lease_rechecks-th time: see lease.c on the race with close. */
         uint64_t lease_recheck_usec;
-        TAILQ_ENTRY(Buffer) recheck_link;       /* in Broker.rechecks, while set */
+        union {
+                TAILQ_ENTRY(Buffer) recheck_link;       /* in Broker.rechecks, while set */
+                /* kind "sysv" (no lease, no recheck): nobody holds it, and
+                 * attachments keep it; in Broker.attached while
+                 * attach_waiting is set. */
+                TAILQ_ENTRY(Buffer) attached_link;
+        };
         unsigned lease_rechecks;
         unsigned n_planes;
         BufferPlane planes[];
@@ -265,6 +272,10 @@ struct Broker {
         unsigned n_lease_rechecks;      /* buffers with lease_recheck_usec set */
         TAILQ_HEAD(, Buffer) rechecks;  /* those buffers: never a walk over all */
         TAILQ_HEAD(, Buffer) closed;    /* buffers with lease_closed set */
+        /* sysv buffers kept only by attachments, and when they were last
+         * asked about (CLOCK_MONOTONIC usec). */
+        TAILQ_HEAD(, Buffer) attached;
+        uint64_t attached_checked_usec;
 };
 
 typedef struct ShareOptions {
@@ -318,6 +329,9 @@ int broker_open(Broker *b, const Caller *caller, const char *token, uint64_t now
 /* New fds for every plane of @buf, each its own open file description
  * (O_RDONLY ones if asked); the caller closes them. */
 int buffer_open_fds(Buffer *buf, bool read_only, int ret_fds[BB_PLANES_MAX]);
+/* Whether @buf is handed out as fds (one per plane): all but sysv, which
+ * is attached by its shmid and has none. */
+bool buffer_has_fds(const Buffer *buf);
 
 int broker_share(Broker *b, const Caller *caller, Buffer *buf, const ShareOptions *opts,
                  uint64_t now, BrokerError *err, const char **ret_token);
@@ -395,6 +409,18 @@ void lease_unwatch(Broker *b, Buffer *buf);
 bool lease_keeps(Broker *b, Buffer *buf);       /* a description but the daemon's is alive */
 void broker_lease_ended(Broker *b, Buffer *buf);     /* drop all holds, and the buffer if nothing keeps it */
 void broker_buffer_gc(Broker *b, Buffer *buf);       /* drop it if nothing keeps it */
+
+/* The lease of a sysv buffer: its attachments (shm_nattch). A sysv buffer
+ * nobody holds any more stays, and stays charged, while a process is
+ * attached to its segment; the daemon asks when its last hold goes, then
+ * on each call (broker_attachments_check()) and at
+ * broker_attachments_next_check() while it waits, and drops it (reason
+ * lease) once nothing is attached. Holders who detach do not lose their
+ * holds: a sysv buffer has no fds to tell them apart. Each check also
+ * forgets the resident bytes read for AllocatedBytes: one read of
+ * /proc/sysvipc/shm serves a call, however many buffers it lists. */
+uint64_t broker_attachments_next_check(Broker *b);
+void broker_attachments_check(Broker *b);
 
 /* Rebuilding the state saved before a restart (broker-state.c), through
  * the same registration as new buffers and tokens. Quotas are not checked:

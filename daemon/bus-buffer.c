@@ -248,7 +248,11 @@ static int method_open_fds(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = bus_read_options(msg, options, error);
         if (r < 0)
                 return r;
-        r = bus_get_fd_caller(m, msg, &caller, error);
+        /* A sysv buffer's reply carries no fd: any client may have one. */
+        if (buffer_has_fds(buf))
+                r = bus_get_fd_caller(m, msg, &caller, error);
+        else
+                r = bus_get_caller(m, msg, &caller, error);
         if (r < 0)
                 return r;
 

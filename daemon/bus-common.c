@@ -91,6 +91,10 @@ static int on_lease_per_call_end(sd_event_source *s, uint64_t usec, void *userda
 }
 
 void manager_leases_poll(Manager *m) {
+        /* Detaching sends no event: each call asks about the sysv buffers
+         * kept only by attachments (few: they are charged to quotas), so
+         * that a caller who detached is not refused for what it freed. */
+        broker_attachments_check(m->broker);
         if (!m->lease_source)
                 return;         /* no leases */
         (void) sd_event_now(m->event, CLOCK_MONOTONIC, &m->lease_polled_usec);
@@ -124,6 +128,19 @@ static int on_lease_recheck(sd_event_source *s, uint64_t usec, void *userdata) {
 void manager_schedule_lease_recheck(Manager *m) {
         manager_arm_timer(m, &m->lease_timer, broker_leases_next_recheck(m->broker), on_lease_recheck,
                           "the timer of lease rechecks");
+}
+
+static int on_attachment_check(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        broker_attachments_check(m->broker);
+        manager_schedule_attachment_check(m);
+        return 0;
+}
+
+void manager_schedule_attachment_check(Manager *m) {
+        manager_arm_timer(m, &m->attach_timer, broker_attachments_next_check(m->broker), on_attachment_check,
+                          "the timer of attachment checks");
 }
 
 /* Leases (broker.h) need the inotify fd read by the loop; without them a
@@ -162,6 +179,7 @@ void manager_done(Manager *m) {
          * closes): its callbacks still use the bus. */
         m->lease_source = sd_event_source_disable_unref(m->lease_source);
         m->lease_timer = sd_event_source_disable_unref(m->lease_timer);
+        m->attach_timer = sd_event_source_disable_unref(m->attach_timer);
         m->lease_lazy = sd_event_source_disable_unref(m->lease_lazy);
         m->broker = broker_free(m->broker);
         fd_reopen_dir_close();

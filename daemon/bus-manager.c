@@ -209,7 +209,11 @@ static int method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
                                         "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
 
-        r = bus_get_fd_caller(m, msg, &caller, error);
+        /* A sysv buffer's reply carries no fd: any client may have one. */
+        if (strcmp(req.kind, BB_KIND_SYSV) == 0)
+                r = bus_get_caller(m, msg, &caller, error);
+        else
+                r = bus_get_fd_caller(m, msg, &caller, error);
         if (r < 0)
                 return r;
 
@@ -421,7 +425,7 @@ int bus_append_fds_and_info(sd_bus_message *reply, Buffer *buf, bool read_only, 
         r = sd_bus_message_open_container(reply, 'a', "h");
         if (r < 0)
                 return r;
-        for (unsigned i = 0; i < buf->n_planes; i++) {
+        for (unsigned i = 0; buffer_has_fds(buf) && i < buf->n_planes; i++) {
                 r = sd_bus_message_append(reply, "h", fds[i]);
                 if (r < 0)
                         return r;
@@ -454,12 +458,15 @@ static int method_open(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         if (r < 0)
                 return r;
 
-        r = bus_get_fd_caller(m, msg, &caller, error);
-        if (r < 0)
-                return r;
-
         /* What the call will change, to take it back if the reply is refused. */
         t = broker_find_token(m->broker, token, now);
+        /* A sysv buffer's reply carries no fd: any client may open one. */
+        if (t && !buffer_has_fds(t->buffer))
+                r = bus_get_caller(m, msg, &caller, error);
+        else
+                r = bus_get_fd_caller(m, msg, &caller, error);
+        if (r < 0)
+                return r;
         if (t) {
                 h.drop_holds = !broker_holds(m->broker, t->buffer, caller.name);
                 h.restore_token = t->single_use;

@@ -108,6 +108,7 @@ struct Manager {
         sd_event_source *expire_timer;
         sd_event_source *lease_source;  /* the broker's inotify fd (leases) */
         sd_event_source *lease_timer;   /* asking again about closed buffers */
+        sd_event_source *attach_timer;  /* asking about sysv buffers kept by attachments */
         sd_event_source *lease_lazy;    /* closes looked at per call: when to stop */
         bool lease_per_call;            /* lease_source is off meanwhile */
         uint64_t lease_polled_usec;     /* the last call that looked */
@@ -192,6 +193,9 @@ void manager_schedule_expiry(Manager *m);
 void manager_schedule_lease_recheck(Manager *m);
 /* A call came in: look at the closes first (see bus-common.c). */
 void manager_leases_poll(Manager *m);
+/* Arm the timer that asks about the sysv buffers nobody holds while
+ * processes are attached (once a second while there are any). */
+void manager_schedule_attachment_check(Manager *m);
 /* Calls stopped: closes wake the loop again, and the ones queued are looked
  * at now (1; 0: it did already). The loop does this LEASE_PER_CALL_USEC
  * after the last call; a harness that runs the loop itself and sees it

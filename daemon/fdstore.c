@@ -65,6 +65,8 @@ static void unstore_planes(const Buffer *buf) {
         char name[BROKER_STATE_FDNAME_MAX];
 
         for (unsigned i = 0; i < buf->n_planes; i++) {
+                if (buf->planes[i].fd < 0)
+                        continue;       /* a sysv buffer: no fd stored */
                 broker_state_plane_fdname(name, buf->id, i, false);
                 unstore_fd(name);
                 if (buf->planes[i].ro_fd >= 0) {
@@ -96,6 +98,8 @@ int fdstore_buffer_added(Manager *m, Buffer *buf) {
         }
 
         for (unsigned i = 0; i < buf->n_planes; i++) {
+                if (buf->planes[i].fd < 0)
+                        continue;       /* a sysv buffer: its shmid is in the state */
                 broker_state_plane_fdname(name, buf->id, i, false);
                 r = store_fd(buf->planes[i].fd, name, true);
                 if (r >= 0 && buf->planes[i].ro_fd >= 0) {

@@ -406,7 +406,8 @@ static void trim_after_drops(uint64_t buffers) {
 }
 
 /* After each round of events: tell systemd how we are, save the state for a
- * restart, watch our bus output, arm the lease rechecks (broker.h), and
+ * restart, watch our bus output, arm the lease rechecks and the attachment
+ * checks (broker.h), and
  * start or stop counting idle time. One
  * place, once per round, however many things changed in it. */
 static int on_post(sd_event_source *s, void *userdata) {
@@ -417,6 +418,7 @@ static int on_post(sd_event_source *s, void *userdata) {
         fdstore_flush(m);
         bus_connection_check_output(m);
         manager_schedule_lease_recheck(m);
+        manager_schedule_attachment_check(m);
         trim_after_drops(m->broker->stats.buffers);
 
         status_update(m);
