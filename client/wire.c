@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
 
@@ -161,6 +162,42 @@ static int store_format(bb_buffer *buf, void *field, sd_bus_message *m) {
         return sd_bus_message_exit_container(m);
 }
 
+/* ShmName is "" for every kind but posix: no name, as from an older broker. */
+static int store_shm_name(bb_buffer *buf, void *field, sd_bus_message *m) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read(m, "v", "s", &s);
+        if (r < 0)
+                return r;
+        if (!*s) {
+                free(buf->shm_name);
+                buf->shm_name = NULL;
+                return 0;
+        }
+        return buffer_set_string(field, s);
+}
+
+/* ShmId is -1 for every kind but sysv; anything negative means none. */
+static int store_shmid(bb_buffer *buf, void *field, sd_bus_message *m) {
+        int32_t id;
+        int r;
+
+        r = sd_bus_message_read(m, "v", "i", &id);
+        if (r >= 0)
+                buf->shmid = id < 0 ? -1 : id;
+        return r;
+}
+
+static int store_allocated(bb_buffer *buf, void *field, sd_bus_message *m) {
+        int r;
+
+        r = store_uint64(buf, field, m);
+        if (r >= 0)
+                buf->have_allocated = true;
+        return r;
+}
+
 static int store_holders(bb_buffer *buf, void *field, sd_bus_message *m) {
         int r;
 
@@ -214,6 +251,12 @@ static const wire_field wire_fields[] = {
           "a{sv}",      store_format,           0 },
         { { NULL,               BB_PROP_HOLDERS,        NULL },
           "u",          store_holders,          FIELD(holders) },
+        { { BB_INFO_SHM_NAME,   BB_PROP_SHM_NAME,       NULL },
+          "s",          store_shm_name,         FIELD(shm_name) },
+        { { BB_INFO_SHMID,      BB_PROP_SHM_ID,         NULL },
+          "i",          store_shmid,            FIELD(shmid) },
+        { { NULL,               BB_PROP_ALLOCATED_BYTES, NULL },
+          "t",          store_allocated,        FIELD(allocated_bytes) },
 };
 
 static const wire_field *find_field(unsigned scope, const char *key, const char *signature) {
@@ -265,7 +308,7 @@ static int read_dict(bb_buffer *buf, sd_bus_message *m, unsigned scope) {
         return r < 0 ? r : 0;
 }
 
-/* Read the "ah fds, a{sv} info" that Open and OpenFds reply with. */
+/* Read the "ah fds, a{sv} info" that Create, Open and OpenFds reply with. */
 int wire_read_fds_and_info(bb_buffer *buf, sd_bus_message *reply) {
         int r;
 
@@ -287,12 +330,23 @@ int wire_read_fds_and_info(bb_buffer *buf, sd_bus_message *reply) {
         r = sd_bus_message_exit_container(reply);
         if (r < 0)
                 return r;
-        if (buf->n_fds == 0)
-                return -EBADMSG;
 
         r = read_dict(buf, reply, WIRE_INFO);
         if (r < 0)
                 return r;
+
+        /* A SysV segment comes without fds: the holder attaches it by its
+         * shmid, which the info must then carry. Every other kind has one
+         * fd per plane. */
+        if (buf->n_fds == 0) {
+                if (!buffer_is_kind(buf, BB_KIND_SYSV) || buf->shmid < 0 || buf->n_planes > 1)
+                        return -EBADMSG;
+                buf->segment_held = true;
+                buf->n_planes = 1;
+                if (buf->planes[0].length == 0)
+                        buf->planes[0].length = buf->size;
+                return 0;
+        }
 
         /* One plane per fd. A broker that does not describe its planes has
          * the memfd's one, as long as the whole buffer. */
