@@ -6,7 +6,7 @@
  *   bufbroker-state 4 <next-id> <seq>
  *   queue <tag> <type> <width> <height> <fourcc> <field> <count> <planes> (<bytesperline> <sizeimage>)... <hex path>
  *   buffer <id> <owner-uid> <persistent> <frozen> <read-only> <expire-usec> <created-usec> <queue-tag> <index>
- *          <planes> (<length> <bytesperline> <offset>)... <prefaulted> <hex name>
+ *          <planes> (<length> <bytesperline> <offset>)... <prefaulted> <kind> <handle> <hex name>
  *   hold <buffer-id> <uid> <unique-name>
  *   token <buffer-id> <token> <owner-uid> <bound-uid> <read-only> <single-use> <expire-usec>
  *
@@ -15,7 +15,10 @@
  * holds and tokens after their buffer. The journal of changes that follows
  * (broker-state.h) adds "-buffer", "-hold" and "-token" records; reading
  * replays it first, into the snapshot it amounts to, and restores that.
- * Version 3 is the same without a buffer's <prefaulted> (0 then: a memfd
+ * <handle> is what names the kernel object besides the fd: a posix
+ * buffer's name (hex), a sysv buffer's shmid (which has no fd), or "-".
+ * Version 4 is the same without <kind> <handle> (memfd, or v4l2 by the
+ * queue tag). Version 3 is also without a buffer's <prefaulted> (0 then: a memfd
  * prefaulted before version 4 is shown as not). Version 2 is the snapshot
  * of version 3 without <seq> and without a journal. A buffer's page size is
  * not kept: it is its file's block size (a hugetlbfs file's is its huge
@@ -86,7 +89,14 @@ static void write_buffer_line(FILE *f, const Buffer *buf) {
         for (unsigned i = 0; i < buf->n_planes; i++)
                 fprintf(f, " %" PRIu64 " %u %u", buf->planes[i].length,
                         buf->planes[i].bytesperline, buf->planes[i].offset);
-        fprintf(f, " %d ", buf->prefaulted);
+        fprintf(f, " %d %s ", buf->prefaulted, buf->kind);
+        if (buf->shm_name)
+                write_hex(f, buf->shm_name);
+        else if (buf->shmid >= 0)
+                fprintf(f, "%d", buf->shmid);
+        else
+                fputc('-', f);
+        fputc(' ', f);
         write_hex(f, buf->name);
         fputc('\n', f);
 }
@@ -415,12 +425,13 @@ bad:
 }
 
 /* buffer <id> <uid> <persistent> <frozen> <read-only> <expire> <created> <tag> <index> <planes>
- *        (<length> <bpl> <offset>)... <prefaulted> <hex name>
- * (versions 2 and 3: no <prefaulted>) */
+ *        (<length> <bpl> <offset>)... <prefaulted> <kind> <handle> <hex name>
+ * (versions 2 and 3: no <prefaulted>; 2 to 4: no <kind> <handle>, memfd or
+ * v4l2 by the tag). <handle>: a posix name in hex, a sysv shmid, or "-". */
 static void restore_buffer(Restore *rs, char **f, unsigned n) {
         RestoredBuffer rb = {};
-        char name[BB_NAME_MAX + 1], fdname[BROKER_STATE_FDNAME_MAX];
-        unsigned extra = rs->version >= 4;
+        char name[BB_NAME_MAX + 1], fdname[BROKER_STATE_FDNAME_MAX], handle[BB_NAME_MAX + 1];
+        unsigned extra = rs->version >= 5 ? 3 : rs->version >= 4 ? 1 : 0;
         uint64_t tag;
         Buffer *buf;
 
@@ -432,8 +443,19 @@ static void restore_buffer(Restore *rs, char **f, unsigned n) {
             !parse_u64(f[6], &rb.expire_usec) || !parse_u64(f[7], &rb.created_usec) || !parse_u64(f[8], &tag) ||
             !parse_u32(f[9], &rb.v4l2_index) || !parse_u32(f[10], &rb.n_planes) ||
             rb.n_planes == 0 || rb.n_planes > BB_PLANES_MAX || n != 12 + extra + 3 * rb.n_planes ||
-            (extra && !parse_flag(f[n - 2], &rb.prefaulted)))
+            (extra && !parse_flag(f[n - 1 - extra], &rb.prefaulted)))
                 goto drop;
+        if (extra == 3) {
+                rb.kind = f[n - 3];
+                if (strcmp(f[n - 2], "-") == 0)
+                        rb.handle = NULL;
+                else if (strcmp(rb.kind, BB_KIND_SYSV) == 0)
+                        rb.handle = f[n - 2];
+                else if (parse_hex(f[n - 2], handle, sizeof(handle)))
+                        rb.handle = handle;
+                else
+                        goto drop;
+        }
         for (unsigned i = 0; i < rb.n_planes; i++)
                 if (!parse_u64(f[11 + 3 * i], &rb.planes[i].length) ||
                     !parse_u32(f[12 + 3 * i], &rb.planes[i].bytesperline) ||
@@ -538,7 +560,7 @@ static int parse_header(char *line, unsigned *ret_version, uint64_t *ret_next_id
         if (version == BROKER_STATE_VERSION_SNAPSHOT) {
                 if (n != 3 || !parse_u64(f[2], &next_id))
                         return -EINVAL;
-        } else if (version == BROKER_STATE_VERSION || version == BROKER_STATE_VERSION_JOURNAL) {
+        } else if (version >= BROKER_STATE_VERSION_JOURNAL && version <= BROKER_STATE_VERSION) {
                 if (!whole || n != 4 || !parse_u64(f[2], &next_id) || !parse_u64(f[3], &seq))
                         return -EINVAL;
         } else

@@ -16,10 +16,11 @@
 #include "broker.h"
 
 /* The format we write: a snapshot, then a journal of changes appended to
- * it (below). Version 3 (the same, without a buffer's <prefaulted>) and
- * version 2 (a snapshot alone, as written before the journal) are still
- * read: a daemon upgraded across a restart gets its state back. */
-#define BROKER_STATE_VERSION 4
+ * it (below). Version 4 (the same, without a buffer's <kind> <handle>),
+ * version 3 (nor <prefaulted>) and version 2 (a snapshot alone, as written
+ * before the journal) are still read: a daemon upgraded across a restart
+ * gets its state back. */
+#define BROKER_STATE_VERSION 5
 #define BROKER_STATE_VERSION_JOURNAL 3
 #define BROKER_STATE_VERSION_SNAPSHOT 2
 

@@ -21,6 +21,7 @@
 
 #include "broker.h"
 #include "memfd.h"
+#include "parse-util.h"
 #include "utf8-util.h"
 
 #define UID_INVALID ((uid_t) -1)
@@ -416,12 +417,37 @@ static Buffer *buffer_free(Buffer *buf) {
                 safe_close(buf->planes[i].ro_fd);
         }
         v4l2_queue_unref(buf->queue);
+        free(buf->shm_name);
         free(buf->name);
         free(buf->path);
         free(buf);
         return NULL;
 }
 DEFINE_POINTER_CLEANUP(Buffer, buffer_free);
+
+void buffer_destroy_object(Broker *b, Buffer *buf) {
+        (void) b;
+        (void) buf;
+}
+
+uint64_t buffer_allocated_bytes(const Buffer *buf) {
+        struct stat st;
+
+        if (buf->n_planes == 0 || buf->planes[0].fd < 0 || buf->queue)
+                return buf->queue ? buf->size : 0;
+        if (fstat(buf->planes[0].fd, &st) < 0)
+                return 0;
+        return (uint64_t) st.st_blocks * 512;
+}
+
+/* Free a buffer that never was registered, or was unregistered for good,
+ * with its kernel object. */
+static void buffer_destroy(Broker *b, Buffer *buf) {
+        if (!buf)
+                return;
+        buffer_destroy_object(b, buf);
+        buffer_free(buf);
+}
 
 /* Unregister a registered buffer, with its tokens and holds; the caller
  * frees it. Announced (with its holds still there) unless @reason is
@@ -445,9 +471,12 @@ static void buffer_unregister(Broker *b, Buffer *buf, BrokerDropReason reason) {
         state_changed(b, BROKER_BUFFER_DROPPED, buf, NULL, NULL);
 }
 
-/* Unregister and free a registered buffer. */
+/* Unregister and free a registered buffer, and its kernel object unless
+ * it is the teardown's (BROKER_DROP_NONE) and the objects are kept. */
 static void buffer_drop(Broker *b, Buffer *buf, BrokerDropReason reason) {
         buffer_unregister(b, buf, reason);
+        if (reason != BROKER_DROP_NONE || !b->keep_objects)
+                buffer_destroy_object(b, buf);
         buffer_free(buf);
 }
 
@@ -658,6 +687,7 @@ static int buffer_new(Broker *b, uid_t owner, const char *kind, const char *name
         for (unsigned i = 0; i < n_planes; i++)
                 buf->planes[i] = (BufferPlane) { .fd = -1, .ro_fd = -1 };
         buf->lease_wd = -1;
+        buf->shmid = -1;
         TAILQ_INIT(&buf->holds);
         TAILQ_INIT(&buf->tokens);
 
@@ -761,17 +791,59 @@ static int register_all(Broker *b, Buffer **bufs, unsigned n, const Caller *call
         return 0;
 }
 
-int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req, uint64_t now,
-                        BrokerError *err, Buffer **ret) {
+/* Make the kernel object of a new @buf (not registered yet) of
+ * @req->kind and @buf->size bytes: each kind's allocator, and its
+ * refusals. */
+static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, BrokerError *err) {
+        int r;
+
+        (void) b;
+        if (buf->kind != (const char *) BB_KIND_MEMFD)
+                return refuse(err, -EOPNOTSUPP, "Kind '%s' is not available yet", buf->kind);
+
+        r = memfd_new_sealed(req, &buf->planes[0].fd);
+        if (r == -ENOSPC && req->hugetlb)
+                return refuse(err, r, "Not enough free huge pages for a buffer of %" PRIu64 " bytes (%" PRIu64
+                              " pages of %" PRIu64 " bytes each; see HugePages_Free in /proc/meminfo)",
+                              buf->size, buf->size / buf->page_size, buf->page_size);
+        if (r == -ENOSPC)
+                return refuse(err, r, "Not enough memory to prefault a buffer of %" PRIu64 " bytes", buf->size);
+        if (r == -EOPNOTSUPP)
+                return refuse(err, r, "Huge pages are not available: the kernel cannot seal hugetlbfs files");
+        if (r < 0)
+                return fail(err, r, "Failed to create a memfd of %" PRIu64 " bytes: %s", buf->size, strerror(-r));
+        return 0;
+}
+
+/* The BB_KIND_* constant for a kind Create takes (NULL: memfd), so that
+ * buf->kind can be compared by address; NULL for any other string. */
+static const char *create_kind(const char *kind) {
+        static const char *const kinds[] = { BB_KIND_MEMFD, BB_KIND_POSIX, BB_KIND_SYSV, BB_KIND_FILE };
+
+        if (!kind)
+                return BB_KIND_MEMFD;
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
+                if (strcmp(kind, kinds[i]) == 0)
+                        return kinds[i];
+        return NULL;
+}
+
+int broker_create(Broker *b, const Caller *caller, const CreateRequest *req, uint64_t now,
+                  BrokerError *err, Buffer **ret) {
         Buffer *bufs[BB_CREATE_BATCH_MAX] = {};
-        MemfdRequest alloc = *req;
+        CreateRequest alloc = *req;
         uint64_t page = page_size(), size = req->size, total;
         unsigned n = req->count ? req->count : 1, i;
+        const char *kind = create_kind(req->kind);
         int r;
 
         r = broker_validate_name(req->name, err);
         if (r < 0)
                 return r;
+        if (!kind)
+                return refuse(err, -EINVAL, "Unknown buffer kind '%s': memfd, posix, sysv or file", req->kind);
+        if (req->hugetlb && kind != (const char *) BB_KIND_MEMFD)
+                return refuse(err, -EOPNOTSUPP, "Option 'hugetlb' is for memfd buffers, not for kind %s", kind);
         if (n > BB_CREATE_BATCH_MAX)
                 return refuse(err, -EINVAL, "%u buffers asked in one call; at most %u", n, BB_CREATE_BATCH_MAX);
         if (size == 0)
@@ -808,8 +880,7 @@ int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req
 
         alloc.size = size;
         for (i = 0; i < n; i++) {
-                r = buffer_new(b, caller->uid, BB_KIND_MEMFD, req->name, 1, req->persistent, req->ttl_usec, now,
-                               &bufs[i]);
+                r = buffer_new(b, caller->uid, kind, req->name, 1, req->persistent, req->ttl_usec, now, &bufs[i]);
                 if (r < 0) {
                         r = fail(err, r, "Out of memory");
                         goto fail;
@@ -819,26 +890,9 @@ int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req
                 bufs[i]->planes[0].length = size;
                 bufs[i]->page_size = page;
                 bufs[i]->prefaulted = req->prefault;
-                r = memfd_new_sealed(&alloc, &bufs[i]->planes[0].fd);
-                if (r == -ENOSPC && req->hugetlb) {
-                        r = refuse(err, r, "Not enough free huge pages for %u buffer(s) of %" PRIu64 " bytes (%" PRIu64
-                                   " pages of %" PRIu64 " bytes each; see HugePages_Free in /proc/meminfo)",
-                                   n, size, size / page, page);
+                r = buffer_allocate(b, bufs[i], &alloc, err);
+                if (r < 0)
                         goto fail;
-                }
-                if (r == -ENOSPC) {
-                        r = refuse(err, r, "Not enough memory to prefault %u buffer(s) of %" PRIu64 " bytes",
-                                   n, size);
-                        goto fail;
-                }
-                if (r == -EOPNOTSUPP) {
-                        r = refuse(err, r, "Huge pages are not available: the kernel cannot seal hugetlbfs files");
-                        goto fail;
-                }
-                if (r < 0) {
-                        r = fail(err, r, "Failed to create a memfd of %" PRIu64 " bytes: %s", size, strerror(-r));
-                        goto fail;
-                }
         }
         r = register_all(b, bufs, n, caller, err);
         if (r < 0)
@@ -848,7 +902,7 @@ int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req
 
 fail:
         for (i = 0; i < n; i++)
-                buffer_free(bufs[i]);
+                buffer_destroy(b, bufs[i]);
         return r;
 }
 
@@ -1274,18 +1328,33 @@ uint64_t broker_expire(Broker *b, uint64_t now) {
 
 int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         _cleanup_(buffer_freep) Buffer *buf = NULL;
+        const char *kind = rb->queue ? BB_KIND_V4L2 : create_kind(rb->kind);
         int r;
 
-        if (rb->n_planes == 0 || rb->n_planes > BB_PLANES_MAX)
+        if (rb->n_planes == 0 || rb->n_planes > BB_PLANES_MAX || !kind)
+                return -EINVAL;
+        if (rb->queue && rb->kind && strcmp(rb->kind, BB_KIND_V4L2) != 0)
                 return -EINVAL;
         r = broker_validate_name(rb->name, NULL);
         if (r < 0)
                 return r;
 
-        r = buffer_new(b, rb->owner, rb->queue ? BB_KIND_V4L2 : BB_KIND_MEMFD, rb->name, rb->n_planes, rb->persistent,
-                       0, 0, &buf);
+        r = buffer_new(b, rb->owner, kind, rb->name, rb->n_planes, rb->persistent, 0, 0, &buf);
         if (r < 0)
                 return r;
+        if (kind == (const char *) BB_KIND_POSIX) {
+                if (!rb->handle || rb->handle[0] != '/')
+                        return -EINVAL;
+                buf->shm_name = strdup(rb->handle);
+                if (!buf->shm_name)
+                        return -ENOMEM;
+        } else if (kind == (const char *) BB_KIND_SYSV) {
+                uint64_t id;
+
+                if (!rb->handle || parse_uint64(rb->handle, &id) < 0 || id > INT_MAX)
+                        return -EINVAL;
+                buf->shmid = (int) id;
+        }
         buf->id = rb->id;
         buf->frozen = rb->frozen;
         buf->read_only = rb->read_only;

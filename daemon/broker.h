@@ -188,11 +188,13 @@ struct Buffer {
         uint64_t created_usec;          /* CLOCK_REALTIME */
         uint64_t page_size;             /* bytes: the system's, or a memfd's huge pages */
         V4L2Queue *queue;               /* kind "v4l2": the device queue, shared */
+        char *shm_name;                 /* kind "posix": its name in /dev/shm; NULL */
         TAILQ_HEAD(, Hold) holds;
         TAILQ_HEAD(, Token) tokens;
         TAILQ_ENTRY(Buffer) link;
         uid_t owner_uid;
         uint32_t v4l2_index;            /* kind "v4l2": the buffer's index in the queue */
+        int shmid;                      /* kind "sysv": its segment; -1 */
         unsigned n_holds;
         unsigned n_fds;                 /* fds kept: planes, read-only exports, and
                                          * the queue's device fd for its first buffer */
@@ -233,6 +235,10 @@ struct Broker {
         BrokerCallbacks callbacks;
         void *userdata;
         uid_t self_uid;                 /* sees and may do everything, like root */
+        /* The kernel objects that outlive the daemon's fds (posix names,
+         * SysV segments) stay at teardown: the fd store keeps the state for
+         * the next start. False: broker_free() removes them. */
+        bool keep_objects;
         uint64_t next_id;
         uint64_t generation;            /* bumped by every change of state */
         /* Told of every change of the saved state (NULL: nobody). */
@@ -271,10 +277,20 @@ DEFINE_POINTER_CLEANUP(Broker, broker_free);
 /* Argument checks, shared with the bus layer so both say the same thing. */
 int broker_validate_name(const char *name, BrokerError *err);
 
-/* Sealed memfds (see memfd.h), held by the caller: @req->count of them (0:
- * one), all or none, into ret[0 .. count-1]. */
-int broker_create_memfd(Broker *b, const Caller *caller, const MemfdRequest *req, uint64_t now,
-                        BrokerError *err, Buffer **ret);
+/* Buffers of kind @req->kind (memfd, posix, sysv, file; see memfd.h for
+ * the request), held by the caller: @req->count of them (0: one), all or
+ * none, into ret[0 .. count-1]. */
+int broker_create(Broker *b, const Caller *caller, const CreateRequest *req, uint64_t now,
+                  BrokerError *err, Buffer **ret);
+
+/* The buffer's kernel object is gone for good (a drop, a failed creation,
+ * a teardown without keep_objects): remove what would outlive the daemon's
+ * fds (the posix name, the SysV segment). Nothing for memfd, file, v4l2. */
+void buffer_destroy_object(Broker *b, Buffer *buf);
+
+/* Bytes the kernel has allocated for @buf now (memory or disk): the
+ * AllocatedBytes property. */
+uint64_t buffer_allocated_bytes(const Buffer *buf);
 
 /* Allocate buffers from a V4L2 device (see v4l2.h), all or none. Each
  * becomes a buffer of its own, named "@req->name<index>", held by the
@@ -392,6 +408,8 @@ typedef struct RestoredBuffer {
         V4L2Queue *queue;               /* V4L2 buffers: their queue (a new ref is taken) */
         uint32_t v4l2_index;
         bool prefaulted;
+        const char *kind;               /* BB_KIND_* (NULL: memfd, or v4l2 with a queue) */
+        const char *handle;             /* posix: the name; sysv: the shmid; NULL */
 } RestoredBuffer;
 int broker_restore_buffer(Broker *b, const RestoredBuffer *r, Buffer **ret);
 int broker_restore_hold(Broker *b, Buffer *buf, const Caller *holder);

@@ -316,6 +316,22 @@ static int property_get_holders(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "u", (uint32_t) ((const Buffer *) userdata)->n_holds);
 }
 
+static int property_get_shm_name(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", ((const Buffer *) userdata)->shm_name ?: "");
+}
+
+static int property_get_shm_id(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "i", (int32_t) ((const Buffer *) userdata)->shmid);
+}
+
+static int property_get_allocated_bytes(sd_bus *bus, const char *path, const char *interface,
+                                        const char *property, sd_bus_message *reply, void *userdata,
+                                        sd_bus_error *error) {
+        return sd_bus_message_append(reply, "t", buffer_allocated_bytes(userdata));
+}
+
 /* A V4L2 buffer's format and index; empty for a memfd. */
 static int property_get_format(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -337,7 +353,7 @@ int bus_append_buffer_properties(sd_bus_message *reply, Buffer *buf) {
 
         r = sd_bus_message_open_container(reply, 'a', "{sv}");
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
+                r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
                                           BB_PROP_ID, "t", buf->id,
                                           BB_PROP_NAME, "s", buf->name,
                                           BB_PROP_KIND, "s", buf->kind,
@@ -346,7 +362,12 @@ int bus_append_buffer_properties(sd_bus_message *reply, Buffer *buf) {
                                           BB_PROP_PERSISTENT, "b", buf->persistent,
                                           BB_PROP_FROZEN, "b", buf->frozen,
                                           BB_PROP_CREATED_USEC, "t", buf->created_usec,
-                                          BB_PROP_HOLDERS, "u", (uint32_t) buf->n_holds);
+                                          BB_PROP_HOLDERS, "u", (uint32_t) buf->n_holds,
+                                          BB_PROP_PAGE_SIZE, "t", buf->page_size,
+                                          BB_PROP_PREFAULTED, "b", buf->prefaulted,
+                                          BB_PROP_SHM_NAME, "s", buf->shm_name ?: "",
+                                          BB_PROP_SHM_ID, "i", (int32_t) buf->shmid,
+                                          BB_PROP_ALLOCATED_BYTES, "t", buffer_allocated_bytes(buf));
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'e', "sv");
         if (r >= 0)
@@ -399,6 +420,9 @@ const sd_bus_vtable buffer_vtable[] = {
         SD_BUS_PROPERTY(BB_PROP_PLANES, "a(tuu)", property_get_planes, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY(BB_PROP_FORMAT, "a{sv}", property_get_format, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY(BB_PROP_HOLDERS, "u", property_get_holders, 0, 0),
+        SD_BUS_PROPERTY(BB_PROP_SHM_NAME, "s", property_get_shm_name, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_SHM_ID, "i", property_get_shm_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY(BB_PROP_ALLOCATED_BYTES, "t", property_get_allocated_bytes, 0, 0),
         SD_BUS_METHOD("Release", NULL, NULL, method_release, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Share",
                                 SD_BUS_ARGS("a{sv}", options),

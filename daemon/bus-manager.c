@@ -86,7 +86,7 @@ static int create_memfds(sd_bus_message *msg, Manager *m, bool batch, sd_bus_err
         int fds[BB_CREATE_BATCH_MAX];
         Buffer *bufs[BB_CREATE_BATCH_MAX] = {};
         uint64_t ids[BB_CREATE_BATCH_MAX];
-        MemfdRequest req = {};
+        CreateRequest req = {};
         BusOption options[] = {
                 { BB_OPT_PERSISTENT, 'b', &req.persistent },
                 { BB_OPT_TTL_USEC, 't', &req.ttl_usec },
@@ -124,7 +124,7 @@ static int create_memfds(sd_bus_message *msg, Manager *m, bool batch, sd_bus_err
         if (r < 0)
                 return r;
 
-        r = broker_create_memfd(m->broker, &caller, &req, now_usec(), &err, bufs);
+        r = broker_create(m->broker, &caller, &req, now_usec(), &err, bufs);
         if (r < 0)
                 return bus_map_broker_error(error, r, &err);
         if (req.ttl_usec > 0)
@@ -177,6 +177,73 @@ undo:
 
 static int method_create_memfd(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         return create_memfds(msg, userdata, false, error);
+}
+
+/* Create(kind, name, size, options) -> (buffer, fds, info): one buffer of
+ * any kind but v4l2, answered as Open() answers. */
+static int method_create(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(close_fds) int fds[BB_PLANES_MAX] = FD_ARRAY_INIT;
+        Manager *m = userdata;
+        CreateRequest req = {};
+        BusOption options[] = {
+                { BB_OPT_PERSISTENT, 'b', &req.persistent },
+                { BB_OPT_TTL_USEC, 't', &req.ttl_usec },
+                { BB_OPT_HUGETLB, 'b', &req.hugetlb },
+                { BB_OPT_PREFAULT, 'b', &req.prefault },
+                {}
+        };
+        BrokerError err = {};
+        Caller caller;
+        Buffer *buf;
+        uint64_t id;
+        int r;
+
+        r = sd_bus_message_read(msg, "sst", &req.kind, &req.name, &req.size);
+        if (r < 0)
+                return r;
+        r = bus_read_options(msg, options, error);
+        if (r < 0)
+                return r;
+        if (bus_option_seen(options, BB_OPT_TTL_USEC) && req.ttl_usec == 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
+
+        r = bus_get_fd_caller(m, msg, &caller, error);
+        if (r < 0)
+                return r;
+
+        r = broker_create(m->broker, &caller, &req, now_usec(), &err, &buf);
+        if (r < 0)
+                return bus_map_broker_error(error, r, &err);
+        if (req.ttl_usec > 0)
+                manager_schedule_expiry(m);
+        id = buf->id;
+
+        /* The creator gets its own open of the file, not the daemon's. */
+        r = buffer_open_fds(buf, false, fds);
+        if (r < 0) {
+                (void) sd_bus_error_setf(error, SD_BUS_ERROR_FAILED, "Failed to open the new buffer: %s", strerror(-r));
+                broker_drop_buffer(m->broker, buf);
+                return r;
+        }
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "o", buf->path);
+        if (r >= 0)
+                r = bus_append_fds_and_info(reply, buf, buf->read_only, fds);
+        if (r < 0) {
+                broker_drop_buffer(m->broker, buf);
+                return r;
+        }
+        close_fds(&fds);
+        r = bus_send_reply(m, reply, &(Handout) {
+                .client = caller.name, .uid = caller.uid, .ids = &id, .n_ids = 1, .drop_buffers = true,
+        });
+        if (r < 0 && (buf = broker_find_buffer(m->broker, id)))
+                /* Nobody will ever learn of it: undo it. */
+                broker_drop_buffer(m->broker, buf);
+        return r;
 }
 
 static int method_create_memfds(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -318,6 +385,10 @@ static int append_info(sd_bus_message *reply, Buffer *buf, bool read_only) {
                                   BB_INFO_FROZEN, "b", buf->frozen,
                                   BB_INFO_PAGE_SIZE, "t", buf->page_size,
                                   BB_INFO_PREFAULTED, "b", buf->prefaulted);
+        if (r >= 0 && buf->shm_name)
+                r = sd_bus_message_append(reply, "{sv}", BB_INFO_SHM_NAME, "s", buf->shm_name);
+        if (r >= 0 && buf->shmid >= 0)
+                r = sd_bus_message_append(reply, "{sv}", BB_INFO_SHMID, "i", (int32_t) buf->shmid);
         if (r < 0)
                 return r;
 
@@ -667,6 +738,11 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Limits", "a{sv}", property_get_limits, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Stats", "a{sv}", property_get_stats, 0, 0),
+        SD_BUS_METHOD_WITH_ARGS("Create",
+                                SD_BUS_ARGS("s", kind, "s", name, "t", size, "a{sv}", options),
+                                SD_BUS_RESULT("o", buffer, "ah", fds, "a{sv}", info),
+                                method_create,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CreateMemfd",
                                 SD_BUS_ARGS("s", name, "t", size, "a{sv}", options),
                                 SD_BUS_RESULT("o", buffer, "h", fd, "t", size),

@@ -159,7 +159,7 @@ static int only_description(int fd) {
  * with a mapping whose fd is closed; alone again after. */
 static int self_test(void) {
         _cleanup_close_ int fd = -1, other = -1;
-        MemfdRequest req = { .name = "lease-self-test", .size = 4096 };
+        CreateRequest req = { .name = "lease-self-test", .size = 4096 };
         void *p;
         int r;
 

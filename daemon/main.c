@@ -445,6 +445,10 @@ static int run(int argc, char *argv[]) {
         r = manager_init(&m, &arg_limits);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the broker");
+        /* With the fd store our buffers outlive us, so must the posix names
+         * and SysV segments that are part of them (RemoveIPC= of the unit
+         * removes them when the service stops for good). */
+        m.broker->keep_objects = m.fdstore;
         r = sd_event_add_signal(m.event, NULL, SIGTERM, NULL, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(m.event, NULL, SIGINT, NULL, NULL);

@@ -76,7 +76,7 @@ static int hugetlb_reserve(int fd, uint64_t size) {
         return 0;
 }
 
-int memfd_new_sealed(const MemfdRequest *req, int *ret_fd) {
+int memfd_new_sealed(const CreateRequest *req, int *ret_fd) {
         _cleanup_close_ int fd = -1;
         char full[MEMFD_NAME_MAX + 1];
         unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (req->hugetlb ? MFD_HUGETLB : 0);

@@ -7,10 +7,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* What CreateMemfd asks for, all of it: the allocator reads what makes the
- * memfd, broker_create_memfd() the rest. A new option is a field here (zero
- * must mean "not given"), a row in CreateMemfd's option table and its use. */
-typedef struct MemfdRequest {
+/* What Create (and CreateMemfd) asks for, all of it: the kind's allocator
+ * reads what makes the kernel object, broker_create() the rest. A new
+ * option is a field here (zero must mean "not given"), a row in the create
+ * methods' option table and its use. */
+typedef struct CreateRequest {
+        const char *kind;               /* BB_KIND_MEMFD, _POSIX, _SYSV or _FILE
+                                         * (NULL: memfd) */
         const char *name;
         uint64_t size;
         bool persistent;                /* lives on with no holder */
@@ -20,7 +23,7 @@ typedef struct MemfdRequest {
         bool hugetlb;                   /* huge pages (hugetlbfs), size a multiple
                                          * of memfd_huge_page_size() */
         bool prefault;                  /* every page allocated before the reply */
-} MemfdRequest;
+} CreateRequest;
 
 /* The size of the huge pages a hugetlb memfd gets (the kernel's default
  * huge page size), as the kernel tells it; -EOPNOTSUPP when it has none. */
@@ -33,7 +36,7 @@ int64_t memfd_huge_page_size(void);
  * with @req->prefault allocated) before it is returned: -ENOSPC when there
  * are not enough of them (or, prefaulting, not enough memory); -EOPNOTSUPP
  * when the kernel has no huge pages or cannot seal them. */
-int memfd_new_sealed(const MemfdRequest *req, int *ret_fd);
+int memfd_new_sealed(const CreateRequest *req, int *ret_fd);
 
 /* Seal against writes: -EBUSY while writable shared mappings exist (or a
  * holder sealed the seals), -EALREADY when already write-sealed. */

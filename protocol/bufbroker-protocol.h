@@ -62,8 +62,12 @@ static inline const char *bb_buffer_path_from_id(uint64_t id, char buf[static BB
         return buf;
 }
 
-/* Buffer kinds (the Kind property and "kind" in Open's info). */
-#define BB_KIND_MEMFD           "memfd"
+/* Buffer kinds (the Kind property, "kind" in Open's info, Create's kind).
+ * Create makes the first four; CreateV4L2 the last. */
+#define BB_KIND_MEMFD           "memfd"         /* sealed memfd (memfd_create) */
+#define BB_KIND_POSIX           "posix"         /* POSIX shm object: fd and name */
+#define BB_KIND_SYSV            "sysv"          /* SysV segment: a shmid, no fd */
+#define BB_KIND_FILE            "file"          /* unnamed file on disk (O_TMPFILE) */
 #define BB_KIND_V4L2            "v4l2"
 
 /* Properties of org.bufbroker.Buffer1. */
@@ -83,6 +87,10 @@ static inline const char *bb_buffer_path_from_id(uint64_t id, char buf[static BB
                                                  * empty for a memfd */
 #define BB_PROP_HOLDERS         "Holders"       /* u: connections holding it now (no
                                                  * PropertiesChanged: it changes often) */
+#define BB_PROP_SHM_NAME        "ShmName"       /* s: posix: the shm_open() name; "" */
+#define BB_PROP_SHM_ID          "ShmId"         /* i: sysv: the shmid; -1 */
+#define BB_PROP_ALLOCATED_BYTES "AllocatedBytes" /* t: memory or disk the kernel has
+                                                 * allocated for it now */
 
 /* The most fds one buffer has (V4L2's VIDEO_MAX_PLANES): the length of every
  * per-plane array on both sides. */
@@ -159,6 +167,8 @@ struct bb_error_errno {
                                                  * offset: where the data starts at allocation
                                                  * (V4L2 drivers may move it per frame) */
 #define BB_INFO_INDEX           "index"         /* u: V4L2 buffer index */
+#define BB_INFO_SHM_NAME        "shm-name"      /* s: posix: the shm_open() name */
+#define BB_INFO_SHMID           "shmid"         /* i: sysv: the shmid for shmat() */
 /* V4L2 buffers' info also carries the BB_FMT_* keys below. */
 
 /* Keys of CreateV4L2's format argument (in) and reply (out). In: width,

@@ -24,6 +24,10 @@
  *   (e) list     bb_client_list_buffers() + free, with 1000 buffers held
  *   (e')         the same ListBuffers call through raw sd-bus, every entry
  *                read but no handles made: (e) - (e') is the library's part
+ *   (k)  kinds   Create(kind) 4 KiB + attach (mmap of the fd; shmat of a
+ *                sysv shmid) + touch + detach + Release, raw sd-bus, for
+ *                memfd, posix, sysv and file: each kind's cost against a
+ *                memfd made the same way
  *
  * Every variant runs ITERATIONS times per round, in chunks interleaved across
  * all variants and both buses (so drift hits them all alike), for at least 3
@@ -63,6 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -143,6 +148,7 @@ typedef struct Bus {
 
         sd_bus *bus;                    /* raw: Peer.Ping */
         sd_bus *holder;                 /* raw: holds the (e) buffers */
+        sd_bus *kinds;                  /* raw: (k), holds nothing between iterations */
         bb_client *cold;                /* (c): holds nothing between iterations */
         bb_client *owner;               /* (c') and (d): holds `shared` */
         bb_client *opener;              /* (d): the second connection */
@@ -250,12 +256,17 @@ pid_t bench_spawn_bufbrokerd(sd_bus *bus, const char *address, const char *what,
 }
 
 static void start_daemon(Bus *b, unsigned max_buffers) {
-        char maxbuf[64], maxtok[64];
-        const char *extra[] = { maxbuf, maxtok, NULL };
+        char maxbuf[64], maxtok[64], filedir[96], filedir_arg[128];
+        const char *extra[] = { maxbuf, maxtok, filedir_arg, NULL };
 
         /* Say the limits we need rather than lean on the defaults. */
         snprintf(maxbuf, sizeof(maxbuf), "--max-buffers-per-uid=%u", max_buffers);
         snprintf(maxtok, sizeof(maxtok), "--max-tokens-per-uid=%u", 1024u);
+        /* (k) file: the kind's directory, in the bus's scratch directory. */
+        snprintf(filedir, sizeof(filedir), "%s/files", b->dir);
+        if (mkdir(filedir, 0700) < 0)
+                fail("mkdir %s: %m", filedir);
+        snprintf(filedir_arg, sizeof(filedir_arg), "--file-dir=%s", filedir);
         b->daemon_pid = bench_spawn_bufbrokerd(b->bus, b->address, b->name, extra, NULL);
 }
 
@@ -293,6 +304,7 @@ static int bus_stop(Bus *b) {
         b->opener = bb_client_unref(b->opener);
         b->lister = bb_client_unref(b->lister);
         b->holder = sd_bus_flush_close_unref(b->holder);
+        b->kinds = sd_bus_flush_close_unref(b->kinds);
         b->bus = sd_bus_flush_close_unref(b->bus);
 
         status = daemon_stop(b);
@@ -378,6 +390,8 @@ static void bus_start(Bus *b, BusKind kind, unsigned max_buffers) {
         b->d_pid = bench_d_start(b->address, b->bus);
 
         r = pbus_connect(b->address, &b->holder);
+        if (r >= 0)
+                r = pbus_connect(b->address, &b->kinds);
         if (r >= 0)
                 r = bb_client_new_address(&b->cold, b->address);
         if (r >= 0)
@@ -657,6 +671,82 @@ static int op_list_raw(Bus *b) {
         return 0;
 }
 
+/* (k): Create(kind) + attach + touch + detach + Release through raw
+ * sd-bus, the same steps for every kind. */
+static int create_kind_cycle(Bus *b, const char *kind) {
+        sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *path, *key;
+        int fd = -1, shmid = -1, r;
+        void *p = MAP_FAILED;
+
+        r = sd_bus_call_method(b->kinds, BB_BUS_NAME, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Create", &error,
+                               &reply, "ssta{sv}", kind, "bench", (uint64_t) BUFFER_SIZE, 0);
+        if (r < 0)
+                goto out;
+        r = sd_bus_message_read(reply, "o", &path);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "h");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "h", &fd)) > 0)
+                ;
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0 && strcmp(key, BB_INFO_SHMID) == 0)
+                        r = sd_bus_message_read(reply, "v", "i", &shmid);
+                else if (r >= 0)
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r < 0)
+                goto out;
+        if (fd >= 0)
+                p = mmap(NULL, BUFFER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        else if (shmid >= 0)
+                p = shmat(shmid, NULL, 0);
+        if (fd < 0 && shmid < 0) {
+                r = -EBADMSG;           /* neither an fd nor a shmid in the reply */
+                goto out;
+        }
+        if (p == MAP_FAILED) {
+                r = -errno;
+                goto out;
+        }
+        *(volatile uint8_t *) p = 1;
+        r = fd >= 0 ? munmap(p, BUFFER_SIZE) : shmdt(p);
+        if (r < 0) {
+                r = -errno;
+                goto out;
+        }
+        r = sd_bus_call_method(b->kinds, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, "Release", &error, NULL, "");
+out:
+        if (r < 0 && error.message)
+                note_bus_error(&error);
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);    /* closes fd */
+        return r < 0 ? r : 0;
+}
+
+static int op_kind_memfd(Bus *b) {
+        return create_kind_cycle(b, BB_KIND_MEMFD);
+}
+
+static int op_kind_posix(Bus *b) {
+        return create_kind_cycle(b, BB_KIND_POSIX);
+}
+
+static int op_kind_sysv(Bus *b) {
+        return create_kind_cycle(b, BB_KIND_SYSV);
+}
+
+static int op_kind_file(Bus *b) {
+        return create_kind_cycle(b, BB_KIND_FILE);
+}
+
 /* ------------------------------------------------------------ variants --- */
 
 typedef enum OpKind {
@@ -674,6 +764,10 @@ typedef enum OpKind {
         OP_SHARE_OPEN,
         OP_LIST,
         OP_LIST_RAW,
+        OP_KIND_MEMFD,
+        OP_KIND_POSIX,
+        OP_KIND_SYSV,
+        OP_KIND_FILE,
         _OP_MAX,
 } OpKind;
 
@@ -700,6 +794,10 @@ static const struct {
         [OP_SHARE_OPEN]  = { "(d)  share + open (2nd connection) + release", "share+open", op_share_open, false },
         [OP_LIST]        = { "(e)  ListBuffers (library), N buffers held", "list", op_list, true },
         [OP_LIST_RAW]    = { "(e') same call, raw sd-bus: entries read, no handles", "list-raw", op_list_raw, true },
+        [OP_KIND_MEMFD]  = { "(k)  Create memfd 4K+mmap+touch+Release, raw sd-bus", "memfd", op_kind_memfd, false },
+        [OP_KIND_POSIX]  = { "(kp) (k) of kind posix", "posix", op_kind_posix, false },
+        [OP_KIND_SYSV]   = { "(ks) (k) of kind sysv (shmat by shmid)", "sysv", op_kind_sysv, false },
+        [OP_KIND_FILE]   = { "(kf) (k) of kind file (O_TMPFILE on disk)", "file", op_kind_file, false },
 };
 
 typedef struct Variant {
@@ -1120,6 +1218,15 @@ int main(int argc, char *argv[]) {
                         round_ratios(find_variant(OP_BATCH, b), peer_b, rounds, ratios);
                         sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, ", batched = %.2fx B per buffer",
                                                 median_double(ratios, rounds));
+                        /* each kind against a memfd made the same way, (k) */
+                        for (OpKind k = OP_KIND_POSIX; k <= OP_KIND_FILE; k++) {
+                                char range[64];
+
+                                round_ratios(find_variant(k, b), find_variant(OP_KIND_MEMFD, b), rounds, ratios);
+                                format_ratio(range, sizeof(range), ratios, rounds);
+                                sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, ", %s = %s memfd",
+                                                        ops[k].key, range);
+                        }
                 }
         }
 

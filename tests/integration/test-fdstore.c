@@ -134,7 +134,7 @@ START_TEST(test_unknown_state_format_is_dropped) {
         _cleanup_created_ Created next = {};
         int fds[2], r;
 
-        start_with_state("bufbroker-state 5 10 1", "state-a", fds);
+        start_with_state("bufbroker-state 99 10 1", "state-a", fds);
         ck_assert_uint_eq(stats_get(BB_STAT_BUFFERS), 0);
         ck_assert(!list_has(NULL, 5));
         r = call_open(NULL, TOKEN, NULL, NULL, NULL, &error);

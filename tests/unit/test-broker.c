@@ -227,8 +227,8 @@ START_TEST(test_create_invalid_name_leaves_nothing) {
 
         /* The empty name: create agrees with broker_validate_name. */
         buf = NULL;
-        r = broker_create_memfd(b, CALLER(":1.1", UID_A),
-                                &(MemfdRequest) { .name = "", .size = page_size() }, T0, &err, &buf);
+        r = broker_create(b, CALLER(":1.1", UID_A),
+                                &(CreateRequest) { .name = "", .size = page_size() }, T0, &err, &buf);
         ck_assert_int_eq(r, broker_validate_name("", &err));
         if (r == 0)
                 assert_stats(2, 2 * page_size(), 1, 0);
@@ -631,12 +631,12 @@ START_TEST(test_client_added_refusal_on_create) {
         int fds = count_fds(), r;
 
         rec.fail_added = -ENOMEM;
-        r = broker_create_memfd(b, CALLER(":1.1", UID_A),
-                                &(MemfdRequest) { .name = "refused", .size = page_size() }, T0, &err, &buf);
+        r = broker_create(b, CALLER(":1.1", UID_A),
+                                &(CreateRequest) { .name = "refused", .size = page_size() }, T0, &err, &buf);
         ck_assert_int_eq(r, -ENOMEM);
         ck_assert_ptr_null(buf);
-        r = broker_create_memfd(b, CALLER(":1.1", UID_A),
-                                &(MemfdRequest) { .name = "refused", .size = page_size(), .persistent = true },
+        r = broker_create(b, CALLER(":1.1", UID_A),
+                                &(CreateRequest) { .name = "refused", .size = page_size(), .persistent = true },
                                 T0, &err, &buf);
         ck_assert_int_eq(r, -ENOMEM);
         ck_assert_ptr_null(buf);
@@ -1342,8 +1342,8 @@ START_TEST(test_fair_share_no_group_locks_out) {
                         BrokerError e = {};
 
                         snprintf(name, sizeof(name), ":1.%u", 10 + u);
-                        if (broker_create_memfd(b, CALLER(name, UID_A + 10 + u),
-                                                &(MemfdRequest) { .name = "greedy", .size = 1, .persistent = true },
+                        if (broker_create(b, CALLER(name, UID_A + 10 + u),
+                                                &(CreateRequest) { .name = "greedy", .size = 1, .persistent = true },
                                                 T0, &e, &buf) == 0) {
                                 got[u]++;
                                 progress = true;
@@ -1356,8 +1356,8 @@ START_TEST(test_fair_share_no_group_locks_out) {
 
         /* The greedy ones are refused, with a message that says why ... */
         BrokerError err = {};
-        ck_assert_int_eq(broker_create_memfd(b, CALLER(":1.10", UID_A + 10),
-                                             &(MemfdRequest) { .name = "more", .size = 1, .persistent = true },
+        ck_assert_int_eq(broker_create(b, CALLER(":1.10", UID_A + 10),
+                                             &(CreateRequest) { .name = "more", .size = 1, .persistent = true },
                                              T0, &err, &buf),
                          -EDQUOT);
         ck_assert_str_eq(err.name, BB_ERROR_QUOTA_EXCEEDED);
@@ -1386,7 +1386,7 @@ START_TEST(test_quota_over_limit_no_wrap) {
                 };
                 int fd = -1;
 
-                ck_assert_int_eq(memfd_new_sealed(&(MemfdRequest) { .name = "old", .size = ps }, &fd), 0);
+                ck_assert_int_eq(memfd_new_sealed(&(CreateRequest) { .name = "old", .size = ps }, &fd), 0);
                 rb.planes[0] = (BufferPlane) { .fd = fd, .ro_fd = -1, .length = ps };
                 ck_assert_int_eq(broker_restore_buffer(b, &rb, &buf), 0);
         }
@@ -1420,8 +1420,8 @@ START_TEST(test_quota_fd_budget) {
 
         a = create_ok(":1.1", UID_A, "a", 1, false, 0);
         create_ok(":1.1", UID_A, "a", 1, false, 0);
-        ck_assert_int_eq(broker_create_memfd(b, CALLER(":1.1", UID_A),
-                                             &(MemfdRequest) { .name = "a", .size = 1 }, T0, &err, &bb), -EDQUOT);
+        ck_assert_int_eq(broker_create(b, CALLER(":1.1", UID_A),
+                                             &(CreateRequest) { .name = "a", .size = 1 }, T0, &err, &bb), -EDQUOT);
         ck_assert_ptr_nonnull(strstr(err.message, "file descriptors"));
         bb = create_ok(":1.2", UID_B, "b", 1, false, 0);
         ck_assert_uint_eq(b->stats.fds, 3);

@@ -256,8 +256,8 @@ static inline Buffer *create_ok_at(int line, const char *name, uid_t uid, const 
         Buffer *buf = NULL;
         int r;
 
-        r = broker_create_memfd(b, CALLER(name, uid),
-                                &(MemfdRequest) { .name = bname, .size = size, .persistent = persistent,
+        r = broker_create(b, CALLER(name, uid),
+                                &(CreateRequest) { .name = bname, .size = size, .persistent = persistent,
                                                    .ttl_usec = ttl },
                                 now, &err, &buf);
         ck_assert_msg(r == 0, "line %d: create(%s, %" PRIu64 ") = %d (%s)", line, bname, size, r,
@@ -276,8 +276,8 @@ static inline int create_err_at(int line, const char *name, uid_t uid, const cha
         Buffer *buf = NULL;
         int r;
 
-        r = broker_create_memfd(b, CALLER(name, uid),
-                                &(MemfdRequest) { .name = bname, .size = size, .persistent = persistent,
+        r = broker_create(b, CALLER(name, uid),
+                                &(CreateRequest) { .name = bname, .size = size, .persistent = persistent,
                                                    .ttl_usec = ttl },
                                 T0, &err, &buf);
         ck_assert_msg(r < 0, "line %d: create(%" PRIu64 ") unexpectedly succeeded: buffer %" PRIu64

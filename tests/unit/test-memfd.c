@@ -18,7 +18,7 @@ START_TEST(test_alloc_new_sealed) {
         ssize_t n;
         int fd = -1;
 
-        ck_assert_int_eq(memfd_new_sealed(&(MemfdRequest) { .name = "cam0", .size = 12345 }, &fd), 0);
+        ck_assert_int_eq(memfd_new_sealed(&(CreateRequest) { .name = "cam0", .size = 12345 }, &fd), 0);
         ck_assert_int_ge(fd, 0);
         /* Exactly the size asked: rounding is the broker's business. */
         ck_assert_int_eq(fstat(fd, &st), 0);
@@ -51,7 +51,7 @@ START_TEST(test_alloc_long_name) {
         /* Longer than memfd_create() takes: truncated, not refused. */
         memset(name, 'n', BB_NAME_MAX);
         name[BB_NAME_MAX] = 0;
-        ck_assert_int_eq(memfd_new_sealed(&(MemfdRequest) { .name = name, .size = 4096 }, &fd), 0);
+        ck_assert_int_eq(memfd_new_sealed(&(CreateRequest) { .name = name, .size = 4096 }, &fd), 0);
         ck_assert_int_ge(fd, 0);
         close(fd);
 }
@@ -64,7 +64,7 @@ START_TEST(test_alloc_huge_size) {
         for (unsigned i = 0; i < ELEMENTSOF(sizes); i++) {
                 int fd = -42, r;
 
-                r = memfd_new_sealed(&(MemfdRequest) { .name = "huge", .size = sizes[i] }, &fd);
+                r = memfd_new_sealed(&(CreateRequest) { .name = "huge", .size = sizes[i] }, &fd);
                 ck_assert_msg(r < 0, "size %" PRIu64 " accepted", sizes[i]);
                 ck_assert_int_eq(fd, -42);      /* *ret_fd untouched on failure */
         }
@@ -76,7 +76,7 @@ START_TEST(test_alloc_freeze) {
         void *p;
         int fd = -1;
 
-        ck_assert_int_eq(memfd_new_sealed(&(MemfdRequest) { .name = "freeze", .size = 8192 }, &fd), 0);
+        ck_assert_int_eq(memfd_new_sealed(&(CreateRequest) { .name = "freeze", .size = 8192 }, &fd), 0);
         p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         ck_assert_ptr_ne(p, MAP_FAILED);
         ck_assert_int_eq(memfd_freeze(fd), -EBUSY);
@@ -97,7 +97,7 @@ START_TEST(test_alloc_reopen_read_only) {
         char data[4] = {};
         int fd = -1, ro;
 
-        ck_assert_int_eq(memfd_new_sealed(&(MemfdRequest) { .name = "ro", .size = 4096 }, &fd), 0);
+        ck_assert_int_eq(memfd_new_sealed(&(CreateRequest) { .name = "ro", .size = 4096 }, &fd), 0);
         ck_assert_int_eq(pwrite(fd, "abc", 3, 0), 3);
         ro = fd_reopen(fd, O_RDONLY);
         ck_assert_int_ge(ro, 0);

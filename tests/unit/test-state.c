@@ -40,7 +40,7 @@ static int store_memfd(Store *s, uint64_t id) {
         char name[BROKER_STATE_FDNAME_MAX];
         int fd = -1;
 
-        ck_assert_int_eq(memfd_new_sealed(&(MemfdRequest) { .name = "stored", .size = page_size() }, &fd), 0);
+        ck_assert_int_eq(memfd_new_sealed(&(CreateRequest) { .name = "stored", .size = page_size() }, &fd), 0);
         broker_state_plane_fdname(name, id, 0, false);
         store_add(s, fd, name);
         return fd;
@@ -148,7 +148,7 @@ static Buffer *restore_one(Broker *into, uint64_t id, uid_t owner, const char *n
         Buffer *buf = NULL;
         int fd = -1;
 
-        ck_assert_int_eq(memfd_new_sealed(&(MemfdRequest) { .name = name, .size = page_size() }, &fd), 0);
+        ck_assert_int_eq(memfd_new_sealed(&(CreateRequest) { .name = name, .size = page_size() }, &fd), 0);
         rb.planes[0] = (BufferPlane) { .fd = fd, .ro_fd = -1, .length = page_size(), .bytesperline = 7, .offset = 3 };
         ck_assert_int_eq(broker_restore_buffer(into, &rb, &buf), 0);
         return buf;
@@ -225,7 +225,7 @@ START_TEST(test_round_trip_every_field) {
         (void) z;
 
         text = state_text(b);
-        ck_assert_ptr_nonnull(strstr(text, "bufbroker-state 4 42 1\n"));
+        ck_assert_ptr_nonnull(strstr(text, "bufbroker-state 5 42 1\n"));
 
         nb = new_broker(NULL);
         store_buffers_of(&s, b);
@@ -306,6 +306,9 @@ END_TEST
 
 #define HEADER "bufbroker-state 2 10\n"
 #define HEADER_V3 "bufbroker-state 3 10 1\n"
+#define HEADER_V5 "bufbroker-state 5 10 1\n"
+/* A version 5 buffer line up to its <kind> <handle> <name>. */
+#define BUFFER_7_V5 "buffer 7 1000 1 0 0 18446744073709551615 1700000000000000 0 0 1 4096 0 0 0 "
 /* Hostile lines are met the same in a snapshot of version 2 and in a
  * journal (version 3). */
 static const char *const both_headers[] = { HEADER, HEADER_V3 };
@@ -479,11 +482,59 @@ START_TEST(test_prefaulted_by_version) {
 }
 END_TEST
 
+/* Version 5 keeps a buffer's <kind> <handle> before its name: a posix
+ * buffer comes back with its name; a kind or handle that does not fit is
+ * dropped (an unknown kind, v4l2 without a queue, posix without a name). */
+START_TEST(test_kind_by_version) {
+        static const struct {
+                const char *text;
+                const char *kind;       /* NULL: dropped */
+                const char *shm_name;
+        } cases[] = {
+                { HEADER_V5 BUFFER_7_V5 "memfd - 6b\n", BB_KIND_MEMFD, NULL },
+                { HEADER_V5 BUFFER_7_V5 "posix 2f62 6b\n", BB_KIND_POSIX, "/b" },
+                { HEADER_V5 BUFFER_7_V5 "posix - 6b\n", NULL, NULL },
+                { HEADER_V5 BUFFER_7_V5 "posix 62 6b\n", NULL, NULL },
+                { HEADER_V5 BUFFER_7_V5 "posix 2fz 6b\n", NULL, NULL },
+                { HEADER_V5 BUFFER_7_V5 "v4l2 - 6b\n", NULL, NULL },
+                { HEADER_V5 BUFFER_7_V5 "bogus - 6b\n", NULL, NULL },
+                { HEADER_V5 BUFFER_7_V5 "memfd 6b\n", NULL, NULL },
+                { "bufbroker-state 4 10 1\n" BUFFER_7_V5 "memfd - 6b\n", NULL, NULL },
+        };
+
+        for (unsigned i = 0; i < ELEMENTSOF(cases); i++) {
+                Store s = {};
+                Buffer *buf;
+                int r;
+                Broker *nb = restore_with_buffer_7(cases[i].text, &s, &r);
+
+                ck_assert_msg(r == 0, "case %u: %d", i, r);
+                buf = broker_find_buffer(nb, 7);
+                if (!cases[i].kind) {
+                        ck_assert_msg(!buf, "case %u restored", i);
+                        ck_assert_msg(was_unstored(&s, "buf-7-0"), "case %u: the fd stays in the store", i);
+                } else {
+                        ck_assert_msg(buf, "case %u not restored", i);
+                        ck_assert_str_eq(buf->kind, cases[i].kind);
+                        if (cases[i].shm_name)
+                                ck_assert_str_eq(buf->shm_name, cases[i].shm_name);
+                        else
+                                ck_assert_ptr_null(buf->shm_name);
+                        ck_assert_int_eq(buf->shmid, -1);
+                        /* The restore is not a drop: the teardown keeps the name. */
+                        nb->keep_objects = true;
+                }
+                broker_free(nb);
+                store_done(&s);
+        }
+}
+END_TEST
+
 /* A state of another version (or none we know) is not parsed on: nothing
  * of it comes back, and every stored fd is let go. */
 START_TEST(test_unknown_version_stops) {
         static const char *const headers[] = {
-                "bufbroker-state 5 10 1\n",
+                "bufbroker-state 6 10 1\n",
                 "bufbroker-state 3 10\n",
                 "bufbroker-state 3 10 1 extra\n",
                 "bufbroker-state 3 ten 1\n",
@@ -888,7 +939,7 @@ START_TEST(test_two_slots_sequence) {
                 { "bufbroker-state 2 10\n", "bufbroker-state 3 10 1\n", 1 },
                 { "bufbroker-state 3 10 1\n", "bufbroker-state 2 10\n", 0 },
                 { "bufbroker-state 2 10\n" GOOD_BUFFER, "", 0 },
-                { "bufbroker-state 3 10 4\n", "bufbroker-state 5 12 5\n", -EPROTO },
+                { "bufbroker-state 3 10 4\n", "bufbroker-state 6 12 5\n", -EPROTO },
                 { "bufbroker-state 9\n", "bufbroker-state 3 12 5\n", -EPROTO },
                 { "", "garbage", -ENOENT },
         };
@@ -915,7 +966,7 @@ START_TEST(test_two_slots_sequence) {
 END_TEST
 
 /* @text with each buffer line as version 2 and 3 wrote it: without its
- * <prefaulted>, the field before the name. */
+ * <prefaulted> <kind> <handle>, the fields before the name. */
 static char *without_prefaulted(const char *text) {
         char *out = calloc(1, strlen(text) + 1), *o = out;
 
@@ -925,9 +976,12 @@ static char *without_prefaulted(const char *text) {
                 ck_assert_ptr_nonnull(end);
                 if (strncmp(line, "buffer ", 7) == 0) {
                         const char *name = memrchr(line, ' ', end - line);
-                        const char *flag = memrchr(line, ' ', name - line);
+                        const char *handle = memrchr(line, ' ', name - line);
+                        const char *kind = memrchr(line, ' ', handle - line);
+                        const char *flag = memrchr(line, ' ', kind - line);
 
-                        ck_assert(flag && name - flag == 2);
+                        ck_assert(flag && kind - flag == 2);
+                        ck_assert(strncmp(kind, " memfd -", name - kind) == 0);
                         memcpy(o, line, flag - line);
                         o += flag - line;
                         line = name;
@@ -1092,6 +1146,7 @@ static Suite *suite_state(void) {
         tcase_add_test(tc, test_hostile_hold_and_token_lines);
         tcase_add_test(tc, test_unknown_version_stops);
         tcase_add_test(tc, test_prefaulted_by_version);
+        tcase_add_test(tc, test_kind_by_version);
         tcase_add_test(tc, test_huge_lines_and_longest_names);
         tcase_add_test(tc, test_stale_and_missing_fds);
         suite_add_tcase(s, tc);
