@@ -124,7 +124,7 @@ static const struct {
 };
 
 /* The kinds "create --kind" knows, as the broker spells them. */
-static const char *const known_kinds[] = { BB_KIND_MEMFD, "posix", "sysv", "file" };
+static const char *const known_kinds[] = { BB_KIND_MEMFD, BB_KIND_POSIX, BB_KIND_SYSV, BB_KIND_FILE };
 
 static bool kind_is_known(const char *kind) {
         for (size_t i = 0; i < ELEMENTSOF(known_kinds); i++)
@@ -439,7 +439,7 @@ static const char *format_handle(char buf[static FORMAT_HANDLE_MAX], bb_buffer *
                 snprintf(buf, FORMAT_HANDLE_MAX, "%s", bb_buffer_shm_name(b));
         else if (shmid >= 0)
                 snprintf(buf, FORMAT_HANDLE_MAX, "%d", shmid);
-        else if (kind_is(b, "file") && bb_buffer_get_allocated_bytes(b, &allocated) >= 0)
+        else if (kind_is(b, BB_KIND_FILE) && bb_buffer_get_allocated_bytes(b, &allocated) >= 0)
                 format_size(buf, allocated);
         else
                 snprintf(buf, FORMAT_HANDLE_MAX, "-");

@@ -29,23 +29,6 @@
 
 #define _public_ __attribute__((__visibility__("default")))
 
-/* The kinds of issue 11 and their handles, until the protocol header spells
- * them (the s15-core skeleton adds them there). */
-#ifndef BB_KIND_POSIX
-#define BB_KIND_POSIX           "posix"
-#define BB_KIND_SYSV            "sysv"
-#define BB_KIND_FILE            "file"
-#endif
-#ifndef BB_INFO_SHM_NAME
-#define BB_INFO_SHM_NAME        "shm-name"
-#define BB_INFO_SHMID           "shmid"
-#endif
-#ifndef BB_PROP_SHM_NAME
-#define BB_PROP_SHM_NAME        "ShmName"
-#define BB_PROP_SHM_ID          "ShmId"
-#define BB_PROP_ALLOCATED_BYTES "AllocatedBytes"
-#endif
-
 typedef struct bb_plane {
         int fd;                 /* -1 until the handle owns one */
         uint64_t length;
