@@ -622,9 +622,12 @@ static void cli_kind(const char *kind) {
                 ck_assert_run_status(&ex, 0);
                 ck_assert_str_eq(ex.out, "sysv unset none\nsegment 65534 600 4096\n");
         } else {
+                /* The inherited fd itself: another uid cannot reopen the daemon's 0600
+                 * file through /proc/self/fd, as it could a memfd. */
                 ctl(&ex, NOBODY_UID, NULL, "exec", "--kind", kind, "--size", "4K", "--", "sh", "-c",
-                    "printf file-exec >&\"$BUFBROKER_FD\" && echo \"$BUFBROKER_KIND ${BUFBROKER_SHM_NAME-none} "
-                    "${BUFBROKER_SHMID-none}\" && head -c 9 /proc/self/fd/\"$BUFBROKER_FD\"");
+                    "echo \"$BUFBROKER_KIND ${BUFBROKER_SHM_NAME-none} ${BUFBROKER_SHMID-none}\" && "
+                    "exec python3 -c 'import os; fd = int(os.environ[\"BUFBROKER_FD\"]); "
+                    "os.pwrite(fd, b\"file-exec\", 0); print(os.pread(fd, 9, 0).decode(), end=\"\")'");
                 ck_assert_run_status(&ex, 0);
                 ck_assert_str_eq(ex.out, "file none none\nfile-exec");
         }
