@@ -276,7 +276,10 @@ int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned fla
  *   "sysv"   a SysV segment (bb_buffer_shmid()) owned by the caller's uid,
  *            mode 0600; removed (IPC_RMID) when the buffer goes. It has no
  *            fd: bb_buffer_map() attaches it (shmat), bb_buffer_fd()
- *            returns -EOPNOTSUPP. Shared with the owner's uid only;
+ *            returns -EOPNOTSUPP. Shared with the owner's uid only, and
+ *            not read-only: that uid may attach it read-write anyway, so
+ *            the broker refuses read-only shares and BB_OPEN_READ_ONLY
+ *            (-EOPNOTSUPP);
  *   "file"   an unnamed file (O_TMPFILE) in the broker's file directory,
  *            for buffers larger than memory; its space is freed when the
  *            last fd closes.

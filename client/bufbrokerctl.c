@@ -269,6 +269,12 @@ static int buffer_acquire(bb_client *c, const char *verb, const char *arg, unsig
         }
 
         r = bb_buffer_open_fds(c, id, open_flags, ret);
+        /* A SysV segment has no read-only fds to give (its owner may attach
+         * it read-write anyway): the broker says NotSupported. A verb that
+         * only reads takes it read-write then; this connection held nothing
+         * before, so the failed call left nothing to undo. */
+        if (r == -EOPNOTSUPP && (open_flags & BB_OPEN_READ_ONLY))
+                r = bb_buffer_open_fds(c, id, open_flags & ~BB_OPEN_READ_ONLY, ret);
         if (r < 0) {
                 log_bus_error(c, r, "%s %s", verb, arg);
                 if (r == -EPERM)

@@ -357,16 +357,25 @@ START_TEST(test_lib_sysv) {
         ck_assert_int_eq(shmctl(shmid, IPC_STAT, &ds), 0);
         ck_assert_uint_eq(ds.shm_nattch, 2);
 
-        /* a read-only handle attaches read-only: a write faults */
-        ck_assert_int_eq(bb_buffer_open_fds(c, id, BB_OPEN_READ_ONLY, &ro), 0);
+        /* no read-only opens of a segment (its owner may attach it read-write
+         * anyway): refused, and the handle-less call changed nothing */
+        ck_assert_int_eq(bb_buffer_open_fds(c, id, BB_OPEN_READ_ONLY, &ro), -EOPNOTSUPP);
+        ck_assert_str_eq(bb_client_error_name(c), BB_ERROR_NOT_SUPPORTED);
+        ck_assert_ptr_null(ro);
+        /* a second handle attaches the same segment (the read-only attach is
+         * tests/api's, on a read-only info) */
+        ck_assert_int_eq(bb_buffer_open_fds(c, id, 0, &ro), 0);
         ck_assert_int_eq(bb_buffer_shmid(ro), shmid);
-        ck_assert_int_eq(bb_buffer_is_read_only(ro), 1);
-        ck_assert_int_eq(bb_buffer_is_writable(ro), 0);
+        ck_assert_int_eq(bb_buffer_fd(ro), -EOPNOTSUPP);
         ck_assert_int_eq(bb_buffer_map(ro, (void **) &p2, &size), 0);
+        ck_assert_ptr_ne(p2, p);
         ck_assert_str_eq(p2, "attached by the library");
-        ck_assert_int_eq(write_in_child(p2), SIGSEGV);
-        ck_assert_int_eq(write_in_child(p), 0);
+        ck_assert_int_eq(shmctl(shmid, IPC_STAT, &ds), 0);
+        ck_assert_uint_eq(ds.shm_nattch, 3);
+        ck_assert_int_eq(write_in_child(p2), 0);
         ck_assert_int_eq(mine[0], 'x');
+        /* the caller's own read-only attach faults on a write */
+        ck_assert_int_eq(write_in_child(mine), SIGSEGV);
 
         /* unmapped is detached */
         ck_assert_int_eq(bb_buffer_unmap(ro), 0);
@@ -657,27 +666,36 @@ START_TEST(test_cli_file) {
 }
 END_TEST
 
-/* A sysv buffer has no fd to pass: read-only cat through a token of the
- * owner's uid still works (shmat SHM_RDONLY), write through it does not. */
-START_TEST(test_cli_sysv_token) {
-        _cleanup_run_result_ RunResult sh = { 0 }, w = { 0 }, c = { 0 }, w2 = { 0 }, rel = { 0 };
+/* Sharing a sysv buffer: within its owner's uid a token opens it, cat and
+ * write attach it; a read-only share is refused, saying why. */
+START_TEST(test_cli_sysv_share) {
+        _cleanup_run_result_ RunResult sh = { 0 }, ro = { 0 }, w = { 0 }, c = { 0 }, w2 = { 0 }, c2 = { 0 },
+                                       rel = { 0 };
         _cleanup_free_ char *token = NULL;
-        uint64_t id = ctl_create_kind(NOBODY_UID, BB_KIND_SYSV, "4K", "sysv-token");
+        uint64_t id = ctl_create_kind(NOBODY_UID, BB_KIND_SYSV, "4K", "sysv-share");
 
         ctl(&w, NOBODY_UID, "by id", "write", ids(id));
         ck_assert_run_status(&w, 0);
-        ctl(&sh, NOBODY_UID, NULL, "share", ids(id), "--read-only");
+        ctl(&ro, NOBODY_UID, NULL, "share", ids(id), "--read-only");
+        ck_assert_run_status(&ro, 1);
+        assert_err_mentions(&ro, "Not supported", "read-only share of a sysv buffer");
+        ck_assert_uint_eq(ro.out_len, 0);
+
+        ctl(&sh, NOBODY_UID, NULL, "share", ids(id));
         ck_assert_run_status(&sh, 0);
         token = strndup(sh.out, BB_TOKEN_LEN);
         ctl(&c, NOBODY_UID, NULL, "cat", token);
         ck_assert_run_status(&c, 0);
         ck_assert_uint_eq(c.out_len, 4096);
         ck_assert(memcmp(c.out, "by id", 5) == 0);
-        ctl(&w2, NOBODY_UID, "through a read-only token", "write", token);
-        ck_assert_run_status(&w2, 1);
-        assert_err_mentions(&w2, "read-only", "write of a sysv buffer through a read-only token");
+        ctl(&w2, NOBODY_UID, "by token", "write", token);
+        ck_assert_run_status(&w2, 0);
+        ctl(&c2, NOBODY_UID, NULL, "cat", ids(id));
+        ck_assert_run_status(&c2, 0);
+        ck_assert(memcmp(c2.out, "by token", 8) == 0);
         ctl(&rel, NOBODY_UID, NULL, "release", ids(id));
         ck_assert_run_status(&rel, 0);
+        ck_assert(wait_gone(id, 5000));
 }
 END_TEST
 
@@ -690,7 +708,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_lib_sysv_as_owner);
         tcase_add_test(tc, test_cli_posix);
         tcase_add_test(tc, test_cli_sysv);
-        tcase_add_test(tc, test_cli_sysv_token);
+        tcase_add_test(tc, test_cli_sysv_share);
 }
 
 static void add_file_tests(TCase *tc) {
