@@ -1203,7 +1203,7 @@ static const Verb verbs[] = {
                             "[--hugetlb] [--prefault]\n"
                             "--v4l2 DEVICE --count N [--format FORMAT] [--type TYPE] [--persistent] [--ttl TTL] "
                             "[--read-only]",
-                .summary = "Create buffers (memfd, posix, sysv, file, V4L2), print ids",
+                .summary = "Create buffers of a kind or on V4L2, print ids",
                 .description = "Create a buffer of at least SIZE bytes of the given KIND (memfd: N of\n"
                                "them, up to 16, with --count), or N dma-buf buffers on the V4L2 device\n"
                                "DEVICE, and print their ids, one per line. Without --persistent they are\n"
