@@ -481,6 +481,49 @@ START_TEST(test_lib_file) {
 }
 END_TEST
 
+/* A persistent create by kind, cancelled before its reply: the library
+ * releases what the broker made when the reply comes, also when the client
+ * closes meanwhile (bufbroker.h, asynchronous calls). One loop iteration
+ * per kind. */
+static const char *const cancel_kinds[] = { BB_KIND_MEMFD, BB_KIND_POSIX, BB_KIND_SYSV };
+
+START_TEST(test_lib_async_cancelled) {
+        const char *kind = cancel_kinds[_i];
+        bb_client *c = lib_client();
+        bb_call *call = NULL, *kept = NULL;
+        struct {
+                bool done;
+                int error;
+                bb_buffer *buf;
+                char *error_name;
+        } out = { 0 };
+        Snapshot base;
+
+        stats_read(&base);
+        /* cancelled at once, then the client processes the reply */
+        ck_assert_int_eq(bb_buffer_create_kind_async(c, kind, "cancelled", 4096, BB_CREATE_PERSISTENT, 0, on_created,
+                                                     &out, &call), 0);
+        ck_assert_int_eq(bb_call_is_pending(call), 1);
+        call = bb_call_unref(call);
+        /* a second call behind it: once its reply is here, so is the first's */
+        ck_assert_int_eq(bb_buffer_create_kind_async(c, kind, "kept", 4096, 0, 0, on_created, &out, &kept), 0);
+        for (int i = 0; !out.done && i < 100; i++)
+                ck_assert_int_ge(bb_client_process(c, 100000), 0);
+        ck_assert_msg(out.done && out.error == 0, "%s: the second create: %d (%s)", kind, out.error,
+                      out.error_name ?: "");
+        ck_assert_str_eq(bb_buffer_name(out.buf), "kept");
+        out.buf = bb_buffer_unref(out.buf);
+        kept = bb_call_unref(kept);
+
+        /* cancelled, and the client closes before the reply came */
+        ck_assert_int_eq(bb_buffer_create_kind_async(c, kind, "closed", 4096, BB_CREATE_PERSISTENT, 0, on_created,
+                                                     &out, &call), 0);
+        call = bb_call_unref(call);
+        bb_client_unref(c);
+        assert_back_to(&base, kind);
+}
+END_TEST
+
 /* ---- bufbrokerctl: each kind ---------------------------------------------- */
 
 static uint64_t ctl_create_kind(uid_t uid, const char *kind, const char *size, const char *name) {
@@ -708,6 +751,7 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_lib_posix);
         tcase_add_test(tc, test_lib_sysv);
         tcase_add_test(tc, test_lib_sysv_as_owner);
+        tcase_add_loop_test(tc, test_lib_async_cancelled, 0, ELEMENTSOF(cancel_kinds));
         tcase_add_test(tc, test_cli_posix);
         tcase_add_test(tc, test_cli_sysv);
         tcase_add_test(tc, test_cli_sysv_share);
