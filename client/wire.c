@@ -95,14 +95,15 @@ static int store_index(bb_buffer *buf, void *field, sd_bus_message *m) {
 }
 
 /* a(tuu): length, bytesperline, offset per plane. A handle that owns fds
- * keeps one plane per fd: a list of another length is a broken reply (an
- * empty one says nothing, and changes nothing). */
+ * keeps one plane per fd (a sysv holder its one segment): a list of another
+ * length is a broken reply (an empty one says nothing, and changes
+ * nothing). */
 static int store_planes(bb_buffer *buf, void *field, sd_bus_message *m) {
         struct {
                 uint64_t length;
                 uint32_t stride, offset;
         } planes[BB_PLANES_MAX];
-        unsigned n = 0;
+        unsigned n = 0, held;
         int r;
 
         r = sd_bus_message_enter_container(m, 'v', "a(tuu)");
@@ -134,10 +135,13 @@ static int store_planes(bb_buffer *buf, void *field, sd_bus_message *m) {
         if (r < 0)
                 return r;
 
-        if (buf->n_fds > 0) {
+        /* A holder's handle keeps its planes: one per fd, or the one
+         * segment it attaches. */
+        held = buf->segment_held ? 1 : buf->n_fds;
+        if (held > 0) {
                 if (n == 0)
                         return 0;
-                if (n != buf->n_fds)
+                if (n != held)
                         return -EBADMSG;
         }
         for (unsigned i = 0; i < n; i++) {

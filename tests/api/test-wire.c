@@ -366,6 +366,23 @@ START_TEST(test_info_sysv) {
         ck_assert_int_eq(bb_buffer_sync_begin(buf, BB_SYNC_WRITE), 0);
         ck_assert_int_eq(bb_buffer_map_plane(buf, 1, &addr, &size), -ERANGE);
 
+        /* a refresh keeps the holder's one plane: none said changes nothing,
+         * two are a broken reply */
+        m = new_reply();
+        append_planes(m, 0, 0, 0);
+        ck_assert_int_eq(read_reply(m, buf), 0);
+        ck_assert_uint_eq(bb_buffer_n_planes(buf), 1);
+        m = new_reply();
+        append_planes(m, 2, 4096, 0);
+        ck_assert_int_eq(read_reply(m, buf), -EBADMSG);
+        ck_assert_uint_eq(bb_buffer_n_planes(buf), 1);
+        m = new_reply();
+        append_planes(m, 1, 8192, 0);
+        ck_assert_int_ge(sd_bus_message_append(m, "{sv}", BB_PROP_SHM_ID, "i", (int32_t) id), 0);
+        ck_assert_int_eq(read_reply(m, buf), 0);
+        ck_assert_uint_eq(bb_buffer_n_planes(buf), 1);
+        ck_assert_int_eq(bb_buffer_shmid(buf), id);
+
         /* mapped is attached: the segment's own memory, once */
         ck_assert_int_eq(bb_buffer_map(buf, &addr, &size), 0);
         ck_assert_uint_eq(size, 8192);
