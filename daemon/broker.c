@@ -798,7 +798,7 @@ static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, Bro
         int r;
 
         (void) b;
-        if (buf->kind != (const char *) BB_KIND_MEMFD)
+        if (strcmp(buf->kind, BB_KIND_MEMFD) != 0)
                 return refuse(err, -EOPNOTSUPP, "Kind '%s' is not available yet", buf->kind);
 
         r = memfd_new_sealed(req, &buf->planes[0].fd);
@@ -815,8 +815,8 @@ static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, Bro
         return 0;
 }
 
-/* The BB_KIND_* constant for a kind Create takes (NULL: memfd), so that
- * buf->kind can be compared by address; NULL for any other string. */
+/* The BB_KIND_* constant (static storage: buf->kind points to it) for a
+ * kind Create takes (NULL: memfd); NULL for any other string. */
 static const char *create_kind(const char *kind) {
         static const char *const kinds[] = { BB_KIND_MEMFD, BB_KIND_POSIX, BB_KIND_SYSV, BB_KIND_FILE };
 
@@ -842,7 +842,7 @@ int broker_create(Broker *b, const Caller *caller, const CreateRequest *req, uin
                 return r;
         if (!kind)
                 return refuse(err, -EINVAL, "Unknown buffer kind '%s': memfd, posix, sysv or file", req->kind);
-        if (req->hugetlb && kind != (const char *) BB_KIND_MEMFD)
+        if (req->hugetlb && strcmp(kind, BB_KIND_MEMFD) != 0)
                 return refuse(err, -EOPNOTSUPP, "Option 'hugetlb' is for memfd buffers, not for kind %s", kind);
         if (n > BB_CREATE_BATCH_MAX)
                 return refuse(err, -EINVAL, "%u buffers asked in one call; at most %u", n, BB_CREATE_BATCH_MAX);
@@ -1342,13 +1342,13 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         r = buffer_new(b, rb->owner, kind, rb->name, rb->n_planes, rb->persistent, 0, 0, &buf);
         if (r < 0)
                 return r;
-        if (kind == (const char *) BB_KIND_POSIX) {
+        if (strcmp(kind, BB_KIND_POSIX) == 0) {
                 if (!rb->handle || rb->handle[0] != '/')
                         return -EINVAL;
                 buf->shm_name = strdup(rb->handle);
                 if (!buf->shm_name)
                         return -ENOMEM;
-        } else if (kind == (const char *) BB_KIND_SYSV) {
+        } else if (strcmp(kind, BB_KIND_SYSV) == 0) {
                 uint64_t id;
 
                 if (!rb->handle || parse_uint64(rb->handle, &id) < 0 || id > INT_MAX)

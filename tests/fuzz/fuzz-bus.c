@@ -260,6 +260,7 @@ typedef enum Member {
         M_INTROSPECT,
         M_PING,
         M_GET_MACHINE_ID,
+        M_CREATE,
         M_JUNK,
         M_INPUT,
         _M_MAX,
@@ -280,6 +281,7 @@ static const char *const member_names[_M_MAX] = {
         [M_INTROSPECT] = "Introspect",
         [M_PING] = "Ping",
         [M_GET_MACHINE_ID] = "GetMachineId",
+        [M_CREATE] = "Create",
 };
 
 /* What a method return must carry (NULL: anything, for members we made up). */
@@ -298,6 +300,7 @@ static const char *const member_reply_signature[_M_MAX] = {
         [M_INTROSPECT] = "s",
         [M_PING] = "",
         [M_GET_MACHINE_ID] = "s",
+        [M_CREATE] = "oaha{sv}",
 };
 
 /* What an error reply must leave as it was. */
@@ -1099,6 +1102,7 @@ typedef enum Arg {
         A_IFACE,
         A_PROPERTY,
         A_VARIANT,
+        A_KIND,
 } Arg;
 
 /* The arguments of the contract (and of the standard interfaces). */
@@ -1111,6 +1115,7 @@ static const Arg member_args[_M_MAX][4] = {
         [M_GET] = { A_IFACE, A_PROPERTY },
         [M_GET_ALL] = { A_IFACE },
         [M_SET] = { A_IFACE, A_PROPERTY, A_VARIANT },
+        [M_CREATE] = { A_KIND, A_NAME, A_SIZE, A_OPTIONS },
 };
 
 static int append_arg(Fuzz *f, Conn *c, sd_bus_message *msg, Input *in, Arg arg) {
@@ -1130,6 +1135,13 @@ static int append_arg(Fuzz *f, Conn *c, sd_bus_message *msg, Input *in, Arg arg)
         }
         case A_DEVICE:
                 return sd_bus_message_append(msg, "s", pick_device(in) ?: "");
+        case A_KIND: {
+                static const char *const kinds[] = {
+                        BB_KIND_MEMFD, BB_KIND_POSIX, BB_KIND_SYSV, BB_KIND_FILE, BB_KIND_V4L2, "", "Memfd",
+                };
+
+                return sd_bus_message_append(msg, "s", kinds[in_pick(in, ELEMENTSOF(kinds))]);
+        }
         case A_COUNT:
                 switch (in_pick(in, 8)) {
                 case 0:
@@ -1306,6 +1318,13 @@ static void check_fd(const Call *call, int fd, const char *kind, uint64_t size, 
 
         if (fstat(fd, &st) < 0)
                 fuzz_fail("%s returned an fd that cannot be fstat()ed: %m", what);
+        flags = fcntl(fd, F_GETFL);
+        if (read_only && (flags & O_ACCMODE) != O_RDONLY)
+                fuzz_fail("%s said read-only and returned an fd open for writing", what);
+        if (kind && (streq(kind, BB_KIND_POSIX) || streq(kind, BB_KIND_FILE)) && size != UINT64_MAX &&
+            (uint64_t) st.st_size != size)
+                fuzz_fail("%s returned a %s file of %jd bytes for a buffer of %" PRIu64, what, kind,
+                          (intmax_t) st.st_size, size);
         if (kind && !streq(kind, BB_KIND_MEMFD))
                 return;
         seals = fcntl(fd, F_GET_SEALS);
@@ -1318,9 +1337,6 @@ static void check_fd(const Call *call, int fd, const char *kind, uint64_t size, 
         if ((uint64_t) st.st_size != size)
                 fuzz_fail("%s returned a memfd of %jd bytes for a buffer of %" PRIu64, what, (intmax_t) st.st_size,
                           size);
-        flags = fcntl(fd, F_GETFL);
-        if (read_only && (flags & O_ACCMODE) != O_RDONLY)
-                fuzz_fail("%s said read-only and returned an fd open for writing", what);
 }
 
 /* Open's and OpenFds' "ah" and info a{sv}. */
@@ -1360,8 +1376,11 @@ static bool check_fds_and_info(Fuzz *f, Conn *c, const Call *call, sd_bus_messag
         if (r < 0)
                 fuzz_fail("%s's reply cannot be read as the contract says: %s", member_names[call->member],
                           strerror(-r));
-        if (n == 0 || !kind || size == UINT64_MAX || read_only < 0)
-                fuzz_fail("%s's reply lacks fds, kind, size or read-only", member_names[call->member]);
+        if (!kind || size == UINT64_MAX || read_only < 0)
+                fuzz_fail("%s's reply lacks kind, size or read-only", member_names[call->member]);
+        /* A SysV segment has no fd (its shmid is in info); every other kind has one per plane. */
+        if ((n == 0) != streq(kind, BB_KIND_SYSV))
+                fuzz_fail("%s returned %u fds for a buffer of kind %s", member_names[call->member], n, kind);
         for (unsigned i = 0; i < n; i++)
                 check_fd(call, fds[i], kind, n == 1 ? size : UINT64_MAX, read_only, frozen);
         check_holds(f, c, call, path);
@@ -1477,6 +1496,13 @@ static void check_reply(Fuzz *f, Conn *c, const Call *call, sd_bus_message *msg)
                 if ((fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDWR)
                         fuzz_fail("CreateMemfd returned an fd not open for writing");
                 check_holds(f, c, call, path);
+                break;
+        case M_CREATE:
+                r = sd_bus_message_read(msg, "o", &path);
+                if (r < 0)
+                        fuzz_fail("Create's reply: %s", strerror(-r));
+                if (check_fds_and_info(f, c, call, msg, path))
+                        fuzz_fail("Create returned a read-only buffer");
                 break;
         case M_OPEN: {
                 bool read_only;
