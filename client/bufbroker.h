@@ -59,11 +59,12 @@ typedef struct bb_key_value {
         uint64_t value;
 } bb_key_value;
 
-/* Flags of bb_buffer_create() and bb_buffer_create_v4l2(). */
+/* Flags of bb_buffer_create(), bb_buffer_create_kind() and
+ * bb_buffer_create_v4l2(). */
 #define BB_CREATE_PERSISTENT    (1U << 0)  /* outlive this connection until released or expired */
 #define BB_CREATE_READ_ONLY     (1U << 1)  /* V4L2 only: exported O_RDONLY, nobody gets a writable fd */
 #define BB_CREATE_HUGETLB       (1U << 2)  /* memfd only: huge pages, all reserved by the broker */
-#define BB_CREATE_PREFAULT      (1U << 3)  /* memfd only: every page allocated by the broker */
+#define BB_CREATE_PREFAULT      (1U << 3)  /* not V4L2: every page allocated by the broker */
 
 /* Flags of bb_buffer_open_fds(). */
 #define BB_OPEN_READ_ONLY       (1U << 0)  /* O_RDONLY fds, even for the owner */
@@ -266,6 +267,33 @@ bb_buffer **bb_buffer_list_free(bb_buffer **list, size_t n);
 int bb_buffer_create(bb_client *c, const char *name, uint64_t size, unsigned flags,
                      uint64_t ttl_usec, bb_buffer **ret);
 
+/* Create a buffer of the given kind (since LIBBUFBROKER_1.2), as
+ * bb_buffer_create() does a memfd:
+ *   "memfd"  a sealed memfd (as bb_buffer_create(), through Create);
+ *   "posix"  a POSIX shared memory object under /dev/shm with an unguessable
+ *            name (bb_buffer_shm_name()) that only the owner, and those it
+ *            shares with, can shm_open(); unlinked when the buffer goes;
+ *   "sysv"   a SysV segment (bb_buffer_shmid()) owned by the caller's uid,
+ *            mode 0600; removed (IPC_RMID) when the buffer goes. It has no
+ *            fd: bb_buffer_map() attaches it (shmat), bb_buffer_fd()
+ *            returns -EOPNOTSUPP. Shared with the owner's uid only, and
+ *            not read-only: that uid may attach it read-write anyway, so
+ *            the broker refuses read-only shares and BB_OPEN_READ_ONLY
+ *            (-EOPNOTSUPP);
+ *   "file"   an unnamed file (O_TMPFILE) in the broker's file directory,
+ *            for buffers larger than memory; its space is freed when the
+ *            last fd closes.
+ * Not sealable: only a memfd can be frozen. flags: BB_CREATE_PERSISTENT,
+ * BB_CREATE_PREFAULT (every kind; -ENOSPC when memory or disk space is
+ * not there), BB_CREATE_HUGETLB (memfd only: -EOPNOTSUPP for the others).
+ * An unknown kind is -EINVAL; a kind the broker cannot make -EOPNOTSUPP
+ * (NotSupported; its message says why, see bb_client_error_message()). The
+ * connection becomes a holder; the handle owns the buffer's fd (none for
+ * sysv). Needs a broker with Create(); bb_buffer_create() makes memfds on
+ * every broker. */
+int bb_buffer_create_kind(bb_client *c, const char *kind, const char *name, uint64_t size, unsigned flags,
+                          uint64_t ttl_usec, bb_buffer **ret);
+
 /* Allocate count buffers on the V4L2 device at path device (for example
  * "/dev/video0") and export them as dma-bufs: one broker buffer per V4L2
  * buffer, one fd per plane. The format asked for: width and height (0: keep
@@ -371,14 +399,18 @@ int bb_buffer_revoke_tokens(bb_buffer *buf, unsigned *ret_count);
 
 /* The fd the handle owns (plane 0). It stays owned by the handle: do not
  * close it; dup it to keep it beyond bb_buffer_unref(). -ENODATA when the
- * handle has no fd (bb_buffer_get(), bb_client_list_buffers()). */
+ * handle has no fd (bb_buffer_get(), bb_client_list_buffers()),
+ * -EOPNOTSUPP for a sysv buffer (a segment has no fd: bb_buffer_map() or
+ * shmat() of bb_buffer_shmid()). */
 int bb_buffer_fd(bb_buffer *buf);
 
 /* Map plane 0 (for a memfd: the whole buffer) MAP_SHARED: PROT_READ|
  * PROT_WRITE, or PROT_READ only when the fd is read-only or the buffer is
- * frozen (bb_buffer_is_writable() tells which). *ret_size is the plane's
+ * frozen (bb_buffer_is_writable() tells which). A sysv buffer's segment is
+ * attached instead (shmat(), SHM_RDONLY when the handle is read-only) and
+ * bb_buffer_unmap() detaches it (shmdt()). *ret_size is the plane's
  * length. Mapping twice returns the same mapping. -ENODATA when the handle
- * has no fd. Other planes: bb_buffer_map_plane(). */
+ * has no fd (nor, for sysv, a hold). Other planes: bb_buffer_map_plane(). */
 int bb_buffer_map(bb_buffer *buf, void **ret_addr, size_t *ret_size);
 
 /* Map one plane MAP_SHARED, as bb_buffer_map() does plane 0 (bb_buffer_map()
@@ -397,20 +429,21 @@ int bb_buffer_unmap(bb_buffer *buf);
  * and end, on every plane, retried on EINTR and EAGAIN) so that caches are
  * coherent with the device. flags: BB_SYNC_READ and/or BB_SYNC_WRITE; end
  * takes the flags begin took. A failure of begin leaves no plane begun. For
- * memfd buffers (kind "memfd") both do nothing and return 0. -EINVAL for no
+ * every kind but "v4l2" (plain memory) both do nothing and return 0. -EINVAL for no
  * or unknown flags, -ENODATA when the handle has no fds. */
 int bb_buffer_sync_begin(bb_buffer *buf, unsigned flags);
 int bb_buffer_sync_end(bb_buffer *buf, unsigned flags);
 
 /* The number of planes of the buffer: of a handle that owns fds, one per
- * fd; of a handle without fds, as the broker's Planes property said (0 when
+ * fd; of a sysv buffer's holder, 1 (the segment); of a handle without fds, as the broker's Planes property said (0 when
  * the broker has none, and for bb_client_list_buffers() handles); 0 for
  * NULL. */
 unsigned bb_buffer_n_planes(bb_buffer *buf);
 
 /* The fd of one plane, owned by the handle (do not close it). -EINVAL for
  * NULL, -ENODATA when the handle has no fds (even when it knows its
- * planes), -ERANGE when plane >= bb_buffer_n_planes(). */
+ * planes), -EOPNOTSUPP for a sysv buffer, -ERANGE when plane >=
+ * bb_buffer_n_planes(). */
 int bb_buffer_plane_fd(bb_buffer *buf, unsigned plane);
 
 /* A plane's length in bytes, its stride (bytes per line; 0 when it has none,
@@ -430,8 +463,26 @@ uint64_t bb_buffer_size(bb_buffer *buf);
 /* The buffer's name (never NULL for a valid handle). Valid while buf is. */
 const char *bb_buffer_name(bb_buffer *buf);
 
-/* The buffer's kind: "memfd" or "v4l2". Valid while buf is. */
+/* The buffer's kind: "memfd", "posix", "sysv", "file" or "v4l2". Valid
+ * while buf is. */
 const char *bb_buffer_kind(bb_buffer *buf);
+
+/* A posix buffer's name for shm_open(), with its leading '/'; NULL for NULL,
+ * other kinds, and handles that know no name. Valid while buf is. Since
+ * LIBBUFBROKER_1.2. */
+const char *bb_buffer_shm_name(bb_buffer *buf);
+
+/* A sysv buffer's segment id for shmat() (0 or more). -EINVAL for NULL,
+ * -ENODATA for other kinds and handles that know none. Since
+ * LIBBUFBROKER_1.2. */
+int bb_buffer_shmid(bb_buffer *buf);
+
+/* The bytes the kernel has allocated for the buffer (the AllocatedBytes
+ * property: a file's blocks on disk, a segment's resident memory), as the
+ * broker last reported it (bb_client_list_buffers(), bb_buffer_get(),
+ * bb_buffer_refresh()). -ENODATA for handles that learnt none. Since
+ * LIBBUFBROKER_1.2. */
+int bb_buffer_get_allocated_bytes(bb_buffer *buf, uint64_t *ret);
 
 /* The buffer's D-Bus object path. Valid while buf is. */
 const char *bb_buffer_path(bb_buffer *buf);
@@ -516,6 +567,11 @@ int bb_buffer_v4l2_index(bb_buffer *buf);
 /* As bb_buffer_create(); callback gets the handle. */
 int bb_buffer_create_async(bb_client *c, const char *name, uint64_t size, unsigned flags, uint64_t ttl_usec,
                            bb_buffer_done_func callback, void *userdata, bb_call **ret_call);
+
+/* As bb_buffer_create_kind(); callback gets the handle. */
+int bb_buffer_create_kind_async(bb_client *c, const char *kind, const char *name, uint64_t size, unsigned flags,
+                                uint64_t ttl_usec, bb_buffer_done_func callback, void *userdata,
+                                bb_call **ret_call);
 
 /* As bb_buffer_create_many(); callback gets the count handles. */
 int bb_buffer_create_many_async(bb_client *c, const char *name, uint64_t size, unsigned flags,

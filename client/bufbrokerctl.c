@@ -65,6 +65,7 @@ static char *arg_v4l2 = NULL;
 static uint32_t arg_width = 0, arg_height = 0, arg_fourcc = 0;
 static const char *arg_type = NULL;
 static unsigned arg_count = 0;
+static const char *arg_kind = NULL;     /* NULL: not given (a memfd, by CreateMemfd) */
 
 /* Which command options were given, so a command can refuse the ones that
  * mean nothing to it instead of ignoring them silently. */
@@ -86,6 +87,7 @@ enum {
         OPT_ALL         = 1U << 14,
         OPT_HUGETLB     = 1U << 15,
         OPT_PREFAULT    = 1U << 16,
+        OPT_KIND        = 1U << 17,
 
         /* What every command that prints data takes. */
         OPT_OUTPUT      = OPT_JSON | OPT_NO_LEGEND,
@@ -100,9 +102,10 @@ static const struct {
         const char *help;
 } command_options[] = {
         { OPT_SIZE,       "--size",       "--size SIZE",       "The new buffer's size" },
+        { OPT_KIND,       "--kind",       "--kind KIND",       "What the new buffer is (default: memfd)" },
         { OPT_COUNT,      "--count",      "--count N",         "How many (memfd: 1 to 16; V4L2: required)" },
         { OPT_NAME,       "--name",       "--name NAME",       "The new buffer's name" },
-        { OPT_HUGETLB,    "--hugetlb",    "--hugetlb",         "Of huge pages (the size rounded up to them)" },
+        { OPT_HUGETLB,    "--hugetlb",    "--hugetlb",         "Of huge pages (memfd; the size rounded up)" },
         { OPT_PREFAULT,   "--prefault",   "--prefault",        "Allocate the pages now (no SIGBUS later)" },
         { OPT_PERSISTENT, "--persistent", "--persistent",      "Keep the buffers after bufbrokerctl exits" },
         { OPT_TTL,        "--ttl",        "--ttl TTL",         "Expiry of the buffer (create) or token (share)" },
@@ -119,6 +122,20 @@ static const struct {
                                                                "--json alone is --json=pretty" },
         { OPT_NO_LEGEND,  "--no-legend",  "--no-legend",       "Leave out column headers and footers" },
 };
+
+/* The kinds "create --kind" knows, as the broker spells them. */
+static const char *const known_kinds[] = { BB_KIND_MEMFD, BB_KIND_POSIX, BB_KIND_SYSV, BB_KIND_FILE };
+
+static bool kind_is_known(const char *kind) {
+        for (size_t i = 0; i < ELEMENTSOF(known_kinds); i++)
+                if (strcmp(kind, known_kinds[i]) == 0)
+                        return true;
+        return false;
+}
+
+static bool kind_is(bb_buffer *b, const char *kind) {
+        return bb_buffer_kind(b) && strcmp(bb_buffer_kind(b), kind) == 0;
+}
 
 /* The verb named on the command line, once known, for "Try 'VERB --help'". */
 static const char *hint_verb = NULL;
@@ -252,6 +269,12 @@ static int buffer_acquire(bb_client *c, const char *verb, const char *arg, unsig
         }
 
         r = bb_buffer_open_fds(c, id, open_flags, ret);
+        /* A SysV segment has no read-only fds to give (its owner may attach
+         * it read-write anyway): the broker says NotSupported. A verb that
+         * only reads takes it read-write then; this connection held nothing
+         * before, so the failed call left nothing to undo. */
+        if (r == -EOPNOTSUPP && (open_flags & BB_OPEN_READ_ONLY))
+                r = bb_buffer_open_fds(c, id, open_flags & ~BB_OPEN_READ_ONLY, ret);
         if (r < 0) {
                 log_bus_error(c, r, "%s %s", verb, arg);
                 if (r == -EPERM)
@@ -287,8 +310,9 @@ static void json_key_values(JsonWriter *w, const bb_key_value *kv, size_t n) {
  * of a memfd). Documented in bufbrokerctl(1). */
 static void json_buffer(JsonWriter *w, bb_buffer *b) {
         uid_t owner = bb_buffer_owner_uid(b);
+        uint64_t allocated;
         unsigned holders;
-        int index;
+        int index, shmid;
 
         json_object_begin(w);
         json_field_uint(w, "id", bb_buffer_id(b));
@@ -313,6 +337,17 @@ static void json_buffer(JsonWriter *w, bb_buffer *b) {
                 json_field_uint(w, "holders", holders);
         else
                 json_field_null(w, "holders");
+        /* The kind's own handle: null for the kinds that have none. */
+        json_field_string(w, "shm_name", bb_buffer_shm_name(b));
+        shmid = bb_buffer_shmid(b);
+        if (shmid >= 0)
+                json_field_uint(w, "shmid", (uint64_t) shmid);
+        else
+                json_field_null(w, "shmid");
+        if (bb_buffer_get_allocated_bytes(b, &allocated) >= 0)
+                json_field_uint(w, "allocated_bytes", allocated);
+        else
+                json_field_null(w, "allocated_bytes");
 
         json_key(w, "planes");
         if (bb_buffer_n_planes(b) == 0)
@@ -398,18 +433,37 @@ static int verb_status(bb_client *c, int argc, char **argv) {
         return 0;
 }
 
+/* The HANDLE column: one word, the kind's way in from outside the broker
+ * (a posix name, a sysv shmid) or, for a file, its bytes on disk; "-" for
+ * none. */
+#define FORMAT_HANDLE_MAX 256
+static const char *format_handle(char buf[static FORMAT_HANDLE_MAX], bb_buffer *b) {
+        uint64_t allocated;
+        int shmid = bb_buffer_shmid(b);
+
+        if (bb_buffer_shm_name(b))
+                snprintf(buf, FORMAT_HANDLE_MAX, "%s", bb_buffer_shm_name(b));
+        else if (shmid >= 0)
+                snprintf(buf, FORMAT_HANDLE_MAX, "%d", shmid);
+        else if (kind_is(b, BB_KIND_FILE) && bb_buffer_get_allocated_bytes(b, &allocated) >= 0)
+                format_size(buf, allocated);
+        else
+                snprintf(buf, FORMAT_HANDLE_MAX, "-");
+        return buf;
+}
+
 static int list_table(bb_buffer **list, size_t n) {
         /* USER beside UID, one word each, so that awk's fields stay put
          * whether a uid has a name or not. */
         static const char *const header[] = { "ID", "KIND", "SIZE", "UID", "USER", "HOLDERS", "PERSISTENT",
-                                              "FROZEN", "CREATED", "NAME" };
+                                              "FROZEN", "CREATED", "HANDLE", "NAME" };
         _cleanup_(table_done) Table t = {};
         int r;
 
         r = table_new(&t, ELEMENTSOF(header), header);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 char id[24], sz[FORMAT_SIZE_MAX], uid[24], user[FORMAT_USER_MAX], holders_s[16] = "-",
-                        ts[FORMAT_TIMESTAMP_MAX];
+                        ts[FORMAT_TIMESTAMP_MAX], handle[FORMAT_HANDLE_MAX];
                 bb_buffer *b = list[i];
                 unsigned holders;
 
@@ -427,6 +481,7 @@ static int list_table(bb_buffer **list, size_t n) {
                         bb_buffer_is_persistent(b) ? "yes" : "no",
                         bb_buffer_is_frozen(b) ? "yes" : "no",
                         format_timestamp(ts, bb_buffer_created_usec(b)),
+                        format_handle(handle, b),
                         bb_buffer_name(b),
                 };
                 for (size_t k = 0; r >= 0 && k < ELEMENTSOF(row); k++)
@@ -518,10 +573,15 @@ static int verb_create(bb_client *c, int argc, char **argv) {
         if (arg_v4l2)
                 return create_v4l2(c);
 
-        if (n > 1)
+        /* --count N of memfds is one CreateMemfds call whatever --kind says. */
+        if (arg_kind && n == 1)
+                r = bb_buffer_create_kind(c, arg_kind, arg_name, arg_size, flags, arg_ttl_usec, &bufs[0]);
+        else if (n > 1)
                 r = bb_buffer_create_many(c, arg_name, arg_size, flags, arg_ttl_usec, arg_count, bufs);
         else
                 r = bb_buffer_create(c, arg_name, arg_size, flags, arg_ttl_usec, &bufs[0]);
+        if (r < 0 && arg_kind && n == 1)
+                return log_bus_error(c, r, "create --kind %s", arg_kind);
         if (r < 0)
                 return log_bus_error(c, r, "create");
         /* JSON is always an array, however many were asked for. */
@@ -562,6 +622,7 @@ static void print_planes_and_format(bb_buffer *buf) {
 static int verb_info(bb_client *c, int argc, char **argv) {
         _cleanup_(bb_buffer_unrefp) bb_buffer *buf = NULL;
         char sz[FORMAT_SIZE_MAX], ts[FORMAT_TIMESTAMP_MAX];
+        uint64_t allocated;
         int r;
 
         r = buffer_get_by_id_arg(c, "info", argv[1], &buf);
@@ -580,7 +641,14 @@ static int verb_info(bb_client *c, int argc, char **argv) {
         printf("Path:       %s\n", bb_buffer_path(buf));
         printf("Name:       %s\n", bb_buffer_name(buf));
         printf("Kind:       %s\n", bb_buffer_kind(buf));
+        /* The kind's handle, named as its property (ShmName, ShmId). */
+        if (bb_buffer_shm_name(buf))
+                printf("ShmName:    %s\n", bb_buffer_shm_name(buf));
+        if (bb_buffer_shmid(buf) >= 0)
+                printf("ShmId:      %d\n", bb_buffer_shmid(buf));
         printf("Size:       %" PRIu64 " (%s)\n", bb_buffer_size(buf), format_size(sz, bb_buffer_size(buf)));
+        if (bb_buffer_get_allocated_bytes(buf, &allocated) >= 0)
+                printf("Allocated:  %" PRIu64 " (%s)\n", allocated, format_size(sz, allocated));
         printf("OwnerUid:   %u\n", (unsigned) bb_buffer_owner_uid(buf));
         /* A line of its own, so that the one above stays the property's value. */
         if (uid_to_user_name(bb_buffer_owner_uid(buf)))
@@ -907,20 +975,36 @@ static __attribute__((__noreturn__)) void exec_child(bb_buffer *buf, int fd, cha
          * inherit that. */
         signal(SIGPIPE, SIG_DFL);
 
-        /* The one fd the command is meant to inherit. */
-        if (fcntl(fd, F_SETFD, 0) < 0) {
-                fprintf(stderr, "%s: exec: cannot pass the buffer's fd: %m\n", program_name);
+        /* The one fd the command is meant to inherit; a sysv buffer has
+         * none: the command attaches $BUFBROKER_SHMID. Stale values from our
+         * own environment must not pose as this buffer's. */
+        if (unsetenv("BUFBROKER_FD") < 0 || unsetenv("BUFBROKER_SHM_NAME") < 0 ||
+            unsetenv("BUFBROKER_SHMID") < 0)
                 _exit(127);
+        if (fd >= 0) {
+                if (fcntl(fd, F_SETFD, 0) < 0) {
+                        fprintf(stderr, "%s: exec: cannot pass the buffer's fd: %m\n", program_name);
+                        _exit(127);
+                }
+                snprintf(v, sizeof(v), "%d", fd);
+                if (setenv("BUFBROKER_FD", v, 1) < 0)
+                        _exit(127);
         }
-        snprintf(v, sizeof(v), "%d", fd);
-        if (setenv("BUFBROKER_FD", v, 1) < 0)
-                _exit(127);
         snprintf(v, sizeof(v), "%" PRIu64, bb_buffer_id(buf));
         if (setenv("BUFBROKER_ID", v, 1) < 0)
                 _exit(127);
         snprintf(v, sizeof(v), "%" PRIu64, bb_buffer_size(buf));
         if (setenv("BUFBROKER_SIZE", v, 1) < 0)
                 _exit(127);
+        if (setenv("BUFBROKER_KIND", bb_buffer_kind(buf), 1) < 0)
+                _exit(127);
+        if (bb_buffer_shm_name(buf) && setenv("BUFBROKER_SHM_NAME", bb_buffer_shm_name(buf), 1) < 0)
+                _exit(127);
+        if (bb_buffer_shmid(buf) >= 0) {
+                snprintf(v, sizeof(v), "%d", bb_buffer_shmid(buf));
+                if (setenv("BUFBROKER_SHMID", v, 1) < 0)
+                        _exit(127);
+        }
 
         execvp(cmd[0], cmd);
         fprintf(stderr, "%s: exec: cannot run '%s': %m\n", program_name, cmd[0]);
@@ -938,13 +1022,18 @@ static int verb_exec(bb_client *c, int argc, char **argv) {
                 r = bb_buffer_open(c, arg_open, &buf);
                 if (r < 0)
                         return log_bus_error(c, r, "exec: open");
+        } else if (arg_kind) {
+                r = bb_buffer_create_kind(c, arg_kind, arg_name, arg_size, 0, 0, &buf);
+                if (r < 0)
+                        return log_bus_error(c, r, "exec: create --kind %s", arg_kind);
         } else {
                 r = bb_buffer_create(c, arg_name, arg_size, 0, 0, &buf);
                 if (r < 0)
                         return log_bus_error(c, r, "exec: create");
         }
+        /* A sysv buffer has no fd: its shmid is the handle the command gets. */
         fd = bb_buffer_fd(buf);
-        if (fd < 0) {
+        if (fd < 0 && !(fd == -EOPNOTSUPP && bb_buffer_shmid(buf) >= 0)) {
                 log_error("exec: the buffer has no fd: %s", strerror(-fd));
                 return fd;
         }
@@ -1110,17 +1199,20 @@ static const Verb verbs[] = {
                 .run = verb_list,
         }, {
                 .name = "create",
-                .synopsis = "--size SIZE [--count N] [--name NAME] [--persistent] [--ttl TTL] [--hugetlb] [--prefault]\n"
+                .synopsis = "--size SIZE [--kind KIND] [--count N] [--name NAME] [--persistent] [--ttl TTL] "
+                            "[--hugetlb] [--prefault]\n"
                             "--v4l2 DEVICE --count N [--format FORMAT] [--type TYPE] [--persistent] [--ttl TTL] "
                             "[--read-only]",
-                .summary = "Create memfd or V4L2 buffers, print their ids",
-                .description = "Create a memfd buffer of at least SIZE bytes (N of them, up to 16, with\n"
-                               "--count), or N dma-buf buffers on the V4L2 device DEVICE, and print their\n"
-                               "ids, one per line. Without --persistent they are released as soon as\n"
-                               "bufbrokerctl exits. A memfd may be of huge pages (--hugetlb) and have its\n"
-                               "pages allocated at once (--prefault).",
+                .summary = "Create buffers of a kind or on V4L2, print ids",
+                .description = "Create a buffer of at least SIZE bytes of the given KIND (memfd: N of\n"
+                               "them, up to 16, with --count), or N dma-buf buffers on the V4L2 device\n"
+                               "DEVICE, and print their ids, one per line. Without --persistent they are\n"
+                               "released as soon as bufbrokerctl exits. Any of them but V4L2 may have its\n"
+                               "pages allocated at once (--prefault); a memfd may be of huge pages\n"
+                               "(--hugetlb). 'info' and 'list' show a buffer's handle: a posix buffer's\n"
+                               "name for shm_open(), a sysv buffer's shmid, a file's bytes on disk.",
                 .args = ARGS_NONE,
-                .options = OPT_SIZE | OPT_NAME | OPT_PERSISTENT | OPT_TTL | OPT_READ_ONLY | OPT_V4L2 |
+                .options = OPT_SIZE | OPT_KIND | OPT_NAME | OPT_PERSISTENT | OPT_TTL | OPT_READ_ONLY | OPT_V4L2 |
                            OPT_FORMAT | OPT_TYPE | OPT_COUNT | OPT_HUGETLB | OPT_PREFAULT | OPT_OUTPUT,
                 .run = verb_create,
         }, {
@@ -1193,15 +1285,17 @@ static const Verb verbs[] = {
                 .run = verb_write,
         }, {
                 .name = "exec",
-                .synopsis = "--size SIZE [--name NAME] -- CMD...\n"
+                .synopsis = "--size SIZE [--kind KIND] [--name NAME] -- CMD...\n"
                             "--open TOKEN -- CMD...",
                 .summary = "Run CMD with the buffer's fd in $BUFBROKER_FD",
                 .description = "Create a buffer (not persistent), or open the one of TOKEN, and run CMD\n"
-                               "with its fd inherited: $BUFBROKER_FD, $BUFBROKER_ID and $BUFBROKER_SIZE\n"
-                               "say which. The buffer is held until CMD exits; bufbrokerctl exits with\n"
-                               "CMD's status. '--' ends bufbrokerctl's options.",
+                               "with its fd inherited: $BUFBROKER_FD, $BUFBROKER_ID, $BUFBROKER_SIZE and\n"
+                               "$BUFBROKER_KIND say which; $BUFBROKER_SHM_NAME the name of a posix\n"
+                               "buffer. A sysv buffer has no fd: $BUFBROKER_SHMID is its segment and\n"
+                               "$BUFBROKER_FD is unset. The buffer is held until CMD exits; bufbrokerctl\n"
+                               "exits with CMD's status. '--' ends bufbrokerctl's options.",
                 .args = ARGS_CMD,
-                .options = OPT_SIZE | OPT_OPEN | OPT_NAME,
+                .options = OPT_SIZE | OPT_KIND | OPT_OPEN | OPT_NAME,
                 .run = verb_exec,
         }, {
                 .name = "monitor",
@@ -1319,6 +1413,9 @@ static void print_option_line(const char *dashes, const char *synopsis, const ch
 static void print_value_syntax(unsigned options, bool ids) {
         if (options & OPT_SIZE)
                 puts("SIZE: 4096, 64K, 1M, 1G (powers of 1024; K/KB/KiB alike).");
+        if (options & OPT_KIND)
+                puts("KIND: memfd (a sealed memfd, the default), posix (a POSIX shm object),\n"
+                     "      sysv (a SysV segment, no fd) or file (a file on the broker's disk).");
         if (options & OPT_TTL)
                 puts("TTL: 500ms, 10s, 5min, 1h, 2d; a bare number is seconds.");
         if (options & OPT_FORMAT)
@@ -1401,7 +1498,7 @@ static void help_verb(const Verb *v) {
         bool takes_ids = v->args == ARGS_ID || v->args == ARGS_IDS || v->args == ARGS_REF ||
                          v->args == ARGS_ID_TOKENS;
 
-        if ((v->options & (OPT_SIZE | OPT_TTL | OPT_FORMAT | OPT_TYPE)) || takes_ids) {
+        if ((v->options & (OPT_SIZE | OPT_KIND | OPT_TTL | OPT_FORMAT | OPT_TYPE)) || takes_ids) {
                 putchar('\n');
                 print_value_syntax(v->options, takes_ids);
         }
@@ -1448,6 +1545,7 @@ enum {
         ARG_ALL,
         ARG_HUGETLB,
         ARG_PREFAULT,
+        ARG_KIND,
 };
 
 static _printf_(1, 2) void usage_error_set(const char *fmt, ...) {
@@ -1589,6 +1687,12 @@ static void parse_option(int c, const char *arg, char *const *argv) {
                 arg_prefault = true;
                 arg_seen |= OPT_PREFAULT;
                 break;
+        case ARG_KIND:
+                if (!kind_is_known(arg))
+                        return usage_error_set("--kind: '%s' is none of memfd, posix, sysv, file", arg);
+                arg_kind = arg;
+                arg_seen |= OPT_KIND;
+                break;
         case '?': {
                 const char *bad = argv[optind - 1];
 
@@ -1637,6 +1741,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "all",        no_argument,       NULL, ARG_ALL },
                 { "hugetlb",    no_argument,       NULL, ARG_HUGETLB },
                 { "prefault",   no_argument,       NULL, ARG_PREFAULT },
+                { "kind",       required_argument, NULL, ARG_KIND },
                 {}
         };
         int c;
@@ -1806,8 +1911,8 @@ static const Verb *find_verb(int argc, char **argv) {
                 static const unsigned v4l2_only[] = { OPT_FORMAT, OPT_TYPE, OPT_READ_ONLY };
 
                 if (!!(arg_seen & OPT_SIZE) == !!(arg_seen & OPT_V4L2)) {
-                        log_usage("create: exactly one of --size SIZE (a memfd buffer) and --v4l2 DEVICE "
-                                  "(V4L2 buffers) is required");
+                        log_usage("create: exactly one of --size SIZE (a buffer of --kind, memfd by "
+                                  "default) and --v4l2 DEVICE (V4L2 buffers) is required");
                         return NULL;
                 }
                 for (size_t i = 0; i < ELEMENTSOF(v4l2_only); i++)
@@ -1818,6 +1923,19 @@ static const Verb *find_verb(int argc, char **argv) {
                 if ((arg_seen & OPT_V4L2) && (arg_seen & (OPT_HUGETLB | OPT_PREFAULT))) {
                         log_usage("create: %s does not apply to --v4l2 buffers (the driver allocates them)",
                                   option_name(arg_seen & OPT_HUGETLB ? OPT_HUGETLB : OPT_PREFAULT));
+                        return NULL;
+                }
+                if ((arg_seen & OPT_V4L2) && (arg_seen & OPT_KIND)) {
+                        log_usage("create: --kind does not apply to --v4l2 buffers (they are dma-bufs)");
+                        return NULL;
+                }
+                if (arg_kind && strcmp(arg_kind, BB_KIND_MEMFD) != 0 && (arg_seen & OPT_HUGETLB)) {
+                        log_usage("create: --hugetlb applies to memfd buffers only, not to --kind %s", arg_kind);
+                        return NULL;
+                }
+                if (arg_kind && strcmp(arg_kind, BB_KIND_MEMFD) != 0 && arg_count > 1) {
+                        log_usage("create: --count %u: only memfd buffers are made several in one call, "
+                                  "not --kind %s", arg_count, arg_kind);
                         return NULL;
                 }
                 if ((arg_seen & OPT_V4L2) && (arg_seen & OPT_NAME)) {
@@ -1840,8 +1958,9 @@ static const Verb *find_verb(int argc, char **argv) {
                         log_usage("exec: exactly one of --size and --open is required");
                         return NULL;
                 }
-                if ((arg_seen & OPT_NAME) && (arg_seen & OPT_OPEN)) {
-                        log_usage("exec: --name only applies to a buffer created with --size");
+                if ((arg_seen & (OPT_NAME | OPT_KIND)) && (arg_seen & OPT_OPEN)) {
+                        log_usage("exec: %s only applies to a buffer created with --size",
+                                  option_name(arg_seen & OPT_NAME ? OPT_NAME : OPT_KIND));
                         return NULL;
                 }
                 if (arg_open && !token_is_valid(arg_open)) {

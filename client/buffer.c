@@ -2,8 +2,8 @@
 /*
  * Buffer handles (a bb_buffer is one broker buffer: its properties and,
  * when the connection holds it, its fds) and the calls that create, open,
- * describe or change a buffer: CreateMemfd, Open, OpenFds, GetAll, Share,
- * Release, Freeze. Received fds are dup'ed (F_DUPFD_CLOEXEC, at or above 3)
+ * describe or change a buffer: CreateMemfd, Create (any kind), Open,
+ * OpenFds, GetAll, Share, Release, Freeze. Received fds are dup'ed (F_DUPFD_CLOEXEC, at or above 3)
  * while the reply still owns the originals; what a reply says about the
  * buffer is read by wire.c.
  *
@@ -34,6 +34,7 @@ int buffer_new(bb_client *c, const char *path, bb_buffer **ret) {
                 return -ENOMEM;
         buf->n_ref = 1;
         buf->owner_uid = (uid_t) -1;
+        buf->shmid = -1;
         for (unsigned i = 0; i < BB_PLANES_MAX; i++)
                 buf->planes[i].fd = -1;
         buf->path = strdup(path);
@@ -97,8 +98,17 @@ _public_ bb_buffer *bb_buffer_unref(bb_buffer *buf) {
         free(buf->name);
         free(buf->kind);
         free(buf->format_type);
+        free(buf->shm_name);
         free(buf);
         return NULL;
+}
+
+bool buffer_is_kind(const bb_buffer *buf, const char *kind) {
+        return buf->kind && strcmp(buf->kind, kind) == 0;
+}
+
+bool buffer_holds_memory(const bb_buffer *buf) {
+        return buf->n_fds > 0 || buf->segment_held;
 }
 
 _public_ void bb_buffer_unrefp(bb_buffer **p) {
@@ -433,6 +443,89 @@ static int open_reply_read(bb_client *c, sd_bus_message *reply, bb_buffer **ret)
         return buffer_from_fds_reply(c, path, reply, ret);
 }
 
+/* ----------------------------------------------------- create by kind --- */
+
+#define KIND_CREATE_FLAGS (BB_CREATE_PERSISTENT | BB_CREATE_HUGETLB | BB_CREATE_PREFAULT)
+
+/* Create(kind, name, size, options). The options are those of
+ * CreateMemfd; the broker judges which a kind takes (hugetlb: memfd only). */
+static int create_kind_message(bb_client *c, const char *kind, const char *name, uint64_t size, unsigned flags,
+                               uint64_t ttl_usec, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = client_new_method_call(c, BB_MANAGER_PATH, BB_MANAGER_INTERFACE, "Create", &m);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(m, "sst", kind, name, size);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && (flags & BB_CREATE_PERSISTENT))
+                r = buffer_append_bool_option(m, BB_OPT_PERSISTENT);
+        if (r >= 0 && ttl_usec > 0)
+                r = buffer_append_uint64_option(m, BB_OPT_TTL_USEC, ttl_usec);
+        if (r >= 0 && (flags & BB_CREATE_HUGETLB))
+                r = buffer_append_bool_option(m, BB_OPT_HUGETLB);
+        if (r >= 0 && (flags & BB_CREATE_PREFAULT))
+                r = buffer_append_bool_option(m, BB_OPT_PREFAULT);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+/* The Create reply is Open's: "o buffer, ah fds, a{sv} info". Persistence
+ * is not in the info: it is what was asked for. A buffer that cannot
+ * become a handle is released (see create_reply_read()). */
+static int create_kind_reply_read(bb_client *c, unsigned flags, sd_bus_message **reply, bool async,
+                                  bb_buffer **ret) {
+        bb_buffer *buf = NULL;
+        const char *path;
+        int r;
+
+        r = sd_bus_message_read(*reply, "o", &path);
+        if (r < 0)
+                return r;
+        /* On failure no handle is left: its dups are closed before the
+         * release, as in create_many_reply_read(). */
+        r = buffer_from_fds_reply(c, path, *reply, &buf);
+        if (r < 0) {
+                _cleanup_free_ char *copy = async ? NULL : strdup(path);
+
+                if (copy) {
+                        *reply = sd_bus_message_unref(*reply);
+                        path = copy;
+                }
+                release_path(c, path, async);
+                return r;
+        }
+        buf->persistent = flags & BB_CREATE_PERSISTENT;
+        *ret = buf;
+        return 0;
+}
+
+_public_ int bb_buffer_create_kind(bb_client *c, const char *kind, const char *name, uint64_t size,
+                                   unsigned flags, uint64_t ttl_usec, bb_buffer **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        int r;
+
+        if (!c || !kind || !*kind || !ret || (flags & ~KIND_CREATE_FLAGS))
+                return -EINVAL;
+        if (!name)
+                name = "";
+        client_clear_error(c);
+
+        r = create_kind_message(c, kind, name, size, flags, ttl_usec, &m);
+        if (r < 0)
+                return r;
+        r = client_call(c, m, false, &reply);
+        if (r < 0)
+                return r;
+        return create_kind_reply_read(c, flags, &reply, false, ret);
+}
+
 _public_ int bb_buffer_open(bb_client *c, const char *token, bb_buffer **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         int r;
@@ -755,6 +848,39 @@ _public_ int bb_buffer_create_async(bb_client *c, const char *name, uint64_t siz
                             userdata, ret_call);
 }
 
+static void create_kind_finish(bb_call *call, int error, const char *error_name, const char *error_message,
+                               sd_bus_message *reply) {
+        bb_buffer *buf = NULL;
+
+        if (error >= 0)
+                error = create_kind_reply_read(call->client, call->flags, &reply, true, &buf);
+        deliver_buffer(call, error, error_name, error_message, buf);
+}
+
+_public_ int bb_buffer_create_kind_async(bb_client *c, const char *kind, const char *name, uint64_t size,
+                                         unsigned flags, uint64_t ttl_usec, bb_buffer_done_func callback,
+                                         void *userdata, bb_call **ret_call) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        bb_call *call;
+        int r;
+
+        if (!c || !kind || !*kind || !callback || (flags & ~KIND_CREATE_FLAGS))
+                return -EINVAL;
+        if (!name)
+                name = "";
+        r = create_kind_message(c, kind, name, size, flags, ttl_usec, &m);
+        if (r < 0)
+                return r;
+        r = client_call_new(c, create_kind_finish, CALLBACK(callback), userdata, &call);
+        if (r < 0)
+                return r;
+        call->flags = flags;
+        /* The reply starts with the path, as CreateMemfd's: undone alike. */
+        call->undo = undo_create;
+        call->undo_on_close = flags & BB_CREATE_PERSISTENT;
+        return send_call(call, m, ret_call);
+}
+
 static void buffers_finish(bb_call *call, int error, const char *error_name, const char *error_message,
                            sd_bus_message *reply) {
         bb_buffer *bufs[BB_CREATE_BATCH_MAX] = { NULL };
@@ -964,6 +1090,27 @@ _public_ int bb_buffer_is_prefaulted(bb_buffer *buf) {
 
 _public_ uint64_t bb_buffer_created_usec(bb_buffer *buf) {
         return buf ? buf->created_usec : 0;
+}
+
+_public_ const char *bb_buffer_shm_name(bb_buffer *buf) {
+        return buf ? buf->shm_name : NULL;
+}
+
+_public_ int bb_buffer_shmid(bb_buffer *buf) {
+        if (!buf)
+                return -EINVAL;
+        if (buf->shmid < 0)
+                return -ENODATA;
+        return buf->shmid;
+}
+
+_public_ int bb_buffer_get_allocated_bytes(bb_buffer *buf, uint64_t *ret) {
+        if (!buf || !ret)
+                return -EINVAL;
+        if (!buf->have_allocated)
+                return -ENODATA;
+        *ret = buf->allocated_bytes;
+        return 0;
 }
 
 _public_ int bb_buffer_get_holders(bb_buffer *buf, unsigned *ret) {

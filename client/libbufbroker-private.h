@@ -9,7 +9,8 @@
  *   buffer.c   buffer handles and the calls that change a buffer's state
  *   wire.c     the one table-driven reader of a buffer's fields (Open's info
  *              and Buffer1's properties)
- *   map.c      a handle's planes: fds, mappings, DMA-BUF sync
+ *   map.c      a handle's planes: fds, mappings (SysV segments: shmat),
+ *              DMA-BUF sync
  *   v4l2.c     CreateV4L2, the V4L2 format of a handle, fourcc strings
  *
  * Everything here is hidden (-fvisibility=hidden); only _public_ functions,
@@ -36,6 +37,7 @@ typedef struct bb_plane {
         void *map_addr;
         size_t map_size;        /* what was mmap()ed */
         size_t map_length;      /* what bb_buffer_map_plane() reports */
+        bool map_shm;           /* map_addr is a SysV attachment (shmdt, not munmap) */
 } bb_plane;
 
 typedef struct bb_call bb_call;
@@ -98,7 +100,22 @@ struct bb_buffer {
         char *format_type;
         bool have_index;
         uint32_t v4l2_index;
+        /* The kind's own handle: a posix buffer's name for shm_open() (NULL
+         * when none or ""), a sysv buffer's shmid (-1 when none). */
+        char *shm_name;
+        int32_t shmid;
+        /* A sysv handle of Create/Open/OpenFds: a holder's handle, with no fd
+         * (a segment has none) but the right to shmat() the segment. */
+        bool segment_held;
+        bool have_allocated;
+        uint64_t allocated_bytes;
 };
+
+/* Is buf of that kind? */
+bool buffer_is_kind(const bb_buffer *buf, const char *kind);
+/* Does the handle hold the buffer's memory: fds, or a sysv segment it may
+ * attach? (Descriptive handles of bb_buffer_get() and lists do not.) */
+bool buffer_holds_memory(const bb_buffer *buf);
 
 /* What an asynchronous call does with its reply. error is 0 or a negative
  * errno (error_name/error_message then say what the broker said, or are

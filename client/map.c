@@ -3,7 +3,8 @@
  * A handle's planes and what a process does with them: the fds the handle
  * owns, each plane's metadata, mmap() of a plane, the writability and frozen
  * checks that decide PROT_WRITE, and DMA_BUF_IOCTL_SYNC around CPU access
- * to a dma-buf. No bus traffic here: only the fds.
+ * to a dma-buf. A SysV segment has no fd: its holder attaches it by shmid
+ * (shmat), read-only when the handle is. No bus traffic here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <linux/dma-buf.h>
 
@@ -29,6 +31,9 @@ _public_ unsigned bb_buffer_n_planes(bb_buffer *buf) {
 _public_ int bb_buffer_plane_fd(bb_buffer *buf, unsigned plane) {
         if (!buf)
                 return -EINVAL;
+        /* A segment is attached by its shmid, never through an fd. */
+        if (buf->segment_held)
+                return -EOPNOTSUPP;
         if (buf->n_fds == 0)
                 return -ENODATA;
         if (plane >= buf->n_fds)
@@ -81,12 +86,40 @@ static bool fd_is_writable(int fd) {
 }
 
 _public_ int bb_buffer_is_writable(bb_buffer *buf) {
-        if (!buf || buf->n_fds == 0 || buf->read_only)
+        if (!buf || !buffer_holds_memory(buf) || buf->read_only)
                 return 0;
         for (unsigned i = 0; i < buf->n_fds; i++)
                 if (!fd_is_writable(buf->planes[i].fd))
                         return 0;
         return !bb_buffer_is_frozen(buf);
+}
+
+/* Attach a sysv buffer's segment: the whole segment, SHM_RDONLY unless the
+ * handle may write. The kernel's size is the truth, as fstat() is for an
+ * fd. */
+static int map_segment(bb_buffer *buf, unsigned plane, void **ret_addr, size_t *ret_size) {
+        bb_plane *p = &buf->planes[0];
+        struct shmid_ds ds;
+        void *addr;
+
+        if (plane >= buf->n_planes)
+                return -ERANGE;
+        if (!p->map_addr) {
+                if (shmctl(buf->shmid, IPC_STAT, &ds) < 0)
+                        return negative_errno();
+                if (ds.shm_segsz == 0)
+                        return -EBADFD;
+                addr = shmat(buf->shmid, NULL, bb_buffer_is_writable(buf) ? 0 : SHM_RDONLY);
+                if (addr == (void *) -1)
+                        return negative_errno();
+                p->map_addr = addr;
+                p->map_shm = true;
+                p->map_size = ds.shm_segsz;
+                p->map_length = p->length > 0 && p->length <= ds.shm_segsz ? (size_t) p->length : ds.shm_segsz;
+        }
+        *ret_addr = p->map_addr;
+        *ret_size = p->map_length;
+        return 0;
 }
 
 _public_ int bb_buffer_map_plane(bb_buffer *buf, unsigned plane, void **ret_addr, size_t *ret_size) {
@@ -98,6 +131,8 @@ _public_ int bb_buffer_map_plane(bb_buffer *buf, unsigned plane, void **ret_addr
 
         if (!buf || !ret_addr || !ret_size)
                 return -EINVAL;
+        if (buf->segment_held)
+                return map_segment(buf, plane, ret_addr, ret_size);
         if (buf->n_fds == 0)
                 return -ENODATA;
         if (plane >= buf->n_fds)
@@ -144,13 +179,14 @@ _public_ int bb_buffer_unmap(bb_buffer *buf) {
 
                 if (!p->map_addr)
                         continue;
-                if (munmap(p->map_addr, p->map_size) < 0) {
+                if ((p->map_shm ? shmdt(p->map_addr) : munmap(p->map_addr, p->map_size)) < 0) {
                         if (r == 0)
                                 r = negative_errno();
                         continue;
                 }
                 p->map_addr = NULL;
                 p->map_size = p->map_length = 0;
+                p->map_shm = false;
         }
         return r;
 }
@@ -171,10 +207,11 @@ static int sync_check(bb_buffer *buf, unsigned flags, uint64_t *ret_dma_flags) {
 
         if (!buf || flags == 0 || (flags & ~(unsigned) BB_SYNC_RW))
                 return -EINVAL;
-        if (buf->n_fds == 0)
+        if (!buffer_holds_memory(buf))
                 return -ENODATA;
-        /* A memfd is plain memory: nothing to be coherent with. */
-        if (strcmp(buf->kind, BB_KIND_MEMFD) == 0)
+        /* Only a dma-buf has a device to be coherent with; memfds, shm
+         * objects, segments and files are plain memory. */
+        if (!buffer_is_kind(buf, BB_KIND_V4L2))
                 return 0;
         if (flags & BB_SYNC_READ)
                 f |= DMA_BUF_SYNC_READ;

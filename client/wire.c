@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
 
@@ -94,14 +95,15 @@ static int store_index(bb_buffer *buf, void *field, sd_bus_message *m) {
 }
 
 /* a(tuu): length, bytesperline, offset per plane. A handle that owns fds
- * keeps one plane per fd: a list of another length is a broken reply (an
- * empty one says nothing, and changes nothing). */
+ * keeps one plane per fd (a sysv holder its one segment): a list of another
+ * length is a broken reply (an empty one says nothing, and changes
+ * nothing). */
 static int store_planes(bb_buffer *buf, void *field, sd_bus_message *m) {
         struct {
                 uint64_t length;
                 uint32_t stride, offset;
         } planes[BB_PLANES_MAX];
-        unsigned n = 0;
+        unsigned n = 0, held;
         int r;
 
         r = sd_bus_message_enter_container(m, 'v', "a(tuu)");
@@ -133,10 +135,13 @@ static int store_planes(bb_buffer *buf, void *field, sd_bus_message *m) {
         if (r < 0)
                 return r;
 
-        if (buf->n_fds > 0) {
+        /* A holder's handle keeps its planes: one per fd, or the one
+         * segment it attaches. */
+        held = buf->segment_held ? 1 : buf->n_fds;
+        if (held > 0) {
                 if (n == 0)
                         return 0;
-                if (n != buf->n_fds)
+                if (n != held)
                         return -EBADMSG;
         }
         for (unsigned i = 0; i < n; i++) {
@@ -159,6 +164,42 @@ static int store_format(bb_buffer *buf, void *field, sd_bus_message *m) {
         if (r < 0)
                 return r;
         return sd_bus_message_exit_container(m);
+}
+
+/* ShmName is "" for every kind but posix: no name, as from an older broker. */
+static int store_shm_name(bb_buffer *buf, void *field, sd_bus_message *m) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read(m, "v", "s", &s);
+        if (r < 0)
+                return r;
+        if (!*s) {
+                free(buf->shm_name);
+                buf->shm_name = NULL;
+                return 0;
+        }
+        return buffer_set_string(field, s);
+}
+
+/* ShmId is -1 for every kind but sysv; anything negative means none. */
+static int store_shmid(bb_buffer *buf, void *field, sd_bus_message *m) {
+        int32_t id;
+        int r;
+
+        r = sd_bus_message_read(m, "v", "i", &id);
+        if (r >= 0)
+                buf->shmid = id < 0 ? -1 : id;
+        return r;
+}
+
+static int store_allocated(bb_buffer *buf, void *field, sd_bus_message *m) {
+        int r;
+
+        r = store_uint64(buf, field, m);
+        if (r >= 0)
+                buf->have_allocated = true;
+        return r;
 }
 
 static int store_holders(bb_buffer *buf, void *field, sd_bus_message *m) {
@@ -214,6 +255,12 @@ static const wire_field wire_fields[] = {
           "a{sv}",      store_format,           0 },
         { { NULL,               BB_PROP_HOLDERS,        NULL },
           "u",          store_holders,          FIELD(holders) },
+        { { BB_INFO_SHM_NAME,   BB_PROP_SHM_NAME,       NULL },
+          "s",          store_shm_name,         FIELD(shm_name) },
+        { { BB_INFO_SHMID,      BB_PROP_SHM_ID,         NULL },
+          "i",          store_shmid,            FIELD(shmid) },
+        { { NULL,               BB_PROP_ALLOCATED_BYTES, NULL },
+          "t",          store_allocated,        FIELD(allocated_bytes) },
 };
 
 static const wire_field *find_field(unsigned scope, const char *key, const char *signature) {
@@ -265,7 +312,7 @@ static int read_dict(bb_buffer *buf, sd_bus_message *m, unsigned scope) {
         return r < 0 ? r : 0;
 }
 
-/* Read the "ah fds, a{sv} info" that Open and OpenFds reply with. */
+/* Read the "ah fds, a{sv} info" that Create, Open and OpenFds reply with. */
 int wire_read_fds_and_info(bb_buffer *buf, sd_bus_message *reply) {
         int r;
 
@@ -287,12 +334,23 @@ int wire_read_fds_and_info(bb_buffer *buf, sd_bus_message *reply) {
         r = sd_bus_message_exit_container(reply);
         if (r < 0)
                 return r;
-        if (buf->n_fds == 0)
-                return -EBADMSG;
 
         r = read_dict(buf, reply, WIRE_INFO);
         if (r < 0)
                 return r;
+
+        /* A SysV segment comes without fds: the holder attaches it by its
+         * shmid, which the info must then carry. Every other kind has one
+         * fd per plane. */
+        if (buf->n_fds == 0) {
+                if (!buffer_is_kind(buf, BB_KIND_SYSV) || buf->shmid < 0 || buf->n_planes > 1)
+                        return -EBADMSG;
+                buf->segment_held = true;
+                buf->n_planes = 1;
+                if (buf->planes[0].length == 0)
+                        buf->planes[0].length = buf->size;
+                return 0;
+        }
 
         /* One plane per fd. A broker that does not describe its planes has
          * the memfd's one, as long as the whole buffer. */

@@ -64,6 +64,14 @@ START_TEST(test_getters_null) {
         ck_assert_int_eq(bb_buffer_get_holders(NULL, &holders), -EINVAL);
         ck_assert_uint_eq(holders, 7);
         ck_assert_int_eq(bb_buffer_fd(NULL), -EINVAL);
+        ck_assert_ptr_null(bb_buffer_shm_name(NULL));
+        ck_assert_int_eq(bb_buffer_shmid(NULL), -EINVAL);
+        {
+                uint64_t allocated = 9;
+
+                ck_assert_int_eq(bb_buffer_get_allocated_bytes(NULL, &allocated), -EINVAL);
+                ck_assert_uint_eq(allocated, 9);
+        }
         ck_assert_int_eq(bb_buffer_map(NULL, &addr, &size), -EINVAL);
         ck_assert_int_eq(bb_buffer_unmap(NULL), -EINVAL);
         ck_assert_ptr_null(bb_client_error_name(NULL));
@@ -157,6 +165,8 @@ START_TEST(test_calls_null) {
         ck_assert_int_eq(bb_client_get_limit(NULL, "max-buffers", &v), -EINVAL);
         ck_assert_uint_eq(v, 42);
         ck_assert_int_eq(bb_buffer_create(NULL, "x", 4096, 0, 0, &buf), -EINVAL);
+        ck_assert_int_eq(bb_buffer_create_kind(NULL, "posix", "x", 4096, 0, 0, &buf), -EINVAL);
+        ck_assert_int_eq(bb_buffer_create_kind_async(NULL, "posix", "x", 4096, 0, 0, NULL, NULL, NULL), -EINVAL);
         ck_assert_int_eq(bb_buffer_open(NULL, "0123456789abcdef0123456789abcdef", &buf), -EINVAL);
         ck_assert_int_eq(bb_buffer_get(NULL, 1, &buf), -EINVAL);
         ck_assert_ptr_null(buf);

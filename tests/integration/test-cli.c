@@ -4,7 +4,9 @@
  * against the daemon's own view over sd-bus, and its error exit codes (2 for
  * usage errors found before any bus traffic, 1 for failures), as root and
  * as uid 65534; help per command, --json=MODE (parsed by Python's json
- * module), --no-legend, "--", and owners' user names.
+ * module), --no-legend, "--", and owners' user names; create --kind (memfd
+ * through Create, the usage errors, a kind the broker refuses). The posix,
+ * sysv and file kinds through the CLI are in test-kinds-client.c.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -1100,6 +1102,139 @@ START_TEST(test_monitor) {
 }
 END_TEST
 
+/* ---- create --kind --------------------------------------------------------- */
+
+/* --kind memfd goes through Create: the same buffer as CreateMemfd makes,
+ * and every command works on it; the handle columns say it has none. */
+START_TEST(test_create_kind_memfd) {
+        _cleanup_run_result_ RunResult cr = { 0 }, w = { 0 }, c = { 0 }, inf = { 0 }, ls = { 0 }, js = { 0 },
+                                       ex = { 0 }, many = { 0 }, rel = { 0 };
+        _cleanup_free_ char *row = NULL, *kind = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        uint64_t id, size = 0;
+        char *path;
+
+        ctl(&cr, NOBODY_UID, NULL, "create", "--kind", "memfd", "--size", "5000", "--name", "kind-memfd",
+            "--persistent");
+        ck_assert_run_status(&cr, 0);
+        id = strtoull(cr.out, NULL, 10);
+        ck_assert_msg(id > 0, "create --kind memfd printed '%s'", cr.out);
+        path = buffer_path(id);
+        ck_assert(sd_bus_get_property_string(test_bus(), BB_BUS_NAME, path, BB_BUFFER_INTERFACE, BB_PROP_KIND,
+                                             &error, &kind) >= 0);
+        ck_assert_str_eq(kind, BB_KIND_MEMFD);
+        ck_assert(sd_bus_get_property_trivial(test_bus(), BB_BUS_NAME, path, BB_BUFFER_INTERFACE, BB_PROP_SIZE,
+                                              &error, 't', &size) >= 0);
+        ck_assert_uint_eq(size, 8192);
+        free(path);
+
+        ctl(&w, NOBODY_UID, "memfd by kind", "write", ids(id));
+        ck_assert_run_status(&w, 0);
+        ctl(&c, NOBODY_UID, NULL, "cat", ids(id));
+        ck_assert_run_status(&c, 0);
+        ck_assert_uint_eq(c.out_len, 8192);
+        ck_assert(memcmp(c.out, "memfd by kind", 13) == 0);
+
+        /* info: no handle lines, the allocated bytes (one page written) */
+        ctl(&inf, NOBODY_UID, NULL, "info", ids(id));
+        ck_assert_run_status(&inf, 0);
+        ck_assert_msg(strstr(inf.out, "Kind:       memfd\n") && !strstr(inf.out, "ShmName:") &&
+                              !strstr(inf.out, "ShmId:") && strstr(inf.out, "Allocated:  "),
+                      "info:\n%s", inf.out);
+        /* list: HANDLE is "-", the column before NAME; the columns before it stay put */
+        ctl(&ls, NOBODY_UID, NULL, "list");
+        ck_assert_run_status(&ls, 0);
+        ck_assert_msg(strstr(ls.out, " CREATED ") && strstr(ls.out, " HANDLE NAME\n"), "list:\n%s", ls.out);
+        row = table_row(ls.out, id);
+        ck_assert_msg(row && row_field_is(row, 1, "memfd") && row_field_is(row, 3, "65534") &&
+                              row_field_is(row, 10, "-") && row_field_is(row, 11, "kind-memfd"),
+                      "list row: %s", row ?: ls.out);
+        /* JSON: the handle keys, null */
+        ctl_json(&js, NOBODY_UID, "short", (const char *[]) { "info", ids(id), NULL });
+        assert_json(js.out, "short",
+                    "d['kind'] == 'memfd' and d['shm_name'] is None and d['shmid'] is None and "
+                    "type(d['allocated_bytes']) is int and d['allocated_bytes'] >= 4096");
+
+        /* exec: the fd and the kind; no shm name, no shmid */
+        ctl(&ex, NOBODY_UID, NULL, "exec", "--kind", "memfd", "--size", "4K", "--", "sh", "-c",
+            "echo \"$BUFBROKER_KIND ${BUFBROKER_FD:+fd} ${BUFBROKER_SHM_NAME-none} ${BUFBROKER_SHMID-none}\"");
+        ck_assert_run_status(&ex, 0);
+        ck_assert_str_eq(ex.out, "memfd fd none none\n");
+
+        /* --count with --kind memfd: CreateMemfds, as without --kind */
+        ctl(&many, NOBODY_UID, NULL, "create", "--kind", "memfd", "--size", "4K", "--count", "3");
+        ck_assert_run_status(&many, 0);
+        ck_assert_uint_eq(count_lines(many.out), 3);
+
+        ctl(&rel, NOBODY_UID, NULL, "release", ids(id));
+        ck_assert_run_status(&rel, 0);
+        ck_assert(!list_has(NULL, id));
+}
+END_TEST
+
+/* What --kind refuses before any bus traffic (exit 2, a message naming
+ * the problem), and nothing is left behind. */
+START_TEST(test_create_kind_usage_errors) {
+        static const struct {
+                const char *args[12];
+                const char *needle;
+        } cases[] = {
+                { { "create", "--kind", "shm", "--size", "4K", NULL }, "'shm'" },
+                { { "create", "--kind", "", "--size", "4K", NULL }, "--kind" },
+                { { "create", "--kind", "MEMFD", "--size", "4K", NULL }, "'MEMFD'" },
+                { { "create", "--kind", "v4l2", "--size", "4K", NULL }, "'v4l2'" },
+                { { "create", "--kind", "posix", "--hugetlb", "--size", "4K", NULL }, "--kind posix" },
+                { { "create", "--hugetlb", "--kind", "sysv", "--size", "2M", NULL }, "--kind sysv" },
+                { { "create", "--kind", "file", "--hugetlb", "--size", "4K", "--persistent", NULL },
+                  "--hugetlb" },
+                { { "create", "--kind", "sysv", "--size", "4K", "--count", "2", NULL }, "--count 2" },
+                { { "create", "--kind", "file", "--v4l2", "/dev/video0", "--count", "1", NULL }, "--kind" },
+                { { "create", "--kind", "posix", NULL }, "--size" },
+                { { "exec", "--kind", "posix", "--open", "0123456789abcdef0123456789abcdef", "--", "true", NULL },
+                  "--kind" },
+                { { "share", "1", "--kind", "posix", NULL }, "--kind" },
+        };
+        Snapshot base;
+
+        stats_read(&base);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_run_result_ RunResult r = { 0 };
+
+                run_ctl(&r, NOBODY_UID, NULL, cases[i].args);
+                ck_assert_msg(r.status == EXIT_USAGE, "case %zu (%s %s %s): exit %d, want %d", i, cases[i].args[0],
+                              cases[i].args[1], cases[i].args[2], r.status, EXIT_USAGE);
+                assert_err_mentions(&r, cases[i].needle, cases[i].args[2]);
+        }
+        assert_back_to(&base, "after --kind usage errors");
+}
+END_TEST
+
+/* A kind the broker does not make here (this daemon has no --file-dir, so
+ * no file buffers; before the kind exists at all, the same error): exit 1,
+ * the error's title and the broker's reason on one line, nothing left. */
+START_TEST(test_create_kind_not_supported) {
+        _cleanup_run_result_ RunResult r = { 0 }, j = { 0 };
+        Snapshot base;
+        const char *p;
+
+        stats_read(&base);
+        ctl(&r, NOBODY_UID, NULL, "create", "--kind", "file", "--size", "4K", "--persistent");
+        ck_assert_run_status(&r, 1);
+        ck_assert_uint_eq(r.out_len, 0);
+        p = strstr(r.err, "bufbrokerctl: create --kind file: Not supported: ");
+        ck_assert_msg(p, "stderr: %s", r.err);
+        p += strlen("bufbrokerctl: create --kind file: Not supported: ");
+        ck_assert_msg(*p && *p != '\n' && strchr(p, '\n') && strstr(r.err, "file"),
+                      "no reason after the title: %s", r.err);
+        /* --json changes nothing of that: no document on stdout */
+        ctl(&j, NOBODY_UID, NULL, "--json=short", "create", "--kind", "file", "--size", "4K");
+        ck_assert_run_status(&j, 1);
+        ck_assert_uint_eq(j.out_len, 0);
+        assert_err_mentions(&j, "Not supported", "create --kind file --json");
+        assert_back_to(&base, "after a refused kind");
+}
+END_TEST
+
 static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_status);
         tcase_add_test(tc, test_create_sizes);
@@ -1119,6 +1254,9 @@ static void add_tests(TCase *tc) {
         tcase_add_test(tc, test_verb_help);
         tcase_add_test(tc, test_unknown_options);
         tcase_add_test(tc, test_double_dash);
+        tcase_add_test(tc, test_create_kind_memfd);
+        tcase_add_test(tc, test_create_kind_usage_errors);
+        tcase_add_test(tc, test_create_kind_not_supported);
 }
 
 int main(void) {
