@@ -1225,7 +1225,7 @@ int main(int argc, char *argv[]) {
                                 round_ratios(find_variant(k, b), find_variant(OP_KIND_MEMFD, b), rounds, ratios);
                                 format_ratio(range, sizeof(range), ratios, rounds);
                                 sl += (size_t) snprintf(summary + sl, sizeof(summary) - sl, ", %s = %s memfd",
-                                                        ops[k].key, range);
+                                                        ops[k].key, range + strspn(range, " "));
                         }
                 }
         }
