@@ -81,19 +81,32 @@ int bus_get_fd_caller(Manager *m, sd_bus_message *msg, Caller *ret, sd_bus_error
 
 /* CreateMemfd (one buffer: "oht") and CreateMemfds (@batch: a count, and
  * "a(oht)"): the same checks, all or none. */
+/* The options of every create method but CreateV4L2's, into @req. */
+static int read_create_options(sd_bus_message *msg, CreateRequest *req, sd_bus_error *error) {
+        BusOption options[] = {
+                { BB_OPT_PERSISTENT, 'b', &req->persistent },
+                { BB_OPT_TTL_USEC, 't', &req->ttl_usec },
+                { BB_OPT_HUGETLB, 'b', &req->hugetlb },
+                { BB_OPT_PREFAULT, 'b', &req->prefault },
+                {}
+        };
+        int r;
+
+        r = bus_read_options(msg, options, error);
+        if (r < 0)
+                return r;
+        if (bus_option_seen(options, BB_OPT_TTL_USEC) && req->ttl_usec == 0)
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                        "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
+        return 0;
+}
+
 static int create_memfds(sd_bus_message *msg, Manager *m, bool batch, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int fds[BB_CREATE_BATCH_MAX];
         Buffer *bufs[BB_CREATE_BATCH_MAX] = {};
         uint64_t ids[BB_CREATE_BATCH_MAX];
         CreateRequest req = {};
-        BusOption options[] = {
-                { BB_OPT_PERSISTENT, 'b', &req.persistent },
-                { BB_OPT_TTL_USEC, 't', &req.ttl_usec },
-                { BB_OPT_HUGETLB, 'b', &req.hugetlb },
-                { BB_OPT_PREFAULT, 'b', &req.prefault },
-                {}
-        };
         BrokerError err = {};
         Caller caller;
         unsigned n, i;
@@ -104,7 +117,7 @@ static int create_memfds(sd_bus_message *msg, Manager *m, bool batch, sd_bus_err
                 r = sd_bus_message_read(msg, "u", &req.count);
         if (r < 0)
                 return r;
-        r = bus_read_options(msg, options, error);
+        r = read_create_options(msg, &req, error);
         if (r < 0)
                 return r;
 
@@ -116,9 +129,6 @@ static int create_memfds(sd_bus_message *msg, Manager *m, bool batch, sd_bus_err
         if (batch && (req.count == 0 || req.count > BB_CREATE_BATCH_MAX))
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "Count %u: from 1 to %u buffers per call", req.count, BB_CREATE_BATCH_MAX);
-        if (bus_option_seen(options, BB_OPT_TTL_USEC) && req.ttl_usec == 0)
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-                                        "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
 
         r = bus_get_fd_caller(m, msg, &caller, error);
         if (r < 0)
@@ -186,13 +196,6 @@ static int method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         _cleanup_(close_fds) int fds[BB_PLANES_MAX] = FD_ARRAY_INIT;
         Manager *m = userdata;
         CreateRequest req = {};
-        BusOption options[] = {
-                { BB_OPT_PERSISTENT, 'b', &req.persistent },
-                { BB_OPT_TTL_USEC, 't', &req.ttl_usec },
-                { BB_OPT_HUGETLB, 'b', &req.hugetlb },
-                { BB_OPT_PREFAULT, 'b', &req.prefault },
-                {}
-        };
         BrokerError err = {};
         Caller caller;
         Buffer *buf;
@@ -202,12 +205,9 @@ static int method_create(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         r = sd_bus_message_read(msg, "sst", &req.kind, &req.name, &req.size);
         if (r < 0)
                 return r;
-        r = bus_read_options(msg, options, error);
+        r = read_create_options(msg, &req, error);
         if (r < 0)
                 return r;
-        if (bus_option_seen(options, BB_OPT_TTL_USEC) && req.ttl_usec == 0)
-                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
-                                        "Option 'ttl-usec' must be greater than 0 (leave it out for no expiry)");
 
         /* A sysv buffer's reply carries no fd: any client may have one. */
         if (strcmp(req.kind, BB_KIND_SYSV) == 0)
