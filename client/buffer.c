@@ -171,6 +171,25 @@ static void release_path(bb_client *c, const char *path, bool async) {
 
 #define MEMFD_CREATE_FLAGS (BB_CREATE_PERSISTENT | BB_CREATE_HUGETLB | BB_CREATE_PREFAULT)
 
+/* The options of a create call, only those that are set: an older broker
+ * that knows fewer keys keeps working for the calls that do not need them. */
+static int append_create_options(sd_bus_message *m, unsigned flags, uint64_t ttl_usec) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0 && (flags & BB_CREATE_PERSISTENT))
+                r = buffer_append_bool_option(m, BB_OPT_PERSISTENT);
+        if (r >= 0 && ttl_usec > 0)
+                r = buffer_append_uint64_option(m, BB_OPT_TTL_USEC, ttl_usec);
+        if (r >= 0 && (flags & BB_CREATE_HUGETLB))
+                r = buffer_append_bool_option(m, BB_OPT_HUGETLB);
+        if (r >= 0 && (flags & BB_CREATE_PREFAULT))
+                r = buffer_append_bool_option(m, BB_OPT_PREFAULT);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
 /* CreateMemfd (count 0) or CreateMemfds (count buffers), options as set. */
 static int create_message(bb_client *c, const char *name, uint64_t size, unsigned count, unsigned flags,
                           uint64_t ttl_usec, sd_bus_message **ret) {
@@ -186,19 +205,7 @@ static int create_message(bb_client *c, const char *name, uint64_t size, unsigne
                 r = sd_bus_message_append(m, "u", count);
         if (r < 0)
                 return r;
-        /* Only the options that are set: an older broker that knows fewer
-         * keys keeps working for the calls that do not need them. */
-        r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0 && (flags & BB_CREATE_PERSISTENT))
-                r = buffer_append_bool_option(m, BB_OPT_PERSISTENT);
-        if (r >= 0 && ttl_usec > 0)
-                r = buffer_append_uint64_option(m, BB_OPT_TTL_USEC, ttl_usec);
-        if (r >= 0 && (flags & BB_CREATE_HUGETLB))
-                r = buffer_append_bool_option(m, BB_OPT_HUGETLB);
-        if (r >= 0 && (flags & BB_CREATE_PREFAULT))
-                r = buffer_append_bool_option(m, BB_OPT_PREFAULT);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
+        r = append_create_options(m, flags, ttl_usec);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(m);
@@ -459,17 +466,7 @@ static int create_kind_message(bb_client *c, const char *kind, const char *name,
                 return r;
         r = sd_bus_message_append(m, "sst", kind, name, size);
         if (r >= 0)
-                r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0 && (flags & BB_CREATE_PERSISTENT))
-                r = buffer_append_bool_option(m, BB_OPT_PERSISTENT);
-        if (r >= 0 && ttl_usec > 0)
-                r = buffer_append_uint64_option(m, BB_OPT_TTL_USEC, ttl_usec);
-        if (r >= 0 && (flags & BB_CREATE_HUGETLB))
-                r = buffer_append_bool_option(m, BB_OPT_HUGETLB);
-        if (r >= 0 && (flags & BB_CREATE_PREFAULT))
-                r = buffer_append_bool_option(m, BB_OPT_PREFAULT);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
+                r = append_create_options(m, flags, ttl_usec);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(m);
