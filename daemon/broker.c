@@ -497,7 +497,7 @@ static void buffer_destroy(Broker *b, Buffer *buf) {
 
 /* ------------------------------------------- sysv: attachments as lease --- */
 
-static uint64_t monotonic_usec(void) {
+uint64_t monotonic_usec(void) {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -409,6 +409,7 @@ void lease_unwatch(Broker *b, Buffer *buf);
 bool lease_keeps(Broker *b, Buffer *buf);       /* a description but the daemon's is alive */
 void broker_lease_ended(Broker *b, Buffer *buf);     /* drop all holds, and the buffer if nothing keeps it */
 void broker_buffer_gc(Broker *b, Buffer *buf);       /* drop it if nothing keeps it */
+uint64_t monotonic_usec(void);                       /* CLOCK_MONOTONIC now, for the rechecks */
 
 /* The lease of a sysv buffer: its attachments (shm_nattch). A sysv buffer
  * nobody holds any more stays, and stays charged, while a process is

@@ -104,13 +104,6 @@ static bool size_guarded(const Buffer *buf) {
         return strcmp(buf->kind, BB_KIND_POSIX) == 0 || strcmp(buf->kind, BB_KIND_FILE) == 0;
 }
 
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 /* A description of @buf closed: look at it after this batch of events. */
 static void closed_mark(Broker *b, Buffer *buf) {
         if (buf->lease_closed)
