@@ -926,7 +926,7 @@ static int register_all(Broker *b, Buffer **bufs, unsigned n, const Caller *call
 /* A file buffer: an unnamed file in the directory of --file-dir
  * (tmpfile.h). It needs no destroy_object: its blocks go with its last
  * description. */
-static int file_allocate(Broker *b, Buffer *buf, const CreateRequest *req, BrokerError *err) {
+static int allocate_file(Broker *b, Buffer *buf, const CreateRequest *req, BrokerError *err) {
         int r;
 
         if (b->file_dir_fd < 0)
@@ -1003,20 +1003,9 @@ static int allocate_posix(Buffer *buf, const CreateRequest *req, BrokerError *er
         return buffer_grant(buf, buf->owner_uid, !buf->read_only, err);
 }
 
-/* Make the kernel object of a new @buf (not registered yet) of
- * @req->kind and @buf->size bytes: each kind's allocator, and its
- * refusals. */
-static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, BrokerError *err) {
+/* A sealed memfd (memfd.h). */
+static int allocate_memfd(Buffer *buf, const CreateRequest *req, BrokerError *err) {
         int r;
-
-        if (strcmp(buf->kind, BB_KIND_FILE) == 0)
-                return file_allocate(b, buf, req, err);
-        if (strcmp(buf->kind, BB_KIND_POSIX) == 0)
-                return allocate_posix(buf, req, err);
-        if (is_sysv(buf))
-                return allocate_sysv(buf, req, err);
-        if (strcmp(buf->kind, BB_KIND_MEMFD) != 0)
-                return refuse(err, -EOPNOTSUPP, "Kind '%s' is not available yet", buf->kind);
 
         r = memfd_new_sealed(req, &buf->planes[0].fd);
         if (r == -ENOSPC && req->hugetlb)
@@ -1030,6 +1019,19 @@ static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, Bro
         if (r < 0)
                 return fail(err, r, "Failed to create a memfd of %" PRIu64 " bytes: %s", buf->size, strerror(-r));
         return 0;
+}
+
+/* Make the kernel object of a new @buf (not registered yet) of its kind
+ * and @buf->size bytes: each kind's allocator, and its refusals. */
+static int buffer_allocate(Broker *b, Buffer *buf, const CreateRequest *req, BrokerError *err) {
+        if (strcmp(buf->kind, BB_KIND_POSIX) == 0)
+                return allocate_posix(buf, req, err);
+        if (is_sysv(buf))
+                return allocate_sysv(buf, req, err);
+        if (strcmp(buf->kind, BB_KIND_FILE) == 0)
+                return allocate_file(b, buf, req, err);
+        assert(strcmp(buf->kind, BB_KIND_MEMFD) == 0);  /* create_kind() knows no other */
+        return allocate_memfd(buf, req, err);
 }
 
 /* The BB_KIND_* constant (static storage: buf->kind points to it) for a
