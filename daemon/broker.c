@@ -1667,6 +1667,87 @@ int broker_restore_buffer(Broker *b, const RestoredBuffer *rb, Buffer **ret) {
         return 0;
 }
 
+/* What the restored buffers name, sorted for bsearch(): the sweep below
+ * asks once per object it finds, and there may be 100,000 of each. */
+typedef struct Named {
+        const char **names;
+        size_t n_names;
+        int *shmids;
+        size_t n_shmids;
+        unsigned removed;
+} Named;
+
+static int compare_names(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+static int compare_ints(const void *a, const void *b) {
+        int x = *(const int *) a, y = *(const int *) b;
+
+        return (x > y) - (x < y);
+}
+
+static void sweep_name(const char *name, void *userdata) {
+        Named *named = userdata;
+        int r;
+
+        if (bsearch(&name, named->names, named->n_names, sizeof(*named->names), compare_names))
+                return;
+        r = shm_posix_unlink(name);
+        if (r < 0)
+                log_warning_errno(r, "Cannot remove the stale %s", name);
+        else {
+                log_info("removed %s, left by an earlier run whose buffers are gone", name);
+                named->removed++;
+        }
+}
+
+static void sweep_segment(int shmid, void *userdata) {
+        Named *named = userdata;
+        int r;
+
+        if (bsearch(&shmid, named->shmids, named->n_shmids, sizeof(*named->shmids), compare_ints))
+                return;
+        r = shm_sysv_remove(shmid);
+        if (r < 0)
+                log_warning_errno(r, "Cannot remove the stale SysV segment %d", shmid);
+        else {
+                log_info("removed SysV segment %d, left by an earlier run whose buffers are gone", shmid);
+                named->removed++;
+        }
+}
+
+int broker_remove_stale_objects(Broker *b) {
+        _cleanup_free_ const char **names = NULL;
+        _cleanup_free_ int *shmids = NULL;
+        Named named = {};
+        Buffer *buf;
+        int r;
+
+        names = calloc(b->stats.buffers + 1, sizeof(*names));
+        shmids = calloc(b->stats.buffers + 1, sizeof(*shmids));
+        if (!names || !shmids)
+                return -ENOMEM;
+        BROKER_FOREACH_BUFFER(buf, b) {
+                if (buf->shm_name)
+                        names[named.n_names++] = buf->shm_name;
+                if (buf->shmid >= 0)
+                        shmids[named.n_shmids++] = buf->shmid;
+        }
+        qsort(names, named.n_names, sizeof(*names), compare_names);
+        qsort(shmids, named.n_shmids, sizeof(*shmids), compare_ints);
+        named.names = names;
+        named.shmids = shmids;
+
+        r = shm_posix_foreach_own(sweep_name, &named);
+        if (r < 0)
+                log_warning_errno(r, "Cannot look for stale names in /dev/shm");
+        r = shm_sysv_foreach_created(sweep_segment, &named);
+        if (r < 0)
+                log_warning_errno(r, "Cannot look for stale SysV segments");
+        return (int) named.removed;
+}
+
 int broker_restore_hold(Broker *b, Buffer *buf, const Caller *holder) {
         return hold_add(b, buf, holder);
 }

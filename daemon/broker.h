@@ -451,6 +451,13 @@ int broker_restore_token(Broker *b, Buffer *buf, const char *id, uid_t owner_uid
                          uint64_t expire_usec);
 void broker_restore_done(Broker *b, uint64_t next_id);
 
+/* Remove the posix names (bufbroker-* in /dev/shm of this uid) and the
+ * SysV segments (created by this uid) that no buffer names: what an earlier
+ * run kept for a restart that never came (a stop drops the fd store). Only
+ * for a uid that no other daemon or program uses (bufbrokerd
+ * --remove-stale-objects, the system unit's). Returns how many went. */
+int broker_remove_stale_objects(Broker *b);
+
 #define BROKER_FOREACH_BUFFER(buf, b) TAILQ_FOREACH(buf, &(b)->buffers, link)
 
 /* May a uid that has @have of @used (of @limit) units take @ask more, when

@@ -23,6 +23,7 @@ static uint64_t arg_fdstore_max = 0;
 static uint64_t arg_max_fds = UINT64_MAX;       /* as many as RLIMIT_NOFILE and the store allow */
 static BrokerLimits arg_limits;
 static const char *arg_file_dir = NULL;        /* NULL: the default; "": none */
+static bool arg_remove_stale_objects = false;
 
 /* fds that are not buffers': the bus connections (two while reconnecting),
  * the private connections, the ones a call opens for its reply, a V4L2
@@ -56,6 +57,9 @@ static void help(void) {
                "     --file-dir=DIR            Make file buffers (kind \"file\") in DIR\n"
                "                               (default: $STATE_DIRECTORY/files; empty:\n"
                "                               no file buffers)\n"
+               "     --remove-stale-objects    At start, remove the posix names and SysV\n"
+               "                               segments of this uid that no restored\n"
+               "                               buffer names (for a uid of its own only)\n"
                "\nSIZE takes K, M, G, T suffixes (powers of 1024). See bufbrokerd(8).\n",
                BB_BUS_NAME,
                arg_limits.max_buffer_size, arg_limits.max_buffers_per_uid,
@@ -80,6 +84,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_FDS,
                 ARG_FDSTORE_MAX,
                 ARG_FILE_DIR,
+                ARG_REMOVE_STALE_OBJECTS,
         };
         static const struct option options[] = {
                 { "help",                no_argument,       NULL, 'h' },
@@ -97,6 +102,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-fds",             required_argument, NULL, ARG_MAX_FDS },
                 { "fdstore-max",         required_argument, NULL, ARG_FDSTORE_MAX },
                 { "file-dir",            required_argument, NULL, ARG_FILE_DIR },
+                { "remove-stale-objects", no_argument,      NULL, ARG_REMOVE_STALE_OBJECTS },
                 {}
         };
         int c, r;
@@ -117,6 +123,9 @@ static int parse_argv(int argc, char *argv[]) {
                         continue;
                 case ARG_USER:
                         arg_user = true;
+                        continue;
+                case ARG_REMOVE_STALE_OBJECTS:
+                        arg_remove_stale_objects = true;
                         continue;
                 case ARG_EXIT_IDLE_TIME:
                         r = parse_duration_usec(optarg, &arg_exit_idle_usec);
@@ -487,8 +496,9 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the broker");
         /* With the fd store our buffers outlive us, so must the posix names
-         * and SysV segments that are part of them (RemoveIPC= of the unit
-         * removes them when the service stops for good). */
+         * and SysV segments that are part of them. If the store is dropped
+         * (the service stopped), the next start removes them
+         * (--remove-stale-objects). */
         m.broker->keep_objects = m.fdstore;
         m.broker->file_dir_fd = open_file_dir();
         r = sd_event_add_signal(m.event, NULL, SIGTERM, NULL, NULL);
@@ -511,6 +521,11 @@ static int run(int argc, char *argv[]) {
         r = fdstore_restore(&m);
         if (r < 0)
                 log_warning_errno(r, "Failed to restore buffers from the file descriptor store");
+        /* A stop drops the fd store but not the posix names and SysV
+         * segments of the buffers it kept: what no restored buffer names is
+         * nobody's now. */
+        if (arg_remove_stale_objects)
+                (void) broker_remove_stale_objects(m.broker);
         manager_schedule_expiry(&m);
 
         /* The watchdog is pinged from the loop: a hung loop gets restarted. */

@@ -18,6 +18,7 @@
  * Unlike a memfd the file cannot be sealed, so anyone with write access can
  * truncate or grow it; lease.c puts the size back (the size guard).
  */
+#include <dirent.h>
 #include <endian.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -313,5 +314,27 @@ int shm_posix_unlink(const char *name) {
                 return -EINVAL;
         if (shm_unlink(name) < 0)
                 return negative_errno();
+        return 0;
+}
+
+int shm_posix_foreach_own(void (*fn)(const char *name, void *userdata), void *userdata) {
+        DIR *d = opendir("/dev/shm");
+        struct dirent *de;
+
+        if (!d)
+                return negative_errno();
+        while ((de = readdir(d))) {
+                char name[SHM_POSIX_NAME_LEN + 2];
+                struct stat st;
+
+                if (snprintf(name, sizeof(name), "/%s", de->d_name) >= (int) sizeof(name) ||
+                    !shm_posix_name_valid(name))
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+                    st.st_uid != geteuid())
+                        continue;
+                fn(name, userdata);
+        }
+        closedir(d);
         return 0;
 }

@@ -50,3 +50,7 @@ int shm_posix_names_fd(const char *name, int fd);
  * mapping do). -EINVAL for a name shm_posix_new() would not make; -ENOENT
  * when it is gone already. */
 int shm_posix_unlink(const char *name);
+
+/* Call @fn for every name of ours in /dev/shm (shm_posix_name_valid(), a
+ * regular file owned by this process's uid), as shm_open() takes it. */
+int shm_posix_foreach_own(void (*fn)(const char *name, void *userdata), void *userdata);

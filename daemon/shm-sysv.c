@@ -329,3 +329,22 @@ void shm_sysv_resident_forget(void) {
         resident = NULL;
         n_resident = 0;
 }
+
+int shm_sysv_foreach_created(void (*fn)(int shmid, void *userdata), void *userdata) {
+        struct shm_info info;
+        int max;
+
+        max = shmctl(0, SHM_INFO, (struct shmid_ds *) &info);
+        if (max < 0)
+                return negative_errno();
+        for (int i = 0; i <= max; i++) {
+                struct shmid_ds ds;
+                int shmid = shmctl(i, SHM_STAT, &ds);
+
+                /* Free slots, and segments we may not read (not ours). */
+                if (shmid < 0 || ds.shm_perm.cuid != geteuid())
+                        continue;
+                fn(shmid, userdata);
+        }
+        return 0;
+}

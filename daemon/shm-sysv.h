@@ -60,3 +60,8 @@ uint64_t shm_sysv_resident_bytes(int shmid);
  * once for each. */
 uint64_t shm_sysv_resident_bytes_cached(int shmid);
 void shm_sysv_resident_forget(void);
+
+/* Call @fn for every segment this process's uid created (cuid), whoever
+ * owns it now: SHM_STAT over the kernel's table (no /proc/sysvipc, which
+ * ProcSubset=pid hides). */
+int shm_sysv_foreach_created(void (*fn)(int shmid, void *userdata), void *userdata);
