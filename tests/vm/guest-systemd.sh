@@ -203,10 +203,13 @@ if ! mkdir -p "$STATE" || ! mount -t tmpfs -o mode=0700,size=64m bb-state "$STAT
 fi
 # The probe, as the unit's ExecStart (a drop-in): the very User=, filter
 # and namespaces of the service make one object of each kind as the daemon
-# does; then other users try them from outside.
+# does; then other users try them from outside. It runs from the daemon's
+# directory: the build dir may be under /tmp, which PrivateTmp= hides.
+SANDBOX_EXEC=${DAEMON%/*}/bufbroker-vm-sandbox-probe
+install -m 0755 "$SANDBOX_PROBE" "$SANDBOX_EXEC"
 mkdir -p "$DROPIN"
 printf '[Service]\nType=exec\nWatchdogSec=0\nStateDirectory=bufbroker\nExecStart=\nExecStart=%s sandbox 65534\nStandardOutput=truncate:%s\n' \
-        "$SANDBOX_PROBE" "$W/sandbox.out" >"$DROPIN/50-vm-test-sandbox.conf"
+        "$SANDBOX_EXEC" "$W/sandbox.out" >"$DROPIN/50-vm-test-sandbox.conf"
 systemctl daemon-reload
 if systemctl start "$UNIT" && wait_until 30 grep -q '^ready$' "$W/sandbox.out"; then
         grep '^fail ' "$W/sandbox.out" | comment
@@ -232,7 +235,7 @@ else
         not_ok "the sandbox probe runs as the unit's ExecStart"
 fi
 systemctl stop "$UNIT"
-rm -f "$DROPIN/50-vm-test-sandbox.conf"
+rm -f "$DROPIN/50-vm-test-sandbox.conf" "$SANDBOX_EXEC"
 systemctl daemon-reload
 
 # ----------------------------------------------------------- activation ---
@@ -356,12 +359,13 @@ dump_matches() {
         want=$("$PROBE" pattern "$KIND_SIZE" "$4" | sha256sum)
         [ "$got" = "$want" ]
 }
-# Descriptors of the buffer (links matching $1) in the daemon and in PID 1's
-# fd store
+# Descriptors of the buffer (links matching the glob $1) in the daemon and
+# in PID 1's fd store
 fds_of() {
         local f n=0
         for f in /proc/"$(main_pid)"/fd/* /proc/1/fd/*; do
-                [[ $(readlink "$f" 2>/dev/null) == *"$1"* ]] && n=$((n + 1))
+                # shellcheck disable=SC2053 # $1 is a glob
+                [[ $(readlink "$f" 2>/dev/null) == $1 ]] && n=$((n + 1))
         done
         echo $n
 }
@@ -384,10 +388,10 @@ for kind in memfd posix sysv file; do
         seed="$kind buffer $id"
         case $kind in
         memfd)
-                fdlink="memfd:vm-kind-memfd-$$"
+                fdlink="/memfd:vm-kind-memfd-$$ (deleted)"
                 ok "uid 65534 created memfd buffer $id with busctl Create" ;;
         posix)
-                fdlink="/dev/shm$handle"
+                fdlink="/dev/shm$handle*"
                 check "uid 65534 created posix buffer $id with busctl Create: $handle, the daemon's, nothing for others, an ACL entry for uid 65534 only" \
                         sh -c "stat -c '%U %A' /dev/shm$handle | grep -q '^bufbroker .......---$' &&
                                getfacl -cn /dev/shm$handle | grep -q '^user:65534:rw-' &&
@@ -398,7 +402,7 @@ for kind in memfd posix sysv file; do
                         test "$(segment_field "$handle" 8) $(segment_field "$handle" 10) $(segment_field "$handle" 3)" = \
                              "65534 $(id -u bufbroker) 600" ;;
         file)
-                fdlink="$STATE/"
+                fdlink="$STATE/*(deleted)"
                 check "uid 65534 created file buffer $id with busctl Create: $((KIND_SIZE >> 20)) MiB more in use in $STATE (prefault)" \
                         test $(($(state_used) - used_before)) -ge $KIND_SIZE ;;
         esac
