@@ -427,6 +427,9 @@ for kind in memfd posix sysv file; do
         fi
         check "$kind $id: uid 65533 gets no descriptor of it" \
                 sh -c "! setpriv --reuid=65533 --regid=65533 --clear-groups -- $PROBE dump fd $id >/dev/null"
+        # (the control for "no descriptor of it" below: the pattern finds it)
+        [ -z "$fdlink" ] || check "$kind $id: while it lives, the daemon and the fd store have $(fds_of "$fdlink") descriptors of it" \
+                test "$(fds_of "$fdlink")" -gt 0
         check "$kind $id: uid 65534 releases it" release_kind "$id"
         check "$kind $id: it is no longer listed" wait_until 10 gone "$id"
         case $kind in
@@ -713,6 +716,12 @@ if wait_until 60 is_state inactive; then
         if [ "$result" = success ]; then
                 idle=yes
                 ok "bufbrokerd exited when idle (--exit-idle-time=2s): inactive $((t1 - t0)) ms after the last release, Result=$result"
+                # Without RemoveIPC= it is the daemon's own work: a stop
+                # with no buffers leaves no kernel object behind.
+                svc_uid=$(id -u bufbroker)
+                left=$(find /dev/shm -maxdepth 1 -user bufbroker -printf '%f ' 2>/dev/null)
+                left+=$(awk -v u="$svc_uid" 'NR > 1 && ($8 == u || $10 == u) { printf "segment %s ", $2 }' /proc/sysvipc/shm)
+                check "it left no posix object in /dev/shm and no SysV segment of its user (${left:-none})" test -z "$left"
         else
                 not_ok "bufbrokerd exits cleanly when idle (Result=$result)"
         fi
