@@ -28,6 +28,10 @@
  *           shmat(HANDLE)) or by a descriptor (fd: HANDLE is the buffer id;
  *           Buffer1.OpenFds() on the system bus, its first fd); "dump fd"
  *           of a buffer without fds prints "no fds" on stderr, exit 3
+ *   systemd-probe inode ID
+ *           "DEV:INO" (decimal, as stat -L -c %d:%i prints them) of the file
+ *           behind the buffer's first fd (OpenFds): to find every other
+ *           descriptor of it, whatever its link text
  *
  * Exit status: 0 when the call completed (with a reply or an error: the
  * caller judges the printed line), 1 on local failures, 2 on usage errors.
@@ -302,13 +306,30 @@ static int do_dump(const char *how, const char *handle) {
         return ret;
 }
 
+static int do_inode(const char *id) {
+        struct stat st;
+        int fd = open_fd_by_id(id);
+
+        if (fd < 0)
+                return fd == -2 ? 3 : 1;
+        if (fstat(fd, &st) < 0) {
+                perror("systemd-probe: fstat");
+                close(fd);
+                return 1;
+        }
+        printf("%ju:%ju\n", (uintmax_t) st.st_dev, (uintmax_t) st.st_ino);
+        close(fd);
+        return 0;
+}
+
 static int usage(void) {
         fprintf(stderr, "usage: systemd-probe request-name NAME\n"
                         "       systemd-probe call [--fd] DEST PATH INTERFACE METHOD\n"
                         "       systemd-probe hold N\n"
                         "       systemd-probe pattern SIZE SEED\n"
                         "       systemd-probe fill posix|sysv|fd HANDLE SIZE SEED\n"
-                        "       systemd-probe dump posix|sysv|fd HANDLE\n");
+                        "       systemd-probe dump posix|sysv|fd HANDLE\n"
+                        "       systemd-probe inode ID\n");
         return 2;
 }
 
@@ -329,6 +350,8 @@ int main(int argc, char *argv[]) {
                 return do_fill(argv[2], argv[3], strtoull(argv[4], NULL, 10), argv[5]);
         if (argc == 4 && strcmp(argv[1], "dump") == 0)
                 return do_dump(argv[2], argv[3]);
+        if (argc == 3 && strcmp(argv[1], "inode") == 0)
+                return do_inode(argv[2]);
 
         if (argc < 3)
                 return usage();
