@@ -6,9 +6,14 @@
 # `meson install`, creates the service user with systemd-sysusers, reloads
 # systemd and the bus, then checks, in this order (each step relies on the
 # state the previous ones left):
-#   install layout, systemd-analyze verify, exposure <= 2.0, bus activation
-#   by an unprivileged call (timed), systemctl status, the bus policy (name
-#   ownership, no fds), a restart that keeps buffers/holds/tokens, a lost
+#   install layout, systemd-analyze verify, exposure <= 2.0, the sandbox
+#   (sandbox-probe as the unit's ExecStart: every system call the posix,
+#   sysv and file kinds need; /dev/shm and SysV IPC the host's), bus
+#   activation by an unprivileged call (timed), systemctl status, the bus
+#   policy (name ownership, no fds), huge pages and prefault, each kind
+#   (memfd, posix, sysv, file) as an unprivileged caller and posix, sysv and
+#   file buffers across a SIGKILL and Restart=on-failure, a restart that
+#   keeps buffers/holds/tokens, a lost
 #   bus connection (the daemon exits with a failure; systemd restarts it and
 #   nothing is lost), the watchdog restarting a SIGSTOPped daemon, idle exit
 #   and re-activation.
@@ -16,13 +21,14 @@
 # the full `systemd-analyze security` table) into $BB_VM_OUT. Afterwards the
 # installation stays (the overlay root dies with the VM), the test drop-ins
 # go and the service is stopped, so later guest tests start from a clean
-# state. Helper: systemd-probe (built from systemd-probe.c).
+# state. Helpers: systemd-probe, sandbox-probe (built from their .c files).
 . "$(dirname "$0")/guest-lib.sh"
 [ "${BB_VM_MODE:-}" = systemd ] || skip_all "needs systemd as PID 1"
 
 BUILD=${BB_BUILD_DIR:?}
 OUT=${BB_VM_OUT:?}
 PROBE=$BUILD/tests/vm/systemd-probe
+SANDBOX_PROBE=$BUILD/tests/vm/sandbox-probe
 UNIT=bufbrokerd.service
 BUS_NAME=org.bufbroker.Broker1
 OBJ=/org/bufbroker/Broker1
@@ -40,6 +46,7 @@ cleanup() {
         rm -rf "$W" "$DROPIN"
         systemctl stop "$UNIT" 2>/dev/null
         systemctl daemon-reload
+        umount /var/lib/bufbroker 2>/dev/null
 }
 trap cleanup EXIT
 
@@ -62,6 +69,8 @@ main_pid() { systemctl show -P MainPID "$UNIT"; }
 list_ids() { "$CTL" list --no-legend | awk '{ print $1 }' | sort -n | tr '\n' ' ' | sed 's/ $//'; }
 # The listing without the CREATED column's time of day split: whole rows.
 list_rows() { "$CTL" list --no-legend; }
+listed() { local id ids; ids=" $(list_ids) "; for id in "$@"; do [[ $ids == *" $id "* ]] || return 1; done; return 0; }
+gone() { local id ids; ids=" $(list_ids) "; for id in "$@"; do [[ $ids == *" $id "* ]] && return 1; done; return 0; }
 
 # wait_until TIMEOUT_S CMD...: poll every 0.2 s; 0 when CMD succeeded in time
 wait_until() {
@@ -175,6 +184,60 @@ else
         not_ok "systemd-analyze security --offline=true: exposure '${score:-unparsed}' above $MAX_EXPOSURE"
 fi
 
+# ------------------------------------------------ the sandbox and IPC ---
+section sandbox and IPC
+# Clients attach the daemon's posix and sysv objects by name and id: those
+# must live in the host's /dev/shm and IPC namespace, and survive restarts
+# (see the unit's comments for what PrivateIPC= and RemoveIPC= would do).
+check "the unit has no PrivateIPC= (sysv segments in the host's IPC namespace)" \
+        test "$(systemctl show -P PrivateIPC "$UNIT")" = no
+check "the unit has no RemoveIPC= (systemd would remove posix names and sysv segments at every restart)" \
+        test "$(systemctl show -P RemoveIPC "$UNIT")" = no
+# File buffers are O_TMPFILE files in the state directory. The guest's root
+# is an overlayfs, which refuses O_TMPFILE (EOPNOTSUPP) on Debian's 6.1
+# kernel: a tmpfs of its own (ext4, xfs, btrfs, tmpfs take it), also a
+# known size for the space checks of the file kind.
+STATE=/var/lib/bufbroker
+if ! mkdir -p "$STATE" || ! mount -t tmpfs -o mode=0700,size=64m bb-state "$STATE"; then
+        not_ok "mount a tmpfs on $STATE for file buffers"
+fi
+# The probe, as the unit's ExecStart (a drop-in): the very User=, filter
+# and namespaces of the service make one object of each kind as the daemon
+# does; then other users try them from outside. It runs from the daemon's
+# directory: the build dir may be under /tmp, which PrivateTmp= hides.
+SANDBOX_EXEC=${DAEMON%/*}/bufbroker-vm-sandbox-probe
+install -m 0755 "$SANDBOX_PROBE" "$SANDBOX_EXEC"
+mkdir -p "$DROPIN"
+printf '[Service]\nType=exec\nWatchdogSec=0\nStateDirectory=bufbroker\nExecStart=\nExecStart=%s sandbox 65534\nStandardOutput=truncate:%s\n' \
+        "$SANDBOX_EXEC" "$W/sandbox.out" >"$DROPIN/50-vm-test-sandbox.conf"
+systemctl daemon-reload
+if systemctl start "$UNIT" && wait_until 30 grep -q '^ready$' "$W/sandbox.out"; then
+        grep '^fail ' "$W/sandbox.out" | comment
+        check "the service user makes each kind's object in the unit's sandbox ($(grep -c '^ok ' "$W/sandbox.out") system calls, every one allowed)" \
+                grep -qx 'failures 0' "$W/sandbox.out"
+        inside=$(awk '$1 == "devshm" { print $2, $3 }' "$W/sandbox.out")
+        outside=$("$SANDBOX_PROBE" stat-devshm | awk '{ print $2, $3 }')
+        check "the service's /dev/shm is the host's, writable ($inside; host: $outside)" \
+                test "$inside" = "$outside" -a "${inside#* }" = rw
+        name=$(awk '$1 == "shm-name" { print $2 }' "$W/sandbox.out")
+        sid=$(awk '$1 == "shmid" { print $2 }' "$W/sandbox.out")
+        check "its posix object $name is in the host's /dev/shm, for uid 65534 by its ACL" \
+                sh -c "as() { setpriv --reuid=\$1 --regid=\$1 --clear-groups -- head -c 22 /dev/shm$name; };
+                       test \"\$(as 65534)\" = 'posix from the service'"
+        check "uid 65533 cannot open it (mode 0600, no ACL entry)" \
+                sh -c "! setpriv --reuid=65533 --regid=65533 --clear-groups -- head -c 1 /dev/shm$name"
+        check "its SysV segment $sid is in the host's IPC namespace, uid 65534 attaches it" \
+                sh -c "setpriv --reuid=65534 --regid=65534 --clear-groups -- $PROBE dump sysv $sid | head -c 21 | grep -qx 'sysv from the service'"
+        check "uid 65533 cannot attach it" \
+                sh -c "! setpriv --reuid=65533 --regid=65533 --clear-groups -- $PROBE dump sysv $sid >/dev/null"
+else
+        comment <"$W/sandbox.out"
+        not_ok "the sandbox probe runs as the unit's ExecStart"
+fi
+systemctl stop "$UNIT"
+rm -f "$DROPIN/50-vm-test-sandbox.conf" "$SANDBOX_EXEC"
+systemctl daemon-reload
+
 # ----------------------------------------------------------- activation ---
 section activation
 systemctl stop "$UNIT" 2>/dev/null
@@ -265,6 +328,172 @@ else
         not_ok "uid 65534 creates a prefaulted memfd (bufbrokerctl create --prefault)"
 fi
 
+# ---------------------------------------------------- the kinds of buffers ---
+section kinds
+# Each kind from the hardened, bus-activated service as uid 65534: Create
+# by busctl, contents written by one process and read by another through
+# the native handle (posix name, sysv id) and through a descriptor
+# (Buffer1.OpenFds), another uid refused, Release, the kernel object gone.
+KIND_SIZE=$((4 * 1024 * 1024))
+# busctl Create as uid 65534, prefaulted (the file kind's space shows at
+# once); prints "ID HANDLE" (HANDLE: shm name, shmid, or -)
+create_kind() {
+        local out id handle=-
+        out=$(as_nobody busctl --timeout=90 call "$BUS_NAME" "$OBJ" "$BUS_NAME" Create 'ssta{sv}' \
+                "$1" "vm-kind-$1-$$" "$KIND_SIZE" 2 persistent b true prefault b true 2>&1) ||
+                { echo "$out" >"$W/create.err"; return 1; }
+        [[ $out =~ ^oaha\{sv\}\ \"$OBJ/buffer/([0-9]+)\" ]] || { echo "reply: $out" >"$W/create.err"; return 1; }
+        id=${BASH_REMATCH[1]}
+        [[ $out =~ \"shm-name\"\ s\ \"([^\"]+)\" ]] && handle=${BASH_REMATCH[1]}
+        [[ $out =~ \"shmid\"\ i\ ([0-9]+) ]] && handle=${BASH_REMATCH[1]}
+        echo "$id $handle"
+}
+release_kind() {
+        as_nobody busctl call "$BUS_NAME" "$OBJ/buffer/$1" org.bufbroker.Buffer1 Release
+}
+# dump_matches USER HOW HANDLE SEED: USER's process reads the buffer
+# through HOW (posix, sysv, fd) and finds the pattern of SEED
+dump_matches() {
+        local got want
+        got=$(as_uid "$1" "$PROBE" dump "$2" "$3" | head -c "$KIND_SIZE" | sha256sum) || return 1
+        want=$("$PROBE" pattern "$KIND_SIZE" "$4" | sha256sum)
+        [ "$got" = "$want" ]
+}
+# Descriptors of the file DEV:INO ($1) in the daemon and in PID 1's fd
+# store (by inode: a link's text depends on the daemon's mount namespace)
+fds_of() {
+        stat -L -c '%d:%i' /proc/"$(main_pid)"/fd/* /proc/1/fd/* 2>/dev/null | grep -c -x "$1"
+}
+segment_exists() { awk -v id="$1" 'NR > 1 && $2 == id { f = 1 } END { exit !f }' /proc/sysvipc/shm; }
+segment_field() { awk -v id="$1" -v col="$2" 'NR > 1 && $2 == id { print $col }' /proc/sysvipc/shm; }
+state_used() { df --output=used -B1 "$STATE" | tail -1 | tr -d ' '; }
+KINDS_AVAILABLE=yes
+if ! busctl introspect "$BUS_NAME" "$OBJ" "$BUS_NAME" 2>/dev/null | grep -q '^\.Create '; then
+        KINDS_AVAILABLE=no
+        skip "the kinds of buffers" "this daemon has no Create method (the kinds are not built in)"
+fi
+for kind in memfd posix sysv file; do
+        [ $KINDS_AVAILABLE = yes ] || break
+        used_before=$(state_used)
+        if ! read -r id handle < <(create_kind $kind); then
+                comment <"$W/create.err"
+                not_ok "uid 65534 creates a $kind buffer with busctl Create ($(head -c 200 "$W/create.err"))"
+                continue
+        fi
+        seed="$kind buffer $id"
+        inode=""
+        [ $kind = sysv ] || inode=$(as_nobody "$PROBE" inode "$id") || not_ok "$kind $id: OpenFds for its inode"
+        case $kind in
+        memfd)
+                ok "uid 65534 created memfd buffer $id with busctl Create" ;;
+        posix)
+                check "uid 65534 created posix buffer $id with busctl Create: $handle, the daemon's, nothing for others, an ACL entry for uid 65534 only" \
+                        sh -c "stat -c '%U %A' /dev/shm$handle | grep -q '^bufbroker .......---$' &&
+                               getfacl -cn /dev/shm$handle | grep -q '^user:65534:rw-' &&
+                               ! getfacl -cn /dev/shm$handle | grep '^user:[0-9]' | grep -qv '^user:65534:'" ;;
+        sysv)
+                check "uid 65534 created sysv buffer $id with busctl Create: shmid $handle, uid 65534, made by bufbroker, mode 600" \
+                        test "$(segment_field "$handle" 8) $(segment_field "$handle" 10) $(segment_field "$handle" 3)" = \
+                             "65534 $(id -u bufbroker) 600" ;;
+        file)
+                check "uid 65534 created file buffer $id with busctl Create: $((KIND_SIZE >> 20)) MiB more in use in $STATE (prefault)" \
+                        test $(($(state_used) - used_before)) -ge $KIND_SIZE ;;
+        esac
+        case $kind in
+        posix|sysv)
+                check "$kind $id: written through its native handle by one process of uid 65534" \
+                        as_nobody "$PROBE" fill $kind "$handle" "$KIND_SIZE" "$seed"
+                check "$kind $id: read back by another through the native handle: contents match" \
+                        dump_matches 65534 $kind "$handle" "$seed"
+                check "$kind $id: uid 65533 cannot attach it by its handle" \
+                        sh -c "! setpriv --reuid=65533 --regid=65533 --clear-groups -- $PROBE dump $kind '$handle' >/dev/null" ;;
+        *)
+                check "$kind $id: written through a descriptor (OpenFds) by one process of uid 65534" \
+                        as_nobody "$PROBE" fill fd "$id" "$KIND_SIZE" "$seed" ;;
+        esac
+        if [ $kind = sysv ]; then
+                as_nobody "$PROBE" dump fd "$id" >/dev/null 2>&1
+                check "sysv $id: OpenFds gives no descriptor (a segment has none)" test $? = 3
+        else
+                check "$kind $id: read back by another process through a descriptor (OpenFds): contents match" \
+                        dump_matches 65534 fd "$id" "$seed"
+        fi
+        check "$kind $id: uid 65533 gets no descriptor of it" \
+                sh -c "! setpriv --reuid=65533 --regid=65533 --clear-groups -- $PROBE dump fd $id >/dev/null"
+        # (the control for "no descriptor of it" below: the pattern finds it)
+        [ -z "$inode" ] || check "$kind $id: while it lives, the daemon and the fd store have $(fds_of "$inode") descriptors of it" \
+                test "$(fds_of "$inode")" -gt 0
+        check "$kind $id: uid 65534 releases it" release_kind "$id"
+        check "$kind $id: it is no longer listed" wait_until 10 gone "$id"
+        case $kind in
+        posix) check "posix $id: $handle is unlinked from /dev/shm" wait_until 10 test ! -e "/dev/shm$handle" ;;
+        sysv) check "sysv $id: segment $handle is removed" wait_until 10 sh -c "! awk -v id=$handle 'NR > 1 && \$2 == id { f = 1 } END { exit !f }' /proc/sysvipc/shm" ;;
+        file) check "file $id: its space in $STATE is freed ($(state_used) bytes in use, $used_before before)" \
+                wait_until 10 sh -c "test \$(df --output=used -B1 $STATE | tail -1) -le $used_before" ;;
+        esac
+        [ -z "$inode" ] || check "$kind $id: neither the daemon nor PID 1's fd store has a descriptor of it" \
+                wait_until 10 sh -c "! stat -L -c '%d:%i' /proc/$(main_pid)/fd/* /proc/1/fd/* 2>/dev/null | grep -qx '$inode'"
+done
+
+# ------------------------------------------- the kinds across a restart ---
+section kinds across a restart
+# The daemon killed (SIGKILL), Restart=on-failure with the fd store: posix,
+# sysv and file buffers come back with their handles and contents; their
+# Release afterwards removes the objects.
+if [ $KINDS_AVAILABLE = yes ]; then
+        declare -A rid rhandle
+        for kind in posix sysv file; do
+                if read -r rid[$kind] rhandle[$kind] < <(create_kind $kind); then
+                        how=fd handle=${rid[$kind]}
+                        [ $kind = file ] || how=$kind handle=${rhandle[$kind]}
+                        as_nobody "$PROBE" fill $how "$handle" "$KIND_SIZE" "kept $kind ${rid[$kind]}" ||
+                                not_ok "fill the $kind buffer ${rid[$kind]} before the restart"
+                else
+                        comment <"$W/create.err"
+                        not_ok "create a $kind buffer to keep across the restart"
+                        unset "rid[$kind]"
+                fi
+        done
+        used_kept=$(state_used)
+        pid_before=$(main_pid)
+        restarts_before=$(systemctl show -P NRestarts "$UNIT")
+        kill -9 "$pid_before"
+        restarted() { p=$(main_pid); [ "$p" != 0 ] && [ "$p" != "$pid_before" ] && is_state active; }
+        check "the SIGKILLed daemon is restarted by Restart=on-failure (pid $pid_before -> a new one)" \
+                wait_until 60 restarted
+        check "NRestarts went up by one ($restarts_before -> $(systemctl show -P NRestarts "$UNIT"))" \
+                test "$(systemctl show -P NRestarts "$UNIT")" = $((restarts_before + 1))
+        journalctl -b -u "$UNIT" -o cat --no-pager | grep 'restored' | tail -1 | comment
+        for kind in posix sysv file; do
+                [ -n "${rid[$kind]:-}" ] || continue
+                id=${rid[$kind]} handle=${rhandle[$kind]} seed="kept $kind ${rid[$kind]}"
+                check "$kind buffer $id is listed after the restart" listed "$id"
+                case $kind in
+                posix)
+                        check "posix $id: ShmName still $handle" \
+                                test "$(busctl get-property "$BUS_NAME" "$OBJ/buffer/$id" org.bufbroker.Buffer1 ShmName)" = "s \"$handle\""
+                        check "posix $id: contents by name match" dump_matches 65534 posix "$handle" "$seed"
+                        check "posix $id: contents by descriptor match" dump_matches 65534 fd "$id" "$seed" ;;
+                sysv)
+                        check "sysv $id: ShmId still $handle" \
+                                test "$(busctl get-property "$BUS_NAME" "$OBJ/buffer/$id" org.bufbroker.Buffer1 ShmId)" = "i $handle"
+                        check "sysv $id: contents by shmat match" dump_matches 65534 sysv "$handle" "$seed" ;;
+                file)
+                        check "file $id: its space is still in use in $STATE" \
+                                sh -c "test \$(df --output=used -B1 $STATE | tail -1) -ge $KIND_SIZE"
+                        check "file $id: contents by descriptor match" dump_matches 65534 fd "$id" "$seed" ;;
+                esac
+                check "$kind $id: uid 65534 releases it after the restart" release_kind "$id"
+                check "$kind $id: gone from the listing" wait_until 10 gone "$id"
+                case $kind in
+                posix) check "posix $id: $handle is unlinked" wait_until 10 test ! -e "/dev/shm$handle" ;;
+                sysv) check "sysv $id: segment $handle is removed" wait_until 10 sh -c "! awk -v id=$handle 'NR > 1 && \$2 == id { f = 1 } END { exit !f }' /proc/sysvipc/shm" ;;
+                file) check "file $id: its space is freed (no descriptor left in the daemon nor the fd store)" \
+                        wait_until 10 sh -c "test \$(df --output=used -B1 $STATE | tail -1) -le $((used_kept - KIND_SIZE))" ;;
+                esac
+        done
+fi
+
 # -------------------------------------------- restart, keeping buffers ---
 section restart
 # A persistent buffer with known contents and a token, owned by uid 65534.
@@ -332,8 +561,6 @@ rc=$?
 grep -v '^held\|^ready' "$W/hold.out" | comment
 check "the library client's Release of its buffers ($H) works after the restart" \
         test $rc = 0 -a "$(grep -c '^released ' "$W/hold.out")" = 2
-listed() { local id ids; ids=" $(list_ids) "; for id in "$@"; do [[ $ids == *" $id "* ]] || return 1; done; return 0; }
-gone() { local id ids; ids=" $(list_ids) "; for id in "$@"; do [[ $ids == *" $id "* ]] && return 1; done; return 0; }
 # shellcheck disable=SC2086
 check "its released buffers are gone" gone $H
 if gone "$E"; then
@@ -482,6 +709,12 @@ if wait_until 60 is_state inactive; then
         if [ "$result" = success ]; then
                 idle=yes
                 ok "bufbrokerd exited when idle (--exit-idle-time=2s): inactive $((t1 - t0)) ms after the last release, Result=$result"
+                # Without RemoveIPC= it is the daemon's own work: a stop
+                # with no buffers leaves no kernel object behind.
+                svc_uid=$(id -u bufbroker)
+                left=$(find /dev/shm -maxdepth 1 -user bufbroker -printf '%f ' 2>/dev/null)
+                left+=$(awk -v u="$svc_uid" 'NR > 1 && ($8 == u || $10 == u) { printf "segment %s ", $2 }' /proc/sysvipc/shm)
+                check "it left no posix object in /dev/shm and no SysV segment of its user (${left:-none})" test -z "$left"
         else
                 not_ok "bufbrokerd exits cleanly when idle (Result=$result)"
         fi

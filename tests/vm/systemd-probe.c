@@ -18,9 +18,25 @@
  *           "release ID failed: ...") and exits 0 if every Release worked;
  *           SIGTERM exits 2 without releasing.
  *
+ *   systemd-probe pattern SIZE SEED
+ *           prints SIZE bytes of a pattern made from SEED (the expected
+ *           contents of a buffer "fill" wrote)
+ *   systemd-probe fill posix|sysv|fd HANDLE SIZE SEED
+ *   systemd-probe dump posix|sysv|fd HANDLE
+ *           write the pattern into, or print the contents of, a buffer
+ *           attached by its native handle (posix: shm_open(HANDLE); sysv:
+ *           shmat(HANDLE)) or by a descriptor (fd: HANDLE is the buffer id;
+ *           Buffer1.OpenFds() on the system bus, its first fd); "dump fd"
+ *           of a buffer without fds prints "no fds" on stderr, exit 3
+ *   systemd-probe inode ID
+ *           "DEV:INO" (decimal, as stat -L -c %d:%i prints them) of the file
+ *           behind the buffer's first fd (OpenFds): to find every other
+ *           descriptor of it, whatever its link text
+ *
  * Exit status: 0 when the call completed (with a reply or an error: the
  * caller judges the printed line), 1 on local failures, 2 on usage errors.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -28,7 +44,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
 #include <systemd/sd-bus.h>
+#include <unistd.h>
 
 #include <bufbroker.h>
 
@@ -149,10 +169,167 @@ static int do_hold(unsigned n) {
         return ret;
 }
 
+/* Byte @i of the pattern of @seed: the seed's text over and over, so a
+ * buffer filled for another seed, or shifted, never matches. */
+static char pattern_byte(const char *seed, uint64_t i) {
+        size_t n = strlen(seed) + 1;
+
+        return i % n == n - 1 ? '\n' : seed[i % n];
+}
+
+static int do_pattern(uint64_t size, const char *seed) {
+        for (uint64_t i = 0; i < size; i++)
+                putchar(pattern_byte(seed, i));
+        return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* The buffer's first fd through Buffer1.OpenFds(), or -1 (and why). */
+static int open_fd_by_id(const char *id) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char path[128];
+        int r, fd = -1;
+
+        snprintf(path, sizeof(path), "/org/bufbroker/Broker1/buffer/%s", id);
+        r = sd_bus_open_system(&bus);
+        if (r >= 0)
+                r = sd_bus_call_method(bus, "org.bufbroker.Broker1", path, "org.bufbroker.Buffer1", "OpenFds",
+                                       &error, &reply, "a{sv}", 0);
+        if (r < 0) {
+                fprintf(stderr, "systemd-probe: OpenFds %s: %s\n", path,
+                        sd_bus_error_is_set(&error) ? error.message : strerror(-r));
+                sd_bus_error_free(&error);
+                return -1;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "h");
+        if (r > 0)
+                r = sd_bus_message_read(reply, "h", &fd);
+        if (r <= 0) {
+                fprintf(stderr, "no fds\n");
+                return -2;
+        }
+        fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                perror("systemd-probe: dup");
+        return fd;
+}
+
+/* Maps the buffer by @how and @handle; its size in *size. */
+static void *attach(const char *how, const char *handle, bool writable, uint64_t *size, int *ret) {
+        struct stat st;
+        void *p;
+        int fd;
+
+        *ret = 1;
+        if (strcmp(how, "sysv") == 0) {
+                struct shmid_ds ds;
+                int id = atoi(handle);
+
+                if (shmctl(id, IPC_STAT, &ds) < 0) {
+                        fprintf(stderr, "systemd-probe: shmctl(%d, IPC_STAT): %s\n", id, strerror(errno));
+                        return NULL;
+                }
+                p = shmat(id, NULL, writable ? 0 : SHM_RDONLY);
+                if (p == (void *) -1) {
+                        fprintf(stderr, "systemd-probe: shmat(%d): %s\n", id, strerror(errno));
+                        return NULL;
+                }
+                *size = ds.shm_segsz;
+                return p;
+        }
+        if (strcmp(how, "posix") == 0) {
+                fd = shm_open(handle, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+                if (fd < 0)
+                        fprintf(stderr, "systemd-probe: shm_open(%s): %s\n", handle, strerror(errno));
+        } else if (strcmp(how, "fd") == 0) {
+                fd = open_fd_by_id(handle);
+                if (fd == -2)
+                        *ret = 3;
+        } else {
+                fprintf(stderr, "systemd-probe: attach by posix, sysv or fd, not '%s'\n", how);
+                *ret = 2;
+                return NULL;
+        }
+        if (fd < 0)
+                return NULL;
+        if (fstat(fd, &st) < 0 || st.st_size <= 0) {
+                fprintf(stderr, "systemd-probe: fstat: %s\n", st.st_size <= 0 ? "empty" : strerror(errno));
+                close(fd);
+                return NULL;
+        }
+        *size = (uint64_t) st.st_size;
+        p = mmap(NULL, *size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+        if (p == MAP_FAILED) {
+                fprintf(stderr, "systemd-probe: mmap: %s\n", strerror(errno));
+                return NULL;
+        }
+        return p;
+}
+
+static void detach(const char *how, void *p, uint64_t size) {
+        if (strcmp(how, "sysv") == 0)
+                shmdt(p);
+        else
+                munmap(p, size);
+}
+
+static int do_fill(const char *how, const char *handle, uint64_t want, const char *seed) {
+        uint64_t size;
+        int ret;
+        char *p = attach(how, handle, true, &size, &ret);
+
+        if (!p)
+                return ret;
+        if (size < want) {
+                fprintf(stderr, "systemd-probe: %s %s has %" PRIu64 " bytes, not %" PRIu64 "\n", how, handle,
+                        size, want);
+                detach(how, p, size);
+                return 1;
+        }
+        for (uint64_t i = 0; i < want; i++)
+                p[i] = pattern_byte(seed, i);
+        detach(how, p, size);
+        return 0;
+}
+
+static int do_dump(const char *how, const char *handle) {
+        uint64_t size;
+        int ret;
+        void *p = attach(how, handle, false, &size, &ret);
+
+        if (!p)
+                return ret;
+        ret = fwrite(p, 1, size, stdout) == size && fflush(stdout) == 0 ? 0 : 1;
+        detach(how, p, size);
+        return ret;
+}
+
+static int do_inode(const char *id) {
+        struct stat st;
+        int fd = open_fd_by_id(id);
+
+        if (fd < 0)
+                return fd == -2 ? 3 : 1;
+        if (fstat(fd, &st) < 0) {
+                perror("systemd-probe: fstat");
+                close(fd);
+                return 1;
+        }
+        printf("%ju:%ju\n", (uintmax_t) st.st_dev, (uintmax_t) st.st_ino);
+        close(fd);
+        return 0;
+}
+
 static int usage(void) {
         fprintf(stderr, "usage: systemd-probe request-name NAME\n"
                         "       systemd-probe call [--fd] DEST PATH INTERFACE METHOD\n"
-                        "       systemd-probe hold N\n");
+                        "       systemd-probe hold N\n"
+                        "       systemd-probe pattern SIZE SEED\n"
+                        "       systemd-probe fill posix|sysv|fd HANDLE SIZE SEED\n"
+                        "       systemd-probe dump posix|sysv|fd HANDLE\n"
+                        "       systemd-probe inode ID\n");
         return 2;
 }
 
@@ -166,6 +343,15 @@ int main(int argc, char *argv[]) {
                         return usage();
                 return do_hold((unsigned) n);
         }
+
+        if (argc == 4 && strcmp(argv[1], "pattern") == 0)
+                return do_pattern(strtoull(argv[2], NULL, 10), argv[3]);
+        if (argc == 6 && strcmp(argv[1], "fill") == 0)
+                return do_fill(argv[2], argv[3], strtoull(argv[4], NULL, 10), argv[5]);
+        if (argc == 4 && strcmp(argv[1], "dump") == 0)
+                return do_dump(argv[2], argv[3]);
+        if (argc == 3 && strcmp(argv[1], "inode") == 0)
+                return do_inode(argv[2]);
 
         if (argc < 3)
                 return usage();
