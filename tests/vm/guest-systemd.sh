@@ -736,4 +736,31 @@ else
         not_ok "re-activation after idle exit: not tested, the daemon never went idle"
 fi
 
+# ------------------------------------------------- a stop with buffers ---
+section stop with buffers
+# systemctl stop drops the fd store: the buffers are gone, and the posix
+# names and SysV segments the daemon kept for a restart are nobody's. The
+# next start removes them (--remove-stale-objects), and only them.
+if [ $KINDS_AVAILABLE = yes ]; then
+        read -r sp_id sp_name < <(create_kind posix) || not_ok "create a posix buffer to leave at a stop"
+        read -r ss_id ss_shmid < <(create_kind sysv) || not_ok "create a sysv buffer to leave at a stop"
+        # Not the daemon's: same prefix, another owner; stays.
+        foreign=/dev/shm/bufbroker-0123456789abcdef0123456789abcdef
+        install -m 0600 /dev/null "$foreign"
+        systemctl stop "$UNIT"
+        check "the stop left $sp_name and segment $ss_shmid (kept for a restart that did not come)" \
+                sh -c "test -e /dev/shm$sp_name && awk -v id=$ss_shmid 'NR > 1 && \$2 == id { f = 1 } END { exit !f }' /proc/sysvipc/shm"
+        t_start=$(date '+%Y-%m-%d %H:%M:%S')
+        systemctl start "$UNIT"
+        check "the next start removed $sp_name" wait_until 10 test ! -e "/dev/shm$sp_name"
+        check "the next start removed segment $ss_shmid" \
+                wait_until 10 sh -c "! awk -v id=$ss_shmid 'NR > 1 && \$2 == id { f = 1 } END { exit !f }' /proc/sysvipc/shm"
+        check "and said so in its log" \
+                sh -c "journalctl -u $UNIT --since '$t_start' -o cat --no-pager | grep -q 'removed SysV segment $ss_shmid, left by an earlier run' &&
+                       journalctl -u $UNIT --since '$t_start' -o cat --no-pager | grep -q 'removed $sp_name, left by an earlier run'"
+        check "a name of the same form that is not the daemon's stays ($foreign, root's)" test -e "$foreign"
+        rm -f "$foreign"
+        systemctl stop "$UNIT"
+fi
+
 finish
