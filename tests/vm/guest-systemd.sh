@@ -665,7 +665,7 @@ section watchdog
 # SIGCONT, so a SIGSTOPped daemon dies at once.)
 mkdir -p "$DROPIN"
 printf '[Service]\nWatchdogSec=3s\n' >"$DROPIN/50-vm-test-watchdog.conf"
-printf '[Service]\nExecStart=\nExecStart=%s --system --exit-idle-time=2s\n' "$DAEMON" >"$DROPIN/50-vm-test-idle.conf"
+printf '[Service]\nExecStart=\nExecStart=%s --system --exit-idle-time=2s --fdstore-max=65536 --remove-stale-objects\n' "$DAEMON" >"$DROPIN/50-vm-test-idle.conf"
 systemctl daemon-reload
 ids_before=$(list_ids)
 systemctl restart "$UNIT" || bail "restart with the test drop-ins"
