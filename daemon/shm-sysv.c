@@ -259,11 +259,40 @@ int shm_sysv_remove(int shmid) {
         return 0;
 }
 
+/* Where /proc/sysvipc is hidden (the unit's ProcSubset=pid): attach it
+ * read-only for a moment and ask mincore() which pages are in memory. The
+ * daemon may: it created the segment. Its attachment is gone again before
+ * anything counts attachments (the daemon is single-threaded). */
+static uint64_t resident_by_mincore(int shmid) {
+        _cleanup_free_ unsigned char *vec = NULL;
+        struct shmid_ds ds;
+        uint64_t page = (uint64_t) sysconf(_SC_PAGESIZE), pages, n = 0;
+        void *p;
+
+        if (shmctl(shmid, IPC_STAT, &ds) < 0 || ds.shm_segsz == 0)
+                return 0;
+        pages = (ds.shm_segsz + page - 1) / page;
+        vec = malloc(pages);
+        if (!vec)
+                return 0;
+        p = shmat(shmid, NULL, SHM_RDONLY);
+        if (p == (void *) -1)
+                return 0;
+        if (mincore(p, ds.shm_segsz, vec) == 0)
+                for (uint64_t i = 0; i < pages; i++)
+                        n += vec[i] & 1;
+        (void) shmdt(p);
+        return n * page;
+}
+
 uint64_t shm_sysv_resident_bytes(int shmid) {
         ShmRow row;
+        int r = proc_row(shmid, &row);
 
-        if (proc_row(shmid, &row) < 0)
+        if (r == -EIDRM)
                 return 0;
+        if (r < 0)
+                return resident_by_mincore(shmid);
         return row.rss;
 }
 
@@ -317,7 +346,7 @@ uint64_t shm_sysv_resident_bytes_cached(int shmid) {
                 n_resident = 0;
                 if (resident_read() < 0) {
                         shm_sysv_resident_forget();
-                        return 0;
+                        return resident_by_mincore(shmid);
                 }
         }
         found = n_resident ? bsearch(&key, resident, n_resident, sizeof(Resident), resident_compare) : NULL;

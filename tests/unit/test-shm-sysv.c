@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/shm.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -616,6 +617,33 @@ START_TEST(test_broker_names_the_limit) {
 }
 END_TEST
 
+/* Where /proc/sysvipc is hidden (the system unit's ProcSubset=pid): the
+ * resident bytes come from mincore() on a moment's attachment, which is
+ * gone again. Hidden here as the unit hides it: a mount over it, in a mount
+ * namespace of this test's own. */
+START_TEST(test_resident_without_proc_sysvipc) {
+        uint64_t size = 16 * page();
+        int touched, untouched;
+
+        touched = new_ok(.size = size, .owner_uid = UID_A, .prefault = true);
+        untouched = new_ok(.size = size, .owner_uid = UID_A);
+        ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
+        ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+        ck_assert_int_eq(mount("tmpfs", "/proc/sysvipc", "tmpfs", 0, NULL), 0);
+        ck_assert_int_lt(access("/proc/sysvipc/shm", F_OK), 0);
+        shm_sysv_resident_forget();
+
+        ck_assert_uint_eq(shm_sysv_resident_bytes(touched), size);
+        ck_assert_uint_eq(shm_sysv_resident_bytes(untouched), 0);
+        ck_assert_uint_eq(shm_sysv_resident_bytes_cached(touched), size);
+        ck_assert_uint_eq(shm_sysv_resident_bytes_cached(untouched), 0);
+        ck_assert_uint_eq(shm_sysv_resident_bytes(-1), 0);
+        ck_assert_int_eq(shm_sysv_attachments(touched), 0);
+        ck_assert_int_eq(shm_sysv_attachments(untouched), 0);
+        shm_sysv_resident_forget();
+}
+END_TEST
+
 static Suite *suite_sysv(void) {
         Suite *s = suite_create("sysv");
         TCase *tc = tcase_create("allocator");
@@ -647,6 +675,7 @@ static Suite *suite_sysv_uids(void) {
         tcase_add_test(tc, test_owner_takes_daemon_read_permission);
         tcase_add_test(tc, test_limits_named);
         tcase_add_test(tc, test_broker_names_the_limit);
+        tcase_add_test(tc, test_resident_without_proc_sysvipc);
         suite_add_tcase(s, tc);
         return s;
 }

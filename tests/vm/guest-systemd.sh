@@ -399,6 +399,9 @@ for kind in memfd posix sysv file; do
                 check "uid 65534 created file buffer $id with busctl Create: $((KIND_SIZE >> 20)) MiB more in use in $STATE (prefault)" \
                         test $(($(state_used) - used_before)) -ge $KIND_SIZE ;;
         esac
+        alloc=$(busctl get-property "$BUS_NAME" "$OBJ/buffer/$id" org.bufbroker.Buffer1 AllocatedBytes | cut -d' ' -f2)
+        check "$kind $id: AllocatedBytes $alloc, all of it (prefault; sysv: resident, though ProcSubset=pid hides /proc/sysvipc)" \
+                test "${alloc:-0}" -ge $KIND_SIZE
         case $kind in
         posix|sysv)
                 check "$kind $id: written through its native handle by one process of uid 65534" \
