@@ -17,6 +17,7 @@
  *   harness-state.c  the daemon's state: Stats and fd-count snapshots
  *   harness-calls.c  calls on the test's connection, BufferReleased
  *   harness-hugepages.c  the huge page pool, put back as it was
+ *   harness-fdstore.c    a stand-in for systemd's fd store, across restarts
  *
  * Environment: BUFBROKERD, BUFBROKERCTL (paths, set by meson), DBUS_POLICY_CONF
  * (the policy file to include), PROTOCOL_XML; BUFBROKER_TEST_DAEMON_WRAPPER
@@ -112,3 +113,4 @@ bool daemon_alive(void);
 #include "harness-state.h"
 #include "harness-calls.h"
 #include "harness-hugepages.h"
+#include "harness-fdstore.h"

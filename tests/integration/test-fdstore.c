@@ -19,17 +19,12 @@
  * of a busy life, its journal full or not, comes back whole from what it
  * stored.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -241,138 +236,6 @@ END_TEST
 
 /* ------------------------------------------------ a store that keeps --- */
 
-/* Stands in for systemd's store itself: a thread takes the daemon's
- * messages and keeps the fds of FDSTORE=1 under their FDNAME=, drops them
- * for FDSTOREREMOVE=1, as the service manager does. What it keeps is
- * handed to the next daemon (at most 16 fds: the harness's limit). */
-#define KEEP_MAX 64
-
-typedef struct Keeper {
-        int sock, stop[2];
-        pthread_t thread;
-        unsigned n;
-        int fds[KEEP_MAX];
-        char names[KEEP_MAX][64];
-        bool overflow;
-        char status[128];               /* the last STATUS= line */
-        unsigned n_status;
-} Keeper;
-
-static void keeper_remove(Keeper *k, const char *name) {
-        for (unsigned i = 0; i < k->n;)
-                if (strcmp(k->names[i], name) == 0) {
-                        close(k->fds[i]);
-                        k->n--;
-                        k->fds[i] = k->fds[k->n];
-                        memcpy(k->names[i], k->names[k->n], sizeof(k->names[i]));
-                } else
-                        i++;
-}
-
-/* One message; false when there is none (or the socket failed). */
-static bool keeper_take(Keeper *k, int flags) {
-        char buf[4096], control[CMSG_SPACE(sizeof(int) * 16)], name[64] = "";
-        struct iovec iov = { buf, sizeof(buf) - 1 };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                             .msg_controllen = sizeof(control) };
-        bool store = false, remove = false;
-        int fds[16], n_fds = 0;
-        struct cmsghdr *c;
-        ssize_t len;
-
-        len = recvmsg(k->sock, &mh, MSG_CMSG_CLOEXEC | flags);
-        if (len < 0)
-                return false;
-        buf[len] = 0;
-        for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-                        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && n_fds < 16; i++)
-                                fds[n_fds++] = ((int *) CMSG_DATA(c))[i];
-        for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-                if (strcmp(line, "FDSTORE=1") == 0)
-                        store = true;
-                else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
-                        remove = true;
-                else if (strncmp(line, "FDNAME=", 7) == 0)
-                        snprintf(name, sizeof(name), "%s", line + 7);
-                else if (strncmp(line, "STATUS=", 7) == 0) {
-                        snprintf(k->status, sizeof(k->status), "%s", line + 7);
-                        k->n_status++;
-                }
-        }
-        if (remove)
-                keeper_remove(k, name);
-        for (int i = 0; i < n_fds; i++) {
-                if (store && k->n < KEEP_MAX) {
-                        k->fds[k->n] = fds[i];
-                        snprintf(k->names[k->n++], sizeof(k->names[0]), "%s", name);
-                } else {
-                        k->overflow |= store;
-                        close(fds[i]);
-                }
-        }
-        return true;
-}
-
-static void *keeper_run(void *userdata) {
-        Keeper *k = userdata;
-
-        for (;;) {
-                struct pollfd p[2] = { { .fd = k->sock, .events = POLLIN }, { .fd = k->stop[0], .events = POLLIN } };
-
-                if (poll(p, 2, -1) < 0 && errno != EINTR)
-                        return NULL;
-                if (p[1].revents)
-                        return NULL;
-                if (p[0].revents)
-                        (void) keeper_take(k, MSG_DONTWAIT);
-        }
-}
-
-static void keeper_resume(Keeper *k) {
-        ck_assert_int_eq(pipe2(k->stop, O_CLOEXEC), 0);
-        ck_assert_int_eq(pthread_create(&k->thread, NULL, keeper_run, k), 0);
-}
-
-static void keeper_start(Keeper *k, char path[static 108]) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-        *k = (Keeper) {};
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/keep", H->dir);
-        (void) unlink(sa.sun_path);
-        k->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(k->sock, 0);
-        ck_assert_int_eq(bind(k->sock, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        memcpy(path, sa.sun_path, sizeof(sa.sun_path));
-        keeper_resume(k);
-}
-
-/* Stop taking messages (the daemon is dead): what was sent is taken. */
-static void keeper_pause(Keeper *k) {
-        ck_assert_int_eq(write(k->stop[1], "x", 1), 1);
-        ck_assert_int_eq(pthread_join(k->thread, NULL), 0);
-        while (keeper_take(k, MSG_DONTWAIT))
-                ;
-        close(k->stop[0]);
-        close(k->stop[1]);
-        ck_assert_msg(!k->overflow, "the store overflowed");
-}
-
-static void keeper_done(Keeper *k) {
-        close(k->sock);
-        for (unsigned i = 0; i < k->n; i++)
-                close(k->fds[i]);
-        k->n = 0;
-}
-
-static unsigned keeper_count(const Keeper *k, const char *prefix) {
-        unsigned n = 0;
-
-        for (unsigned i = 0; i < k->n; i++)
-                n += strncmp(k->names[i], prefix, strlen(prefix)) == 0;
-        return n;
-}
-
 typedef struct Kept {
         uint64_t id;
         char *token;
@@ -387,28 +250,10 @@ typedef struct Kept {
 /* Stop the daemon with @sig (SIGKILL: as it is), and start a new one with
  * what the store kept, as systemd does (the store keeps them, and goes on
  * keeping). */
-static void kill_and_restart(Keeper *k, const char *path, int sig) {
-        char names[KEEP_MAX * 64] = "";
-
-        ck_assert_int_eq(kill(H->daemon_pid, sig), 0);
-        while (daemon_alive())
-                msleep(5);
-        keeper_pause(k);
-        ck_assert_msg(k->n <= 16, "%u fds stored", k->n);
-        ck_assert_msg(keeper_count(k, "state-") >= 1, "no state stored");
-        for (unsigned i = 0; i < k->n; i++) {
-                if (i > 0)
-                        strcat(names, ":");
-                strcat(names, k->names[i]);
-        }
-        harness_daemon_spawn = (PbusSpawn) {
-                .notify_socket = path,
-                .listen_fds = k->fds,
-                .n_listen_fds = k->n,
-                .listen_fdnames = names,
-        };
-        keeper_resume(k);
-        harness_restart_daemon(NULL);
+static void kill_and_restart(FdStore *store, int sig) {
+        fd_store_stop_daemon(store, sig);
+        ck_assert_msg(fd_store_count(store, "state-") >= 1, "no state stored");
+        fd_store_restart_daemon(store, NULL);
 }
 
 /* A busy life, SIGKILLed: buffers made persistent and shared (their
@@ -422,12 +267,10 @@ START_TEST(test_killed_daemon_comes_back) {
         Kept kept[KILL_ROUNDS * (KEPT_PER_ROUND + 1)] = {};
         unsigned n_kept = 0;
         uint64_t max_id = 0;
-        char path[108];
-        Keeper k;
+        FdStore store;
 
-        keeper_start(&k, path);
-        harness_daemon_spawn = (PbusSpawn) { .notify_socket = path };
-        harness_restart_daemon(NULL);
+        fd_store_start(&store);
+        fd_store_restart_daemon(&store, NULL);
 
         for (unsigned round = 0; round < KILL_ROUNDS; round++) {
                 for (unsigned i = 0; i < KEPT_PER_ROUND + 1; i++) {
@@ -468,7 +311,7 @@ START_TEST(test_killed_daemon_comes_back) {
 
                 /* The last time it is stopped as systemctl restart does:
                  * exiting, it keeps the state as it is. */
-                kill_and_restart(&k, path, round + 1 < KILL_ROUNDS ? SIGKILL : SIGTERM);
+                kill_and_restart(&store, round + 1 < KILL_ROUNDS ? SIGKILL : SIGTERM);
 
                 for (unsigned i = 0; i < n_kept; i++) {
                         sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -504,9 +347,9 @@ START_TEST(test_killed_daemon_comes_back) {
         for (unsigned i = 0; i < n_kept; i++)
                 free(kept[i].token);
         /* The daemon is stopped by the fixture; its store goes with us. */
-        keeper_pause(&k);
-        ck_assert_uint_eq(keeper_count(&k, "state-"), 1);
-        keeper_done(&k);
+        fd_store_pause(&store);
+        ck_assert_uint_eq(fd_store_count(&store, "state-"), 1);
+        fd_store_done(&store);
 }
 END_TEST
 
@@ -521,14 +364,13 @@ START_TEST(test_revocation_survives_restart) {
         _cleanup_created_ Created x = {}, y = {};
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
-        char *t[4] = {}, path[108], got[8] = "";
+        char *t[4] = {}, got[8] = "";
         uint32_t count = 0;
         int fd = -1;
-        Keeper k;
+        FdStore store;
 
-        keeper_start(&k, path);
-        harness_daemon_spawn = (PbusSpawn) { .notify_socket = path };
-        harness_restart_daemon(NULL);
+        fd_store_start(&store);
+        fd_store_restart_daemon(&store, NULL);
 
         create_memfd(NULL, "revoked", 4096, true, 0, &x);
         create_memfd(NULL, "all-revoked", 4096, true, 0, &y);
@@ -545,7 +387,7 @@ START_TEST(test_revocation_survives_restart) {
         ck_assert_uint_eq(count, 1);
         reply = sd_bus_message_unref(reply);
 
-        kill_and_restart(&k, path, SIGKILL);
+        kill_and_restart(&store, SIGKILL);
 
         for (unsigned i = 0; i < 4; i++) {
                 int r = call_open(NULL, t[i], NULL, NULL, NULL, &error);
@@ -563,8 +405,7 @@ START_TEST(test_revocation_survives_restart) {
         close(fd);
         for (unsigned i = 0; i < 4; i++)
                 free(t[i]);
-        keeper_pause(&k);
-        keeper_done(&k);
+        fd_store_done(&store);
 }
 END_TEST
 
@@ -606,12 +447,11 @@ static void assert_kind(const char *path, uint64_t page_size) {
  * that it was prefaulted (the state keeps it), and the huge page it has is
  * the one it had: none freed, none taken. */
 START_TEST(test_huge_pages_and_prefault_come_back) {
-        char path[108], *shm, *hp = NULL;
-        Keeper k;
+        char *shm, *hp = NULL;
+        FdStore store;
 
-        keeper_start(&k, path);
-        harness_daemon_spawn = (PbusSpawn) { .notify_socket = path };
-        harness_restart_daemon(NULL);
+        fd_store_start(&store);
+        fd_store_restart_daemon(&store, NULL);
 
         shm = create_kind(false);
         if (huge > 0) {
@@ -621,7 +461,7 @@ START_TEST(test_huge_pages_and_prefault_come_back) {
         } else
                 fprintf(stderr, "note: no huge pages here, only prefault on shmem is tested\n");
 
-        kill_and_restart(&k, path, SIGKILL);
+        kill_and_restart(&store, SIGKILL);
 
         assert_kind(shm, (uint64_t) sysconf(_SC_PAGESIZE));
         ck_assert_int_ge(call_release(NULL, shm, NULL), 0);
@@ -633,8 +473,7 @@ START_TEST(test_huge_pages_and_prefault_come_back) {
         }
         free(shm);
         free(hp);
-        keeper_pause(&k);
-        keeper_done(&k);
+        fd_store_done(&store);
 }
 END_TEST
 
@@ -647,12 +486,11 @@ END_TEST
 START_TEST(test_status_line_is_paced_and_ends_current) {
         Created c[STATUS_CHURN] = {};
         uint64_t t0, elapsed_ms;
-        char path[108], want[64];
-        Keeper k;
+        char want[64];
+        FdStore store;
 
-        keeper_start(&k, path);
-        harness_daemon_spawn = (PbusSpawn) { .notify_socket = path };
-        harness_restart_daemon(NULL);
+        fd_store_start(&store);
+        fd_store_restart_daemon(&store, NULL);
 
         t0 = now_usec();
         for (unsigned i = 0; i < STATUS_CHURN; i++)
@@ -667,22 +505,22 @@ START_TEST(test_status_line_is_paced_and_ends_current) {
          * (waited for longer: the machine may be busy). */
         snprintf(want, sizeof(want), "3 buffers (%u bytes), ", 3 * 4096);
         for (unsigned tries = 0;; tries++) {
-                keeper_pause(&k);
-                if (strncmp(k.status, want, strlen(want)) == 0)
+                fd_store_pause(&store);
+                if (strncmp(store.status, want, strlen(want)) == 0)
                         break;
-                ck_assert_msg(tries < 250, "the last STATUS= is \"%s\", not \"%s…\"", k.status, want);
-                keeper_resume(&k);
+                ck_assert_msg(tries < 250, "the last STATUS= is \"%s\", not \"%s…\"", store.status, want);
+                fd_store_resume(&store);
                 msleep(20);
         }
         /* 57 changes: "Serving" at start, then one line at once, at most
          * one per interval, and the last one after the changes stopped. */
-        ck_assert_msg(k.n_status <= 3 + elapsed_ms / STATUS_INTERVAL_MS,
-                      "%u STATUS= lines for %d changes in %" PRIu64 " ms", k.n_status,
+        ck_assert_msg(store.n_status <= 3 + elapsed_ms / STATUS_INTERVAL_MS,
+                      "%u STATUS= lines for %d changes in %" PRIu64 " ms", store.n_status,
                       2 * STATUS_CHURN - 3, elapsed_ms);
         for (unsigned i = 0; i < STATUS_CHURN; i++)
                 created_done(&c[i]);
         /* The daemon is stopped by the fixture; its store goes with us. */
-        keeper_done(&k);
+        fd_store_done(&store);
 }
 END_TEST
 

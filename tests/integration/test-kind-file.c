@@ -22,8 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -31,10 +29,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -719,175 +715,23 @@ END_TEST
 
 /* ------------------------------------------------------ the fd store --- */
 
-/* Stands in for systemd's store, as test-fdstore.c's does: a thread takes
- * the daemon's messages (a datagram socket queues only a few) and keeps
- * the fds of FDSTORE=1 under their FDNAME=, drops them on FDSTOREREMOVE=1,
- * and goes on keeping them across a restart. */
-#define KEEP_MAX 16
-
-typedef struct Keeper {
-        int sock, stop[2];
-        pthread_t thread;
-        pthread_mutex_t lock;
-        unsigned n;
-        int fds[KEEP_MAX];
-        char names[KEEP_MAX][64];
-        bool overflow;
-} Keeper;
-
-static void keeper_drop(Keeper *k, const char *name) {
-        for (unsigned i = 0; i < k->n;)
-                if (strcmp(k->names[i], name) == 0) {
-                        close(k->fds[i]);
-                        k->fds[i] = k->fds[--k->n];
-                        memcpy(k->names[i], k->names[k->n], sizeof(k->names[i]));
-                } else
-                        i++;
-}
-
-/* One message; false when none is queued. */
-static bool keeper_take(Keeper *k) {
-        char buf[4096], control[CMSG_SPACE(sizeof(int) * 16)], name[64] = "";
-        struct iovec iov = { buf, sizeof(buf) - 1 };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                             .msg_controllen = sizeof(control) };
-        bool store = false, remove = false;
-        struct cmsghdr *cm;
-        ssize_t len = recvmsg(k->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-
-        if (len < 0)
-                return false;
-        buf[len] = 0;
-        for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                store |= strcmp(line, "FDSTORE=1") == 0;
-                remove |= strcmp(line, "FDSTOREREMOVE=1") == 0;
-                if (strncmp(line, "FDNAME=", 7) == 0)
-                        snprintf(name, sizeof(name), "%s", line + 7);
-        }
-        pthread_mutex_lock(&k->lock);
-        if (remove)
-                keeper_drop(k, name);
-        for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-                        continue;
-                for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-                        int fd = ((int *) CMSG_DATA(cm))[i];
-
-                        if (store && k->n < KEEP_MAX) {
-                                k->fds[k->n] = fd;
-                                snprintf(k->names[k->n++], sizeof(k->names[0]), "%s", name);
-                        } else {
-                                k->overflow |= store;
-                                close(fd);
-                        }
-                }
-        }
-        pthread_mutex_unlock(&k->lock);
-        return true;
-}
-
-static void *keeper_run(void *userdata) {
-        Keeper *k = userdata;
-
-        for (;;) {
-                struct pollfd p[2] = { { .fd = k->sock, .events = POLLIN }, { .fd = k->stop[0], .events = POLLIN } };
-
-                if (poll(p, 2, -1) < 0 && errno != EINTR)
-                        return NULL;
-                if (p[1].revents)
-                        return NULL;
-                if (p[0].revents)
-                        (void) keeper_take(k);
-        }
-}
-
-static void keeper_start(Keeper *k, char path[static 108]) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-        *k = (Keeper) {};
-        pthread_mutex_init(&k->lock, NULL);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/keep", H->dir);
-        k->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(k->sock, 0);
-        ck_assert_int_eq(bind(k->sock, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        /* The daemon runs as another user. */
-        ck_assert_int_eq(chmod(sa.sun_path, 0666), 0);
-        memcpy(path, sa.sun_path, sizeof(sa.sun_path));
-        ck_assert_int_eq(pipe2(k->stop, O_CLOEXEC), 0);
-        ck_assert_int_eq(pthread_create(&k->thread, NULL, keeper_run, k), 0);
-}
-
-/* Stop the thread; take what is still queued. */
-static void keeper_stop(Keeper *k) {
-        ck_assert_int_eq(write(k->stop[1], "x", 1), 1);
-        ck_assert_int_eq(pthread_join(k->thread, NULL), 0);
-        while (keeper_take(k))
-                ;
-        close(k->stop[0]);
-        close(k->stop[1]);
-        ck_assert_msg(!k->overflow, "the store overflowed");
-}
-
-static void keeper_done(Keeper *k) {
-        k->sock = safe_close(k->sock);
-        for (unsigned i = 0; i < k->n; i++)
-                close(k->fds[i]);
-        k->n = 0;
-}
-
-static unsigned keeper_count(Keeper *k, const char *prefix) {
-        unsigned n = 0;
-
-        pthread_mutex_lock(&k->lock);
-        for (unsigned i = 0; i < k->n; i++)
-                n += strncmp(k->names[i], prefix, strlen(prefix)) == 0;
-        pthread_mutex_unlock(&k->lock);
-        return n;
-}
-
-/* SIGKILL the daemon and start a new one with what the store kept (which
- * it goes on keeping). */
-static void kill_and_restore(Keeper *k, char notify[static 108]) {
-        static char names[KEEP_MAX * 64];
-
-        ck_assert_int_eq(kill(H->daemon_pid, SIGKILL), 0);
-        while (daemon_alive())
-                msleep(5);
-        keeper_stop(k);
-        names[0] = 0;
-        for (unsigned i = 0; i < k->n; i++) {
-                if (i > 0)
-                        strcat(names, ":");
-                strcat(names, k->names[i]);
-        }
-        harness_daemon_spawn = (PbusSpawn) {
-                .notify_socket = notify,
-                .listen_fds = k->fds,
-                .n_listen_fds = k->n,
-                .listen_fdnames = names,
-                .log_path = log_path,
-        };
-        ck_assert_int_eq(pipe2(k->stop, O_CLOEXEC), 0);
-        ck_assert_int_eq(pthread_create(&k->thread, NULL, keeper_run, k), 0);
-        harness_restart_daemon(default_args());
-}
-
 /* A persistent file buffer, written and shared, survives a SIGKILL of the
  * daemon: same id, contents, token, space; released, the space comes back
  * (the store's copy is removed too). */
 START_TEST(test_restart_keeps_the_buffer) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        char notify[108], *token = NULL, *path = NULL, buf[16] = "";
+        char *token = NULL, *path = NULL, buf[16] = "";
         uint64_t taken;
         bool read_only = true;
         Created c;
-        Keeper k;
+        FdStore store;
         int fd = -1;
 
-        keeper_start(&k, notify);
+        /* The fixture's daemon has no store: one that has (and logs to
+         * log_path, as the fixture set it). */
+        fd_store_start(&store);
         stop_daemon_now();
-        harness_daemon_spawn = (PbusSpawn) { .notify_socket = notify, .log_path = log_path };
-        harness_restart_daemon(default_args());
+        fd_store_restart_daemon(&store, default_args());
 
         c = create_file("kept", 2 * M, (FileOptions) { .persistent = true, .prefault = true });
         ck_assert_int_eq(pwrite(c.fd, "survives", 8, M), 8);
@@ -896,12 +740,14 @@ START_TEST(test_restart_keeps_the_buffer) {
         c.fd = safe_close(c.fd);
         taken = empty_free - free_bytes(file_dir);
         ck_assert_uint_ge(taken, 2 * M);
-        for (unsigned tries = 0; keeper_count(&k, "buf-") != 1; tries++) {
-                ck_assert_msg(tries < 300, "the store has %u fds of buffers", keeper_count(&k, "buf-"));
+        for (unsigned tries = 0; fd_store_count(&store, "buf-") != 1; tries++) {
+                ck_assert_msg(tries < 300, "the store has %u fds of buffers", fd_store_count(&store, "buf-"));
                 msleep(10);
         }
 
-        kill_and_restore(&k, notify);
+        /* Killed: what it stored is all the next one has. */
+        fd_store_stop_daemon(&store, SIGKILL);
+        fd_store_restart_daemon(&store, default_args());
 
         ck_assert_msg(list_has(NULL, c.id), "the file buffer was not restored");
         ck_assert_uint_eq(allocated_bytes(c.path), 2 * M);
@@ -922,10 +768,9 @@ START_TEST(test_restart_keeps_the_buffer) {
         /* The space comes back once the store let go of its copy too
          * (FDSTOREREMOVE=1). */
         assert_space_back("released after the restart");
-        ck_assert_uint_eq(keeper_count(&k, "buf-"), 0);
+        ck_assert_uint_eq(fd_store_count(&store, "buf-"), 0);
         stop_daemon_now();
-        keeper_stop(&k);
-        keeper_done(&k);
+        fd_store_done(&store);
 }
 END_TEST
 

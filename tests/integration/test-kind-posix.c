@@ -22,16 +22,12 @@
 #include <limits.h>
 #include <inttypes.h>
 #include <linux/falloc.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/un.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -1169,154 +1165,6 @@ END_TEST
 
 /* ------------------------------------------------------------ restarts --- */
 
-/* Stands in for systemd's fd store (as test-fdstore.c does): a thread takes
- * the daemon's FDSTORE=1 messages and keeps their fds by FDNAME=, drops
- * them on FDSTOREREMOVE=1, and hands them to the next daemon. */
-#define KEEP_MAX 16
-
-typedef struct Keeper {
-        int sock, stop[2];
-        pthread_t thread;
-        unsigned n;
-        int fds[KEEP_MAX];
-        char names[KEEP_MAX][64];
-        bool overflow;
-} Keeper;
-
-static void keeper_remove(Keeper *k, const char *name) {
-        for (unsigned i = 0; i < k->n;)
-                if (strcmp(k->names[i], name) == 0) {
-                        close(k->fds[i]);
-                        k->fds[i] = k->fds[--k->n];
-                        memcpy(k->names[i], k->names[k->n], sizeof(k->names[i]));
-                } else
-                        i++;
-}
-
-static bool keeper_take(Keeper *k) {
-        char buf[4096], control[CMSG_SPACE(sizeof(int) * 16)], name[64] = "";
-        struct iovec iov = { buf, sizeof(buf) - 1 };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                             .msg_controllen = sizeof(control) };
-        bool store = false, remove = false;
-        int fds[16], n_fds = 0;
-        ssize_t len;
-
-        len = recvmsg(k->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        if (len < 0)
-                return false;
-        buf[len] = 0;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-                        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && n_fds < 16; i++)
-                                fds[n_fds++] = ((int *) CMSG_DATA(c))[i];
-        for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-                if (strcmp(line, "FDSTORE=1") == 0)
-                        store = true;
-                else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
-                        remove = true;
-                else if (strncmp(line, "FDNAME=", 7) == 0)
-                        snprintf(name, sizeof(name), "%s", line + 7);
-        }
-        if (remove)
-                keeper_remove(k, name);
-        for (int i = 0; i < n_fds; i++) {
-                if (store && k->n < KEEP_MAX) {
-                        k->fds[k->n] = fds[i];
-                        snprintf(k->names[k->n++], sizeof(k->names[0]), "%s", name);
-                } else {
-                        k->overflow |= store;
-                        close(fds[i]);
-                }
-        }
-        return true;
-}
-
-static void *keeper_run(void *userdata) {
-        Keeper *k = userdata;
-
-        for (;;) {
-                struct pollfd p[2] = { { .fd = k->sock, .events = POLLIN }, { .fd = k->stop[0], .events = POLLIN } };
-
-                if (poll(p, 2, -1) < 0 && errno != EINTR)
-                        return NULL;
-                if (p[1].revents)
-                        return NULL;
-                if (p[0].revents)
-                        (void) keeper_take(k);
-        }
-}
-
-static void keeper_resume(Keeper *k) {
-        ck_assert_int_eq(pipe2(k->stop, O_CLOEXEC), 0);
-        ck_assert_int_eq(pthread_create(&k->thread, NULL, keeper_run, k), 0);
-}
-
-static void keeper_pause(Keeper *k) {
-        ck_assert_int_eq(write(k->stop[1], "x", 1), 1);
-        ck_assert_int_eq(pthread_join(k->thread, NULL), 0);
-        while (keeper_take(k))
-                ;
-        close(k->stop[0]);
-        close(k->stop[1]);
-        ck_assert_msg(!k->overflow, "the store overflowed");
-}
-
-/* A keeper, and a daemon that stores into it. */
-static void keeper_start(Keeper *k, char path[static 108]) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-        *k = (Keeper) {};
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/keep", H->dir);
-        (void) unlink(sa.sun_path);
-        k->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(k->sock, 0);
-        ck_assert_int_eq(bind(k->sock, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        /* The daemon runs as "daemon": it must be able to send. */
-        ck_assert_int_eq(chmod(sa.sun_path, 0666), 0);
-        memcpy(path, sa.sun_path, sizeof(sa.sun_path));
-        keeper_resume(k);
-        ck_assert_int_eq(kill(H->daemon_pid, SIGTERM), 0);
-        while (daemon_alive())
-                msleep(5);
-        harness_daemon_spawn = (PbusSpawn) { .notify_socket = path };
-        harness_restart_daemon(daemon_args);
-}
-
-static void keeper_done(Keeper *k) {
-        close(k->sock);
-        for (unsigned i = 0; i < k->n; i++)
-                close(k->fds[i]);
-        k->n = 0;
-}
-
-/* Stop the daemon with @sig (SIGKILL: as it is); what it stored is kept. */
-static void daemon_stop(Keeper *k, int sig) {
-        ck_assert_int_eq(kill(H->daemon_pid, sig), 0);
-        while (daemon_alive())
-                msleep(5);
-        keeper_pause(k);
-}
-
-/* Start a new daemon with what the store kept, as systemd does. */
-static void daemon_start_from_store(Keeper *k, const char *path) {
-        char names[KEEP_MAX * 64] = "";
-
-        for (unsigned i = 0; i < k->n; i++) {
-                if (i > 0)
-                        strcat(names, ":");
-                strcat(names, k->names[i]);
-        }
-        harness_daemon_spawn = (PbusSpawn) {
-                .notify_socket = path,
-                .listen_fds = k->fds,
-                .n_listen_fds = k->n,
-                .listen_fdnames = names,
-        };
-        keeper_resume(k);
-        harness_restart_daemon(daemon_args);
-}
-
 /* A persistent posix buffer and its token come back after a restart (a
  * SIGKILL, then a SIGTERM: the daemon that exits must not unlink what the
  * store keeps), with its name, its contents and its ACL; one whose holder
@@ -1324,12 +1172,15 @@ static void daemon_start_from_store(Keeper *k, const char *path) {
  * restart unlinks the kept one. */
 START_TEST(test_restart_keeps_the_name) {
         _cleanup_posix_ Posix kept = {};
-        char path[108], *token = NULL, *v, got[32] = "";
+        char *token = NULL, *v, got[32] = "";
         sd_bus_error error = SD_BUS_ERROR_NULL;
         CreatorProc cp;
-        Keeper k;
+        FdStore store;
 
-        keeper_start(&k, path);
+        /* The fixture's daemon has no store: one that has. */
+        fd_store_start(&store);
+        fd_store_stop_daemon(&store, SIGTERM);
+        fd_store_restart_daemon(&store, daemon_args);
         create_posix(NULL, 4096, true, false, &kept);
         ck_assert_int_eq(pwrite(kept.c.fd, "across restarts", 15, 0), 15);
         ck_assert_int_ge(call_share(NULL, kept.c.path, false, NOBODY_UID, false, 0, &token, &error), 0);
@@ -1337,7 +1188,7 @@ START_TEST(test_restart_keeps_the_name) {
         creator_start(NOBODY_UID, false, false, true, &cp);
 
         for (int round = 0; round < 2; round++) {
-                daemon_stop(&k, round == 0 ? SIGKILL : SIGTERM);
+                fd_store_stop_daemon(&store, round == 0 ? SIGKILL : SIGTERM);
                 if (round == 0) {
                         /* The holder leaves while no daemon runs. */
                         ck_assert_int_eq(kill(cp.pid, SIGKILL), 0);
@@ -1345,7 +1196,7 @@ START_TEST(test_restart_keeps_the_name) {
                         cp.go = safe_close(cp.go);
                         ck_assert(shm_exists(cp.name));
                 }
-                daemon_start_from_store(&k, path);
+                fd_store_restart_daemon(&store, daemon_args);
                 released_watch();
 
                 ck_assert_msg(list_has(NULL, kept.c.id), "round %d: the kept buffer is lost", round);
@@ -1377,8 +1228,7 @@ START_TEST(test_restart_keeps_the_name) {
         /* Released after the restart: unlinked. */
         release_and_wait(&kept, "released after restarts");
         free(token);
-        keeper_pause(&k);
-        keeper_done(&k);
+        fd_store_done(&store);
 }
 END_TEST
 

@@ -13,16 +13,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/shm.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -816,130 +811,16 @@ END_TEST
 
 /* ------------------------------------------------ the fd store keeps --- */
 
-/* A stand-in for systemd's fd store, as in test-fdstore.c, cut down to
- * what a sysv buffer needs (the state's fds; the buffer has none): it
- * keeps the fds of FDSTORE=1 under their names, forgets FDSTOREREMOVE=1
- * ones, and hands what it has to the next daemon. Read in the test's
- * thread, between the daemon's runs and before each check. */
-#define KEEP_MAX 16
+/* A sysv buffer has no fd: what the daemon stores for it is in its state
+ * alone. Start the next daemon with what was kept, after checking that. */
+static void restart_from_store(FdStore *store) {
+        unsigned n_states = fd_store_count(store, "state");
 
-typedef struct Keeper {
-        int sock;
-        unsigned n;
-        int fds[KEEP_MAX];
-        char names[KEEP_MAX][64];
-        char path[108];
-} Keeper;
-
-static void keeper_forget(Keeper *k, const char *name) {
-        for (unsigned i = 0; i < k->n;)
-                if (strcmp(k->names[i], name) == 0) {
-                        close(k->fds[i]);
-                        k->fds[i] = k->fds[--k->n];
-                        memcpy(k->names[i], k->names[k->n], sizeof(k->names[i]));
-                } else
-                        i++;
-}
-
-/* Take every message waiting. */
-static void keeper_drain(Keeper *k) {
-        for (;;) {
-                char buf[4096], control[CMSG_SPACE(sizeof(int) * 16)], name[64] = "";
-                struct iovec iov = { buf, sizeof(buf) - 1 };
-                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                                     .msg_controllen = sizeof(control) };
-                bool store = false, forget = false;
-                struct cmsghdr *cm;
-                ssize_t len;
-
-                len = recvmsg(k->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-                if (len < 0) {
-                        ck_assert_int_eq(errno, EAGAIN);
-                        return;
-                }
-                buf[len] = 0;
-                for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-                        store |= strcmp(line, "FDSTORE=1") == 0;
-                        forget |= strcmp(line, "FDSTOREREMOVE=1") == 0;
-                        if (strncmp(line, "FDNAME=", 7) == 0)
-                                snprintf(name, sizeof(name), "%s", line + 7);
-                }
-                if (forget)
-                        keeper_forget(k, name);
-                for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-                        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-                                continue;
-                        for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-                                int fd = ((int *) CMSG_DATA(cm))[i];
-
-                                ck_assert_msg(store && k->n < KEEP_MAX, "an fd the store would not keep");
-                                k->fds[k->n] = fd;
-                                snprintf(k->names[k->n++], sizeof(k->names[0]), "%s", name);
-                        }
-                }
-        }
-}
-
-static void keeper_start(Keeper *k) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int size = 4 << 20;
-
-        *k = (Keeper) { .sock = -1 };
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/keep-sysv", H->dir);
-        (void) unlink(sa.sun_path);
-        k->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(k->sock, 0);
-        /* The daemon's messages wait here while the test runs. */
-        (void) setsockopt(k->sock, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
-        ck_assert_int_eq(bind(k->sock, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        /* The daemon runs as another user. */
-        ck_assert_int_eq(chmod(sa.sun_path, 0666), 0);
-        memcpy(k->path, sa.sun_path, sizeof(k->path));
-        /* The fixture's daemon has no store: one that has. */
+        ck_assert_msg(n_states >= 1, "no state stored");
+        ck_assert_msg(n_states == store->n, "stored for a sysv buffer: %u fds that are no state",
+                      store->n - n_states);
+        fd_store_restart_daemon(store, daemon_args);
         note_daemon();
-        ck_assert_int_eq(kill(H->daemon_pid, SIGTERM), 0);
-        while (daemon_alive())
-                msleep(5);
-        harness_daemon_spawn = (PbusSpawn) { .notify_socket = k->path };
-        harness_restart_daemon(daemon_args);
-        note_daemon();
-}
-
-/* Stop the daemon with @sig; what it stored is taken. */
-static void keeper_stop(Keeper *k, int sig) {
-        ck_assert_int_eq(kill(H->daemon_pid, sig), 0);
-        while (daemon_alive())
-                msleep(5);
-        keeper_drain(k);
-}
-
-/* Start the next daemon with what was kept. */
-static void keeper_restart(Keeper *k) {
-        char names[KEEP_MAX * 64] = "";
-
-        ck_assert_msg(k->n >= 1, "no state stored");
-        for (unsigned i = 0; i < k->n; i++) {
-                ck_assert_msg(strncmp(k->names[i], "state", 5) == 0, "stored for a sysv buffer: %s", k->names[i]);
-                if (i > 0)
-                        strcat(names, ":");
-                strcat(names, k->names[i]);
-        }
-        harness_daemon_spawn = (PbusSpawn) {
-                .notify_socket = k->path,
-                .listen_fds = k->fds,
-                .n_listen_fds = k->n,
-                .listen_fdnames = names,
-        };
-        harness_restart_daemon(daemon_args);
-        note_daemon();
-}
-
-static void keeper_done(Keeper *k) {
-        keeper_drain(k);
-        for (unsigned i = 0; i < k->n; i++)
-                close(k->fds[i]);
-        close(k->sock);
-        harness_daemon_spawn = (PbusSpawn) {};
 }
 
 /* Persistent sysv buffers survive a restart (systemctl restart: SIGTERM,
@@ -950,9 +831,14 @@ START_TEST(test_restart_keeps_it) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         char *token = NULL, *p;
         Reply c, gone, o;
-        Keeper k;
+        FdStore store;
 
-        keeper_start(&k);
+        /* The fixture's daemon has no store: one that has. */
+        fd_store_start(&store);
+        note_daemon();
+        fd_store_stop_daemon(&store, SIGTERM);
+        fd_store_restart_daemon(&store, daemon_args);
+        note_daemon();
         c = create_sysv_ok(NULL, "kept", 8192, true, false);
         gone = create_sysv_ok(NULL, "removed-meanwhile", 4096, true, false);
         ck_assert_int_ge(call_share(NULL, c.path, false, (uid_t) -1, false, 0, &token, &error), 0);
@@ -962,7 +848,7 @@ START_TEST(test_restart_keeps_it) {
         ck_assert_int_eq(shmdt(p), 0);
 
         for (int round = 0; round < 2; round++) {
-                keeper_stop(&k, round == 0 ? SIGTERM : SIGKILL);
+                fd_store_stop_daemon(&store, round == 0 ? SIGTERM : SIGKILL);
                 /* Kept, not removed, by a daemon that exits with a store. */
                 ck_assert(segment_exists(c.shmid));
                 if (round == 0) {
@@ -970,7 +856,7 @@ START_TEST(test_restart_keeps_it) {
                         ck_assert(segment_exists(gone.shmid));
                         ck_assert_int_eq(shmctl(gone.shmid, IPC_RMID, NULL), 0);
                 }
-                keeper_restart(&k);
+                restart_from_store(&store);
                 ck_assert_msg(!list_has(NULL, gone.id), "a buffer whose segment went came back");
                 ck_assert_msg(list_has(NULL, c.id), "round %d: buffer %" PRIu64 " lost", round, c.id);
                 ck_assert_int_eq(property_i(c.path, BB_PROP_SHM_ID), c.shmid);
@@ -989,7 +875,7 @@ START_TEST(test_restart_keeps_it) {
         release_as_root(&c, NULL);
         ck_assert_uint_eq(daemon_segments(), 0);
         free(token);
-        keeper_done(&k);
+        fd_store_done(&store);
 }
 END_TEST
 
