@@ -625,13 +625,15 @@ START_TEST(test_resident_without_proc_sysvipc) {
         uint64_t size = 16 * page();
         int touched, untouched;
 
-        touched = new_ok(.size = size, .owner_uid = UID_A, .prefault = true);
-        untouched = new_ok(.size = size, .owner_uid = UID_A);
         ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
         ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
         ck_assert_int_eq(mount("tmpfs", "/proc/sysvipc", "tmpfs", 0, NULL), 0);
         ck_assert_int_lt(access("/proc/sysvipc/shm", F_OK), 0);
         shm_sysv_resident_forget();
+        /* As the unit's daemon: no capability, the segments given away. */
+        become_daemon(UID_DAEMON);
+        touched = new_ok(.size = size, .owner_uid = UID_A, .prefault = true);
+        untouched = new_ok(.size = size, .owner_uid = UID_A);
 
         ck_assert_uint_eq(shm_sysv_resident_bytes(touched), size);
         ck_assert_uint_eq(shm_sysv_resident_bytes(untouched), 0);
@@ -641,6 +643,7 @@ START_TEST(test_resident_without_proc_sysvipc) {
         ck_assert_int_eq(shm_sysv_attachments(touched), 0);
         ck_assert_int_eq(shm_sysv_attachments(untouched), 0);
         shm_sysv_resident_forget();
+        become_root();
 }
 END_TEST
 
