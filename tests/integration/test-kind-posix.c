@@ -459,6 +459,7 @@ static int creator(void *userdata) {
                                           BB_OPT_PERSISTENT, "b", a->persistent);
         if (r >= 0)
                 r = sd_bus_call(bus, m, 0, &error, &reply);
+        sd_bus_message_unref(m);
         child_check(r >= 0, "Create: %s", error.message ?: strerror(-r));
         r = sd_bus_message_read(reply, "o", &path);
         if (r >= 0)
