@@ -376,6 +376,18 @@ void harness_start(BusKind kind, bool with_daemon, const char *const *daemon_arg
                 start_daemon(h, daemon_args);
 }
 
+int wait_daemon_exit(int timeout_ms) {
+        for (int waited = 0; waited < timeout_ms; waited += 20) {
+                if (!daemon_alive()) {
+                        int status = H->daemon_status;
+                        H->daemon_pid = -1;
+                        return status;
+                }
+                usleep(20 * 1000);
+        }
+        return -1;
+}
+
 void harness_restart_daemon(const char *const *daemon_args) {
         char owner[256];
         uint64_t deadline = now_usec() + (uint64_t) scaled_ms(10000) * 1000u;

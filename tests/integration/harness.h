@@ -79,6 +79,10 @@ void harness_start(BusKind kind, bool with_daemon, const char *const *daemon_arg
 void harness_stop(void);
 /* Start bufbrokerd again on the fixture's bus, after it exited. */
 void harness_restart_daemon(const char *const *daemon_args);
+/* Wait until the fixture's daemon has exited (it was told to); its exit
+ * status (the fixture will not stop it again), -1 if it still runs after
+ * @timeout_ms. */
+int wait_daemon_exit(int timeout_ms);
 
 /* Suite plumbing: two TCases, "dbus-daemon" and "dbus-broker", each with the
  * checked fixture for its bus and the tests that add_tests() adds. */

@@ -19,20 +19,6 @@
 #include "harness.h"
 #include "private-bus.h"
 
-/* Wait until the fixture's daemon has exited; returns its status and tells
- * the fixture not to stop it again. */
-static int wait_daemon_exit(int timeout_ms) {
-        for (int waited = 0; waited < timeout_ms; waited += 20) {
-                if (!daemon_alive()) {
-                        int status = H->daemon_status;
-                        H->daemon_pid = -1;
-                        return status;
-                }
-                usleep(20 * 1000);
-        }
-        return -1;
-}
-
 static bool name_has_owner(void) {
         return wait_name_owner(test_bus(), BB_BUS_NAME, 0);
 }
