@@ -346,11 +346,18 @@ static int attach_rw_and_write(int shmid) {
         return 0;
 }
 
-static int attach_refused(int shmid) {
-        struct shmid_ds ds;
+/* The kernel refuses with EACCES. Under valgrind shmat() is valgrind's,
+ * which first asks IPC_STAT for the size, is refused too, and fails with
+ * EINVAL before the kernel is asked: a refusal either way. */
+static bool attach_was_refused(void *p) {
+        return p == (void *) -1 && (errno == EACCES || errno == EINVAL);
+}
 
-        CHILD_CHECK(shmat(shmid, NULL, 0) == (void *) -1 && errno == EACCES);
-        CHILD_CHECK(shmat(shmid, NULL, SHM_RDONLY) == (void *) -1 && errno == EACCES);
+static int attach_refused(int shmid) {
+        struct shmid_ds ds = {};        /* IPC_STAT is refused: nothing fills it */
+
+        CHILD_CHECK(attach_was_refused(shmat(shmid, NULL, 0)));
+        CHILD_CHECK(attach_was_refused(shmat(shmid, NULL, SHM_RDONLY)));
         CHILD_CHECK(shmctl(shmid, IPC_STAT, &ds) < 0 && errno == EACCES);
         /* Neither owner nor creator: no say over it. */
         CHILD_CHECK(shmctl(shmid, IPC_RMID, NULL) < 0 && errno == EPERM);
@@ -626,7 +633,7 @@ START_TEST(test_resident_without_proc_sysvipc) {
         int touched, untouched;
 
         ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
-        ck_assert_int_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+        ck_assert_int_eq(mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL), 0);
         ck_assert_int_eq(mount("tmpfs", "/proc/sysvipc", "tmpfs", 0, NULL), 0);
         ck_assert_int_lt(access("/proc/sysvipc/shm", F_OK), 0);
         shm_sysv_resident_forget();
