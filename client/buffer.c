@@ -169,6 +169,20 @@ static void release_path(bb_client *c, const char *path, bool async) {
                 buffer_release_path_quietly(c, path);
 }
 
+/* Release a buffer the broker made for us that did not become a handle.
+ * A blocking release drops the reply, and the fds in it, before it waits
+ * (@path, which may point into the reply, is copied first); an
+ * asynchronous one leaves the reply to its caller. */
+static void release_unclaimed(bb_client *c, sd_bus_message **reply, const char *path, bool async) {
+        _cleanup_free_ char *copy = async ? NULL : strdup(path);
+
+        if (copy) {
+                *reply = sd_bus_message_unref(*reply);
+                path = copy;
+        }
+        release_path(c, path, async);
+}
+
 #define MEMFD_CREATE_FLAGS (BB_CREATE_PERSISTENT | BB_CREATE_HUGETLB | BB_CREATE_PREFAULT)
 
 /* The options of a create call, only those that are set: an older broker
@@ -265,15 +279,8 @@ static int create_reply_read(bb_client *c, const char *name, unsigned flags, sd_
          * the dup, ENOMEM), release it, or a persistent one would outlive
          * everything with an id nobody knows. */
         r = created_handle(c, name, flags, path, fd, real_size, ret);
-        if (r < 0) {
-                _cleanup_free_ char *copy = async ? NULL : strdup(path);
-
-                if (copy) {
-                        *reply = sd_bus_message_unref(*reply);
-                        path = copy;
-                }
-                release_path(c, path, async);
-        }
+        if (r < 0)
+                release_unclaimed(c, reply, path, async);
         return r;
 }
 
@@ -489,13 +496,7 @@ static int create_kind_reply_read(bb_client *c, unsigned flags, sd_bus_message *
          * release, as in create_many_reply_read(). */
         r = buffer_from_fds_reply(c, path, *reply, &buf);
         if (r < 0) {
-                _cleanup_free_ char *copy = async ? NULL : strdup(path);
-
-                if (copy) {
-                        *reply = sd_bus_message_unref(*reply);
-                        path = copy;
-                }
-                release_path(c, path, async);
+                release_unclaimed(c, reply, path, async);
                 return r;
         }
         buf->persistent = flags & BB_CREATE_PERSISTENT;
