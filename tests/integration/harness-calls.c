@@ -269,3 +269,41 @@ bool released_wait(uint64_t id, int timeout_ms) {
                 (void) sd_bus_wait(test_bus(), deadline - now);
         }
 }
+
+static void property_get(const char *path, const char *name, char type, void *ret) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = sd_bus_get_property_trivial(test_bus(), BB_BUS_NAME, path, BB_BUFFER_INTERFACE, name, &error, type,
+                                            ret);
+
+        ck_assert_msg(r >= 0, "%s of %s: %s", name, path, error.message);
+}
+
+uint64_t property_t(const char *path, const char *name) {
+        uint64_t v = 0;
+
+        property_get(path, name, 't', &v);
+        return v;
+}
+
+int32_t property_i(const char *path, const char *name) {
+        int32_t v = 0;
+
+        property_get(path, name, 'i', &v);
+        return v;
+}
+
+bool property_b(const char *path, const char *name) {
+        int v = 0;
+
+        property_get(path, name, 'b', &v);
+        return v;
+}
+
+char *property_s(const char *path, const char *name) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *v = NULL;
+        int r = sd_bus_get_property_string(test_bus(), BB_BUS_NAME, path, BB_BUFFER_INTERFACE, name, &error, &v);
+
+        ck_assert_msg(r >= 0, "%s of %s: %s", name, path, error.message);
+        return v;
+}

@@ -59,3 +59,10 @@ bool released_seen(uint64_t id);
 char *buffer_path(uint64_t id);
 /* The id of a buffer object path (bb_buffer_path_to_id); asserts. */
 uint64_t buffer_id_from_path(const char *path);
+
+/* A property of the buffer at @path (org.bufbroker.Buffer1), read on the
+ * test's connection; the call must succeed. property_s: free() it. */
+uint64_t property_t(const char *path, const char *name);
+int32_t property_i(const char *path, const char *name);
+bool property_b(const char *path, const char *name);
+char *property_s(const char *path, const char *name);

@@ -85,24 +85,6 @@ static Created create_ok(bool hugetlb, bool prefault, uint64_t size) {
         return c;
 }
 
-static uint64_t property_t(const char *path, const char *name) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        uint64_t v = 0;
-        int r = sd_bus_get_property_trivial(H->bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, name, &error, 't', &v);
-
-        ck_assert_msg(r >= 0, "%s: %s", name, error.message);
-        return v;
-}
-
-static bool property_b(const char *path, const char *name) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int v = 0;
-        int r = sd_bus_get_property_trivial(H->bus, BB_BUS_NAME, path, BB_BUFFER_INTERFACE, name, &error, 'b', &v);
-
-        ck_assert_msg(r >= 0, "%s: %s", name, error.message);
-        return v;
-}
-
 static uint64_t allocated(int fd) {
         struct stat st;
 

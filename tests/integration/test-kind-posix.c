@@ -228,35 +228,6 @@ static void create_posix(sd_bus *bus, uint64_t size, bool persistent, bool prefa
         ck_assert_uint_eq(strlen(ret->name), SHM_NAME_LEN);
 }
 
-static char *property_s(const char *path, const char *name) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        char *v = NULL;
-        int r = sd_bus_get_property_string(test_bus(), BB_BUS_NAME, path, BB_BUFFER_INTERFACE, name, &error, &v);
-
-        ck_assert_msg(r >= 0, "%s: %s", name, error.message);
-        return v;
-}
-
-static uint64_t property_t(const char *path, const char *name) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        uint64_t v = 0;
-        int r = sd_bus_get_property_trivial(test_bus(), BB_BUS_NAME, path, BB_BUFFER_INTERFACE, name, &error, 't',
-                                            &v);
-
-        ck_assert_msg(r >= 0, "%s: %s", name, error.message);
-        return v;
-}
-
-static int32_t property_i(const char *path, const char *name) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int32_t v = 0;
-        int r = sd_bus_get_property_trivial(test_bus(), BB_BUS_NAME, path, BB_BUFFER_INTERFACE, name, &error, 'i',
-                                            &v);
-
-        ck_assert_msg(r >= 0, "%s: %s", name, error.message);
-        return v;
-}
-
 static uint64_t st_size(int fd) {
         struct stat st;
 

@@ -163,26 +163,6 @@ static int open_fds(sd_bus *bus, const char *path, bool read_only, Reply *ret, s
         return read_fds_and_info(reply, ret);
 }
 
-static int32_t property_i(const char *path, const char *name) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int32_t v = 0;
-        int r = sd_bus_get_property_trivial(test_bus(), BB_BUS_NAME, path, BB_BUFFER_INTERFACE, name, &error, 'i',
-                                            &v);
-
-        ck_assert_msg(r >= 0, "%s: %s", name, error.message);
-        return v;
-}
-
-static uint64_t property_t(const char *path, const char *name) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        uint64_t v = 0;
-        int r = sd_bus_get_property_trivial(test_bus(), BB_BUS_NAME, path, BB_BUFFER_INTERFACE, name, &error, 't',
-                                            &v);
-
-        ck_assert_msg(r >= 0, "%s: %s", name, error.message);
-        return v;
-}
-
 /* ----------------------------------------------------------- segments --- */
 
 static uid_t daemon_uid(void) {
